@@ -1,0 +1,49 @@
+# Two commands do everything: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+HOST ?= 127.0.0.1
+STAMP := $(VENV)/.installed-$(shell cat requirements/dev.lock requirements/bootstrap.lock | sha256sum | cut -c1-16)
+
+.PHONY: install run test lint format lock clean
+
+# A virtual environment with exactly the locked versions. The stamp's name
+# carries the locks' digest, so changing a lock reinstalls.
+$(STAMP):
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found %s); set PYTHON=..." % sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/bootstrap.lock
+	$(VENV)/bin/uv pip sync --quiet --python $(PY) requirements/dev.lock
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+# The whole dashboard in the foreground on embedded defaults (SQLite and a
+# file-system Celery broker under var/): web, worker and beat. Ctrl-C stops all.
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py bootstrap_demo --url http://$(HOST):$(PORT)/
+	HOST=$(HOST) $(VENV)/bin/honcho --procfile Procfile --app-root . start --port $(PORT)
+
+# Every test, against the real PostgreSQL, Redis and Chromium found on this
+# machine (tests/services.py says how they are found).
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# Re-resolve the locks after editing requirements/*.in.
+lock: install
+	$(VENV)/bin/uv pip compile --quiet --python-version 3.11 --generate-hashes requirements/app.in -o requirements/app.lock
+	$(VENV)/bin/uv pip compile --quiet --python-version 3.11 --generate-hashes requirements/dev.in -o requirements/dev.lock
+
+clean:
+	rm -rf $(VENV) var

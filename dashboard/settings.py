@@ -1,0 +1,265 @@
+"""Settings, all driven by environment variables.
+
+Two modes, chosen by DASHBOARD_ENV:
+- "local" (the default, what `make run` uses): embedded defaults that need no
+  servers — SQLite and Celery's file-system transport under VAR_DIR, and a
+  secret key and an encryption key generated once into VAR_DIR.
+- "production": every value that matters must be given explicitly; a missing
+  or weak one stops the process before it serves, naming the variable.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from dashboard import local_secrets
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+DASHBOARD_ENV = env.str("DASHBOARD_ENV", default="local")
+if DASHBOARD_ENV not in ("local", "production"):
+    raise ImproperlyConfigured(f"DASHBOARD_ENV must be 'local' or 'production', not {DASHBOARD_ENV!r}.")
+PRODUCTION = DASHBOARD_ENV == "production"
+
+
+def _required(name: str, why: str) -> str:
+    value = env.str(name, default="").strip()
+    if not value:
+        raise ImproperlyConfigured(f"{name} must be set when DASHBOARD_ENV=production: {why}.")
+    return value
+
+
+def _parse(name: str, parser, default=environ.Env.NOTSET):
+    """Read a typed variable, turning a malformed value into an error that names it."""
+    try:
+        return parser(name, default=default)
+    except (ValueError, ImproperlyConfigured) as exc:
+        raise ImproperlyConfigured(f"{name} is malformed: {exc}") from exc
+
+
+VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
+if not PRODUCTION:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = _parse("DEBUG", env.bool, default=False)
+
+# --- secrets -----------------------------------------------------------------
+
+if PRODUCTION:
+    SECRET_KEY = _required("SECRET_KEY", "a long random string used to sign sessions")
+    local_secrets.reject_weak_secret_key(SECRET_KEY)
+else:
+    SECRET_KEY = env.str("SECRET_KEY", default="") or local_secrets.read_or_create_secret_key(VAR_DIR / "secret_key")
+
+# Fernet keys, newest first: the first encrypts, all of them decrypt, so a key
+# can be rotated in without losing what the older ones protect.
+if PRODUCTION:
+    ENCRYPTION_KEYS = _required(
+        "ENCRYPTION_KEYS", "comma-separated Fernet keys (newest first) that encrypt stored secrets"
+    ).split(",")
+else:
+    ENCRYPTION_KEYS = env.list("ENCRYPTION_KEYS", default=[]) or [
+        local_secrets.read_or_create_fernet_key(VAR_DIR / "encryption_key")
+    ]
+ENCRYPTION_KEYS = [key.strip() for key in ENCRYPTION_KEYS if key.strip()]
+local_secrets.check_fernet_keys(ENCRYPTION_KEYS)
+
+# --- hosts -------------------------------------------------------------------
+
+if PRODUCTION:
+    ALLOWED_HOSTS = _required("ALLOWED_HOSTS", "the host names this dashboard answers to").split(",")
+    ALLOWED_HOSTS = [host.strip() for host in ALLOWED_HOSTS if host.strip()]
+else:
+    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# --- apps --------------------------------------------------------------------
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "template_partials",
+    "deployments",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "deployments.request_context.RequestContextMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "dashboard.urls"
+WSGI_APPLICATION = "dashboard.wsgi.application"
+ASGI_APPLICATION = "dashboard.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "deployments.context_processors.navigation",
+            ],
+        },
+    },
+]
+
+# --- database ----------------------------------------------------------------
+
+if PRODUCTION:
+    _required("DATABASE_URL", "a postgres:// URL for the dashboard's database")
+if env.str("DATABASE_URL", default=""):
+    DATABASES = {"default": _parse("DATABASE_URL", env.db_url)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "db.sqlite3",
+            # IMMEDIATE makes concurrent writers queue instead of failing with
+            # "database is locked" half-way through a transaction.
+            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+        }
+    }
+DATABASES["default"].setdefault("CONN_MAX_AGE", 0 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else 60)
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- auth --------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "overview"
+LOGOUT_REDIRECT_URL = "login"
+
+# --- i18n / static -----------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "staticfiles")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+# Locally, serve straight from static/ so `make run` needs no collectstatic.
+WHITENOISE_USE_FINDERS = not PRODUCTION
+WHITENOISE_AUTOREFRESH = not PRODUCTION
+
+# Everything the dashboard writes (unpacked model repositories, logs of local
+# Triton servers) stays below this root.
+STORAGE_ROOT = Path(env.str("STORAGE_ROOT", default=str(VAR_DIR / "storage"))).resolve()
+
+# --- Celery ------------------------------------------------------------------
+
+if PRODUCTION:
+    _required("REDIS_URL", "a redis:// URL for the Celery broker")
+REDIS_URL = env.str("REDIS_URL", default="")
+# Redis redelivers an unacknowledged task after this many seconds; every
+# countdown and time limit must stay below it or a task would run twice.
+CELERY_VISIBILITY_TIMEOUT = _parse("CELERY_VISIBILITY_TIMEOUT", env.int, default=3600)
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+else:
+    _broker_dir = VAR_DIR / "broker"
+    for _sub in ("queue", "processed"):
+        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+# State lives in the database (Operation rows), never in a result backend.
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = _parse("CELERY_TASK_SOFT_TIME_LIMIT", env.int, default=900)
+CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 60
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+WORKER_HEARTBEAT_INTERVAL = timedelta(seconds=_parse("WORKER_HEARTBEAT_INTERVAL", env.int, default=30))
+
+CELERY_BEAT_SCHEDULE = {
+    "worker-heartbeat": {
+        "task": "workers.heartbeat",
+        "schedule": WORKER_HEARTBEAT_INTERVAL.total_seconds(),
+        # A heartbeat nobody took in time says nothing; don't let them pile up.
+        "options": {"expires": WORKER_HEARTBEAT_INTERVAL.total_seconds()},
+    },
+}
+
+# --- security ----------------------------------------------------------------
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if PRODUCTION:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = _parse("SECURE_SSL_REDIRECT", env.bool, default=True)
+    # Behind a TLS-terminating proxy, the proxy says the request was HTTPS.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = _parse("SECURE_HSTS_SECONDS", env.int, default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = _parse("SECURE_HSTS_PRELOAD", env.bool, default=True)
+    if not SECURE_HSTS_PRELOAD:
+        # Opting out of the preload list is a deliberate choice, not an oversight.
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
+    if DEBUG:
+        raise ImproperlyConfigured("DEBUG must be off when DASHBOARD_ENV=production.")
+    # The health endpoint must answer load balancers over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$"]
+
+# --- logging -----------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}

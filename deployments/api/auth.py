@@ -1,0 +1,71 @@
+"""Token authentication for the JSON API (`Authorization: Token <key>`).
+
+The API accepts tokens only, never the session cookie: a cookie is ambient
+authority that a cross-site form could ride, a header is not, so the API
+needs no CSRF token.
+"""
+
+from datetime import timedelta
+from functools import wraps
+
+from django.contrib.auth.decorators import login_not_required
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from deployments.api.responses import api_error
+from deployments.errors import DomainError, NotAllowed, WrongState
+from deployments.models import ApiToken
+from deployments.models.api_token import hash_token_key
+
+# Recording every use would turn each read into a write.
+_LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def authenticate_token(request):
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "token" or not key.strip():
+        return None
+    token = ApiToken.objects.active().select_related("user").filter(key_hash=hash_token_key(key.strip())).first()
+    if token is None:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > _LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user
+
+
+def _unauthorized():
+    response = api_error(401, "not_authenticated", "Send a valid API token: 'Authorization: Token <key>'.")
+    response["WWW-Authenticate"] = "Token"
+    return response
+
+
+def api_view(*methods: str, authenticated: bool = True):
+    """Wrap a JSON API view: allowed methods, token auth, domain errors as JSON."""
+
+    def decorator(view):
+        @csrf_exempt
+        @login_not_required
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if request.method not in methods:
+                response = api_error(405, "method_not_allowed", f"Use {' or '.join(methods)} here.")
+                response["Allow"] = ", ".join(methods)
+                return response
+            if authenticated:
+                user = authenticate_token(request)
+                if user is None:
+                    return _unauthorized()
+                request.user = user
+            try:
+                return view(request, *args, **kwargs)
+            except NotAllowed as exc:
+                return api_error(403, exc.code, exc.message)
+            except WrongState as exc:
+                return api_error(409, exc.code, exc.message)
+            except DomainError as exc:
+                return api_error(400, exc.code, exc.message, exc.path)
+
+        return wrapper
+
+    return decorator

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from deployments.api import views
+
+app_name = "api"
+
+urlpatterns = [
+    path("health", views.health, name="health"),
+    path("audit", views.audit_list, name="audit"),
+    path("audit/verify", views.audit_verify, name="audit-verify"),
+]

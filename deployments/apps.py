@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+class DeploymentsConfig(AppConfig):
+    name = "deployments"
+    verbose_name = "Triton deployments"
+
+    def ready(self):
+        from deployments import auth_audit, roles
+
+        auth_audit.connect()
+        # Roles are kept in step with roles.py after every migrate (permissions
+        # only exist once their models are migrated, so a data migration can't).
+        post_migrate.connect(roles.ensure_roles_after_migrate, sender=self)

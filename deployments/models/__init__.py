@@ -1,0 +1,5 @@
+from deployments.models.api_token import ApiToken
+from deployments.models.audit_event import AuditEvent
+from deployments.models.worker_heartbeat import WorkerHeartbeat
+
+__all__ = ["ApiToken", "AuditEvent", "WorkerHeartbeat"]

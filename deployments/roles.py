@@ -1,0 +1,37 @@
+"""The dashboard's roles, as Django groups whose permissions this file defines.
+
+A role lists permission codenames; ones whose model does not exist yet are
+skipped, so later features add their codenames here and the next migrate
+grants them.
+"""
+
+from django.contrib.auth.models import Group, Permission
+
+VIEWER, DEPLOYER, APPROVER, ADMIN = "viewer", "deployer", "approver", "admin"
+
+_VIEW = {
+    "deployments.view_auditevent",
+}
+ROLE_PERMISSIONS: dict[str, set[str]] = {
+    VIEWER: _VIEW,
+    DEPLOYER: _VIEW,
+    APPROVER: _VIEW,
+    ADMIN: _VIEW | {"deployments.view_workerheartbeat"},
+}
+
+
+def ensure_roles() -> None:
+    """Create the role groups and set their permissions to exactly ROLE_PERMISSIONS."""
+    for role, codenames in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        permissions = []
+        for dotted in sorted(codenames):
+            app_label, codename = dotted.split(".", 1)
+            permission = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+            if permission is not None:
+                permissions.append(permission)
+        group.permissions.set(permissions)
+
+
+def ensure_roles_after_migrate(**kwargs) -> None:
+    ensure_roles()

@@ -1,0 +1,90 @@
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.timezone import is_naive, make_aware
+
+from deployments.errors import DomainError
+from deployments.models import AuditEvent
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    actor: str = ""
+    action: str = ""
+    object: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def as_query(self) -> dict[str, str]:
+        pairs = {
+            "actor": self.actor,
+            "action": self.action,
+            "object": self.object,
+            "since": self.since.isoformat() if self.since else "",
+            "until": self.until.isoformat() if self.until else "",
+        }
+        return {key: value for key, value in pairs.items() if value}
+
+
+def _parse_moment(name: str, raw: str) -> datetime | None:
+    raw = raw.strip()
+    if not raw:
+        return None
+    try:
+        moment = parse_datetime(raw)
+        if moment is None and (day := parse_date(raw)) is not None:
+            moment = datetime(day.year, day.month, day.day)
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise DomainError(f"'{name}' must be a date or an ISO 8601 time, e.g. 2026-11-25T08:00:00Z.", path=name)
+    return make_aware(moment) if is_naive(moment) else moment
+
+
+def parse_audit_filters(params) -> AuditFilters:
+    return AuditFilters(
+        actor=params.get("actor", "").strip(),
+        action=params.get("action", "").strip(),
+        object=params.get("object", "").strip(),
+        since=_parse_moment("since", params.get("since", "")),
+        until=_parse_moment("until", params.get("until", "")),
+    )
+
+
+def audit_events(filters: AuditFilters):
+    """Events matching the filters, newest first.
+
+    action "deployment." (trailing dot) matches a whole family; object is
+    "type" or "type:id", e.g. "auth.user:3".
+    """
+    events = AuditEvent.objects.all()
+    if filters.actor:
+        events = events.filter(actor_name=filters.actor)
+    if filters.action:
+        if filters.action.endswith("."):
+            events = events.filter(action__startswith=filters.action)
+        else:
+            events = events.filter(action=filters.action)
+    if filters.object:
+        object_type, _, object_id = filters.object.partition(":")
+        events = events.filter(object_type=object_type)
+        if object_id:
+            events = events.filter(object_id=object_id)
+    if filters.since:
+        events = events.filter(at__gte=filters.since)
+    if filters.until:
+        events = events.filter(at__lt=filters.until)
+    return events.order_by("-seq")
+
+
+def audit_page(filters: AuditFilters, *, before_seq: int | None, limit: int):
+    """One keyset page: up to `limit` events older than `before_seq`, and the
+    cursor for the next page (None on the last one). Cost does not grow with
+    how deep the reader pages, unlike OFFSET."""
+    events = audit_events(filters)
+    if before_seq is not None:
+        events = events.filter(seq__lt=before_seq)
+    rows = list(events[: limit + 1])
+    next_cursor = rows[limit - 1].seq if len(rows) > limit else None
+    return rows[:limit], next_cursor

@@ -1,0 +1,1 @@
+"""All writes. Each service is one transaction that checks, saves and audits."""

@@ -1,0 +1,34 @@
+from django.db import transaction
+from django.utils import timezone
+
+from deployments.audit import audit
+from deployments.errors import DomainError, WrongState
+from deployments.models import ApiToken
+from deployments.models.api_token import TOKEN_PREFIX, hash_token_key, new_token_key
+
+
+@transaction.atomic
+def api_token_create(*, user, name: str) -> tuple[ApiToken, str]:
+    """Create a token; returns it with its key, which is never available again."""
+    name = name.strip()
+    if not name:
+        raise DomainError("Give the token a name that says where it is used, e.g. 'release pipeline'.")
+    if len(name) > 100:
+        raise DomainError("Token names are at most 100 characters.")
+    key = new_token_key()
+    token = ApiToken.objects.create(
+        user=user, name=name, prefix=key[len(TOKEN_PREFIX) : len(TOKEN_PREFIX) + 8], key_hash=hash_token_key(key)
+    )
+    audit(action="api_token.created", actor=user, obj=token, details={"name": name, "prefix": token.prefix})
+    return token, key
+
+
+@transaction.atomic
+def api_token_revoke(*, token: ApiToken, actor) -> ApiToken:
+    token = ApiToken.objects.select_for_update().get(pk=token.pk)
+    if token.revoked_at is not None:
+        raise WrongState("This token is already revoked.")
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    audit(action="api_token.revoked", actor=actor, obj=token, details={"prefix": token.prefix})
+    return token

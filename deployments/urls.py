@@ -1,0 +1,20 @@
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from deployments.views import account, audit_log, overview, upcoming
+
+urlpatterns = [
+    path("", overview.overview, name="overview"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(template_name="deployments/login.html", redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("profile/", account.profile, name="profile"),
+    path("profile/tokens/", account.token_create, name="token-create"),
+    path("profile/tokens/<int:token_id>/revoke/", account.token_revoke, name="token-revoke"),
+    path("audit/", audit_log.audit_log, name="audit"),
+    *[path(f"{section}/", upcoming.upcoming, {"section": section}, name=section) for section in upcoming.SECTIONS],
+    path("api/v1/", include("deployments.api.urls")),
+]

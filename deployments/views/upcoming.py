@@ -1,0 +1,21 @@
+from django.shortcuts import render
+
+# Sections of the navigation whose features are not built yet; each says so
+# plainly instead of showing an empty table.
+SECTIONS = {
+    "repositories": (
+        "Repositories",
+        "Upload Triton model repositories (.zip / .tar.gz) and have them validated before deploying.",
+    ),
+    "deployments": ("Deployments", "Deploy validated repositories to a local Triton or to Azure Machine Learning."),
+    "targets": (
+        "Targets",
+        "Where deployments run: a local Triton, or Azure Machine Learning AKS and online endpoints.",
+    ),
+    "approvals": ("Approvals", "Production deploys wait here for a second person's approval."),
+}
+
+
+def upcoming(request, section: str):
+    title, purpose = SECTIONS[section]
+    return render(request, "deployments/upcoming.html", {"title": title, "purpose": purpose})

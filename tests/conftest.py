@@ -1,0 +1,43 @@
+import pytest
+from django.contrib.auth.models import Group
+
+from deployments import roles
+from deployments.services.api_tokens import api_token_create
+
+PASSWORD = "a-long-test-password-42"
+
+
+def make_user(django_user_model, username: str, *role_names: str):
+    user = django_user_model.objects.create_user(username, password=PASSWORD)
+    user.groups.add(*Group.objects.filter(name__in=role_names))
+    return user
+
+
+@pytest.fixture
+def viewer(django_user_model):
+    return make_user(django_user_model, "viewer", roles.VIEWER)
+
+
+@pytest.fixture
+def outsider(django_user_model):
+    """Signed in, but holds no role at all."""
+    return make_user(django_user_model, "outsider")
+
+
+@pytest.fixture
+def admin(django_user_model):
+    user = make_user(django_user_model, "boss", roles.ADMIN)
+    user.is_superuser = user.is_staff = True
+    user.save()
+    return user
+
+
+@pytest.fixture
+def token_for():
+    """token_for(user) -> the Authorization header value for a fresh API token."""
+
+    def make(user):
+        _, key = api_token_create(user=user, name="tests")
+        return f"Token {key}"
+
+    return make

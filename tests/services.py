@@ -1,0 +1,101 @@
+"""Finds the real services the tests run against, before Django reads settings.
+
+Loaded as a pytest plugin (`-p tests.services` in pyproject.toml) because
+pytest-django imports dashboard.settings before any conftest runs, and the
+settings take DATABASE_URL and REDIS_URL from the environment.
+
+- PostgreSQL: TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/triton_dashboard;
+  pytest-django creates and drops test_triton_dashboard beside it).
+- Redis: TEST_REDIS_URL (default redis://127.0.0.1:6379/15, a database index
+  the tests may flush).
+- Chromium: CHROMIUM (default /usr/bin/chromium, Debian's package).
+
+Outside CI a missing service skips the tests marked as needing it (and the
+others run on SQLite and the file-system broker). Under CI=true a missing
+service fails the run: a green CI must mean every test ran.
+"""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/triton_dashboard")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+def _postgres_problem() -> str | None:
+    import psycopg
+
+    parts = urlsplit(DATABASE_URL)
+    # The test database does not exist yet; ask the maintenance database.
+    probe_url = urlunsplit(parts._replace(path="/postgres"))
+    try:
+        psycopg.connect(probe_url, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        return f"PostgreSQL at {parts.hostname}:{parts.port or 5432} is unreachable ({exc})"
+    return None
+
+
+def _redis_problem() -> str | None:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        return f"Redis at {REDIS_URL} is unreachable ({exc})"
+    return None
+
+
+def _browser_problem() -> str | None:
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed"
+    return None
+
+
+PROBLEMS = {
+    "postgres": _postgres_problem(),
+    "redis": _redis_problem(),
+    "browser": _browser_problem(),
+}
+
+# Everything the dashboard writes during tests goes to a throw-away folder.
+VAR_DIR = Path(tempfile.mkdtemp(prefix="triton-dashboard-tests-"))
+os.environ["VAR_DIR"] = str(VAR_DIR)
+os.environ["DASHBOARD_ENV"] = "local"
+for name in ("SECRET_KEY", "ENCRYPTION_KEYS", "ALLOWED_HOSTS", "DEBUG"):
+    os.environ.pop(name, None)
+if PROBLEMS["postgres"] is None:
+    os.environ["DATABASE_URL"] = DATABASE_URL
+else:
+    os.environ.pop("DATABASE_URL", None)
+if PROBLEMS["redis"] is None:
+    os.environ["REDIS_URL"] = REDIS_URL
+else:
+    os.environ.pop("REDIS_URL", None)
+
+
+def pytest_configure(config):
+    missing = {name: problem for name, problem in PROBLEMS.items() if problem}
+    if IN_CI and missing:
+        pytest.exit("CI=true and a service the tests need is missing: " + "; ".join(missing.values()), returncode=3)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for name, problem in PROBLEMS.items():
+            if problem and item.get_closest_marker(name):
+                item.add_marker(pytest.mark.skip(reason=problem))
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(VAR_DIR, ignore_errors=True)
