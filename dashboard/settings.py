@@ -41,11 +41,23 @@ def _parse(name: str, parser, default=environ.Env.NOTSET):
         raise ImproperlyConfigured(f"{name} is malformed: {exc}") from exc
 
 
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+
+
+def _bool(name: str, default: bool) -> bool:
+    # Stricter than environ's bool: a typo such as DEBUG=ture must not
+    # silently mean "off".
+    raw = env.str(name, default=str(default)).strip().lower()
+    if raw not in _TRUE | _FALSE:
+        raise ImproperlyConfigured(f"{name} is malformed: use true or false, not {raw!r}.")
+    return raw in _TRUE
+
+
 VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
 if not PRODUCTION:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-DEBUG = _parse("DEBUG", env.bool, default=False)
+DEBUG = _bool("DEBUG", default=False)
 
 # --- secrets -----------------------------------------------------------------
 
@@ -132,6 +144,10 @@ if PRODUCTION:
     _required("DATABASE_URL", "a postgres:// URL for the dashboard's database")
 if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": _parse("DATABASE_URL", env.db_url)}
+    if "ENGINE" not in DATABASES["default"]:
+        raise ImproperlyConfigured(
+            "DATABASE_URL is malformed: expected postgres://USER:PASSWORD@HOST:5432/NAME (or sqlite:////ABS/PATH)."
+        )
 else:
     DATABASES = {
         "default": {
@@ -142,7 +158,10 @@ else:
             "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
         }
     }
-DATABASES["default"].setdefault("CONN_MAX_AGE", 0 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else 60)
+DATABASES["default"].setdefault(
+    "CONN_MAX_AGE",
+    _parse("DB_CONN_MAX_AGE", env.int, default=0 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else 60),
+)
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -240,12 +259,12 @@ SECURE_REFERRER_POLICY = "same-origin"
 if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_SSL_REDIRECT = _parse("SECURE_SSL_REDIRECT", env.bool, default=True)
+    SECURE_SSL_REDIRECT = _bool("SECURE_SSL_REDIRECT", default=True)
     # Behind a TLS-terminating proxy, the proxy says the request was HTTPS.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = _parse("SECURE_HSTS_SECONDS", env.int, default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = _parse("SECURE_HSTS_PRELOAD", env.bool, default=True)
+    SECURE_HSTS_PRELOAD = _bool("SECURE_HSTS_PRELOAD", default=True)
     if not SECURE_HSTS_PRELOAD:
         # Opting out of the preload list is a deliberate choice, not an oversight.
         SILENCED_SYSTEM_CHECKS = ["security.W021"]

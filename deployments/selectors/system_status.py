@@ -23,7 +23,7 @@ def database_status() -> str:
 
 def broker_status() -> str:
     try:
-        with celery_app.connection_for_write() as conn:
+        with celery_app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
             # Fail fast: a health probe must answer within a load balancer's timeout.
             conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
     except Exception as exc:  # kombu wraps transport errors in many types

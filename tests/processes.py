@@ -1,0 +1,72 @@
+"""Start real processes of the dashboard (Celery worker, the `make run` stack)
+for tests, and stop them whatever happens."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_database_url() -> str:
+    """The URL of the database pytest-django created, for child processes."""
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def wait_for(condition: Callable[[], object], *, within: float, what: str, process=None):
+    """Poll until condition() is truthy. `within` bounds a hung run; it is not
+    a speed assertion."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"{what}: the process exited with {process.returncode}")
+        time.sleep(0.2)
+    raise AssertionError(f"{what}: not seen within {within:.0f} s")
+
+
+def start(args: list[str], *, env: dict[str, str], log: Path) -> subprocess.Popen:
+    # Its own process group, so stop() reaches the children it forks too.
+    with log.open("wb") as handle:
+        return subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def stop(process: subprocess.Popen, *, sig=signal.SIGTERM, grace: float = 15) -> int:
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    return process.returncode
+
+
+def child_env(**overrides: str | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    for key, value in overrides.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env

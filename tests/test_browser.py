@@ -1,0 +1,49 @@
+"""The dashboard as a person uses it, in real Chromium."""
+
+import pytest
+from playwright.sync_api import expect
+
+from deployments.models import AuditEvent
+from tests.browser import page  # noqa: F401 - the fixture
+from tests.conftest import PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_a_user_signs_in_sees_the_overview_and_signs_out(page, viewer):  # noqa: F811
+    page.goto("/")
+    expect(page).to_have_url("/login/?next=/")
+    page.get_by_label("Username").fill("viewer")
+    page.get_by_label("Password").fill("wrong password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("Please enter a correct username and password")
+
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    expect(page.get_by_role("navigation", name="Main")).to_contain_text("Deployments")
+    expect(page.get_by_text("user.login", exact=True)).to_be_visible()
+
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    assert list(AuditEvent.objects.order_by("seq").values_list("action", flat=True)) == [
+        "user.login_failed",
+        "user.login",
+        "user.logout",
+    ]
+
+
+def test_a_token_created_with_htmx_shows_once(page, viewer):  # noqa: F811
+    page.goto("/login/")
+    page.get_by_label("Username").fill("viewer")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto("/profile/")
+    page.get_by_label("Token name").fill("release pipeline")
+    page.get_by_role("button", name="Create token").click()
+    key_box = page.get_by_label("New API token")
+    expect(key_box).to_be_visible()
+    assert key_box.input_value().startswith("tdb_")
+    expect(page.get_by_role("cell", name="release pipeline")).to_be_visible()
+    page.reload()
+    expect(page.get_by_label("New API token")).to_have_count(0)

@@ -1,0 +1,81 @@
+"""`make run`'s stack on its embedded defaults: SQLite and Celery's file-system
+transport, with the real web server, worker and beat under honcho."""
+
+import re
+import signal
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from tests import processes
+
+
+@pytest.fixture
+def local_env(tmp_path):
+    return processes.child_env(
+        VAR_DIR=str(tmp_path / "var"),
+        DATABASE_URL=None,
+        REDIS_URL=None,
+        DASHBOARD_ENV="local",
+        WORKER_HEARTBEAT_INTERVAL="1",
+        HOST="127.0.0.1",
+    )
+
+
+def manage(*args, env):
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=processes.ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def sign_in(client: httpx.Client, username: str, password: str) -> httpx.Response:
+    client.get("/login/")
+    return client.post(
+        "/login/",
+        data={"username": username, "password": password, "csrfmiddlewaretoken": client.cookies["csrftoken"]},
+    )
+
+
+def test_make_run_stack_serves_signs_in_and_processes_tasks(local_env, tmp_path):
+    assert manage("migrate", "--noinput", env=local_env).returncode == 0
+    port = processes.free_port()
+    first = manage("bootstrap_demo", "--url", f"http://127.0.0.1:{port}/", env=local_env)
+    password = re.search(r"with password: (\S+)", first.stdout).group(1)
+    again = manage("bootstrap_demo", env=local_env)
+    assert again.returncode == 0
+    assert "with password:" not in again.stdout  # printed once only
+
+    stack = processes.start(
+        ["honcho", "--procfile", "Procfile", "start", "--port", str(port)], env=local_env, log=tmp_path / "stack.log"
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+
+        def healthy_with_a_worker():
+            try:
+                body = httpx.get(f"{base}/api/v1/health", timeout=2).json()
+            except httpx.HTTPError:
+                return None
+            return body if body["status"] == "ok" and body["workers"]["online"] else None
+
+        # beat -> file-system queue -> worker -> SQLite: the whole embedded path.
+        body = processes.wait_for(healthy_with_a_worker, within=120, what="stack healthy", process=stack)
+        assert body["broker"] == "ok"
+
+        with httpx.Client(base_url=base, timeout=10) as client:
+            assert sign_in(client, "admin", "wrong-password").status_code == 200
+            response = sign_in(client, "admin", password)
+            assert response.status_code == 302
+            overview = client.get("/")
+            assert overview.status_code == 200
+            assert "Overview" in overview.text
+            assert client.get("/static/vendor/htmx/htmx.min.js").status_code == 200
+    finally:
+        # What Ctrl-C in a terminal does: SIGINT to the whole foreground group.
+        code = processes.stop(stack, sig=signal.SIGINT, grace=30)
+        print((tmp_path / "stack.log").read_text())
+    assert code is not None
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2)

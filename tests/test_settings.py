@@ -1,0 +1,71 @@
+"""Production mode refuses to start on missing or weak settings, and passes
+Django's deployment checklist when configured properly."""
+
+import secrets
+import subprocess
+import sys
+
+import pytest
+from cryptography.fernet import Fernet
+
+from tests.processes import ROOT, child_env
+
+
+def production_env(**overrides):
+    base = {
+        "DASHBOARD_ENV": "production",
+        "SECRET_KEY": secrets.token_urlsafe(64),
+        "ENCRYPTION_KEYS": f"{Fernet.generate_key().decode()},{Fernet.generate_key().decode()}",
+        "ALLOWED_HOSTS": "dashboard.example.com",
+        "DATABASE_URL": "postgres://dashboard@db.example.com:5432/dashboard",
+        "REDIS_URL": "redis://redis.example.com:6379/0",
+        "VAR_DIR": None,
+        "DEBUG": None,
+    }
+    base.update(overrides)
+    return child_env(**base)
+
+
+def manage(*args, env):
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_production_settings_pass_the_deploy_checklist():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=production_env())
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"SECRET_KEY": None}, "SECRET_KEY must be set when DASHBOARD_ENV=production"),
+        ({"SECRET_KEY": "django-insecure-" + "x" * 60}, "SECRET_KEY is too weak"),
+        ({"SECRET_KEY": "short"}, "SECRET_KEY is too weak"),
+        ({"DATABASE_URL": None}, "DATABASE_URL must be set"),
+        ({"DATABASE_URL": "nonsense"}, "DATABASE_URL is malformed"),
+        ({"REDIS_URL": None}, "REDIS_URL must be set"),
+        ({"ALLOWED_HOSTS": ""}, "ALLOWED_HOSTS must be set"),
+        ({"ENCRYPTION_KEYS": None}, "ENCRYPTION_KEYS must be set"),
+        ({"ENCRYPTION_KEYS": "not-a-key"}, "ENCRYPTION_KEYS: key #1 is not a valid Fernet key"),
+        ({"DEBUG": "true"}, "DEBUG must be off"),
+        ({"DEBUG": "maybe"}, "DEBUG is malformed"),
+        ({"DASHBOARD_ENV": "prod"}, "DASHBOARD_ENV must be 'local' or 'production'"),
+    ],
+)
+def test_production_refuses_to_start_naming_the_setting(overrides, message):
+    result = manage("check", env=production_env(**overrides))
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_local_mode_generates_its_secrets_once_with_private_permissions(tmp_path):
+    env = child_env(VAR_DIR=str(tmp_path), DATABASE_URL=None, REDIS_URL=None, SECRET_KEY=None, ENCRYPTION_KEYS=None)
+    assert manage("check", env=env).returncode == 0
+    secret = (tmp_path / "secret_key").read_text()
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "encryption_key").stat().st_mode & 0o777 == 0o600
+    assert manage("check", env=env).returncode == 0
+    assert (tmp_path / "secret_key").read_text() == secret

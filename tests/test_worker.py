@@ -1,0 +1,43 @@
+"""A real Celery worker consuming from the real Redis."""
+
+import pytest
+
+from deployments.models import WorkerHeartbeat
+from tests import processes
+from workers.tasks import heartbeat
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def celery_worker(tmp_path):
+    import redis
+    from django.conf import settings
+
+    # The tests own this Redis database index: start from an empty queue.
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    env = processes.child_env(DATABASE_URL=processes.test_database_url())
+    log = tmp_path / "worker.log"
+    worker = processes.start(
+        ["celery", "-A", "dashboard", "worker", "--concurrency", "1", "--hostname", "test-worker@%h", "-l", "INFO"],
+        env=env,
+        log=log,
+    )
+    yield worker
+    processes.stop(worker)
+    print(log.read_text())
+
+
+def test_a_real_worker_runs_a_task_sent_through_redis(celery_worker):
+    heartbeat.delay()
+    beat = processes.wait_for(
+        WorkerHeartbeat.objects.first, within=60, what="heartbeat recorded by the worker", process=celery_worker
+    )
+    assert beat.hostname.startswith("test-worker@")
+
+
+def test_the_health_endpoint_counts_the_worker(client, celery_worker):
+    heartbeat.delay()
+    processes.wait_for(WorkerHeartbeat.objects.exists, within=60, what="heartbeat", process=celery_worker)
+    body = client.get("/api/v1/health").json()
+    assert body["workers"]["online"] == 1
