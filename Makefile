@@ -6,7 +6,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 STAMP := $(VENV)/.installed-$(shell cat requirements/dev.lock requirements/bootstrap.lock | sha256sum | cut -c1-16)
 
-.PHONY: install run test lint format lock clean
+.PHONY: install run test lint format check-containers lock clean
 
 # A virtual environment with exactly the locked versions. The stamp's name
 # carries the locks' digest, so changing a lock reinstalls.
@@ -35,6 +35,11 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# No Docker engine runs here: validate the compose file and lint the Dockerfile.
+check-containers: install
+	docker-compose --env-file .env.example config --quiet
+	$(VENV)/bin/hadolint Dockerfile
 
 format: install
 	$(VENV)/bin/ruff format .
