@@ -60,9 +60,17 @@ def test_make_run_stack_serves_signs_in_and_processes_tasks(local_env, tmp_path)
                 return None
             return body if body["status"] == "ok" and body["workers"]["online"] else None
 
-        # beat -> file-system queue -> worker -> SQLite: the whole embedded path.
         body = processes.wait_for(healthy_with_a_worker, within=120, what="stack healthy", process=stack)
         assert body["broker"] == "ok"
+        announced = body["workers"]["last_seen"]
+
+        # A later heartbeat went beat -> file-system queue -> worker -> SQLite:
+        # the whole embedded path, not just the worker's start-up announcement.
+        def heartbeat_after_announcement():
+            seen = healthy_with_a_worker()
+            return seen and seen["workers"]["last_seen"] > announced
+
+        processes.wait_for(heartbeat_after_announcement, within=60, what="beat heartbeat", process=stack)
 
         with httpx.Client(base_url=base, timeout=10) as client:
             assert sign_in(client, "admin", "wrong-password").status_code == 200
