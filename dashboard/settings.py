@@ -205,6 +205,25 @@ WHITENOISE_AUTOREFRESH = not PRODUCTION
 # Triton servers) stays below this root.
 STORAGE_ROOT = Path(env.str("STORAGE_ROOT", default=str(VAR_DIR / "storage"))).resolve()
 
+# --- model repositories ------------------------------------------------------
+
+# Limits on what an upload or server import may contain; exceeding any one
+# rejects it whole, naming the entry.
+REPOSITORY_MAX_UPLOAD_BYTES = _parse("REPOSITORY_MAX_UPLOAD_BYTES", env.int, default=4 * 1024**3)
+REPOSITORY_MAX_TOTAL_BYTES = _parse("REPOSITORY_MAX_TOTAL_BYTES", env.int, default=16 * 1024**3)
+REPOSITORY_MAX_ENTRIES = _parse("REPOSITORY_MAX_ENTRIES", env.int, default=10_000)
+REPOSITORY_MAX_COMPRESSION_RATIO = _parse("REPOSITORY_MAX_COMPRESSION_RATIO", env.int, default=200)
+REPOSITORY_MAX_CONFIG_BYTES = _parse("REPOSITORY_MAX_CONFIG_BYTES", env.int, default=1024 * 1024)
+# Server directories users may import from; empty turns server imports off.
+# Locally the bundled examples can be imported.
+REPOSITORY_IMPORT_ROOTS = env.list(
+    "REPOSITORY_IMPORT_ROOTS", default=[] if PRODUCTION else [str(BASE_DIR / "examples" / "model_repositories")]
+)
+# Large uploads spool to disk beside the storage, not in memory or a small /tmp.
+FILE_UPLOAD_TEMP_DIR = str(STORAGE_ROOT / "uploads")
+if not PRODUCTION:
+    Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
+
 # --- Celery ------------------------------------------------------------------
 
 if PRODUCTION:

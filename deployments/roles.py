@@ -11,12 +11,18 @@ VIEWER, DEPLOYER, APPROVER, ADMIN = "viewer", "deployer", "approver", "admin"
 
 _VIEW = {
     "deployments.view_auditevent",
+    "deployments.view_modelrepository",
+    "deployments.view_tritonmodel",
+}
+_DEPLOY = {
+    "deployments.add_modelrepository",
+    "deployments.delete_modelrepository",
 }
 ROLE_PERMISSIONS: dict[str, set[str]] = {
     VIEWER: _VIEW,
-    DEPLOYER: _VIEW,
+    DEPLOYER: _VIEW | _DEPLOY,
     APPROVER: _VIEW,
-    ADMIN: _VIEW | {"deployments.view_workerheartbeat"},
+    ADMIN: _VIEW | _DEPLOY | {"deployments.view_workerheartbeat"},
 }
 
 

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from deployments.views import account, audit_log, overview, upcoming
+from deployments.views import account, audit_log, overview, repositories, upcoming
 
 urlpatterns = [
     path("", overview.overview, name="overview"),
@@ -15,6 +15,11 @@ urlpatterns = [
     path("profile/tokens/", account.token_create, name="token-create"),
     path("profile/tokens/<int:token_id>/revoke/", account.token_revoke, name="token-revoke"),
     path("audit/", audit_log.audit_log, name="audit"),
+    path("repositories/", repositories.repositories, name="repositories"),
+    path("repositories/upload/", repositories.upload, name="repository-upload"),
+    path("repositories/import/", repositories.import_path, name="repository-import"),
+    path("repositories/<int:repository_id>/", repositories.detail, name="repository"),
+    path("repositories/<int:repository_id>/delete/", repositories.delete, name="repository-delete"),
     *[path(f"{section}/", upcoming.upcoming, {"section": section}, name=section) for section in upcoming.SECTIONS],
     path("api/v1/", include("deployments.api.urls")),
 ]

@@ -41,3 +41,11 @@ def token_for():
         return f"Token {key}"
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def storage_root(settings, tmp_path):
+    """Each test writes into its own storage root, so file assertions are exact."""
+    settings.STORAGE_ROOT = tmp_path / "storage"
+    settings.STORAGE_ROOT.mkdir()
+    return settings.STORAGE_ROOT

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from deployments.api import views
+from deployments.api import repositories, views
 
 app_name = "api"
 
@@ -8,4 +8,6 @@ urlpatterns = [
     path("health", views.health, name="health"),
     path("audit", views.audit_list, name="audit"),
     path("audit/verify", views.audit_verify, name="audit-verify"),
+    path("repositories", repositories.repositories, name="repositories"),
+    path("repositories/<int:repository_id>", repositories.repository, name="repository"),
 ]

@@ -3,10 +3,6 @@ from django.shortcuts import render
 # Sections of the navigation whose features are not built yet; each says so
 # plainly instead of showing an empty table.
 SECTIONS = {
-    "repositories": (
-        "Repositories",
-        "Upload Triton model repositories (.zip / .tar.gz) and have them validated before deploying.",
-    ),
     "deployments": ("Deployments", "Deploy validated repositories to a local Triton or to Azure Machine Learning."),
     "targets": (
         "Targets",

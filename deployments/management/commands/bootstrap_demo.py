@@ -4,6 +4,7 @@ Safe to run again: nothing is duplicated and an existing password is kept.
 """
 
 import secrets
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -12,8 +13,10 @@ from django.db import transaction
 
 from deployments import roles
 from deployments.audit import audit
+from deployments.services.repositories import repository_load_example
 
 DEMO_ADMIN = "admin"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "model_repositories"
 
 
 class Command(BaseCommand):
@@ -21,10 +24,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--url", default="http://127.0.0.1:8000/", help="where the dashboard will listen")
+        parser.add_argument("--no-examples", action="store_true", help="do not record the example repositories")
 
-    def handle(self, *args, url, **options):
+    def handle(self, *args, url, no_examples, **options):
         roles.ensure_roles()
         password = self._ensure_admin()
+        if not no_examples:
+            self._load_examples()
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS(f"Triton Dashboard: {url}"))
         if password:
@@ -36,6 +42,14 @@ class Command(BaseCommand):
                 " (forgot it? .venv/bin/python manage.py changepassword admin)"
             )
         self.stdout.write("")
+
+    def _load_examples(self):
+        admin = get_user_model().objects.get(username=DEMO_ADMIN)
+        for path in sorted(p for p in EXAMPLES.iterdir() if p.is_dir()):
+            outcome = repository_load_example(path=path, actor=admin)
+            if outcome.created:
+                repository = outcome.repository
+                self.stdout.write(f"  example repository {path.name}: {repository.status}")
 
     @transaction.atomic
     def _ensure_admin(self) -> str | None:

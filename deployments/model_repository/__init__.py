@@ -1,0 +1,1 @@
+"""Triton model repositories on disk: safe unpacking, layout, validation."""

@@ -1,0 +1,95 @@
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models
+
+
+class ModelRepositoryQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        # Repositories are shared by the whole team; per-environment
+        # visibility applies to deployments, not to their sources.
+        if user.is_authenticated and user.has_perm("deployments.view_modelrepository"):
+            return self
+        return self.none()
+
+
+class ModelRepository(models.Model):
+    """A Triton model repository, unpacked into managed storage and validated."""
+
+    class Status(models.TextChoices):
+        VALID = "valid", "Valid"
+        INVALID = "invalid", "Invalid"
+
+    class Source(models.TextChoices):
+        UPLOAD = "upload", "Upload"
+        SERVER_PATH = "server_path", "Server path"
+
+    name = models.CharField(max_length=100)
+    # SHA-256 over the normalised tree (layout.content_digest): one row per content.
+    digest = models.CharField(max_length=64, unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    source_name = models.CharField(max_length=500, help_text="the archive's file name or the server path")
+    found_at = models.CharField(max_length=300, blank=True, help_text="where the repository lay inside the source")
+    storage_dir = models.CharField(max_length=100, help_text="relative to STORAGE_ROOT")
+    file_count = models.PositiveIntegerField()
+    total_bytes = models.PositiveBigIntegerField()
+    findings = models.JSONField(default=list, blank=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ModelRepositoryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-uploaded_at", "-id"]
+        verbose_name_plural = "model repositories"
+
+    def __str__(self):
+        return f"{self.name} ({self.short_digest})"
+
+    @property
+    def short_digest(self) -> str:
+        return self.digest[:12]
+
+    @property
+    def path(self) -> Path:
+        return Path(settings.STORAGE_ROOT) / self.storage_dir
+
+    @property
+    def errors(self) -> list[dict]:
+        return [f for f in self.findings if f["severity"] == "error"]
+
+    @property
+    def warnings(self) -> list[dict]:
+        return [f for f in self.findings if f["severity"] == "warning"]
+
+
+class TritonModel(models.Model):
+    """One model directory of a repository, as validation read it."""
+
+    class ConfigSource(models.TextChoices):
+        EXPLICIT = "explicit", "config.pbtxt"
+        AUTO_COMPLETE = "auto-complete", "auto-complete"
+
+    repository = models.ForeignKey(ModelRepository, on_delete=models.CASCADE, related_name="models")
+    name = models.CharField(max_length=200)
+    backend = models.CharField(max_length=50, blank=True)
+    platform = models.CharField(max_length=50, blank=True)
+    max_batch_size = models.IntegerField(default=0)
+    versions = models.JSONField(default=list)
+    inputs = models.JSONField(default=list)
+    outputs = models.JSONField(default=list)
+    config_source = models.CharField(max_length=16, choices=ConfigSource.choices)
+    config_text = models.TextField(blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["repository", "name"], name="triton_model_unique_per_repository")
+        ]
+
+    def __str__(self):
+        return self.name

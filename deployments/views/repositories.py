@@ -1,0 +1,116 @@
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from deployments.errors import DomainError
+from deployments.model_repository.layout import file_tree
+from deployments.selectors.repositories import repository_detail, repository_list
+from deployments.services.repositories import repository_delete, repository_import, repository_upload
+from deployments.views.access import require_perm
+
+PAGE_SIZE = 25
+
+
+def _list_context(request, **extra):
+    page = Paginator(repository_list(request.user), PAGE_SIZE).get_page(request.GET.get("page"))
+    return {
+        "page": page,
+        "can_add": request.user.has_perm("deployments.add_modelrepository"),
+        "import_roots": settings.REPOSITORY_IMPORT_ROOTS,
+        "max_upload_bytes": settings.REPOSITORY_MAX_UPLOAD_BYTES,
+        **extra,
+    }
+
+
+def repositories(request):
+    require_perm(request.user, "deployments.view_modelrepository", "Seeing repositories needs the viewer role.")
+    return render(request, "deployments/repositories.html", _list_context(request))
+
+
+def _after_intake(request, outcome):
+    repository = outcome.repository
+    if outcome.created:
+        level = messages.SUCCESS if repository.status == "valid" else messages.WARNING
+        verdict = "valid" if repository.status == "valid" else f"invalid ({len(repository.errors)} errors to fix)"
+        messages.add_message(request, level, f"Repository “{repository.name}” recorded: {verdict}.")
+    else:
+        messages.info(
+            request,
+            f"Identical content is already recorded as “{repository.name}” (digest {repository.short_digest}); "
+            "nothing new was stored.",
+        )
+    url = reverse("repository", args=[repository.pk])
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = url
+        return response
+    return redirect(url)
+
+
+def _form_error(request, form: str, exc: DomainError, **values):
+    context = _list_context(request, **{f"{form}_error": exc.message, f"{form}_values": values})
+    template = f"deployments/repositories.html#{form}-form" if request.htmx else "deployments/repositories.html"
+    return render(request, template, context, status=400)
+
+
+@require_POST
+def upload(request):
+    archive = request.FILES.get("archive")
+    try:
+        outcome = repository_upload(
+            name=request.POST.get("name", ""),
+            archive=archive,
+            filename=archive.name if archive else "",
+            actor=request.user,
+        )
+    except DomainError as exc:
+        return _form_error(request, "upload", exc, name=request.POST.get("name", ""))
+    return _after_intake(request, outcome)
+
+
+@require_POST
+def import_path(request):
+    try:
+        outcome = repository_import(
+            name=request.POST.get("name", ""), path=request.POST.get("path", ""), actor=request.user
+        )
+    except DomainError as exc:
+        return _form_error(request, "import", exc, name=request.POST.get("name", ""), path=request.POST.get("path", ""))
+    return _after_intake(request, outcome)
+
+
+def _visible_or_404(request, repository_id: int):
+    repository = repository_detail(request.user, repository_id)
+    if repository is None:
+        raise Http404("No such repository.")
+    return repository
+
+
+def detail(request, repository_id: int):
+    repository = _visible_or_404(request, repository_id)
+    tree = file_tree(repository.path) if repository.path.is_dir() else []
+    return render(
+        request,
+        "deployments/repository_detail.html",
+        {
+            "repository": repository,
+            "tree": tree,
+            "can_delete": request.user.has_perm("deployments.delete_modelrepository"),
+        },
+    )
+
+
+@require_POST
+def delete(request, repository_id: int):
+    repository = _visible_or_404(request, repository_id)
+    try:
+        repository_delete(repository=repository, actor=request.user)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("repository", repository_id=repository_id)
+    messages.success(request, f"Repository “{repository.name}” deleted.")
+    return redirect("repositories")
