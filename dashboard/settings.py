@@ -221,8 +221,10 @@ REPOSITORY_IMPORT_ROOTS = env.list(
 )
 # Large uploads spool to disk beside the storage, not in memory or a small /tmp.
 FILE_UPLOAD_TEMP_DIR = str(STORAGE_ROOT / "uploads")
-if not PRODUCTION:
+try:
     Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
+except OSError as exc:
+    raise ImproperlyConfigured(f"STORAGE_ROOT ({STORAGE_ROOT}) must be a writable directory: {exc}") from exc
 
 # --- Celery ------------------------------------------------------------------
 

@@ -44,8 +44,7 @@ def token_for():
 
 
 @pytest.fixture(autouse=True)
-def storage_root(settings, tmp_path):
+def storage_root(settings, tmp_path_factory):
     """Each test writes into its own storage root, so file assertions are exact."""
-    settings.STORAGE_ROOT = tmp_path / "storage"
-    settings.STORAGE_ROOT.mkdir()
+    settings.STORAGE_ROOT = tmp_path_factory.mktemp("storage")
     return settings.STORAGE_ROOT

@@ -47,3 +47,28 @@ def test_a_token_created_with_htmx_shows_once(page, viewer):  # noqa: F811
     expect(page.get_by_role("cell", name="release pipeline")).to_be_visible()
     page.reload()
     expect(page.get_by_label("New API token")).to_have_count(0)
+
+
+def test_a_deployer_uploads_an_archive_and_sees_its_models(page, django_user_model, tmp_path):  # noqa: F811
+    from tests import archives
+    from tests.conftest import make_user
+
+    make_user(django_user_model, "deployer", "deployer")
+    archive = tmp_path / "ensemble.zip"
+    archive.write_bytes(archives.make_zip(archives.tree_of(archives.EXAMPLES / "ensemble")))
+    page.goto("/login/?next=/repositories/")
+    page.get_by_label("Username").fill("deployer")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Model repositories")).to_be_visible()
+    expect(page.get_by_text("No repositories yet")).to_be_visible()
+
+    page.get_by_label("Archive").set_input_files(str(archive))
+    page.get_by_role("button", name="Upload and validate").click()
+    expect(page.get_by_role("heading", name="add_then_double")).to_be_visible()
+    expect(page.get_by_role("heading", name="double", exact=True)).to_be_visible()
+    expect(page.get_by_text("recorded: valid")).to_be_visible()
+    expect(page.get_by_text("No findings")).to_be_visible()
+
+    page.get_by_role("link", name="Repositories").first.click()
+    expect(page.get_by_role("link", name="ensemble")).to_be_visible()

@@ -160,10 +160,10 @@ def test_it_rejects_compression_bombs(deployer, settings):
     settings.REPOSITORY_MAX_COMPRESSION_RATIO = 100
     bomb = {"m/1/model.onnx": b"\x00" * (40 * 1024 * 1024)}
     assert_rejected(deployer, archives.make_zip(bomb), settings, says="compression ratio")
-    AuditEvent_count = AuditEvent.objects.filter(action="repository.rejected").count()
+    rejections = AuditEvent.objects.filter(action="repository.rejected").count()
     with pytest.raises(DomainError, match="times the archive's size"):
         upload(deployer, archives.make_tar_gz(bomb), "bomb.tgz")
-    assert AuditEvent.objects.filter(action="repository.rejected").count() == AuditEvent_count + 1
+    assert AuditEvent.objects.filter(action="repository.rejected").count() == rejections + 1
 
 
 def test_it_rejects_duplicate_entries(deployer, settings):

@@ -2,7 +2,7 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from deployments.models import AuditEvent
+from deployments.models import AuditEvent, ModelRepository
 from deployments.selectors.system_status import WorkerStatus, worker_status
 
 RECENT_EVENTS = 8
@@ -13,13 +13,19 @@ class OverviewSummary:
     workers: WorkerStatus
     events_today: int | None
     recent_events: list
+    repositories: dict[str, int] | None
 
 
 def overview_summary(user) -> OverviewSummary:
     can_read_audit = user.has_perm("deployments.view_auditevent")
+    repositories = None
+    if user.has_perm("deployments.view_modelrepository"):
+        statuses = list(ModelRepository.objects.visible_to(user).values_list("status", flat=True))
+        repositories = {"total": len(statuses), "invalid": statuses.count(ModelRepository.Status.INVALID)}
     start_of_day = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     return OverviewSummary(
         workers=worker_status(),
         events_today=AuditEvent.objects.filter(at__gte=start_of_day).count() if can_read_audit else None,
         recent_events=list(AuditEvent.objects.order_by("-seq")[:RECENT_EVENTS]) if can_read_audit else [],
+        repositories=repositories,
     )

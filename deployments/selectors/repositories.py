@@ -1,5 +1,3 @@
-from django.db.models import Count
-
 from deployments.models import ModelRepository
 
 
@@ -9,8 +7,8 @@ def repository_list(user):
     return (
         ModelRepository.objects.visible_to(user)
         .select_related("uploaded_by")
-        .annotate(model_count=Count("models"))
         .prefetch_related("models")
+        .order_by("-uploaded_at", "-id")
     )
 
 
