@@ -226,6 +226,24 @@ try:
 except OSError as exc:
     raise ImproperlyConfigured(f"STORAGE_ROOT ({STORAGE_ROOT}) must be a writable directory: {exc}") from exc
 
+# --- local Triton target -----------------------------------------------------
+
+LOCAL_TRITON_RUNTIME_DIR = Path(env.str("LOCAL_TRITON_RUNTIME_DIR", default=str(VAR_DIR / "triton-runtime")))
+# Seconds a local Triton may take to load every model before the deploy fails.
+LOCAL_TRITON_READY_TIMEOUT = _parse("LOCAL_TRITON_READY_TIMEOUT", env.int, default=120)
+LOCAL_TRITON_STOP_GRACE = _parse("LOCAL_TRITON_STOP_GRACE", env.int, default=10)
+
+# --- deployment engine --------------------------------------------------------
+
+RECONCILE_INTERVAL = _parse("RECONCILE_INTERVAL", env.int, default=10)
+# A running operation whose heartbeat is older than this lost its worker.
+OPERATION_STALE_AFTER = _parse("OPERATION_STALE_AFTER", env.int, default=60)
+# A queued operation no worker took within this many seconds is sent again
+# (a broker restart can lose messages; the claim makes duplicates harmless).
+OPERATION_RESEND_AFTER = _parse("OPERATION_RESEND_AFTER", env.int, default=30)
+# Worker deaths after which an operation stops being re-driven.
+OPERATION_MAX_ATTEMPTS = _parse("OPERATION_MAX_ATTEMPTS", env.int, default=3)
+
 # --- Celery ------------------------------------------------------------------
 
 if PRODUCTION:
@@ -261,6 +279,11 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 WORKER_HEARTBEAT_INTERVAL = timedelta(seconds=_parse("WORKER_HEARTBEAT_INTERVAL", env.int, default=30))
 
 CELERY_BEAT_SCHEDULE = {
+    "reconcile": {
+        "task": "workers.reconcile",
+        "schedule": float(RECONCILE_INTERVAL),
+        "options": {"expires": float(RECONCILE_INTERVAL)},
+    },
     "worker-heartbeat": {
         "task": "workers.heartbeat",
         "schedule": WORKER_HEARTBEAT_INTERVAL.total_seconds(),
@@ -302,4 +325,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # One line per probe would drown everything else.
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }

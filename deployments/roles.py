@@ -13,16 +13,29 @@ _VIEW = {
     "deployments.view_auditevent",
     "deployments.view_modelrepository",
     "deployments.view_tritonmodel",
+    "deployments.view_deployment",
+    "deployments.view_operation",
+    "deployments.view_target",
+    "deployments.view_environment",
 }
 _DEPLOY = {
     "deployments.add_modelrepository",
     "deployments.delete_modelrepository",
+    "deployments.add_deployment",
+    "deployments.delete_deployment",
+}
+_ADMINISTER = {
+    "deployments.add_target",
+    "deployments.change_target",
+    "deployments.add_environment",
+    "deployments.change_environment",
+    "deployments.view_workerheartbeat",
 }
 ROLE_PERMISSIONS: dict[str, set[str]] = {
     VIEWER: _VIEW,
     DEPLOYER: _VIEW | _DEPLOY,
     APPROVER: _VIEW,
-    ADMIN: _VIEW | _DEPLOY | {"deployments.view_workerheartbeat"},
+    ADMIN: _VIEW | _DEPLOY | _ADMINISTER,
 }
 
 

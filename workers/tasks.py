@@ -3,7 +3,9 @@
 from celery import shared_task
 from celery.signals import worker_ready
 
+from deployments.services.operations import operation_execute, reconcile
 from deployments.services.worker_heartbeats import worker_heartbeat_record
+from deployments.single_run import single_run
 
 
 @shared_task(bind=True, name="workers.heartbeat", ignore_result=True)
@@ -16,3 +18,20 @@ def heartbeat(self):
 def _announce_worker(sender, **kwargs):
     # Say so at once rather than a heartbeat interval after start-up.
     worker_heartbeat_record(hostname=sender.hostname)
+
+
+@shared_task(bind=True, name="workers.run_operation", ignore_result=True)
+def run_operation(self, operation_id: int):
+    """Run one Operation. State is in its row: a second delivery finds it
+    claimed and does nothing; a transient failure re-queues it with a delay."""
+    outcome = operation_execute(operation_id=operation_id, task_id=self.request.id or "")
+    if outcome.retry_in is not None:
+        run_operation.apply_async((operation_id,), countdown=outcome.retry_in)
+
+
+@shared_task(name="workers.reconcile", ignore_result=True)
+def reconcile_deployments():
+    with single_run("workers.reconcile") as acquired:
+        if acquired:
+            return reconcile()
+    return None

@@ -1,6 +1,20 @@
 from deployments.models.api_token import ApiToken
 from deployments.models.audit_event import AuditEvent
+from deployments.models.deployment import Deployment
+from deployments.models.environment import Environment
 from deployments.models.model_repository import ModelRepository, TritonModel
+from deployments.models.operation import Operation
+from deployments.models.target import Target
 from deployments.models.worker_heartbeat import WorkerHeartbeat
 
-__all__ = ["ApiToken", "AuditEvent", "ModelRepository", "TritonModel", "WorkerHeartbeat"]
+__all__ = [
+    "ApiToken",
+    "AuditEvent",
+    "Deployment",
+    "Environment",
+    "ModelRepository",
+    "Operation",
+    "Target",
+    "TritonModel",
+    "WorkerHeartbeat",
+]

@@ -13,6 +13,7 @@ from django.db import transaction
 
 from deployments import roles
 from deployments.audit import audit
+from deployments.models import Environment, Target
 from deployments.services.repositories import repository_load_example
 
 DEMO_ADMIN = "admin"
@@ -29,6 +30,7 @@ class Command(BaseCommand):
     def handle(self, *args, url, no_examples, **options):
         roles.ensure_roles()
         password = self._ensure_admin()
+        self._ensure_environments_and_local_targets()
         if not no_examples:
             self._load_examples()
         self.stdout.write("")
@@ -42,6 +44,19 @@ class Command(BaseCommand):
                 " (forgot it? .venv/bin/python manage.py changepassword admin)"
             )
         self.stdout.write("")
+
+    @transaction.atomic
+    def _ensure_environments_and_local_targets(self):
+        # A local target in every environment, so every flow can be tried without Azure.
+        for position, name in enumerate(["dev", "staging", "prod"]):
+            environment, created = Environment.objects.get_or_create(name=name, defaults={"position": position})
+            if created:
+                audit(action="environment.created", actor_name="make run", obj=environment)
+            target, created = Target.objects.get_or_create(
+                name=f"local-{name}", defaults={"kind": Target.Kind.LOCAL, "environment": environment}
+            )
+            if created:
+                audit(action="target.created", actor_name="make run", obj=target, after={"kind": target.kind})
 
     def _load_examples(self):
         admin = get_user_model().objects.get(username=DEMO_ADMIN)

@@ -1,0 +1,94 @@
+from django.conf import settings
+from django.db import models
+
+
+class DeploymentQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        if user.is_authenticated and user.has_perm("deployments.view_deployment"):
+            return self
+        return self.none()
+
+
+class Deployment(models.Model):
+    """A repository served on a target: the desired spec and what was observed."""
+
+    class Status(models.TextChoices):
+        PENDING_APPROVAL = "pending_approval", "Pending approval"
+        QUEUED = "queued", "Queued"
+        DEPLOYING = "deploying", "Deploying"
+        HEALTHY = "healthy", "Healthy"
+        DEGRADED = "degraded", "Degraded"
+        UNHEALTHY = "unhealthy", "Unhealthy"
+        FAILED = "failed", "Failed"
+        DELETING = "deleting", "Deleting"
+        DELETED = "deleted", "Deleted"
+        REJECTED = "rejected", "Rejected"
+
+    # Statuses during which an operation is under way: the page keeps polling.
+    IN_PROGRESS = {Status.QUEUED, Status.DEPLOYING, Status.DELETING}
+    # Nothing will change any more.
+    TERMINAL = {Status.DELETED, Status.REJECTED}
+    # Observed states the reconciler keeps checking.
+    RUNNING = {Status.HEALTHY, Status.DEGRADED, Status.UNHEALTHY}
+
+    class Mode(models.TextChoices):
+        TRITON = "triton", "Triton (direct /v2 API)"
+        ENTRY_SCRIPT = "entry_script", "Entry script (/score in front of Triton)"
+
+    class Desired(models.TextChoices):
+        PRESENT = "present"
+        ABSENT = "absent"
+
+    name = models.SlugField(max_length=63)
+    # Deleting a repository is refused while a live deployment uses it; once
+    # only deleted deployments refer to it, they keep its name and digest.
+    repository = models.ForeignKey(
+        "deployments.ModelRepository", null=True, on_delete=models.SET_NULL, related_name="deployments"
+    )
+    repository_name = models.CharField(max_length=100)
+    repository_digest = models.CharField(max_length=64)
+    target = models.ForeignKey("deployments.Target", on_delete=models.PROTECT, related_name="deployments")
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.TRITON)
+    entry_script = models.TextField(blank=True)
+    pip_packages = models.JSONField(default=list, blank=True)
+    worker_count = models.PositiveSmallIntegerField(default=1)
+    resources = models.JSONField(default=dict, blank=True)
+    auth_enabled = models.BooleanField(default=True)
+    # SHA-256 of the spec (repository digest, target, mode, script, packages,
+    # workers, resources, auth): what an approval binds and a redeploy compares.
+    spec_digest = models.CharField(max_length=64)
+    desired_state = models.CharField(max_length=8, choices=Desired.choices, default=Desired.PRESENT)
+
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    status_reason = models.TextField(blank=True)
+    scoring_uri = models.CharField(max_length=500, blank=True)
+    # The last observation: {"live", "ready", "checked_at", "models": [{name, version, ready, reason}]}.
+    observed = models.JSONField(default=dict, blank=True)
+    restarts = models.PositiveIntegerField(default=0)
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = DeploymentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        constraints = [
+            # One live deployment of a name per target; deleted ones keep their history.
+            models.UniqueConstraint(
+                fields=["target", "name"],
+                condition=~models.Q(status="deleted"),
+                name="deployment_name_unique_per_target",
+            )
+        ]
+        indexes = [models.Index(fields=["status"], name="deployment_status")]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in self.IN_PROGRESS

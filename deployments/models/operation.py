@@ -1,0 +1,59 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Operation(models.Model):
+    """One attempt to change a deployment at its target. State lives here,
+    never only in Celery: a task claims the row, records each step, and the
+    reconciler re-drives rows whose worker died."""
+
+    class Kind(models.TextChoices):
+        DEPLOY = "deploy", "Deploy"
+        DELETE = "delete", "Delete"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        NEEDS_ATTENTION = "needs_attention", "Needs attention"
+
+    ACTIVE = {Status.QUEUED, Status.RUNNING}
+    FINISHED = {Status.SUCCEEDED, Status.FAILED, Status.NEEDS_ATTENTION}
+
+    deployment = models.ForeignKey("deployments.Deployment", on_delete=models.CASCADE, related_name="operations")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    # Handed to the target, so a re-driven attempt finds what an earlier one created.
+    idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    spec_digest = models.CharField(max_length=64)
+    reason = models.CharField(max_length=200, blank=True, help_text="why it was started, e.g. a restart")
+    celery_task_id = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    steps = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # At most one unfinished operation per deployment.
+            models.UniqueConstraint(
+                fields=["deployment"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="one_active_operation_per_deployment",
+            )
+        ]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="operation_status_heartbeat")]
+
+    def __str__(self):
+        return f"{self.kind} #{self.pk} of {self.deployment_id}"

@@ -1,0 +1,242 @@
+"""Asking for deployments: create, redeploy, delete. Each is one transaction
+that checks, saves, writes its audit event and enqueues its operation after
+commit. The work itself happens in services/operations.py, in a worker."""
+
+import ast
+import re
+
+from django.db import transaction
+from django.utils import timezone
+
+from deployments import spec as deployment_spec
+from deployments.audit import audit
+from deployments.errors import DomainError, NotAllowed, WrongState
+from deployments.models import Deployment, ModelRepository, Operation, Target
+
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_PIP_REQUIREMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-\[\],<>=!~ ]*$")
+_RESOURCE_LIMITS = {"gpu_cores": 16, "cpu_cores": 64, "memory_gb": 512}
+
+
+def _require(actor, perm: str, action: str) -> None:
+    if actor is None or not actor.has_perm(perm):
+        raise NotAllowed(f"{action} needs the deployer or admin role.")
+
+
+def enqueue(operation: Operation) -> None:
+    """Send the operation's task once the transaction that created it commits."""
+    from workers.tasks import run_operation
+
+    operation_id = operation.pk
+    transaction.on_commit(lambda: run_operation.delay(operation_id))
+
+
+def start_operation(*, deployment: Deployment, kind: str, actor, reason: str = "") -> Operation | None:
+    """Queue `kind` for the deployment, unless its environment wants approval first."""
+    if kind == Operation.Kind.DEPLOY and deployment.target.environment.approvals_required:
+        # Approvals (their own issue) release it; nothing deploys to such an environment before.
+        deployment.status = Deployment.Status.PENDING_APPROVAL
+        deployment.save(update_fields=["status", "updated_at"])
+        return None
+    operation = Operation.objects.create(
+        deployment=deployment,
+        kind=kind,
+        spec_digest=deployment.spec_digest,
+        reason=reason,
+        created_by=actor,
+        enqueued_at=timezone.now(),
+    )
+    enqueue(operation)
+    return operation
+
+
+def _validate_name(name: str) -> str:
+    name = (name or "").strip()
+    if not _NAME.match(name):
+        raise DomainError(
+            "Names are 1–63 lower-case letters, digits and '-', starting and ending with a letter or digit "
+            "(Azure ML endpoint rules).",
+            path="name",
+        )
+    return name
+
+
+def _validate_entry_script(mode: str, script: str) -> str:
+    if mode != Deployment.Mode.ENTRY_SCRIPT:
+        return ""
+    if not script.strip():
+        raise DomainError("Entry-script mode needs the score.py text, with init() and run().", path="entry_script")
+    try:
+        tree = ast.parse(script)
+    except SyntaxError as exc:
+        raise DomainError(f"score.py line {exc.lineno}: {exc.msg}", path="entry_script") from None
+    defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    missing = [name for name in ("init", "run") if name not in defined]
+    if missing:
+        raise DomainError(f"score.py must define {' and '.join(missing)}() at top level.", path="entry_script")
+    return script
+
+
+def _validate_packages(packages) -> list[str]:
+    if packages in (None, ""):
+        return []
+    if isinstance(packages, str):
+        packages = [line.strip() for line in packages.splitlines() if line.strip()]
+    if not isinstance(packages, list) or not all(isinstance(p, str) for p in packages):
+        raise DomainError("pip_packages is a list of requirement strings.", path="pip_packages")
+    for package in packages:
+        if not _PIP_REQUIREMENT.match(package):
+            raise DomainError(f"'{package}' is not a pip requirement (e.g. numpy==1.26.4).", path="pip_packages")
+    return packages
+
+
+def _validate_resources(resources, target: Target) -> dict:
+    resources = {**target.settings.get("default_resources", {}), **(resources or {})}
+    clean = {}
+    for key, value in resources.items():
+        if key not in _RESOURCE_LIMITS:
+            raise DomainError(
+                f"Unknown resource '{key}' (use gpu_cores, cpu_cores, memory_gb).", path=f"resources.{key}"
+            )
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value > _RESOURCE_LIMITS[key]:
+            raise DomainError(f"{key} must be a number from 0 to {_RESOURCE_LIMITS[key]}.", path=f"resources.{key}")
+        clean[key] = value
+    return clean
+
+
+def _validate_worker_count(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 32:
+        raise DomainError("worker_count (WORKER_COUNT) must be a whole number from 1 to 32.", path="worker_count")
+    return value
+
+
+def _clean_spec(*, target: Target, mode, entry_script, pip_packages, worker_count, resources, auth_enabled) -> dict:
+    if mode not in Deployment.Mode.values:
+        raise DomainError("mode is 'triton' or 'entry_script'.", path="mode")
+    if mode == Deployment.Mode.ENTRY_SCRIPT and target.kind == Target.Kind.LOCAL:
+        raise DomainError(
+            "Entry-script mode is not available on the local target yet; deploy in 'triton' mode.", path="mode"
+        )
+    if not isinstance(auth_enabled, bool):
+        raise DomainError("auth_enabled is true or false.", path="auth_enabled")
+    return {
+        "mode": mode,
+        "entry_script": _validate_entry_script(mode, entry_script or ""),
+        "pip_packages": _validate_packages(pip_packages),
+        "worker_count": _validate_worker_count(worker_count),
+        "resources": _validate_resources(resources, target),
+        "auth_enabled": auth_enabled,
+    }
+
+
+def _snapshot(deployment: Deployment) -> dict:
+    return {
+        "repository": deployment.repository_name,
+        "repository_digest": deployment.repository_digest,
+        "target": deployment.target.name,
+        "spec_digest": deployment.spec_digest,
+        **deployment_spec.spec_of(deployment),
+    }
+
+
+@transaction.atomic
+def deployment_create(
+    *,
+    name: str,
+    repository: ModelRepository,
+    target: Target,
+    actor,
+    mode: str = Deployment.Mode.TRITON,
+    entry_script: str = "",
+    pip_packages=None,
+    worker_count: int = 1,
+    resources: dict | None = None,
+    auth_enabled: bool = True,
+) -> Deployment:
+    _require(actor, "deployments.add_deployment", "Deploying")
+    name = _validate_name(name)
+    if repository.status != ModelRepository.Status.VALID:
+        raise DomainError(
+            f"Repository “{repository.name}” is invalid ({len(repository.errors)} errors); fix them and upload again.",
+            path="repository",
+        )
+    spec = _clean_spec(
+        target=target,
+        mode=mode,
+        entry_script=entry_script,
+        pip_packages=pip_packages,
+        worker_count=worker_count,
+        resources=resources,
+        auth_enabled=auth_enabled,
+    )
+    if Deployment.objects.filter(target=target, name=name).exclude(status=Deployment.Status.DELETED).exists():
+        raise DomainError(f"Target {target.name} already has a deployment named {name}.", path="name")
+    deployment = Deployment.objects.create(
+        name=name,
+        repository=repository,
+        repository_name=repository.name,
+        repository_digest=repository.digest,
+        target=target,
+        spec_digest=deployment_spec.spec_digest(repository_digest=repository.digest, target_id=target.pk, **spec),
+        created_by=actor,
+        **spec,
+    )
+    audit(action="deployment.requested", actor=actor, obj=deployment, after=_snapshot(deployment))
+    start_operation(deployment=deployment, kind=Operation.Kind.DEPLOY, actor=actor)
+    return deployment
+
+
+def _lock(deployment: Deployment) -> Deployment:
+    locked = Deployment.objects.select_for_update().select_related("target__environment").get(pk=deployment.pk)
+    if locked.status == Deployment.Status.DELETED:
+        raise WrongState("This deployment is deleted.")
+    if locked.operations.filter(status__in=Operation.ACTIVE).exists():
+        raise WrongState("An operation is already under way for this deployment; wait for it to finish.")
+    return locked
+
+
+@transaction.atomic
+def deployment_redeploy(*, deployment: Deployment, actor, changes: dict | None = None) -> Deployment:
+    """The same spec again (a no-op at the target when it still runs), or a changed one."""
+    _require(actor, "deployments.add_deployment", "Redeploying")
+    locked = _lock(deployment)
+    before = _snapshot(locked)
+    changes = changes or {}
+    unknown = set(changes) - set(deployment_spec.SPEC_FIELDS)
+    if unknown:
+        raise DomainError(
+            f"These cannot be changed by a redeploy: {', '.join(sorted(unknown))}.", path=sorted(unknown)[0]
+        )
+    spec = _clean_spec(target=locked.target, **{**deployment_spec.spec_of(locked), **changes})
+    for field, value in spec.items():
+        setattr(locked, field, value)
+    locked.spec_digest = deployment_spec.spec_digest(
+        repository_digest=locked.repository_digest, target_id=locked.target_id, **spec
+    )
+    locked.desired_state = Deployment.Desired.PRESENT
+    locked.status = Deployment.Status.QUEUED
+    locked.status_reason = ""
+    locked.save()
+    audit(
+        action="deployment.redeploy_requested",
+        actor=actor,
+        obj=locked,
+        before=before,
+        after=_snapshot(locked),
+        details={"spec_changed": before["spec_digest"] != locked.spec_digest},
+    )
+    start_operation(deployment=locked, kind=Operation.Kind.DEPLOY, actor=actor, reason="redeploy")
+    return locked
+
+
+@transaction.atomic
+def deployment_delete(*, deployment: Deployment, actor) -> Deployment:
+    _require(actor, "deployments.delete_deployment", "Deleting a deployment")
+    locked = _lock(deployment)
+    before = _snapshot(locked)
+    locked.desired_state = Deployment.Desired.ABSENT
+    locked.status = Deployment.Status.DELETING
+    locked.save(update_fields=["desired_state", "status", "updated_at"])
+    audit(action="deployment.delete_requested", actor=actor, obj=locked, before=before)
+    start_operation(deployment=locked, kind=Operation.Kind.DELETE, actor=actor)
+    return locked

@@ -1,0 +1,305 @@
+"""Running operations against targets (in a worker) and reconciling desired
+with observed state (on a beat schedule).
+
+A task claims its Operation with a conditional UPDATE, so a message delivered
+twice runs once. Each step is recorded with a heartbeat; the reconciler
+re-drives an operation whose heartbeat stopped (its worker died) and gives up
+after OPERATION_MAX_ATTEMPTS, marking it needs-attention instead of looping.
+"Healthy" is only ever set from an observation of the target.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from deployments.audit import audit
+from deployments.models import Deployment, Operation
+from deployments.services.deployments import enqueue
+from workers.targets import TargetError, adapter_for
+from workers.targets.base import DeploySpec, Observation
+
+log = logging.getLogger(__name__)
+MAX_STEPS = 200
+# Longest wait before retrying a transient target error; like every countdown
+# it must stay below the broker's visibility timeout (a test checks).
+MAX_RETRY_DELAY = 300
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the task should do next: nothing, or retry after `retry_in` seconds."""
+
+    ran: bool
+    retry_in: int | None = None
+
+
+def _step(operation_id: int, message: str) -> None:
+    # Its own short write, outside any long transaction: the page shows it at
+    # once and the heartbeat proves the worker is alive.
+    now = timezone.now()
+    operation = Operation.objects.only("steps").get(pk=operation_id)
+    steps = (operation.steps + [{"at": now.isoformat(), "message": message[:1000]}])[-MAX_STEPS:]
+    Operation.objects.filter(pk=operation_id).update(steps=steps, heartbeat_at=now)
+
+
+def _spec(deployment: Deployment, operation: Operation) -> DeploySpec:
+    return DeploySpec(
+        deployment_id=deployment.pk,
+        name=deployment.name,
+        repository_path=deployment.repository.path,
+        repository_digest=deployment.repository_digest,
+        spec_digest=deployment.spec_digest,
+        mode=deployment.mode,
+        entry_script=deployment.entry_script,
+        pip_packages=deployment.pip_packages,
+        worker_count=deployment.worker_count,
+        resources=deployment.resources,
+        auth_enabled=deployment.auth_enabled,
+        idempotency_key=str(operation.idempotency_key),
+    )
+
+
+def status_from(observation: Observation) -> tuple[str, str]:
+    """One status and a human reason from what the target says."""
+    if not observation.exists:
+        return Deployment.Status.UNHEALTHY, observation.detail or "nothing is running at the target"
+    if not observation.live:
+        return Deployment.Status.UNHEALTHY, observation.detail or "server not live"
+    unavailable = [m for m in observation.models if not m.ready]
+    reasons = "; ".join(f"{m.name} v{m.version} {m.reason or 'not ready'}" for m in unavailable)
+    if not observation.models:
+        return Deployment.Status.UNHEALTHY, "no model is loaded"
+    if not unavailable and observation.ready:
+        return Deployment.Status.HEALTHY, ""
+    if len(unavailable) < len(observation.models):
+        return Deployment.Status.DEGRADED, reasons
+    return Deployment.Status.UNHEALTHY, reasons or "server not ready"
+
+
+def observation_json(observation: Observation) -> dict:
+    return {
+        "live": observation.live,
+        "ready": observation.ready,
+        "checked_at": timezone.now().isoformat(),
+        "models": [m.as_dict() for m in observation.models],
+        "detail": observation.detail,
+    }
+
+
+def apply_observation(deployment: Deployment, observation: Observation) -> bool:
+    """Record what was seen; audit only a change of status. True if it changed."""
+    status, reason = status_from(observation)
+    with transaction.atomic():
+        locked = Deployment.objects.select_for_update().get(pk=deployment.pk)
+        if locked.status not in Deployment.RUNNING | {Deployment.Status.DEPLOYING}:
+            return False  # an operation took over meanwhile; its outcome decides
+        changed = locked.status != status
+        before = {"status": locked.status, "reason": locked.status_reason}
+        locked.status, locked.status_reason = status, reason
+        locked.observed = observation_json(observation)
+        locked.save(update_fields=["status", "status_reason", "observed", "updated_at"])
+        if changed:
+            audit(
+                action="deployment.status_changed",
+                obj=locked,
+                before=before,
+                after={"status": status, "reason": reason},
+            )
+    return changed
+
+
+def _claim(operation_id: int, task_id: str) -> bool:
+    now = timezone.now()
+    claimed = Operation.objects.filter(pk=operation_id, status=Operation.Status.QUEUED).update(
+        status=Operation.Status.RUNNING,
+        attempts=F("attempts") + 1,
+        celery_task_id=task_id[:64],
+        started_at=now,
+        heartbeat_at=now,
+    )
+    return claimed == 1
+
+
+def _finish(operation: Operation, *, status: str, error: str = "") -> None:
+    Operation.objects.filter(pk=operation.pk).update(status=status, error=error, finished_at=timezone.now())
+
+
+def _fail(operation: Operation, deployment: Deployment, message: str, *, needs_attention: bool = False) -> None:
+    with transaction.atomic():
+        _finish(
+            operation,
+            status=Operation.Status.NEEDS_ATTENTION if needs_attention else Operation.Status.FAILED,
+            error=message,
+        )
+        Deployment.objects.filter(pk=deployment.pk).update(
+            status=Deployment.Status.FAILED, status_reason=message, updated_at=timezone.now()
+        )
+        audit(
+            action="deployment.failed",
+            obj=deployment,
+            details={"operation": operation.pk, "kind": operation.kind, "error": message},
+        )
+
+
+def operation_execute(*, operation_id: int, task_id: str) -> Outcome:
+    if not _claim(operation_id, task_id):
+        return Outcome(ran=False)  # another delivery has it, or it is finished
+    operation = Operation.objects.select_related("deployment__target", "deployment__repository").get(pk=operation_id)
+    deployment = operation.deployment
+    progress = lambda message: _step(operation.pk, message)  # noqa: E731 - a callback, named for reading
+    in_progress = Deployment.Status.DEPLOYING if operation.kind == Operation.Kind.DEPLOY else Deployment.Status.DELETING
+    with transaction.atomic():
+        Deployment.objects.filter(pk=deployment.pk).update(status=in_progress, updated_at=timezone.now())
+        audit(
+            action="deployment.started",
+            obj=deployment,
+            details={"operation": operation.pk, "kind": operation.kind, "attempt": operation.attempts},
+        )
+    progress(f"Attempt {operation.attempts}: {operation.get_kind_display().lower()} on {deployment.target.name}")
+    try:
+        adapter = adapter_for(deployment.target)
+        if operation.kind == Operation.Kind.DEPLOY:
+            if deployment.repository is None:
+                raise TargetError("the repository was deleted", permanent=True)
+            result = adapter.deploy(_spec(deployment, operation), progress)
+            observation = adapter.status(deployment.pk)
+        else:
+            adapter.delete(deployment.pk, progress)
+    except TargetError as exc:
+        if not exc.permanent and operation.attempts < settings.OPERATION_MAX_ATTEMPTS:
+            delay = min(10 * 2 ** (operation.attempts - 1), MAX_RETRY_DELAY)
+            progress(f"Transient error, retrying in {delay} s: {exc.message}")
+            Operation.objects.filter(pk=operation.pk).update(
+                status=Operation.Status.QUEUED, error=exc.message, enqueued_at=timezone.now()
+            )
+            return Outcome(ran=True, retry_in=delay)
+        progress(f"Failed: {exc.message}")
+        _fail(operation, deployment, exc.message)
+        return Outcome(ran=True)
+    except Exception as exc:
+        # A bug, not the target's answer: fail loudly rather than leave it running.
+        log.exception("operation %s crashed", operation.pk)
+        progress(f"Internal error: {type(exc).__name__}: {exc}")
+        _fail(operation, deployment, f"internal error: {type(exc).__name__}: {exc}")
+        return Outcome(ran=True)
+
+    with transaction.atomic():
+        _finish(operation, status=Operation.Status.SUCCEEDED)
+        if operation.kind == Operation.Kind.DEPLOY:
+            Deployment.objects.filter(pk=deployment.pk).update(scoring_uri=result.scoring_uri)
+            audit(
+                action="deployment.succeeded",
+                obj=deployment,
+                details={"operation": operation.pk, "scoring_uri": result.scoring_uri, "notes": result.notes},
+            )
+        else:
+            Deployment.objects.filter(pk=deployment.pk).update(
+                status=Deployment.Status.DELETED, status_reason="", observed={}, updated_at=timezone.now()
+            )
+            audit(action="deployment.deleted", obj=deployment, details={"operation": operation.pk})
+    if operation.kind == Operation.Kind.DEPLOY:
+        apply_observation(deployment, observation)
+    progress("Done")
+    return Outcome(ran=True)
+
+
+# --- the reconciler -------------------------------------------------------------
+
+
+def _reap_stale(now) -> int:
+    stale = Operation.objects.filter(
+        status=Operation.Status.RUNNING,
+        heartbeat_at__lt=now - timedelta(seconds=settings.OPERATION_STALE_AFTER),
+    ).select_related("deployment")
+    count = 0
+    for operation in stale:
+        with transaction.atomic():
+            locked = (
+                Operation.objects.select_for_update(skip_locked=True)
+                .filter(pk=operation.pk, status=Operation.Status.RUNNING)
+                .first()
+            )
+            if locked is None:
+                continue
+            count += 1
+            if locked.attempts >= settings.OPERATION_MAX_ATTEMPTS:
+                message = f"its worker was lost {locked.attempts} times; not retried again"
+                _step(locked.pk, f"Needs attention: {message}")
+                _fail(locked, operation.deployment, message, needs_attention=True)
+                continue
+            _step(locked.pk, "Worker lost (no heartbeat); re-driving")
+            Operation.objects.filter(pk=locked.pk).update(status=Operation.Status.QUEUED, enqueued_at=now)
+            enqueue(locked)
+    return count
+
+
+def _resend_queued(now) -> int:
+    # A broker restart can lose a message; the claim makes a second one harmless.
+    waiting = Operation.objects.filter(
+        status=Operation.Status.QUEUED,
+        enqueued_at__lt=now - timedelta(seconds=settings.OPERATION_RESEND_AFTER),
+    )
+    count = 0
+    for operation in waiting:
+        with transaction.atomic():
+            if Operation.objects.filter(pk=operation.pk, status=Operation.Status.QUEUED).update(enqueued_at=now):
+                enqueue(operation)
+                count += 1
+    return count
+
+
+def _observe(now) -> dict[str, int]:
+    figures = {"observed": 0, "changed": 0, "restarted": 0}
+    deployments = (
+        Deployment.objects.filter(desired_state=Deployment.Desired.PRESENT, status__in=Deployment.RUNNING)
+        .exclude(operations__status__in=Operation.ACTIVE)
+        .select_related("target__environment")
+    )
+    for deployment in deployments:
+        try:
+            observation = adapter_for(deployment.target).status(deployment.pk)
+        except TargetError as exc:
+            observation = Observation(exists=True, detail=exc.message)
+        figures["observed"] += 1
+        if not observation.exists and deployment.target.kind == "local":
+            figures["restarted"] += _restart(deployment, observation)
+            continue
+        figures["changed"] += apply_observation(deployment, observation)
+    return figures
+
+
+def _restart(deployment: Deployment, observation: Observation) -> int:
+    with transaction.atomic():
+        locked = Deployment.objects.select_for_update().select_related("target__environment").get(pk=deployment.pk)
+        if locked.operations.filter(status__in=Operation.ACTIVE).exists():
+            return 0
+        locked.restarts += 1
+        locked.status = Deployment.Status.UNHEALTHY
+        locked.status_reason = f"{observation.detail}; restarting (restart {locked.restarts})"
+        locked.observed = observation_json(observation)
+        locked.save(update_fields=["restarts", "status", "status_reason", "observed", "updated_at"])
+        audit(
+            action="deployment.restarted", obj=locked, details={"restarts": locked.restarts, "why": observation.detail}
+        )
+        # A restart re-applies what was approved; it needs no new approval.
+        operation = Operation.objects.create(
+            deployment=locked,
+            kind=Operation.Kind.DEPLOY,
+            spec_digest=locked.spec_digest,
+            reason=f"restart {locked.restarts}: {observation.detail}",
+            enqueued_at=timezone.now(),
+        )
+        enqueue(operation)
+    return 1
+
+
+def reconcile() -> dict[str, int]:
+    now = timezone.now()
+    figures = {"reaped": _reap_stale(now), "resent": _resend_queued(now)}
+    figures.update(_observe(now))
+    return figures

@@ -1,0 +1,140 @@
+"""Deployments on the local target: a real Triton Inference Server."""
+
+import numpy as np
+import pytest
+import tritonclient.http as triton_http
+
+from deployments.models import AuditEvent, Deployment, Operation
+from deployments.services.deployments import deployment_create, deployment_delete, deployment_redeploy
+from deployments.services.operations import reconcile
+from deployments.services.repositories import repository_load_example
+from tests.archives import EXAMPLES
+from tests.conftest import make_user
+from tests.engine import local_target, run_pending
+from workers.targets import local, local_processes
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def deployer(django_user_model):
+    return make_user(django_user_model, "deployer", "deployer")
+
+
+@pytest.fixture
+def cleanup():
+    """Stop every local Triton a test started, whatever happens."""
+    started = []
+    yield started.append
+    for deployment in started:
+        record = local.read_record(deployment.pk)
+        if record:
+            local_processes.stop(local_processes.ProcessRecord(record["pid"], record["start_ticks"]), grace=5)
+
+
+def deploy_example(deployer, example: str, name: str, cleanup):
+    repository = repository_load_example(path=EXAMPLES / example, actor=deployer).repository
+    deployment = deployment_create(name=name, repository=repository, target=local_target(), actor=deployer)
+    cleanup(deployment)
+    operation = run_pending(deployment)
+    return deployment, operation
+
+
+def client_for(deployment) -> triton_http.InferenceServerClient:
+    return triton_http.InferenceServerClient(deployment.scoring_uri.removeprefix("http://"))
+
+
+def test_it_deploys_infers_and_deletes(deployer, cleanup):
+    deployment, operation = deploy_example(deployer, "add_sub", "add-sub", cleanup)
+    assert operation.status == Operation.Status.SUCCEEDED, operation.error
+    assert deployment.status == Deployment.Status.HEALTHY
+    assert deployment.observed["models"] == [{"name": "add_sub", "version": "1", "ready": True, "reason": ""}]
+    client = client_for(deployment)
+    a = np.array([1, 2, 3, 4], dtype=np.float32)
+    b = np.array([10, 20, 30, 40], dtype=np.float32)
+    inputs = [triton_http.InferInput("INPUT0", [4], "FP32"), triton_http.InferInput("INPUT1", [4], "FP32")]
+    inputs[0].set_data_from_numpy(a)
+    inputs[1].set_data_from_numpy(b)
+    result = client.infer("add_sub", inputs)
+    assert result.as_numpy("OUTPUT0").tolist() == [11, 22, 33, 44]
+    assert result.as_numpy("OUTPUT1").tolist() == [-9, -18, -27, -36]
+    assert [s["message"] for s in operation.steps][-1] == "Done"
+    pid = local.read_record(deployment.pk)["pid"]
+
+    deployment_delete(deployment=deployment, actor=deployer)
+    deleted = run_pending(deployment)
+    assert deleted.status == Operation.Status.SUCCEEDED
+    assert deployment.status == Deployment.Status.DELETED
+    assert not local_processes.is_running(local_processes.ProcessRecord(pid, local_processes.start_ticks(pid) or 0))
+    assert local.read_record(deployment.pk) is None
+    assert (local.workdir(deployment.pk) / "logs" / "triton.log").stat().st_size > 0  # logs kept
+    actions = list(AuditEvent.objects.filter(object_type="deployments.deployment").values_list("action", flat=True))
+    assert actions[::-1] == [
+        "deployment.requested",
+        "deployment.started",
+        "deployment.succeeded",
+        "deployment.status_changed",
+        "deployment.delete_requested",
+        "deployment.started",
+        "deployment.deleted",
+    ]
+
+
+def test_onnx_runs_through_the_local_cpu_emulation(deployer, cleanup):
+    deployment, operation = deploy_example(deployer, "onnx_classifier", "clf", cleanup)
+    assert operation.status == Operation.Status.SUCCEEDED, operation.error
+    assert any("local CPU emulation" in step["message"] for step in operation.steps)
+    features = triton_http.InferInput("FEATURES", [1, 4], "FP32")
+    features.set_data_from_numpy(np.array([[0.0, 0.0, 5.0, 0.0]], dtype=np.float32))
+    result = client_for(deployment).infer("tiny_classifier", [features])
+    assert int(result.as_numpy("PROBABILITIES").argmax()) == 2
+
+
+def test_a_model_triton_refuses_fails_the_deploy_with_tritons_reason(deployer, cleanup, tmp_path):
+    from deployments.services.repositories import repository_load_example as load
+
+    broken = tmp_path / "crashing"
+    (broken / "crash" / "1").mkdir(parents=True)
+    (broken / "crash" / "config.pbtxt").write_text(
+        'backend: "python"\ninput [{name: "X" data_type: TYPE_FP32 dims: [1]}]\n'
+        'output [{name: "Y" data_type: TYPE_FP32 dims: [1]}]\n'
+    )
+    (broken / "crash" / "1" / "model.py").write_text(
+        "class TritonPythonModel:\n    def initialize(self, args):\n        raise RuntimeError('weights missing')\n"
+    )
+    repository = load(path=broken, actor=deployer).repository
+    assert repository.status == "valid"
+    deployment = deployment_create(name="crash", repository=repository, target=local_target(), actor=deployer)
+    cleanup(deployment)
+    operation = run_pending(deployment)
+    assert operation.status == Operation.Status.FAILED
+    assert deployment.status == Deployment.Status.FAILED
+    assert "weights missing" in deployment.status_reason
+    assert local.read_record(deployment.pk) is None  # nothing left running
+
+
+def test_redeploying_the_same_spec_reattaches_without_a_second_server(deployer, cleanup):
+    deployment, _ = deploy_example(deployer, "add_sub", "same", cleanup)
+    first = local.read_record(deployment.pk)
+    deployment_redeploy(deployment=deployment, actor=deployer)
+    operation = run_pending(deployment)
+    assert operation.status == Operation.Status.SUCCEEDED
+    assert local.read_record(deployment.pk)["pid"] == first["pid"]
+    assert any("reattached, nothing started" in s["message"] for s in operation.steps)
+    assert len(local_processes.processes_mentioning(f"--model-repository={local.workdir(deployment.pk)}/")) == 1
+
+
+def test_a_killed_server_turns_unhealthy_then_is_restarted(deployer, cleanup):
+    deployment, _ = deploy_example(deployer, "add_sub", "crashy", cleanup)
+    record = local.read_record(deployment.pk)
+    local_processes.stop(local_processes.ProcessRecord(record["pid"], record["start_ticks"]), grace=0)
+    figures = reconcile()
+    assert figures["restarted"] == 1
+    deployment.refresh_from_db()
+    assert deployment.status == Deployment.Status.UNHEALTHY
+    assert deployment.restarts == 1
+    operation = run_pending(deployment)
+    assert operation.status == Operation.Status.SUCCEEDED
+    assert operation.reason.startswith("restart 1")
+    assert deployment.status == Deployment.Status.HEALTHY
+    assert local.read_record(deployment.pk)["pid"] != record["pid"]

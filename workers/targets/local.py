@@ -1,0 +1,216 @@
+"""The local target: a real Triton Inference Server on this machine, one per
+deployment, bound to 127.0.0.1 on free ports.
+
+Everything about a deployment's server lives in its work folder
+(STORAGE_ROOT/deployments/<id>/): `server.json` (pid + start time, ports,
+spec digest), `logs/`, and the staged model repository. That file, not the
+database and not the worker's memory, says what runs, so a worker or web
+restart reattaches instead of starting a second server.
+"""
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import httpx
+from django.conf import settings
+
+from workers.targets import local_processes, local_staging, triton_runtime
+from workers.targets.base import DeployResult, DeploySpec, ModelState, Observation, Progress, TargetError
+
+_PROBE_TIMEOUT = 3.0
+
+
+def workdir(deployment_id: int) -> Path:
+    return Path(settings.STORAGE_ROOT) / "deployments" / str(deployment_id)
+
+
+def _record_path(deployment_id: int) -> Path:
+    return workdir(deployment_id) / "server.json"
+
+
+def read_record(deployment_id: int) -> dict | None:
+    try:
+        return json.loads(_record_path(deployment_id).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _write_record(deployment_id: int, record: dict) -> None:
+    path = _record_path(deployment_id)
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(record, indent=2))
+    partial.replace(path)  # atomic: a reader never sees half a record
+
+
+def _process(record: dict | None) -> local_processes.ProcessRecord | None:
+    if not record or "pid" not in record:
+        return None
+    return local_processes.ProcessRecord(record["pid"], record["start_ticks"])
+
+
+def _base_url(record: dict) -> str:
+    return f"http://127.0.0.1:{record['http_port']}"
+
+
+def _repository_index(client: httpx.Client, base: str) -> list[dict]:
+    response = client.post(f"{base}/v2/repository/index", json={})
+    response.raise_for_status()
+    return response.json()
+
+
+class LocalTarget:
+    def __init__(self, target=None):
+        self.target = target
+
+    # --- deploy ----------------------------------------------------------------
+
+    def deploy(self, spec: DeploySpec, progress: Progress) -> DeployResult:
+        if spec.mode != "triton":
+            raise TargetError("entry-script mode is not available on the local target yet", permanent=True)
+        try:
+            runtime = triton_runtime.prepare()
+        except triton_runtime.RuntimeUnavailable as exc:
+            raise TargetError(f"the local Triton runtime is unavailable: {exc}", permanent=True) from exc
+
+        folder = workdir(spec.deployment_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        record = read_record(spec.deployment_id)
+        if local_processes.is_running(_process(record)) and record.get("spec_digest") == spec.spec_digest:
+            progress(f"Triton already runs this spec (pid {record['pid']}); reattached, nothing started")
+            return DeployResult(scoring_uri=_base_url(record), notes=record.get("notes", []))
+        self._stop_everything(spec.deployment_id, progress)
+
+        models_dir = folder / f"models-{spec.spec_digest[:16]}"
+        shutil.rmtree(models_dir, ignore_errors=True)
+        progress("Staging the repository for the local CPU-only Triton")
+        try:
+            notes = local_staging.stage(spec.repository_path, models_dir)
+        except (OSError, ValueError) as exc:
+            raise TargetError(f"could not stage the repository: {exc}", permanent=True) from exc
+        for note in notes:
+            progress(note)
+
+        http_port, metrics_port = local_processes.free_port(), local_processes.free_port()
+        command = [
+            str(runtime.binary),
+            f"--model-repository={models_dir}",
+            f"--backend-directory={runtime.backends}",
+            "--http-address=127.0.0.1",
+            f"--http-port={http_port}",
+            "--allow-grpc=false",
+            "--allow-metrics=true",
+            "--allow-gpu-metrics=false",
+            "--metrics-address=127.0.0.1",
+            f"--metrics-port={metrics_port}",
+            "--pinned-memory-pool-byte-size=0",
+            "--model-control-mode=explicit",
+            "--load-model=*",
+            # Keep serving when one model fails, so its reason can be read and shown.
+            "--exit-on-error=false",
+        ]
+        log = folder / "logs" / "triton.log"
+        progress(f"Starting tritonserver on 127.0.0.1:{http_port}")
+        process = local_processes.spawn(command, env=runtime.environment(), log=log, cwd=folder)
+        record = {
+            **process.as_dict(),
+            "http_port": http_port,
+            "metrics_port": metrics_port,
+            "spec_digest": spec.spec_digest,
+            "models_dir": str(models_dir),
+            "notes": notes,
+            "started_at": time.time(),
+        }
+        _write_record(spec.deployment_id, record)
+        self._wait_until_loaded(spec.deployment_id, record, progress)
+        return DeployResult(scoring_uri=_base_url(record), notes=notes)
+
+    def _wait_until_loaded(self, deployment_id: int, record: dict, progress: Progress) -> None:
+        base, process = _base_url(record), _process(record)
+        deadline = time.monotonic() + settings.LOCAL_TRITON_READY_TIMEOUT
+        announced = False
+        with httpx.Client(timeout=_PROBE_TIMEOUT) as client:
+            while time.monotonic() < deadline:
+                if not local_processes.is_running(process):
+                    tail = " | ".join(self.logs(deployment_id, 5))
+                    raise TargetError(f"tritonserver exited during start-up: {tail}", permanent=False)
+                try:
+                    index = _repository_index(client, base)
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+                    continue
+                if not announced:
+                    progress("Triton is up; loading models")
+                    announced = True
+                failed = [m for m in index if m.get("state") == "UNAVAILABLE"]
+                if failed:
+                    reasons = "; ".join(f"{m['name']} v{m.get('version', '?')}: {m.get('reason', '')}" for m in failed)
+                    self._stop_everything(deployment_id, progress)
+                    raise TargetError(f"Triton could not load {reasons}", permanent=True)
+                if index and all(m.get("state") == "READY" for m in index):
+                    progress(f"All {len(index)} model version(s) loaded")
+                    return
+                time.sleep(0.2)
+        self._stop_everything(deployment_id, progress)
+        raise TargetError(
+            f"models not loaded within {settings.LOCAL_TRITON_READY_TIMEOUT} s (LOCAL_TRITON_READY_TIMEOUT)",
+            permanent=False,
+        )
+
+    def _stop_everything(self, deployment_id: int, progress: Progress) -> None:
+        """Stop the recorded server and any stray one a dead worker left behind."""
+        folder = workdir(deployment_id)
+        recorded = _process(read_record(deployment_id))
+        strays = local_processes.processes_mentioning(f"--model-repository={folder}/")
+        for process in {p.pid: p for p in [recorded, *strays] if p is not None}.values():
+            if local_processes.is_running(process):
+                progress(f"Stopping tritonserver pid {process.pid}")
+                local_processes.stop(process, grace=settings.LOCAL_TRITON_STOP_GRACE)
+        _record_path(deployment_id).unlink(missing_ok=True)
+
+    # --- observe ---------------------------------------------------------------
+
+    def status(self, deployment_id: int) -> Observation:
+        record = read_record(deployment_id)
+        if not local_processes.is_running(_process(record)):
+            return Observation(exists=False, detail="no tritonserver process is running")
+        base = _base_url(record)
+        observation = Observation(exists=True)
+        try:
+            with httpx.Client(timeout=_PROBE_TIMEOUT) as client:
+                observation.live = client.get(f"{base}/v2/health/live").status_code == 200
+                observation.ready = client.get(f"{base}/v2/health/ready").status_code == 200
+                for entry in _repository_index(client, base):
+                    observation.models.append(
+                        ModelState(
+                            name=entry["name"],
+                            version=str(entry.get("version", "")),
+                            ready=entry.get("state") == "READY",
+                            reason=entry.get("reason", "")
+                            or ("" if entry.get("state") == "READY" else entry.get("state", "")),
+                        )
+                    )
+        except httpx.HTTPError as exc:
+            observation.detail = f"probe failed: {type(exc).__name__}"
+        return observation
+
+    # --- delete and logs -------------------------------------------------------
+
+    def delete(self, deployment_id: int, progress: Progress) -> None:
+        self._stop_everything(deployment_id, progress)
+        for staged in workdir(deployment_id).glob("models-*"):
+            shutil.rmtree(staged, ignore_errors=True)
+        progress("Server stopped; logs kept")
+
+    def logs(self, deployment_id: int, tail: int) -> list[str]:
+        log = workdir(deployment_id) / "logs" / "triton.log"
+        try:
+            with log.open("rb") as handle:
+                handle.seek(0, 2)
+                size = handle.tell()
+                handle.seek(max(0, size - 256 * 1024))
+                lines = handle.read().decode("utf-8", "replace").splitlines()
+        except FileNotFoundError:
+            return []
+        return lines[-tail:]

@@ -1,0 +1,97 @@
+"""The Triton Inference Server 2.51 binary that ships inside the nvidia-pytriton
+wheel, prepared to run directly on a plain model repository.
+
+Preparation (once per installed version, no download): copy the wheel's
+`tritonserver/` folder to a runtime folder and put the Python backend stub
+for this interpreter into its `backends/python/`. The server process needs
+this venv's `bin` first on PATH (the stub imports numpy) and the
+interpreter's own libpython before the wheel's libraries.
+"""
+
+import importlib.metadata
+import os
+import shutil
+import sys
+import sysconfig
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+_PACKAGE = "nvidia-pytriton"
+
+
+class RuntimeUnavailable(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class TritonRuntime:
+    root: Path
+
+    @property
+    def binary(self) -> Path:
+        return self.root / "bin" / "tritonserver"
+
+    @property
+    def backends(self) -> Path:
+        return self.root / "backends"
+
+    def environment(self) -> dict[str, str]:
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "CELERY_"))}
+        venv_bin = str(Path(sys.executable).parent)
+        env["PATH"] = os.pathsep.join([venv_bin, env.get("PATH", "/usr/bin:/bin")])
+        libs = [sysconfig.get_config_var("LIBDIR") or "", str(_site_packages() / "nvidia_pytriton.libs")]
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(lib for lib in libs if lib)
+        return env
+
+
+def _site_packages() -> Path:
+    import pytriton
+
+    return Path(pytriton.__file__).resolve().parent.parent
+
+
+def _source() -> Path:
+    try:
+        import pytriton
+    except ImportError as exc:
+        raise RuntimeUnavailable("the nvidia-pytriton package is not installed") from exc
+    source = Path(pytriton.__file__).resolve().parent / "tritonserver"
+    if not (source / "bin" / "tritonserver").is_file():
+        raise RuntimeUnavailable(f"{source} holds no bin/tritonserver (an nvidia-pytriton without Triton?)")
+    return source
+
+
+def runtime_root() -> Path:
+    version = importlib.metadata.version(_PACKAGE)
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    return Path(settings.LOCAL_TRITON_RUNTIME_DIR) / f"pytriton-{version}-py{python}"
+
+
+def prepare() -> TritonRuntime:
+    """The prepared runtime, preparing it first if needed (safe when two
+    workers do it at once: each builds a private copy, one rename wins)."""
+    root = runtime_root()
+    if (root / "bin" / "tritonserver").is_file():
+        return TritonRuntime(root)
+    source = _source()
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = source / "python_backend_stubs" / python / "triton_python_backend_stub"
+    if not stub.is_file():
+        raise RuntimeUnavailable(f"the wheel has no Python backend stub for Python {python}")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=".building-", dir=root.parent))
+    try:
+        copy = building / "tritonserver"
+        shutil.copytree(source, copy, symlinks=True)
+        shutil.copy2(stub, copy / "backends" / "python" / "triton_python_backend_stub")
+        try:
+            os.rename(copy, root)
+        except OSError:
+            if not (root / "bin" / "tritonserver").is_file():
+                raise
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return TritonRuntime(root)
