@@ -54,7 +54,7 @@ def _validate_name(name: str) -> str:
     name = (name or "").strip()
     if not _NAME.match(name):
         raise DomainError(
-            "Names are 1–63 lower-case letters, digits and '-', starting and ending with a letter or digit "
+            "Names are 1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit "
             "(Azure ML endpoint rules).",
             path="name",
         )

@@ -43,7 +43,7 @@ def _step(operation_id: int, message: str) -> None:
     # once and the heartbeat proves the worker is alive.
     now = timezone.now()
     operation = Operation.objects.only("steps").get(pk=operation_id)
-    steps = (operation.steps + [{"at": now.isoformat(), "message": message[:1000]}])[-MAX_STEPS:]
+    steps = [*operation.steps, {"at": now.isoformat(), "message": message[:1000]}][-MAX_STEPS:]
     Operation.objects.filter(pk=operation_id).update(steps=steps, heartbeat_at=now)
 
 
