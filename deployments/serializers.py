@@ -32,3 +32,68 @@ def repository_json(repository: ModelRepository) -> dict:
             for model in repository.models.all()
         ],
     }
+
+
+def operation_json(operation) -> dict:
+    return {
+        "id": operation.pk,
+        "kind": operation.kind,
+        "status": operation.status,
+        "reason": operation.reason,
+        "attempts": operation.attempts,
+        "started_at": operation.started_at.isoformat() if operation.started_at else None,
+        "finished_at": operation.finished_at.isoformat() if operation.finished_at else None,
+        "error": operation.error,
+        "steps": operation.steps,
+    }
+
+
+def approval_json(deployment) -> dict:
+    required = deployment.target.environment.approvals_required
+    if not required:
+        return {"required": False, "status": "not_required"}
+    pending = deployment.status == "pending_approval"
+    return {"required": True, "approvals_required": required, "status": "pending" if pending else "approved"}
+
+
+def deployment_json(deployment, *, detail: bool = False) -> dict:
+    observed = deployment.observed or {}
+    body = {
+        "id": deployment.pk,
+        "name": deployment.name,
+        "target": deployment.target.name,
+        "environment": deployment.target.environment.name,
+        "repository": {
+            "id": deployment.repository_id,
+            "name": deployment.repository_name,
+            "digest": deployment.repository_digest,
+        },
+        "mode": deployment.mode,
+        "status": deployment.status,
+        "status_reason": deployment.status_reason,
+        "spec_digest": deployment.spec_digest,
+        "scoring_uri": deployment.scoring_uri,
+        "restarts": deployment.restarts,
+        "updated_at": deployment.updated_at.isoformat(),
+        "approval": approval_json(deployment),
+    }
+    if detail:
+        body.update(
+            {
+                "spec": {
+                    "entry_script": deployment.entry_script,
+                    "pip_packages": deployment.pip_packages,
+                    "worker_count": deployment.worker_count,
+                    "resources": deployment.resources,
+                    "auth_enabled": deployment.auth_enabled,
+                },
+                "health": {
+                    "live": observed.get("live"),
+                    "ready": observed.get("ready"),
+                    "checked_at": observed.get("checked_at"),
+                    "models": observed.get("models", []),
+                },
+                "operations": [operation_json(op) for op in deployment.operations.all()],
+            }
+        )
+    return body

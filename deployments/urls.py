@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from deployments.views import account, audit_log, overview, repositories, upcoming
+from deployments.views import account, audit_log, deployments, overview, repositories, upcoming
 
 urlpatterns = [
     path("", overview.overview, name="overview"),
@@ -20,6 +20,12 @@ urlpatterns = [
     path("repositories/import/", repositories.import_path, name="repository-import"),
     path("repositories/<int:repository_id>/", repositories.detail, name="repository"),
     path("repositories/<int:repository_id>/delete/", repositories.delete, name="repository-delete"),
+    path("deployments/", deployments.deployments, name="deployments"),
+    path("deployments/new/", deployments.create, name="deployment-create"),
+    path("deployments/<int:deployment_id>/", deployments.detail, name="deployment"),
+    path("deployments/<int:deployment_id>/redeploy/", deployments.redeploy, name="deployment-redeploy"),
+    path("deployments/<int:deployment_id>/delete/", deployments.delete, name="deployment-delete"),
+    path("deployments/<int:deployment_id>/logs/", deployments.logs, name="deployment-logs"),
     *[path(f"{section}/", upcoming.upcoming, {"section": section}, name=section) for section in upcoming.SECTIONS],
     path("api/v1/", include("deployments.api.urls")),
 ]

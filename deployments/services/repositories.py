@@ -168,6 +168,9 @@ def repository_delete(*, repository: ModelRepository, actor) -> None:
         locked = ModelRepository.objects.select_for_update().filter(pk=repository.pk).first()
         if locked is None:
             raise WrongState("This repository was already deleted.")
+        in_use = list(locked.deployments.exclude(status="deleted").values_list("name", flat=True)[:5])
+        if in_use:
+            raise WrongState(f"In use by deployment(s) {', '.join(in_use)}: delete them first.")
         snapshot = {"name": locked.name, "digest": locked.digest, "status": locked.status}
         audit(action="repository.deleted", actor=actor, obj=locked, before=snapshot)
         relative = locked.storage_dir

@@ -3,7 +3,6 @@ from django.shortcuts import render
 # Sections of the navigation whose features are not built yet; each says so
 # plainly instead of showing an empty table.
 SECTIONS = {
-    "deployments": ("Deployments", "Deploy validated repositories to a local Triton or to Azure Machine Learning."),
     "targets": (
         "Targets",
         "Where deployments run: a local Triton, or Azure Machine Learning AKS and online endpoints.",

@@ -1,0 +1,122 @@
+from django.http import JsonResponse
+from django.urls import reverse
+
+from deployments.api.auth import api_view
+from deployments.api.repositories import _json_body
+from deployments.api.responses import api_error
+from deployments.errors import DomainError, NotAllowed
+from deployments.models import Deployment, ModelRepository, Target
+from deployments.selectors.deployments import deployment_detail, deployment_list
+from deployments.serializers import deployment_json
+from deployments.services.deployments import deployment_create, deployment_delete, deployment_redeploy
+from workers.targets import TargetError, adapter_for
+
+PAGE_SIZE = 50
+_CREATE_FIELDS = {
+    "name",
+    "repository",
+    "target",
+    "mode",
+    "entry_script",
+    "pip_packages",
+    "worker_count",
+    "resources",
+    "auth_enabled",
+}
+
+
+def _by_id_or_name(queryset, value, label: str):
+    """Objects are named by id or by name; either way only visible ones are found."""
+    if isinstance(value, bool) or value in (None, ""):
+        raise DomainError(f"'{label}' is required (an id or a name).", path=label)
+    found = queryset.filter(pk=value).first() if isinstance(value, int) else queryset.filter(name=value).first()
+    if found is None:
+        raise DomainError(f"No {label} {value!r} that you may use.", code="not_found", path=label)
+    return found
+
+
+@api_view("GET", "POST")
+def deployments(request):
+    if request.method == "GET":
+        if not request.user.has_perm("deployments.view_deployment"):
+            raise NotAllowed("Seeing deployments needs the viewer role or above.")
+        filters = {key: request.GET.get(key, "") for key in ("target", "status", "environment")}
+        if filters["status"] and filters["status"] not in Deployment.Status.values:
+            raise DomainError(f"status is one of {', '.join(Deployment.Status.values)}.", path="status")
+        after = request.GET.get("after", "")
+        rows = deployment_list(request.user, **filters).order_by("-id")
+        if after.isdigit():
+            rows = rows.filter(pk__lt=int(after))
+        page = list(rows[: PAGE_SIZE + 1])
+        next_url = None
+        if len(page) > PAGE_SIZE:
+            query = request.GET.copy()
+            query["after"] = str(page[PAGE_SIZE - 1].pk)
+            next_url = request.build_absolute_uri(f"{reverse('api:deployments')}?{query.urlencode()}")
+        return JsonResponse({"results": [deployment_json(d) for d in page[:PAGE_SIZE]], "next": next_url})
+
+    body = _json_body(request)
+    unknown = set(body) - _CREATE_FIELDS
+    if unknown:
+        raise DomainError(f"Unknown fields: {', '.join(sorted(unknown))}.", path=sorted(unknown)[0])
+    repository = _by_id_or_name(ModelRepository.objects.visible_to(request.user), body.get("repository"), "repository")
+    target = _by_id_or_name(Target.objects.select_related("environment"), body.get("target"), "target")
+    deployment = deployment_create(
+        name=body.get("name", ""),
+        repository=repository,
+        target=target,
+        actor=request.user,
+        mode=body.get("mode", Deployment.Mode.TRITON),
+        entry_script=body.get("entry_script", ""),
+        pip_packages=body.get("pip_packages"),
+        worker_count=body.get("worker_count", 1),
+        resources=body.get("resources"),
+        auth_enabled=body.get("auth_enabled", True),
+    )
+    return JsonResponse(deployment_json(deployment), status=201)
+
+
+def _visible(request, deployment_id: int) -> Deployment | None:
+    return deployment_detail(request.user, deployment_id)
+
+
+@api_view("GET", "DELETE")
+def deployment(request, deployment_id: int):
+    found = _visible(request, deployment_id)
+    if found is None:
+        return api_error(404, "not_found", "No such deployment.")
+    if request.method == "DELETE":
+        found = deployment_delete(deployment=found, actor=request.user)
+        return JsonResponse(deployment_json(found), status=202)
+    return JsonResponse(deployment_json(found, detail=True))
+
+
+@api_view("POST")
+def redeploy(request, deployment_id: int):
+    found = _visible(request, deployment_id)
+    if found is None:
+        return api_error(404, "not_found", "No such deployment.")
+    changes = _json_body(request) if request.content_type == "application/json" and request.body else {}
+    found = deployment_redeploy(deployment=found, actor=request.user, changes=changes)
+    return JsonResponse(deployment_json(found), status=202)
+
+
+@api_view("GET")
+def logs(request, deployment_id: int):
+    found = _visible(request, deployment_id)
+    if found is None:
+        return api_error(404, "not_found", "No such deployment.")
+    try:
+        tail = max(1, min(int(request.GET.get("tail", 200)), 5000))
+    except ValueError:
+        raise DomainError("tail is a whole number.", path="tail") from None
+    try:
+        lines = adapter_for(found.target).logs(found.pk, tail)
+    except TargetError as exc:
+        lines = [f"(logs unavailable: {exc.message})"]
+    operations = [
+        f"[operation {op.pk} {op.kind}] {step['at']} {step['message']}"
+        for op in reversed(list(found.operations.all()))
+        for step in op.steps
+    ]
+    return JsonResponse({"lines": lines, "operations": operations[-tail:]})

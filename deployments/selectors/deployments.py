@@ -1,0 +1,26 @@
+from django.db.models import Prefetch
+
+from deployments.models import Deployment, Operation
+
+
+def deployment_list(user, *, target: str = "", status: str = "", environment: str = ""):
+    """Deployments the user may see, with what the list shows, in a fixed
+    number of queries. Filters take a target or environment name and a status."""
+    deployments = Deployment.objects.visible_to(user).select_related("target__environment", "repository")
+    if target:
+        deployments = deployments.filter(target__name=target)
+    if environment:
+        deployments = deployments.filter(target__environment__name=environment)
+    if status:
+        deployments = deployments.filter(status=status)
+    return deployments.order_by("-updated_at", "-id")
+
+
+def deployment_detail(user, deployment_id: int) -> Deployment | None:
+    return (
+        Deployment.objects.visible_to(user)
+        .select_related("target__environment", "repository", "created_by")
+        .prefetch_related(Prefetch("operations", queryset=Operation.objects.order_by("-created_at", "-id")))
+        .filter(pk=deployment_id)
+        .first()
+    )

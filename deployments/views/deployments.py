@@ -1,0 +1,123 @@
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from deployments.errors import DomainError
+from deployments.forms import DeploymentForm
+from deployments.models import Deployment
+from deployments.selectors.deployments import deployment_detail, deployment_list
+from deployments.services.deployments import deployment_create, deployment_delete, deployment_redeploy
+from deployments.views.access import require_perm
+from workers.targets import TargetError, adapter_for
+
+PAGE_SIZE = 25
+LOG_LINES = 100
+# htmx stops polling when a poll answers 286.
+STOP_POLLING = 286
+
+
+def deployments(request):
+    require_perm(request.user, "deployments.view_deployment", "Seeing deployments needs the viewer role.")
+    filters = {key: request.GET.get(key, "") for key in ("target", "status", "environment")}
+    page = Paginator(deployment_list(request.user, **filters), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "deployments/deployments.html",
+        {
+            "page": page,
+            "filters": filters,
+            "statuses": Deployment.Status.choices,
+            "can_add": request.user.has_perm("deployments.add_deployment"),
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def create(request):
+    require_perm(request.user, "deployments.add_deployment", "Deploying needs the deployer role.")
+    form = DeploymentForm(
+        request.POST or None, user=request.user, initial={"repository": request.GET.get("repository")}
+    )
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            deployment = deployment_create(
+                name=data["name"],
+                repository=data["repository"],
+                target=data["target"],
+                mode=data["mode"],
+                entry_script=data["entry_script"],
+                pip_packages=data["pip_packages"],
+                worker_count=data["worker_count"],
+                resources=form.resources(),
+                auth_enabled=data["auth_enabled"],
+                actor=request.user,
+            )
+        except DomainError as exc:
+            form.add_error(exc.path.split(".")[-1] if exc.path.split(".")[-1] in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"Deployment “{deployment.name}” requested.")
+            return redirect("deployment", deployment_id=deployment.pk)
+    return render(request, "deployments/deployment_form.html", {"form": form}, status=400 if form.errors else 200)
+
+
+def _visible_or_404(request, deployment_id: int) -> Deployment:
+    deployment = deployment_detail(request.user, deployment_id)
+    if deployment is None:
+        raise Http404("No such deployment.")
+    return deployment
+
+
+def _logs(deployment) -> list[str]:
+    try:
+        return adapter_for(deployment.target).logs(deployment.pk, LOG_LINES)
+    except TargetError as exc:
+        return [f"(logs unavailable: {exc.message})"]
+
+
+def detail(request, deployment_id: int):
+    deployment = _visible_or_404(request, deployment_id)
+    context = {
+        "deployment": deployment,
+        "logs": _logs(deployment),
+        "can_change": request.user.has_perm("deployments.add_deployment"),
+        "can_delete": request.user.has_perm("deployments.delete_deployment"),
+    }
+    if request.htmx:
+        # The poll renders the very fragment the page embeds.
+        response = render(request, "deployments/deployment_detail.html#live", context)
+        if not deployment.in_progress:
+            response.status_code = STOP_POLLING
+        return response
+    return render(request, "deployments/deployment_detail.html", context)
+
+
+@require_POST
+def redeploy(request, deployment_id: int):
+    deployment = _visible_or_404(request, deployment_id)
+    try:
+        deployment_redeploy(deployment=deployment, actor=request.user)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Redeploy requested.")
+    return redirect("deployment", deployment_id=deployment.pk)
+
+
+@require_POST
+def delete(request, deployment_id: int):
+    deployment = _visible_or_404(request, deployment_id)
+    try:
+        deployment_delete(deployment=deployment, actor=request.user)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Delete requested: the server is being stopped.")
+    return redirect("deployment", deployment_id=deployment.pk)
+
+
+def logs(request, deployment_id: int):
+    deployment = _visible_or_404(request, deployment_id)
+    return HttpResponse("\n".join(_logs(deployment)), content_type="text/plain; charset=utf-8")

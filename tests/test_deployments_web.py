@@ -1,0 +1,231 @@
+"""Deployment pages and API: requests, validation, permissions, queries."""
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from deployments.models import AuditEvent, Deployment, Operation
+from deployments.services.deployments import deployment_create
+from deployments.services.repositories import repository_load_example
+from tests.archives import EXAMPLES
+from tests.conftest import make_user
+from tests.engine import local_target
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def deployer(django_user_model):
+    return make_user(django_user_model, "deployer", "deployer")
+
+
+@pytest.fixture
+def repository(deployer):
+    return repository_load_example(path=EXAMPLES / "add_sub", actor=deployer).repository
+
+
+@pytest.fixture
+def target():
+    return local_target()
+
+
+def test_the_api_creates_a_deployment_and_queues_one_operation(client, deployer, token_for, repository, target):
+    response = client.post(
+        reverse("api:deployments"),
+        {"name": "add-sub", "repository": repository.pk, "target": "local-dev", "resources": {"cpu_cores": 1}},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=token_for(deployer),
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["status"] == "queued"
+    assert body["approval"] == {"required": False, "status": "not_required"}
+    assert body["repository"]["digest"] == repository.digest
+    deployment = Deployment.objects.get(pk=body["id"])
+    assert deployment.operations.get().status == Operation.Status.QUEUED
+    assert AuditEvent.objects.filter(action="deployment.requested", object_id=str(deployment.pk)).count() == 1
+    detail = client.get(reverse("api:deployment", args=[deployment.pk]), HTTP_AUTHORIZATION=token_for(deployer)).json()
+    assert {"health", "operations", "spec_digest", "scoring_uri", "approval"} <= set(detail)
+    assert detail["operations"][0]["kind"] == "deploy"
+
+
+@pytest.mark.parametrize(
+    ("body", "path", "says"),
+    [
+        ({"name": "Bad Name"}, "name", "lower-case"),
+        ({"repository": 99999}, "repository", "No repository"),
+        ({"target": "nowhere"}, "target", "No target"),
+        ({"mode": "magic"}, "mode", "'triton' or 'entry_script'"),
+        ({"mode": "entry_script"}, "mode", "not available on the local target"),
+        ({"worker_count": 0}, "worker_count", "from 1 to 32"),
+        ({"resources": {"gpu_cores": -1}}, "resources.gpu_cores", "from 0 to 16"),
+        ({"resources": {"tpus": 1}}, "resources.tpus", "Unknown resource"),
+        ({"auth_enabled": "yes"}, "auth_enabled", "true or false"),
+        ({"colour": "blue"}, "colour", "Unknown fields"),
+    ],
+)
+def test_the_api_names_each_bad_field(client, deployer, token_for, repository, target, body, path, says):
+    payload = {"name": "ok", "repository": repository.pk, "target": target.name, **body}
+    response = client.post(
+        reverse("api:deployments"), payload, content_type="application/json", HTTP_AUTHORIZATION=token_for(deployer)
+    )
+    assert response.status_code == 400
+    (error,) = response.json()["errors"]
+    assert error["path"] == path
+    assert says in error["message"]
+    assert not Deployment.objects.exists()
+
+
+def test_an_invalid_repository_cannot_be_deployed(deployer, target):
+    from deployments.errors import DomainError
+
+    broken = repository_load_example(path=EXAMPLES / "broken", actor=deployer).repository
+    with pytest.raises(DomainError, match="is invalid"):
+        deployment_create(name="nope", repository=broken, target=target, actor=deployer)
+
+
+def test_names_are_unique_per_target_among_live_deployments(deployer, repository, target):
+    from deployments.errors import DomainError
+
+    deployment_create(name="one", repository=repository, target=target, actor=deployer)
+    with pytest.raises(DomainError, match="already has a deployment named one"):
+        deployment_create(name="one", repository=repository, target=target, actor=deployer)
+
+
+def test_an_environment_needing_approval_holds_the_deploy(deployer, repository):
+    prod = local_target("local-prod", "prod", approvals=1)
+    deployment = deployment_create(name="held", repository=repository, target=prod, actor=deployer)
+    assert deployment.status == Deployment.Status.PENDING_APPROVAL
+    assert not deployment.operations.exists()
+
+
+def test_a_second_operation_waits_for_the_first(client, deployer, token_for, repository, target):
+    deployment = deployment_create(name="busy", repository=repository, target=target, actor=deployer)
+    response = client.post(
+        reverse("api:deployment-redeploy", args=[deployment.pk]), HTTP_AUTHORIZATION=token_for(deployer)
+    )
+    assert response.status_code == 409
+    assert (
+        client.delete(
+            reverse("api:deployment", args=[deployment.pk]), HTTP_AUTHORIZATION=token_for(deployer)
+        ).status_code
+        == 409
+    )
+
+
+def test_a_changed_spec_gets_a_new_digest(deployer, repository, target):
+    from deployments.services.deployments import deployment_redeploy
+
+    deployment = deployment_create(name="grow", repository=repository, target=target, actor=deployer)
+    Operation.objects.update(status=Operation.Status.SUCCEEDED)
+    first = deployment.spec_digest
+    deployment_redeploy(deployment=deployment, actor=deployer, changes={})
+    deployment.refresh_from_db()
+    assert deployment.spec_digest == first
+    Operation.objects.update(status=Operation.Status.SUCCEEDED)
+    deployment_redeploy(deployment=deployment, actor=deployer, changes={"resources": {"memory_gb": 8}})
+    deployment.refresh_from_db()
+    assert deployment.spec_digest != first
+    event = AuditEvent.objects.filter(action="deployment.redeploy_requested").order_by("-seq").first()
+    assert event.details == {"spec_changed": True}
+
+
+def test_viewers_and_outsiders_cannot_change_anything(
+    client, deployer, viewer, outsider, token_for, repository, target
+):
+    deployment = deployment_create(name="guarded", repository=repository, target=target, actor=deployer)
+    url = reverse("api:deployment", args=[deployment.pk])
+    assert client.get(url, HTTP_AUTHORIZATION=token_for(outsider)).status_code == 404
+    assert client.get(url, HTTP_AUTHORIZATION=token_for(viewer)).status_code == 200
+    assert client.delete(url, HTTP_AUTHORIZATION=token_for(viewer)).status_code == 403
+    refused = client.post(
+        reverse("api:deployments"),
+        {"name": "x", "repository": repository.pk, "target": target.pk},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=token_for(viewer),
+    )
+    assert refused.status_code == 403
+    client.force_login(outsider)
+    assert client.get(reverse("deployment", args=[deployment.pk])).status_code == 404
+    assert client.post(reverse("deployment-delete", args=[deployment.pk])).status_code == 404
+
+
+def test_page_actions_need_csrf(deployer, repository, target):
+    deployment = deployment_create(name="csrf", repository=repository, target=target, actor=deployer)
+    Operation.objects.update(status=Operation.Status.SUCCEEDED)
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(deployer)
+    assert browser.post(reverse("deployment-delete", args=[deployment.pk])).status_code == 403
+    assert browser.post(reverse("deployment-redeploy", args=[deployment.pk])).status_code == 403
+    assert browser.post(reverse("deployment-create"), {"name": "x"}).status_code == 403
+    deployment.refresh_from_db()
+    assert deployment.desired_state == Deployment.Desired.PRESENT
+
+
+def test_the_create_form_deploys_and_redirects(client, deployer, repository, target):
+    client.force_login(deployer)
+    page = client.get(reverse("deployment-create") + f"?repository={repository.pk}").content.decode()
+    assert f'<option value="{repository.pk}" selected>' in page
+    response = client.post(
+        reverse("deployment-create"),
+        {
+            "name": "from-form",
+            "repository": repository.pk,
+            "target": target.pk,
+            "mode": "triton",
+            "worker_count": 1,
+            "auth_enabled": "on",
+        },
+    )
+    deployment = Deployment.objects.get(name="from-form")
+    assert response["Location"] == reverse("deployment", args=[deployment.pk])
+    bad = client.post(
+        reverse("deployment-create"),
+        {"name": "Bad Name", "repository": repository.pk, "target": target.pk, "mode": "triton", "worker_count": 1},
+    )
+    assert bad.status_code == 400
+    assert "lower-case letters" in bad.content.decode()
+
+
+def test_the_detail_poll_stops_when_nothing_is_in_progress(client, deployer, repository, target):
+    deployment = deployment_create(name="poll", repository=repository, target=target, actor=deployer)
+    client.force_login(deployer)
+    url = reverse("deployment", args=[deployment.pk])
+    polling = client.get(url, HTTP_HX_REQUEST="true")
+    assert polling.status_code == 200
+    assert polling.content.decode().lstrip().startswith('<div id="live" hx-get=')
+    Deployment.objects.filter(pk=deployment.pk).update(status=Deployment.Status.HEALTHY)
+    done = client.get(url, HTTP_HX_REQUEST="true")
+    assert done.status_code == 286
+    assert "hx-get" not in done.content.decode().split(">")[0]
+
+
+def test_a_repository_in_use_cannot_be_deleted(deployer, repository, target):
+    from deployments.errors import WrongState
+    from deployments.services.repositories import repository_delete
+
+    deployment_create(name="user", repository=repository, target=target, actor=deployer)
+    with pytest.raises(WrongState, match="In use by deployment"):
+        repository_delete(repository=repository, actor=deployer)
+
+
+def test_the_list_page_and_api_run_a_constant_number_of_queries(client, deployer, token_for, repository, target):
+    client.force_login(deployer)
+    header = token_for(deployer)
+
+    def counts():
+        with CaptureQueriesContext(connection) as page:
+            assert client.get(reverse("deployments")).status_code == 200
+        with CaptureQueriesContext(connection) as api:
+            assert client.get(reverse("api:deployments"), HTTP_AUTHORIZATION=header).status_code == 200
+        return len(page), len(api)
+
+    for n in range(5):
+        deployment_create(name=f"d{n}", repository=repository, target=target, actor=deployer)
+    counts()  # the token's first use records last_used_at: a write the later calls skip
+    five = counts()
+    for n in range(5, 50):
+        deployment_create(name=f"d{n}", repository=repository, target=target, actor=deployer)
+    assert counts() == five
