@@ -38,10 +38,13 @@ class Outcome:
     retry_in: int | None = None
 
 
-def _step(operation_id: int, message: str) -> None:
+def _step(operation_id: int, message: str | None) -> None:
     # Its own short write, outside any long transaction: the page shows it at
     # once and the heartbeat proves the worker is alive.
     now = timezone.now()
+    if message is None:
+        Operation.objects.filter(pk=operation_id).update(heartbeat_at=now)
+        return
     operation = Operation.objects.only("steps").get(pk=operation_id)
     steps = [*operation.steps, {"at": now.isoformat(), "message": message[:1000]}][-MAX_STEPS:]
     Operation.objects.filter(pk=operation_id).update(steps=steps, heartbeat_at=now)

@@ -59,7 +59,9 @@ class Observation:
     detail: str = ""
 
 
-Progress = Callable[[str], None]
+# progress("message") records a step; progress(None) only proves the worker
+# is alive during a long wait, so the reconciler does not take it for dead.
+Progress = Callable[[str | None], None]
 
 
 class TargetAdapter(Protocol):

@@ -20,6 +20,8 @@ from workers.targets import local_processes, local_staging, triton_runtime
 from workers.targets.base import DeployResult, DeploySpec, ModelState, Observation, Progress, TargetError
 
 _PROBE_TIMEOUT = 3.0
+# Seconds between "still alive" heartbeats while waiting on Triton.
+_HEARTBEAT_EVERY = 1.0
 
 
 def workdir(deployment_id: int) -> Path:
@@ -129,9 +131,12 @@ class LocalTarget:
     def _wait_until_loaded(self, deployment_id: int, record: dict, progress: Progress) -> None:
         base, process = _base_url(record), _process(record)
         deadline = time.monotonic() + settings.LOCAL_TRITON_READY_TIMEOUT
-        announced = False
+        announced, last_beat = False, time.monotonic()
         with httpx.Client(timeout=_PROBE_TIMEOUT) as client:
             while time.monotonic() < deadline:
+                if time.monotonic() - last_beat > _HEARTBEAT_EVERY:
+                    progress(None)
+                    last_beat = time.monotonic()
                 if not local_processes.is_running(process):
                     tail = " | ".join(self.logs(deployment_id, 5))
                     raise TargetError(f"tritonserver exited during start-up: {tail}", permanent=False)
