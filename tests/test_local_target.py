@@ -138,3 +138,54 @@ def test_a_killed_server_turns_unhealthy_then_is_restarted(deployer, cleanup):
     assert operation.reason.startswith("restart 1")
     assert deployment.status == Deployment.Status.HEALTHY
     assert local.read_record(deployment.pk)["pid"] != record["pid"]
+
+
+ENTRY_SCRIPT = (EXAMPLES.parent / "entry_scripts" / "add_sub_score.py").read_text()
+
+
+def test_entry_script_mode_serves_score_in_front_of_triton(deployer, cleanup):
+    import httpx
+
+    repository = repository_load_example(path=EXAMPLES / "add_sub", actor=deployer).repository
+    deployment = deployment_create(
+        name="scored",
+        repository=repository,
+        target=local_target(),
+        actor=deployer,
+        mode="entry_script",
+        entry_script=ENTRY_SCRIPT,
+        pip_packages=["numpy<2", "tritonclient"],
+        worker_count=2,
+    )
+    cleanup(deployment)
+    operation = run_pending(deployment)
+    assert operation.status == Operation.Status.SUCCEEDED, operation.error
+    assert deployment.scoring_uri.endswith("/score")
+    assert deployment.status == Deployment.Status.HEALTHY
+    answer = httpx.post(deployment.scoring_uri, json={"a": [1, 2, 3, 4], "b": [10, 20, 30, 40]}, timeout=10).json()
+    assert answer == {"sum": [11, 22, 33, 44], "difference": [-9, -18, -27, -36], "workers": 2}
+    log = "\n".join(local.LocalTarget().logs(deployment.pk, 200))
+    assert log.count("ready for serving traffic") == 2  # WORKER_COUNT=2 workers
+
+    deployment_delete(deployment=deployment, actor=deployer)
+    run_pending(deployment)
+    assert local_processes.processes_mentioning(f"{local.workdir(deployment.pk)}/") == []
+
+
+def test_missing_pip_packages_are_reported_not_installed(deployer, cleanup):
+    repository = repository_load_example(path=EXAMPLES / "add_sub", actor=deployer).repository
+    deployment = deployment_create(
+        name="needs-more",
+        repository=repository,
+        target=local_target(),
+        actor=deployer,
+        mode="entry_script",
+        entry_script=ENTRY_SCRIPT,
+        pip_packages=["surely-not-a-real-package==1.0", "numpy>=99"],
+    )
+    cleanup(deployment)
+    operation = run_pending(deployment)
+    assert operation.status == Operation.Status.FAILED
+    assert "surely-not-a-real-package==1.0 (not installed)" in deployment.status_reason
+    assert "numpy>=99 (installed: 1.26.4)" in deployment.status_reason
+    assert local.read_record(deployment.pk) is None

@@ -113,10 +113,6 @@ def _validate_worker_count(value) -> int:
 def _clean_spec(*, target: Target, mode, entry_script, pip_packages, worker_count, resources, auth_enabled) -> dict:
     if mode not in Deployment.Mode.values:
         raise DomainError("mode is 'triton' or 'entry_script'.", path="mode")
-    if mode == Deployment.Mode.ENTRY_SCRIPT and target.kind == Target.Kind.LOCAL:
-        raise DomainError(
-            "Entry-script mode is not available on the local target yet; deploy in 'triton' mode.", path="mode"
-        )
     if not isinstance(auth_enabled, bool):
         raise DomainError("auth_enabled is true or false.", path="auth_enabled")
     return {

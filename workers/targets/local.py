@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 from django.conf import settings
 
-from workers.targets import local_processes, local_staging, triton_runtime
+from workers.targets import entry_scripts, local_processes, local_staging, triton_runtime
 from workers.targets.base import DeployResult, DeploySpec, ModelState, Observation, Progress, TargetError
 
 _PROBE_TIMEOUT = 3.0
@@ -56,6 +56,13 @@ def _base_url(record: dict) -> str:
     return f"http://127.0.0.1:{record['http_port']}"
 
 
+def _scoring_uri(record: dict) -> str:
+    """Direct Triton: its /v2 base. Entry-script mode: the /score route in front of it."""
+    if "entry_port" in record:
+        return f"http://127.0.0.1:{record['entry_port']}/score"
+    return _base_url(record)
+
+
 def _repository_index(client: httpx.Client, base: str) -> list[dict]:
     response = client.post(f"{base}/v2/repository/index", json={})
     response.raise_for_status()
@@ -69,8 +76,8 @@ class LocalTarget:
     # --- deploy ----------------------------------------------------------------
 
     def deploy(self, spec: DeploySpec, progress: Progress) -> DeployResult:
-        if spec.mode != "triton":
-            raise TargetError("entry-script mode is not available on the local target yet", permanent=True)
+        if spec.mode == "entry_script":
+            entry_scripts.check_packages(spec.pip_packages)
         try:
             runtime = triton_runtime.prepare()
         except triton_runtime.RuntimeUnavailable as exc:
@@ -79,9 +86,9 @@ class LocalTarget:
         folder = workdir(spec.deployment_id)
         folder.mkdir(parents=True, exist_ok=True)
         record = read_record(spec.deployment_id)
-        if local_processes.is_running(_process(record)) and record.get("spec_digest") == spec.spec_digest:
+        if self._all_running(record) and record.get("spec_digest") == spec.spec_digest:
             progress(f"Triton already runs this spec (pid {record['pid']}); reattached, nothing started")
-            return DeployResult(scoring_uri=_base_url(record), notes=record.get("notes", []))
+            return DeployResult(scoring_uri=_scoring_uri(record), notes=record.get("notes", []))
         self._stop_everything(spec.deployment_id, progress)
 
         models_dir = folder / f"models-{spec.spec_digest[:16]}"
@@ -126,7 +133,21 @@ class LocalTarget:
         }
         _write_record(spec.deployment_id, record)
         self._wait_until_loaded(spec.deployment_id, record, progress)
-        return DeployResult(scoring_uri=_base_url(record), notes=notes)
+        if spec.mode == "entry_script":
+            record.update(entry_scripts.start(spec, folder, triton_url=_base_url(record), progress=progress))
+            _write_record(spec.deployment_id, record)
+            try:
+                entry_scripts.wait_until_serving(record, progress)
+            except TargetError:
+                self._stop_everything(spec.deployment_id, progress)
+                raise
+        return DeployResult(scoring_uri=_scoring_uri(record), notes=notes)
+
+    @staticmethod
+    def _all_running(record: dict | None) -> bool:
+        if not local_processes.is_running(_process(record)):
+            return False
+        return "entry_pid" not in record or local_processes.is_running(entry_scripts.entry_process(record))
 
     def _wait_until_loaded(self, deployment_id: int, record: dict, progress: Progress) -> None:
         base, process = _base_url(record), _process(record)
@@ -166,12 +187,20 @@ class LocalTarget:
     def _stop_everything(self, deployment_id: int, progress: Progress) -> None:
         """Stop the recorded server and any stray one a dead worker left behind."""
         folder = workdir(deployment_id)
-        recorded = _process(read_record(deployment_id))
+        record = read_record(deployment_id)
+        recorded = [_process(record), entry_scripts.entry_process(record)]
+        # Strays: servers a dead worker started but never recorded; the entry
+        # server's command line names its script inside the work folder.
         strays = local_processes.processes_mentioning(f"--model-repository={folder}/")
-        for process in {p.pid: p for p in [recorded, *strays] if p is not None}.values():
+        strays += local_processes.processes_mentioning(f"{folder}/entry/")
+        for process in {p.pid: p for p in [*recorded, *strays] if p is not None}.values():
             if local_processes.is_running(process):
-                progress(f"Stopping tritonserver pid {process.pid}")
+                progress(f"Stopping pid {process.pid}")
                 local_processes.stop(process, grace=settings.LOCAL_TRITON_STOP_GRACE)
+        # Triton's Python-backend stubs outlive their server for a moment: wait
+        # for them too, so "stopped" means nothing of this deployment runs.
+        for helper in local_processes.processes_mentioning(f"{folder}/"):
+            local_processes.stop(helper, grace=settings.LOCAL_TRITON_STOP_GRACE)
         _record_path(deployment_id).unlink(missing_ok=True)
 
     # --- observe ---------------------------------------------------------------
@@ -180,11 +209,18 @@ class LocalTarget:
         record = read_record(deployment_id)
         if not local_processes.is_running(_process(record)):
             return Observation(exists=False, detail="no tritonserver process is running")
+        if "entry_pid" in record and not local_processes.is_running(entry_scripts.entry_process(record)):
+            return Observation(exists=False, detail="the entry-script server is not running")
         base = _base_url(record)
         observation = Observation(exists=True)
         try:
             with httpx.Client(timeout=_PROBE_TIMEOUT) as client:
                 observation.live = client.get(f"{base}/v2/health/live").status_code == 200
+                if "entry_port" in record:
+                    entry_live = client.get(f"http://127.0.0.1:{record['entry_port']}/").status_code == 200
+                    if not entry_live:
+                        observation.detail = "the entry-script server does not answer its health route"
+                    observation.live = observation.live and entry_live
                 observation.ready = client.get(f"{base}/v2/health/ready").status_code == 200
                 for entry in _repository_index(client, base):
                     observation.models.append(
@@ -209,13 +245,19 @@ class LocalTarget:
         progress("Server stopped; logs kept")
 
     def logs(self, deployment_id: int, tail: int) -> list[str]:
-        log = workdir(deployment_id) / "logs" / "triton.log"
-        try:
-            with log.open("rb") as handle:
-                handle.seek(0, 2)
-                size = handle.tell()
-                handle.seek(max(0, size - 256 * 1024))
-                lines = handle.read().decode("utf-8", "replace").splitlines()
-        except FileNotFoundError:
-            return []
-        return lines[-tail:]
+        logs = workdir(deployment_id) / "logs"
+        lines = _tail(logs / "triton.log", tail)
+        entry = _tail(logs / "entry.log", tail)
+        if entry:
+            lines += ["--- entry-script server ---", *entry]
+        return lines
+
+
+def _tail(path: Path, count: int) -> list[str]:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, 2)
+            handle.seek(max(0, handle.tell() - 256 * 1024))
+            return handle.read().decode("utf-8", "replace").splitlines()[-count:]
+    except FileNotFoundError:
+        return []
