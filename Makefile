@@ -25,6 +25,7 @@ install: $(STAMP)
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py bootstrap_demo --url http://$(HOST):$(PORT)/
+	$(PY) manage.py triton_runtime prepare || echo "The local Triton is unavailable here: deploys to local targets will fail. Details: $(PY) manage.py triton_runtime check"
 	HOST=$(HOST) $(VENV)/bin/honcho --procfile Procfile --app-root . start --port $(PORT)
 
 # Every test, against the real PostgreSQL, Redis and Chromium found on this

@@ -1,6 +1,8 @@
 import pytest
 from django.contrib.auth.models import Group
 
+from tests import processes
+
 from deployments import roles
 from deployments.services.api_tokens import api_token_create
 
@@ -48,3 +50,23 @@ def storage_root(settings, tmp_path_factory):
     """Each test writes into its own storage root, so file assertions are exact."""
     settings.STORAGE_ROOT = tmp_path_factory.mktemp("storage")
     return settings.STORAGE_ROOT
+
+
+@pytest.fixture
+def celery_worker(tmp_path, settings):
+    """A real Celery worker consuming from the real Redis, on the test database
+    and this test's storage root. Needs transactional tests (django_db(transaction=True))."""
+    import redis
+
+    # The tests own this Redis database index: start from an empty queue.
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    env = processes.child_env(DATABASE_URL=processes.test_database_url(), STORAGE_ROOT=str(settings.STORAGE_ROOT))
+    log = tmp_path / "worker.log"
+    worker = processes.start(
+        ["celery", "-A", "dashboard", "worker", "--concurrency", "1", "--hostname", "test-worker@%h", "-l", "INFO"],
+        env=env,
+        log=log,
+    )
+    yield worker
+    processes.stop(worker)
+    print(log.read_text()[-5000:])

@@ -72,3 +72,36 @@ def test_a_deployer_uploads_an_archive_and_sees_its_models(page, django_user_mod
 
     page.get_by_role("link", name="Repositories").first.click()
     expect(page.get_by_role("link", name="ensemble")).to_be_visible()
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_a_deployer_deploys_watches_it_go_healthy_and_deletes_it(page, django_user_model, celery_worker):  # noqa: F811
+    from deployments.services.repositories import repository_load_example
+    from tests.archives import EXAMPLES
+    from tests.conftest import make_user
+    from tests.engine import local_target
+    from workers.targets import local, local_processes
+
+    deployer = make_user(django_user_model, "deployer", "deployer")
+    repository = repository_load_example(path=EXAMPLES / "add_sub", actor=deployer).repository
+    target = local_target()
+    page.goto(f"/login/?next=/deployments/new/%3Frepository%3D{repository.pk}")
+    page.get_by_label("Username").fill("deployer")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_label("Name").fill("add-sub")
+    page.get_by_label("Target").select_option(str(target.pk))
+    page.get_by_role("button", name="Deploy").click()
+
+    live = page.locator("#live")
+    expect(live.locator(".status").first).to_have_text("healthy", timeout=120_000)
+    expect(live).to_contain_text("All 1 model version(s) loaded")
+    expect(live.get_by_role("cell", name="add_sub")).to_be_visible()
+    scoring = live.locator("dd code").first.inner_text()
+    assert scoring.startswith("http://127.0.0.1:")
+
+    page.get_by_role("button", name="Delete").click()
+    expect(page.locator("#live .status").first).to_have_text("deleted", timeout=60_000)
+    deployment_id = int(page.url.rstrip("/").split("/")[-1])
+    assert local_processes.processes_mentioning(f"{local.workdir(deployment_id)}/") == []

@@ -9,25 +9,6 @@ from workers.tasks import heartbeat
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def celery_worker(tmp_path):
-    import redis
-    from django.conf import settings
-
-    # The tests own this Redis database index: start from an empty queue.
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
-    env = processes.child_env(DATABASE_URL=processes.test_database_url())
-    log = tmp_path / "worker.log"
-    worker = processes.start(
-        ["celery", "-A", "dashboard", "worker", "--concurrency", "1", "--hostname", "test-worker@%h", "-l", "INFO"],
-        env=env,
-        log=log,
-    )
-    yield worker
-    processes.stop(worker)
-    print(log.read_text())
-
-
 def _started(worker):
     # A worker announces itself once it is ready to consume.
     return processes.wait_for(WorkerHeartbeat.objects.first, within=60, what="worker ready", process=worker)

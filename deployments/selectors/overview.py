@@ -2,7 +2,9 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from deployments.models import AuditEvent, ModelRepository
+from django.db.models import Count
+
+from deployments.models import AuditEvent, Deployment, ModelRepository
 from deployments.selectors.system_status import WorkerStatus, worker_status
 
 RECENT_EVENTS = 8
@@ -14,6 +16,7 @@ class OverviewSummary:
     events_today: int | None
     recent_events: list
     repositories: dict[str, int] | None
+    deployments: dict[str, int] | None
 
 
 def overview_summary(user) -> OverviewSummary:
@@ -22,10 +25,21 @@ def overview_summary(user) -> OverviewSummary:
     if user.has_perm("deployments.view_modelrepository"):
         statuses = list(ModelRepository.objects.visible_to(user).values_list("status", flat=True))
         repositories = {"total": len(statuses), "invalid": statuses.count(ModelRepository.Status.INVALID)}
+    deployments = None
+    if user.has_perm("deployments.view_deployment"):
+        by_status = dict(
+            Deployment.objects.visible_to(user)
+            .exclude(status=Deployment.Status.DELETED)
+            .values_list("status")
+            .annotate(n=Count("id"))
+            .values_list("status", "n")
+        )
+        deployments = {"total": sum(by_status.values()), **by_status}
     start_of_day = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     return OverviewSummary(
         workers=worker_status(),
         events_today=AuditEvent.objects.filter(at__gte=start_of_day).count() if can_read_audit else None,
         recent_events=list(AuditEvent.objects.order_by("-seq")[:RECENT_EVENTS]) if can_read_audit else [],
         repositories=repositories,
+        deployments=deployments,
     )
