@@ -111,7 +111,7 @@ def main():
     target = Target.objects.get(name="local-dev", environment=Environment.objects.get(name="dev"))
     runtime = triton_runtime.prepare()
 
-    worker = subprocess.Popen(  # noqa: S603
+    worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "dashboard", "worker", "--concurrency", "1", "-l", "WARNING"],
         cwd=ROOT,
         env=dict(os.environ),

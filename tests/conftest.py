@@ -1,10 +1,9 @@
 import pytest
 from django.contrib.auth.models import Group
 
-from tests import processes
-
 from deployments import roles
 from deployments.services.api_tokens import api_token_create
+from tests import processes
 
 PASSWORD = "a-long-test-password-42"
 

@@ -1,8 +1,7 @@
 from dataclasses import dataclass
 
-from django.utils import timezone
-
 from django.db.models import Count
+from django.utils import timezone
 
 from deployments.models import AuditEvent, Deployment, ModelRepository
 from deployments.selectors.system_status import WorkerStatus, worker_status
