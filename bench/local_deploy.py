@@ -46,22 +46,7 @@ def by_hand(repository: Path, runtime) -> float:
     models = work / "models"
     shutil.copytree(repository, models)
     port, metrics = local_processes.free_port(), local_processes.free_port()
-    command = [
-        str(runtime.binary),
-        f"--model-repository={models}",
-        f"--backend-directory={runtime.backends}",
-        "--http-address=127.0.0.1",
-        f"--http-port={port}",
-        "--allow-grpc=false",
-        "--allow-metrics=true",
-        "--allow-gpu-metrics=false",
-        "--metrics-address=127.0.0.1",
-        f"--metrics-port={metrics}",
-        "--pinned-memory-pool-byte-size=0",
-        "--model-control-mode=explicit",
-        "--load-model=*",
-        "--exit-on-error=false",
-    ]
+    command = runtime.command(models, http_port=port, metrics_port=metrics)
     started = time.perf_counter()
     process = local_processes.spawn(command, env=runtime.environment(), log=work / "triton.log", cwd=work)
     with httpx.Client(timeout=2) as client:

@@ -94,28 +94,25 @@ def detail(request, deployment_id: int):
     return render(request, "deployments/deployment_detail.html", context)
 
 
-@require_POST
-def redeploy(request, deployment_id: int):
+def _act(request, deployment_id: int, service, done: str):
     deployment = _visible_or_404(request, deployment_id)
     try:
-        deployment_redeploy(deployment=deployment, actor=request.user)
+        service(deployment=deployment, actor=request.user)
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, "Redeploy requested.")
+        messages.success(request, done)
     return redirect("deployment", deployment_id=deployment.pk)
+
+
+@require_POST
+def redeploy(request, deployment_id: int):
+    return _act(request, deployment_id, deployment_redeploy, "Redeploy requested.")
 
 
 @require_POST
 def delete(request, deployment_id: int):
-    deployment = _visible_or_404(request, deployment_id)
-    try:
-        deployment_delete(deployment=deployment, actor=request.user)
-    except DomainError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, "Delete requested: the server is being stopped.")
-    return redirect("deployment", deployment_id=deployment.pk)
+    return _act(request, deployment_id, deployment_delete, "Delete requested: the server is being stopped.")
 
 
 def logs(request, deployment_id: int):

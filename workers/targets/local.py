@@ -102,23 +102,7 @@ class LocalTarget:
             progress(note)
 
         http_port, metrics_port = local_processes.free_port(), local_processes.free_port()
-        command = [
-            str(runtime.binary),
-            f"--model-repository={models_dir}",
-            f"--backend-directory={runtime.backends}",
-            "--http-address=127.0.0.1",
-            f"--http-port={http_port}",
-            "--allow-grpc=false",
-            "--allow-metrics=true",
-            "--allow-gpu-metrics=false",
-            "--metrics-address=127.0.0.1",
-            f"--metrics-port={metrics_port}",
-            "--pinned-memory-pool-byte-size=0",
-            "--model-control-mode=explicit",
-            "--load-model=*",
-            # Keep serving when one model fails, so its reason can be read and shown.
-            "--exit-on-error=false",
-        ]
+        command = runtime.command(models_dir, http_port=http_port, metrics_port=metrics_port)
         log = folder / "logs" / "triton.log"
         progress(f"Starting tritonserver on 127.0.0.1:{http_port}")
         process = local_processes.spawn(command, env=runtime.environment(), log=log, cwd=folder)

@@ -38,6 +38,34 @@ class TritonRuntime:
     def backends(self) -> Path:
         return self.root / "backends"
 
+    def command(self, models: Path, *, http_port: int, metrics_port: int | None) -> list[str]:
+        """tritonserver on 127.0.0.1 only, HTTP (+ metrics), no gRPC, explicit
+        model control with every model loaded at start."""
+        metrics = (
+            [
+                "--allow-metrics=true",
+                "--allow-gpu-metrics=false",
+                "--metrics-address=127.0.0.1",
+                f"--metrics-port={metrics_port}",
+            ]
+            if metrics_port
+            else ["--allow-metrics=false"]
+        )
+        return [
+            str(self.binary),
+            f"--model-repository={models}",
+            f"--backend-directory={self.backends}",
+            "--http-address=127.0.0.1",
+            f"--http-port={http_port}",
+            "--allow-grpc=false",
+            *metrics,
+            "--pinned-memory-pool-byte-size=0",
+            "--model-control-mode=explicit",
+            "--load-model=*",
+            # Keep serving when one model fails, so its reason can be read and shown.
+            "--exit-on-error=false",
+        ]
+
     def environment(self) -> dict[str, str]:
         env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "CELERY_"))}
         venv_bin = str(Path(sys.executable).parent)

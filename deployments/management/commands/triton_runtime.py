@@ -29,17 +29,7 @@ class Command(BaseCommand):
         with tempfile.TemporaryDirectory() as empty:
             port = local_processes.free_port()
             log = Path(empty) / "triton.log"
-            command = [
-                str(runtime.binary),
-                f"--model-repository={empty}",
-                f"--backend-directory={runtime.backends}",
-                "--http-address=127.0.0.1",
-                f"--http-port={port}",
-                "--allow-grpc=false",
-                "--allow-metrics=false",
-                "--model-control-mode=explicit",
-                "--pinned-memory-pool-byte-size=0",
-            ]
+            command = runtime.command(Path(empty), http_port=port, metrics_port=None)
             try:
                 process = local_processes.spawn(command, env=runtime.environment(), log=log, cwd=Path(empty))
             except OSError as exc:
