@@ -189,3 +189,12 @@ def test_missing_pip_packages_are_reported_not_installed(deployer, cleanup):
     assert "surely-not-a-real-package==1.0 (not installed)" in deployment.status_reason
     assert "numpy>=99 (installed: 1.26.4)" in deployment.status_reason
     assert local.read_record(deployment.pk) is None
+
+
+def test_the_reconciler_marks_drift_between_running_and_desired_spec(deployer, cleanup):
+    deployment, _ = deploy_example(deployer, "add_sub", "drifty", cleanup)
+    Deployment.objects.filter(pk=deployment.pk).update(spec_digest="f" * 64)
+    reconcile()
+    deployment.refresh_from_db()
+    assert deployment.status == Deployment.Status.DEGRADED
+    assert deployment.status_reason.startswith("drift: the target runs spec ")

@@ -97,6 +97,11 @@ def observation_json(observation: Observation) -> dict:
 def apply_observation(deployment: Deployment, observation: Observation) -> bool:
     """Record what was seen; audit only a change of status. True if it changed."""
     status, reason = status_from(observation)
+    if observation.spec_digest and observation.spec_digest != deployment.spec_digest:
+        # Not corrected on its own: the desired spec may still need an approval.
+        status = Deployment.Status.DEGRADED if status == Deployment.Status.HEALTHY else status
+        drift = f"drift: the target runs spec {observation.spec_digest[:12]}, desired {deployment.spec_digest[:12]}"
+        reason = f"{drift}; {reason}" if reason else f"{drift} (redeploy to apply)"
     with transaction.atomic():
         locked = Deployment.objects.select_for_update().get(pk=deployment.pk)
         if locked.status not in Deployment.RUNNING | {Deployment.Status.DEPLOYING}:

@@ -57,6 +57,8 @@ class Observation:
     ready: bool = False
     models: list[ModelState] = field(default_factory=list)
     detail: str = ""
+    # The spec the target runs, when it can tell: differs from the desired one = drift.
+    spec_digest: str = ""
 
 
 # progress("message") records a step; progress(None) only proves the worker

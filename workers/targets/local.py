@@ -196,7 +196,7 @@ class LocalTarget:
         if "entry_pid" in record and not local_processes.is_running(entry_scripts.entry_process(record)):
             return Observation(exists=False, detail="the entry-script server is not running")
         base = _base_url(record)
-        observation = Observation(exists=True)
+        observation = Observation(exists=True, spec_digest=record.get("spec_digest", ""))
         try:
             with httpx.Client(timeout=_PROBE_TIMEOUT) as client:
                 observation.live = client.get(f"{base}/v2/health/live").status_code == 200
