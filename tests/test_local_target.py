@@ -198,3 +198,31 @@ def test_the_reconciler_marks_drift_between_running_and_desired_spec(deployer, c
     deployment.refresh_from_db()
     assert deployment.status == Deployment.Status.DEGRADED
     assert deployment.status_reason.startswith("drift: the target runs spec ")
+
+
+def test_a_transient_error_is_retried_later_with_backoff(deployer, settings, cleanup):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from deployments.services import operations
+
+    # A real transient failure: Triton cannot load anything in no time at all.
+    settings.LOCAL_TRITON_READY_TIMEOUT = 0
+    repository = repository_load_example(path=EXAMPLES / "add_sub", actor=deployer).repository
+    deployment = deployment_create(name="flaky", repository=repository, target=local_target(), actor=deployer)
+    cleanup(deployment)
+    operation = deployment.operations.get()
+    outcome = operations.operation_execute(operation_id=operation.pk, task_id="t1")
+    assert outcome.retry_in == 10
+    operation.refresh_from_db()
+    assert operation.status == Operation.Status.QUEUED
+    assert operation.enqueued_at > timezone.now() + timedelta(seconds=5)
+    assert operations.reconcile()["resent"] == 0  # its delayed message is not due yet
+    assert operations.operation_execute(operation_id=operation.pk, task_id="t2").retry_in == 20
+    assert operations.operation_execute(operation_id=operation.pk, task_id="t3").retry_in is None
+    operation.refresh_from_db()
+    assert operation.status == Operation.Status.FAILED
+    assert "LOCAL_TRITON_READY_TIMEOUT" in operation.error
+    assert operation.attempts == settings.OPERATION_MAX_ATTEMPTS
+    assert local_processes.processes_mentioning(f"{local.workdir(deployment.pk)}/") == []

@@ -182,8 +182,12 @@ def operation_execute(*, operation_id: int, task_id: str) -> Outcome:
         if not exc.permanent and operation.attempts < settings.OPERATION_MAX_ATTEMPTS:
             delay = min(10 * 2 ** (operation.attempts - 1), MAX_RETRY_DELAY)
             progress(f"Transient error, retrying in {delay} s: {exc.message}")
+            # Dated when its delayed message is due, so the reconciler only
+            # re-sends it if that message is lost, and backoff is kept.
             Operation.objects.filter(pk=operation.pk).update(
-                status=Operation.Status.QUEUED, error=exc.message, enqueued_at=timezone.now()
+                status=Operation.Status.QUEUED,
+                error=exc.message,
+                enqueued_at=timezone.now() + timedelta(seconds=delay),
             )
             return Outcome(ran=True, retry_in=delay)
         progress(f"Failed: {exc.message}")
