@@ -2,7 +2,7 @@
 
 from django import forms
 
-from deployments.models import Deployment, ModelRepository, Target
+from deployments.models import Deployment, Environment, ModelRepository, Target
 
 
 class DeploymentForm(forms.Form):
@@ -41,3 +41,60 @@ class DeploymentForm(forms.Form):
             for key in ("gpu_cores", "cpu_cores", "memory_gb")
             if self.cleaned_data.get(key) is not None
         }
+
+
+class TargetForm(forms.Form):
+    """One form for every kind; the service checks which fields a kind needs."""
+
+    name = forms.CharField(max_length=100)
+    kind = forms.ChoiceField(choices=Target.Kind.choices)
+    environment = forms.ModelChoiceField(queryset=Environment.objects.all())
+    auth_method = forms.ChoiceField(choices=Target.AuthMethod.choices, initial=Target.AuthMethod.NONE)
+    subscription_id = forms.CharField(required=False)
+    resource_group = forms.CharField(required=False)
+    workspace_name = forms.CharField(required=False)
+    compute_name = forms.CharField(required=False, help_text="AKS / Kubernetes compute, e.g. aks-gpu")
+    instance_type = forms.CharField(required=False, help_text="v2: e.g. Standard_NC6s_v3 or a Kubernetes instance type")
+    tenant_id = forms.CharField(required=False)
+    client_id = forms.CharField(required=False)
+    client_secret = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="stored encrypted, never shown again; leave empty to keep the stored one",
+    )
+    gpu_cores = forms.FloatField(required=False, min_value=0, label="Default GPU cores")
+    cpu_cores = forms.FloatField(required=False, min_value=0, label="Default CPU cores")
+    memory_gb = forms.FloatField(required=False, min_value=0, label="Default memory (GB)")
+
+    SETTINGS = (
+        "subscription_id",
+        "resource_group",
+        "workspace_name",
+        "compute_name",
+        "instance_type",
+        "tenant_id",
+        "client_id",
+    )
+
+    @classmethod
+    def initial_for(cls, target: Target) -> dict:
+        resources = target.settings.get("default_resources", {})
+        return {
+            "name": target.name,
+            "kind": target.kind,
+            "environment": target.environment_id,
+            "auth_method": target.auth_method,
+            **{key: target.settings.get(key, "") for key in cls.SETTINGS},
+            **resources,
+        }
+
+    def settings(self) -> dict:
+        data = self.cleaned_data
+        settings = {key: data[key] for key in self.SETTINGS if data.get(key)}
+        resources = {k: data[k] for k in ("gpu_cores", "cpu_cores", "memory_gb") if data.get(k) is not None}
+        if resources:
+            settings["default_resources"] = resources
+        return settings
+
+    def secrets(self) -> dict:
+        return {"client_secret": self.cleaned_data["client_secret"]} if self.cleaned_data.get("client_secret") else {}

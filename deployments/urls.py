@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from deployments.views import account, audit_log, deployments, overview, repositories, upcoming
+from deployments.views import account, audit_log, deployments, overview, repositories, targets, upcoming
 
 urlpatterns = [
     path("", overview.overview, name="overview"),
@@ -20,6 +20,10 @@ urlpatterns = [
     path("repositories/import/", repositories.import_path, name="repository-import"),
     path("repositories/<int:repository_id>/", repositories.detail, name="repository"),
     path("repositories/<int:repository_id>/delete/", repositories.delete, name="repository-delete"),
+    path("targets/", targets.targets, name="targets"),
+    path("targets/new/", targets.create, name="target-create"),
+    path("targets/<int:target_id>/", targets.detail, name="target"),
+    path("targets/<int:target_id>/test/", targets.test, name="target-test"),
     path("deployments/", deployments.deployments, name="deployments"),
     path("deployments/new/", deployments.create, name="deployment-create"),
     path("deployments/<int:deployment_id>/", deployments.detail, name="deployment"),

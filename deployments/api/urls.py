@@ -1,6 +1,6 @@
 from django.urls import path
 
-from deployments.api import deployments, repositories, views
+from deployments.api import deployments, repositories, targets, views
 
 app_name = "api"
 
@@ -10,6 +10,8 @@ urlpatterns = [
     path("audit/verify", views.audit_verify, name="audit-verify"),
     path("repositories", repositories.repositories, name="repositories"),
     path("repositories/<int:repository_id>", repositories.repository, name="repository"),
+    path("targets", targets.targets, name="targets"),
+    path("environments", targets.environments, name="environments"),
     path("deployments", deployments.deployments, name="deployments"),
     path("deployments/<int:deployment_id>", deployments.deployment, name="deployment"),
     path("deployments/<int:deployment_id>/redeploy", deployments.redeploy, name="deployment-redeploy"),

@@ -1,4 +1,8 @@
+import json
+
 from django.db import models
+
+from deployments import crypto
 
 
 class Target(models.Model):
@@ -10,16 +14,45 @@ class Target(models.Model):
         AZUREML_V2_KUBERNETES = "azureml_v2_kubernetes", "Azure ML v2 (Kubernetes)"
         AZUREML_V2_MANAGED = "azureml_v2_managed", "Azure ML v2 (managed)"
 
+    class AuthMethod(models.TextChoices):
+        NONE = "none", "None (local)"
+        SERVICE_PRINCIPAL = "service_principal", "Service principal"
+        MANAGED_IDENTITY = "managed_identity", "Managed identity"
+        AZURE_CLI = "azure_cli", "Azure CLI login"
+
+    AZURE_KINDS = {Kind.AZUREML_V1_AKS, Kind.AZUREML_V2_KUBERNETES, Kind.AZUREML_V2_MANAGED}
+
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=32, choices=Kind.choices)
     environment = models.ForeignKey("deployments.Environment", on_delete=models.PROTECT, related_name="targets")
     # Non-secret, kind-specific settings (workspace coordinates, compute name,
-    # default resources). Secrets never live here.
+    # tenant and client ids, default resources). Secrets never live here.
     settings = models.JSONField(default=dict, blank=True)
+    auth_method = models.CharField(max_length=20, choices=AuthMethod.choices, default=AuthMethod.NONE)
+    # Fernet token of a JSON object of secrets (e.g. the client secret); never
+    # rendered, logged or returned by the API.
+    credentials_encrypted = models.TextField(blank=True)
+    # The last "test connection": {"ok", "message", "at", "by"}.
+    last_test = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["environment__position", "name"]
 
     def __str__(self):
         return self.name
+
+    @property
+    def is_azure(self) -> bool:
+        return self.kind in self.AZURE_KINDS
+
+    def secrets(self) -> dict:
+        return json.loads(crypto.decrypt(self.credentials_encrypted)) if self.credentials_encrypted else {}
+
+    def set_secrets(self, secrets: dict) -> None:
+        self.credentials_encrypted = crypto.encrypt(json.dumps(secrets)) if secrets else ""
+
+    @property
+    def has_secrets(self) -> bool:
+        return bool(self.credentials_encrypted)

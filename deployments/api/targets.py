@@ -1,0 +1,61 @@
+from django.http import JsonResponse
+
+from deployments.api.auth import api_view
+from deployments.api.repositories import _json_body
+from deployments.errors import DomainError, NotAllowed
+from deployments.models import Environment, Target
+from deployments.services.targets import target_create
+
+
+def target_json(target: Target) -> dict:
+    # Never the secrets: only whether one is stored.
+    return {
+        "id": target.pk,
+        "name": target.name,
+        "kind": target.kind,
+        "environment": target.environment.name,
+        "auth_method": target.auth_method,
+        "settings": target.settings,
+        "has_secrets": target.has_secrets,
+        "last_test": target.last_test,
+    }
+
+
+@api_view("GET", "POST")
+def targets(request):
+    if request.method == "GET":
+        if not request.user.has_perm("deployments.view_target"):
+            raise NotAllowed("Seeing targets needs the viewer role or above.")
+        rows = Target.objects.select_related("environment")
+        return JsonResponse({"results": [target_json(t) for t in rows]})
+    body = _json_body(request)
+    unknown = set(body) - {"name", "kind", "environment", "auth_method", "settings", "secrets"}
+    if unknown:
+        raise DomainError(f"Unknown fields: {', '.join(sorted(unknown))}.", path=sorted(unknown)[0])
+    environment = Environment.objects.filter(name=body.get("environment")).first()
+    if environment is None:
+        raise DomainError("environment names an existing environment (e.g. dev, prod).", path="environment")
+    target = target_create(
+        actor=request.user,
+        name=body.get("name", ""),
+        kind=body.get("kind", ""),
+        environment=environment,
+        auth_method=body.get("auth_method", ""),
+        settings=body.get("settings") or {},
+        secrets=body.get("secrets"),
+    )
+    return JsonResponse(target_json(target), status=201)
+
+
+@api_view("GET")
+def environments(request):
+    if not request.user.has_perm("deployments.view_environment"):
+        raise NotAllowed("Seeing environments needs the viewer role or above.")
+    return JsonResponse(
+        {
+            "results": [
+                {"id": env.pk, "name": env.name, "approvals_required": env.approvals_required}
+                for env in Environment.objects.all()
+            ]
+        }
+    )

@@ -1,0 +1,108 @@
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from deployments.errors import DomainError
+from deployments.forms import TargetForm
+from deployments.models import Target
+from deployments.services.targets import target_create, target_test_request, target_update
+from deployments.views.access import require_perm
+
+STOP_POLLING = 286
+
+
+def _field(form, path: str):
+    name = path.split(".")[-1]
+    return name if name in form.fields else None
+
+
+def targets(request):
+    require_perm(request.user, "deployments.view_target", "Seeing targets needs the viewer role.")
+    return render(
+        request,
+        "deployments/targets.html",
+        {
+            "targets": Target.objects.select_related("environment"),
+            "can_add": request.user.has_perm("deployments.add_target"),
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def create(request):
+    require_perm(request.user, "deployments.add_target", "Creating targets needs the admin role.")
+    form = TargetForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            target = target_create(
+                actor=request.user,
+                name=data["name"],
+                kind=data["kind"],
+                environment=data["environment"],
+                auth_method=data["auth_method"],
+                settings=form.settings(),
+                secrets=form.secrets(),
+            )
+        except DomainError as exc:
+            form.add_error(_field(form, exc.path), exc.message)
+        else:
+            messages.success(request, f"Target “{target.name}” created. Test its connection below.")
+            return redirect("target", target_id=target.pk)
+    return render(request, "deployments/target_form.html", {"form": form}, status=400 if form.errors else 200)
+
+
+def _visible_or_404(request, target_id: int) -> Target:
+    if not request.user.has_perm("deployments.view_target"):
+        raise Http404("No such target.")
+    target = Target.objects.select_related("environment").filter(pk=target_id).first()
+    if target is None:
+        raise Http404("No such target.")
+    return target
+
+
+@require_http_methods(["GET", "POST"])
+def detail(request, target_id: int):
+    target = _visible_or_404(request, target_id)
+    can_change = request.user.has_perm("deployments.change_target")
+    if request.htmx and request.method == "GET":
+        response = render(request, "deployments/target_detail.html#connection", {"target": target})
+        if target.last_test.get("state") != "running":
+            response.status_code = STOP_POLLING
+        return response
+    form = TargetForm(request.POST or None, initial=TargetForm.initial_for(target))
+    for locked in ("name", "kind", "environment"):
+        form.fields[locked].disabled = True
+    if request.method == "POST":
+        require_perm(request.user, "deployments.change_target", "Changing targets needs the admin role.")
+        if form.is_valid():
+            try:
+                target_update(
+                    actor=request.user,
+                    target=target,
+                    settings=form.settings(),
+                    auth_method=form.cleaned_data["auth_method"],
+                    secrets=form.secrets(),
+                )
+            except DomainError as exc:
+                form.add_error(_field(form, exc.path), exc.message)
+            else:
+                messages.success(request, "Target saved.")
+                return redirect("target", target_id=target.pk)
+    return render(
+        request,
+        "deployments/target_detail.html",
+        {"target": target, "form": form, "can_change": can_change},
+        status=400 if form.errors else 200,
+    )
+
+
+@require_POST
+def test(request, target_id: int):
+    target = _visible_or_404(request, target_id)
+    target_test_request(actor=request.user, target=target)
+    target.refresh_from_db()
+    if request.htmx:
+        return render(request, "deployments/target_detail.html#connection", {"target": target})
+    return redirect("target", target_id=target.pk)
