@@ -4,6 +4,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 
 from deployments.services.operations import operation_execute, reconcile
+from deployments.services.targets import target_test_run
 from deployments.services.worker_heartbeats import worker_heartbeat_record
 from deployments.single_run import single_run
 
@@ -35,3 +36,8 @@ def reconcile_deployments():
         if acquired:
             return reconcile()
     return None
+
+
+@shared_task(name="workers.test_target", ignore_result=True)
+def test_target(target_id: int, requested_by: str):
+    target_test_run(target_id=target_id, requested_by=requested_by)

@@ -187,6 +187,12 @@ class LocalTarget:
             local_processes.stop(helper, grace=settings.LOCAL_TRITON_STOP_GRACE)
         _record_path(deployment_id).unlink(missing_ok=True)
 
+    def test_connection(self) -> str:
+        try:
+            return triton_runtime.smoke_test(triton_runtime.prepare())
+        except triton_runtime.RuntimeUnavailable as exc:
+            raise TargetError(str(exc), permanent=True) from exc
+
     # --- observe ---------------------------------------------------------------
 
     def status(self, deployment_id: int) -> Observation:

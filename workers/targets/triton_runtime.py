@@ -14,6 +14,7 @@ import shutil
 import sys
 import sysconfig
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,3 +124,32 @@ def prepare() -> TritonRuntime:
     finally:
         shutil.rmtree(building, ignore_errors=True)
     return TritonRuntime(root)
+
+
+def smoke_test(runtime: TritonRuntime, timeout: float = 30) -> str:
+    """Start the server once on an empty repository and ask its version."""
+    import httpx
+
+    from workers.targets import local_processes
+
+    with tempfile.TemporaryDirectory() as empty:
+        port = local_processes.free_port()
+        log = Path(empty) / "triton.log"
+        command = runtime.command(Path(empty), http_port=port, metrics_port=None)
+        try:
+            process = local_processes.spawn(command, env=runtime.environment(), log=log, cwd=Path(empty))
+        except OSError as exc:
+            raise RuntimeUnavailable(f"tritonserver did not start: {exc}") from exc
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                try:
+                    server = httpx.get(f"http://127.0.0.1:{port}/v2", timeout=2).json()
+                    return f"Triton {server.get('version')} answered on 127.0.0.1:{port}"
+                except httpx.HTTPError:
+                    if not local_processes.is_running(process):
+                        raise RuntimeUnavailable("tritonserver exited: " + log.read_text()[-2000:]) from None
+                    time.sleep(0.2)
+            raise RuntimeUnavailable(f"tritonserver did not answer within {timeout:.0f} s: " + log.read_text()[-2000:])
+        finally:
+            local_processes.stop(process, grace=5)
