@@ -12,6 +12,7 @@ from tests.archives import EXAMPLES
 from tests.conftest import make_user
 from tests.engine import local_target, run_pending
 from workers.targets import local, local_processes
+from workers.targets.base import DeploymentRef
 
 pytestmark = pytest.mark.django_db
 
@@ -164,7 +165,7 @@ def test_entry_script_mode_serves_score_in_front_of_triton(deployer, cleanup):
     assert deployment.status == Deployment.Status.HEALTHY
     answer = httpx.post(deployment.scoring_uri, json={"a": [1, 2, 3, 4], "b": [10, 20, 30, 40]}, timeout=10).json()
     assert answer == {"sum": [11, 22, 33, 44], "difference": [-9, -18, -27, -36], "workers": 2}
-    log = "\n".join(local.LocalTarget().logs(deployment.pk, 200))
+    log = "\n".join(local.LocalTarget().logs(DeploymentRef.of(deployment), 200))
     assert log.count("ready for serving traffic") == 2  # WORKER_COUNT=2 workers
 
     deployment_delete(deployment=deployment, actor=deployer)

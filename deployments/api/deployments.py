@@ -10,6 +10,7 @@ from deployments.selectors.deployments import deployment_detail, deployment_list
 from deployments.serializers import deployment_json
 from deployments.services.deployments import deployment_create, deployment_delete, deployment_redeploy
 from workers.targets import TargetError, adapter_for
+from workers.targets.base import DeploymentRef
 
 PAGE_SIZE = 50
 _CREATE_FIELDS = {
@@ -111,7 +112,7 @@ def logs(request, deployment_id: int):
     except ValueError:
         raise DomainError("tail is a whole number.", path="tail") from None
     try:
-        lines = adapter_for(found.target).logs(found.pk, tail)
+        lines = adapter_for(found.target).logs(DeploymentRef.of(found), tail)
     except TargetError as exc:
         lines = [f"(logs unavailable: {exc.message})"]
     operations = [

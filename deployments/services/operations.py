@@ -21,7 +21,7 @@ from deployments.audit import audit
 from deployments.models import Deployment, Operation
 from deployments.services.deployments import enqueue
 from workers.targets import TargetError, adapter_for
-from workers.targets.base import DeploySpec, Observation
+from workers.targets.base import DeploymentRef, DeploySpec, Observation
 
 log = logging.getLogger(__name__)
 MAX_STEPS = 200
@@ -69,6 +69,10 @@ def _spec(deployment: Deployment, operation: Operation) -> DeploySpec:
 
 def status_from(observation: Observation) -> tuple[str, str]:
     """One status and a human reason from what the target says."""
+    if observation.provisioning == "transitioning":
+        return Deployment.Status.DEPLOYING, observation.detail or "the target is still provisioning"
+    if observation.provisioning == "failed":
+        return Deployment.Status.FAILED, observation.detail or "the target reports a failed deployment"
     if not observation.exists:
         return Deployment.Status.UNHEALTHY, observation.detail or "nothing is running at the target"
     if not observation.live:
@@ -175,9 +179,9 @@ def operation_execute(*, operation_id: int, task_id: str) -> Outcome:
             if deployment.repository is None:
                 raise TargetError("the repository was deleted", permanent=True)
             result = adapter.deploy(_spec(deployment, operation), progress)
-            observation = adapter.status(deployment.pk)
+            observation = adapter.status(DeploymentRef.of(deployment))
         else:
-            adapter.delete(deployment.pk, progress)
+            adapter.delete(DeploymentRef.of(deployment), progress)
     except TargetError as exc:
         if not exc.permanent and operation.attempts < settings.OPERATION_MAX_ATTEMPTS:
             delay = min(10 * 2 ** (operation.attempts - 1), MAX_RETRY_DELAY)
@@ -267,14 +271,18 @@ def _resend_queued(now) -> int:
 
 def _observe(now) -> dict[str, int]:
     figures = {"observed": 0, "changed": 0, "restarted": 0}
+    # DEPLOYING without an operation: submitted to a target that provisions
+    # asynchronously (Azure); observation says when it settles.
+    watched = Deployment.RUNNING | {Deployment.Status.DEPLOYING}
     deployments = (
-        Deployment.objects.filter(desired_state=Deployment.Desired.PRESENT, status__in=Deployment.RUNNING)
+        Deployment.objects.filter(desired_state=Deployment.Desired.PRESENT, status__in=watched)
         .exclude(operations__status__in=Operation.ACTIVE)
-        .select_related("target__environment")
+        .select_related("target__environment", "repository")
+        .prefetch_related("repository__models")
     )
     for deployment in deployments:
         try:
-            observation = adapter_for(deployment.target).status(deployment.pk)
+            observation = adapter_for(deployment.target).status(DeploymentRef.of(deployment))
         except TargetError as exc:
             observation = Observation(exists=True, detail=exc.message)
         figures["observed"] += 1

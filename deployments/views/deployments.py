@@ -11,6 +11,7 @@ from deployments.selectors.deployments import deployment_detail, deployment_list
 from deployments.services.deployments import deployment_create, deployment_delete, deployment_redeploy
 from deployments.views.access import require_perm
 from workers.targets import TargetError, adapter_for
+from workers.targets.base import DeploymentRef
 
 PAGE_SIZE = 25
 LOG_LINES = 100
@@ -72,7 +73,7 @@ def _visible_or_404(request, deployment_id: int) -> Deployment:
 
 def _logs(deployment) -> list[str]:
     try:
-        return adapter_for(deployment.target).logs(deployment.pk, LOG_LINES)
+        return adapter_for(deployment.target).logs(DeploymentRef.of(deployment), LOG_LINES)
     except TargetError as exc:
         return [f"(logs unavailable: {exc.message})"]
 

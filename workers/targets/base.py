@@ -32,6 +32,22 @@ class DeploySpec:
 
 
 @dataclass(frozen=True)
+class DeploymentRef:
+    """What an adapter needs to find a deployment at its target again."""
+
+    id: int
+    name: str
+    # (model name, versions) the repository holds, for per-version probes.
+    models: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    @classmethod
+    def of(cls, deployment) -> "DeploymentRef":
+        repository = deployment.repository
+        models = tuple((m.name, tuple(m.versions)) for m in repository.models.all()) if repository else ()
+        return cls(id=deployment.pk, name=deployment.name, models=models)
+
+
+@dataclass(frozen=True)
 class DeployResult:
     scoring_uri: str
     notes: list[str] = field(default_factory=list)
@@ -59,6 +75,9 @@ class Observation:
     detail: str = ""
     # The spec the target runs, when it can tell: differs from the desired one = drift.
     spec_digest: str = ""
+    # For targets that provision asynchronously (Azure): "transitioning",
+    # "succeeded" or "failed" ("" when the target has no such notion).
+    provisioning: str = ""
 
 
 # progress("message") records a step; progress(None) only proves the worker
@@ -69,10 +88,10 @@ Progress = Callable[[str | None], None]
 class TargetAdapter(Protocol):
     def deploy(self, spec: DeploySpec, progress: Progress) -> DeployResult: ...
 
-    def status(self, deployment_id: int) -> Observation: ...
+    def status(self, ref: DeploymentRef) -> Observation: ...
 
-    def delete(self, deployment_id: int, progress: Progress) -> None: ...
+    def delete(self, ref: DeploymentRef, progress: Progress) -> None: ...
 
-    def logs(self, deployment_id: int, tail: int) -> list[str]: ...
+    def logs(self, ref: DeploymentRef, tail: int) -> list[str]: ...
 
     def test_connection(self) -> str: ...

@@ -17,7 +17,15 @@ import httpx
 from django.conf import settings
 
 from workers.targets import entry_scripts, local_processes, local_staging, triton_runtime
-from workers.targets.base import DeployResult, DeploySpec, ModelState, Observation, Progress, TargetError
+from workers.targets.base import (
+    DeploymentRef,
+    DeployResult,
+    DeploySpec,
+    ModelState,
+    Observation,
+    Progress,
+    TargetError,
+)
 
 _PROBE_TIMEOUT = 3.0
 # Seconds between "still alive" heartbeats while waiting on Triton.
@@ -143,7 +151,7 @@ class LocalTarget:
                     progress(None)
                     last_beat = time.monotonic()
                 if not local_processes.is_running(process):
-                    tail = " | ".join(self.logs(deployment_id, 5))
+                    tail = " | ".join(_tail(workdir(deployment_id) / "logs" / "triton.log", 5))
                     raise TargetError(f"tritonserver exited during start-up: {tail}", permanent=False)
                 try:
                     index = _repository_index(client, base)
@@ -195,8 +203,8 @@ class LocalTarget:
 
     # --- observe ---------------------------------------------------------------
 
-    def status(self, deployment_id: int) -> Observation:
-        record = read_record(deployment_id)
+    def status(self, ref: DeploymentRef) -> Observation:
+        record = read_record(ref.id)
         if not local_processes.is_running(_process(record)):
             return Observation(exists=False, detail="no tritonserver process is running")
         if "entry_pid" in record and not local_processes.is_running(entry_scripts.entry_process(record)):
@@ -228,14 +236,14 @@ class LocalTarget:
 
     # --- delete and logs -------------------------------------------------------
 
-    def delete(self, deployment_id: int, progress: Progress) -> None:
-        self._stop_everything(deployment_id, progress)
-        for staged in workdir(deployment_id).glob("models-*"):
+    def delete(self, ref: DeploymentRef, progress: Progress) -> None:
+        self._stop_everything(ref.id, progress)
+        for staged in workdir(ref.id).glob("models-*"):
             shutil.rmtree(staged, ignore_errors=True)
         progress("Server stopped; logs kept")
 
-    def logs(self, deployment_id: int, tail: int) -> list[str]:
-        logs = workdir(deployment_id) / "logs"
+    def logs(self, ref: DeploymentRef, tail: int) -> list[str]:
+        logs = workdir(ref.id) / "logs"
         lines = _tail(logs / "triton.log", tail)
         entry = _tail(logs / "entry.log", tail)
         if entry:
