@@ -233,6 +233,12 @@ LOCAL_TRITON_RUNTIME_DIR = Path(env.str("LOCAL_TRITON_RUNTIME_DIR", default=str(
 LOCAL_TRITON_READY_TIMEOUT = _parse("LOCAL_TRITON_READY_TIMEOUT", env.int, default=120)
 LOCAL_TRITON_STOP_GRACE = _parse("LOCAL_TRITON_STOP_GRACE", env.int, default=10)
 
+# --- Azure ML targets ------------------------------------------------------------
+
+# Seconds a worker follows an SDK v2 deployment's long-running operation (to
+# catch Azure's failure reason) before leaving it to the reconciler.
+AZUREML_V2_DEPLOY_WAIT = _parse("AZUREML_V2_DEPLOY_WAIT", env.int, default=600)
+
 # --- deployment engine --------------------------------------------------------
 
 RECONCILE_INTERVAL = _parse("RECONCILE_INTERVAL", env.int, default=10)

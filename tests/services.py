@@ -71,6 +71,11 @@ PROBLEMS = {
 # Everything the dashboard writes during tests goes to a throw-away folder.
 VAR_DIR = Path(tempfile.mkdtemp(prefix="triton-dashboard-tests-"))
 os.environ["VAR_DIR"] = str(VAR_DIR)
+# azureml-core fixes its discovery cache under ~/.azureml when first imported:
+# tests (and the workers they start) get a HOME of their own, never the developer's.
+os.environ["HOME"] = str(VAR_DIR / "home")
+(VAR_DIR / "home" / ".azureml").mkdir(parents=True)
+os.environ["AZUREML_LOG_DEPRECATION_WARNING_ENABLED"] = "False"
 os.environ["DASHBOARD_ENV"] = "local"
 for name in ("SECRET_KEY", "ENCRYPTION_KEYS", "ALLOWED_HOSTS", "DEBUG"):
     os.environ.pop(name, None)

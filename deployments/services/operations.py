@@ -114,7 +114,11 @@ def apply_observation(deployment: Deployment, observation: Observation) -> bool:
         before = {"status": locked.status, "reason": locked.status_reason}
         locked.status, locked.status_reason = status, reason
         locked.observed = observation_json(observation)
-        locked.save(update_fields=["status", "status_reason", "observed", "updated_at"])
+        fields = ["status", "status_reason", "observed", "updated_at"]
+        if observation.scoring_uri and observation.scoring_uri != locked.scoring_uri:
+            locked.scoring_uri = observation.scoring_uri
+            fields.append("scoring_uri")
+        locked.save(update_fields=fields)
         if changed:
             audit(
                 action="deployment.status_changed",

@@ -4,9 +4,16 @@ from workers.targets.base import TargetAdapter, TargetError
 
 
 def adapter_for(target) -> TargetAdapter:
+    from workers.targets.azureml_v1 import AzureMLv1Target
+    from workers.targets.azureml_v2 import AzureMLv2Target
     from workers.targets.local import LocalTarget
 
-    adapters = {"local": LocalTarget}
+    adapters = {
+        "local": LocalTarget,
+        "azureml_v1_aks": AzureMLv1Target,
+        "azureml_v2_kubernetes": AzureMLv2Target,
+        "azureml_v2_managed": AzureMLv2Target,
+    }
     try:
         return adapters[target.kind](target)
     except KeyError:

@@ -78,6 +78,8 @@ class Observation:
     # For targets that provision asynchronously (Azure): "transitioning",
     # "succeeded" or "failed" ("" when the target has no such notion).
     provisioning: str = ""
+    # Where clients call, when the target says (Azure assigns it while provisioning).
+    scoring_uri: str = ""
 
 
 # progress("message") records a step; progress(None) only proves the worker

@@ -1,0 +1,60 @@
+"""Fixtures for the Azure ML targets: the fake control planes, routed so the
+real SDKs and credentials reach them, with real Tritons as the data plane."""
+
+import pytest
+
+from deployments.models import Environment
+from deployments.services.targets import target_create
+
+CLIENT_ID, CLIENT_SECRET = "dashboard-sp", "sp-secret-for-tests"
+
+
+@pytest.fixture
+def data_plane(tmp_path):
+    from tests.fakes.azureml.data_plane import TritonDataPlane
+
+    plane = TritonDataPlane(tmp_path / "data-plane")
+    yield plane
+    plane.stop_all()
+
+
+@pytest.fixture
+def fake_v1(data_plane):
+    from tests.fakes.azureml.aad import add_aad_routes
+    from tests.fakes.azureml.routing import no_external_network, route_azure_to
+    from tests.fakes.azureml.v1 import FakeAzureMLv1
+
+    fake = FakeAzureMLv1(
+        on_deploy=lambda name, model_dir: data_plane.start(
+            name, model_dir / "models" / "triton", lambda n: fake.keys(n)[0]
+        ),
+        on_delete=data_plane.stop,
+    ).start()
+    with no_external_network() as refused, route_azure_to(fake) as mock:
+        fake.token_requests = add_aad_routes(
+            mock, tenant_id=fake.tenant_id, client_id=CLIENT_ID, client_secret=CLIENT_SECRET
+        )
+        yield fake
+        assert refused == [], f"traffic tried to leave 127.0.0.1: {refused}"
+    fake.stop()
+    assert fake.unhandled == [], f"calls the fake does not know: {fake.unhandled}"
+
+
+def azure_target(admin, kind: str, fake, **settings):
+    environment, _ = Environment.objects.get_or_create(name="prod")
+    return target_create(
+        actor=admin,
+        name=f"{kind}-target",
+        kind=kind,
+        environment=environment,
+        auth_method="service_principal",
+        settings={
+            "subscription_id": fake.subscription_id,
+            "resource_group": fake.resource_group,
+            "workspace_name": fake.workspace_name,
+            "tenant_id": fake.tenant_id,
+            "client_id": CLIENT_ID,
+            **settings,
+        },
+        secrets={"client_secret": CLIENT_SECRET},
+    )

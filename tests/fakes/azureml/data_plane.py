@@ -1,0 +1,91 @@
+"""The data plane behind the fake control planes: a real local Triton per
+Azure service, behind a proxy that enforces the service's bearer key, as an
+Azure scoring URI does."""
+
+import threading
+
+import httpx
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from workers.targets import local_processes, triton_runtime
+
+
+class _Server:
+    def __init__(self, process, triton_url: str, proxy):
+        self.process, self.triton_url, self.proxy = process, triton_url, proxy
+
+
+class TritonDataPlane:
+    """start(name, repository, key) -> the scoring base URL; stop(name)."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.servers: dict[str, _Server] = {}
+        self.refused = 0  # requests without the right key
+
+    def start(self, name: str, repository, key_for) -> str:
+        runtime = triton_runtime.prepare()
+        folder = self.workdir / name
+        folder.mkdir(parents=True, exist_ok=True)
+        port = local_processes.free_port()
+        process = local_processes.spawn(
+            runtime.command(repository, http_port=port, metrics_port=None),
+            env=runtime.environment(),
+            log=folder / "triton.log",
+            cwd=folder,
+        )
+        triton_url = f"http://127.0.0.1:{port}"
+        deadline_client = httpx.Client(timeout=2)
+        for _ in range(300):
+            try:
+                if deadline_client.get(f"{triton_url}/v2/health/ready").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            threading.Event().wait(0.1)
+        else:
+            local_processes.stop(process, grace=5)
+            raise RuntimeError("the data-plane Triton did not become ready")
+        deadline_client.close()
+        proxy = self._proxy(triton_url, lambda: key_for(name))
+        self.servers[name] = _Server(process, triton_url, proxy)
+        return f"http://127.0.0.1:{proxy.server_port}"
+
+    def _proxy(self, triton_url: str, key):
+        def app(environ, start_response):
+            request = Request(environ)
+            if request.headers.get("Authorization") != f"Bearer {key()}":
+                self.refused += 1
+                return Response("missing or wrong key", status=401)(environ, start_response)
+            answer = httpx.request(
+                request.method,
+                f"{triton_url}{request.full_path.rstrip('?')}",
+                content=request.get_data(),
+                headers={
+                    k: v
+                    for k, v in request.headers.items()
+                    if k.lower() in ("content-type", "inference-header-content-length")
+                },
+                timeout=30,
+            )
+            headers = [
+                (k, v)
+                for k, v in answer.headers.items()
+                if k.lower() in ("content-type", "inference-header-content-length")
+            ]
+            return Response(answer.content, status=answer.status_code, headers=headers)(environ, start_response)
+
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    def stop(self, name: str) -> None:
+        server = self.servers.pop(name, None)
+        if server is not None:
+            server.proxy.shutdown()
+            local_processes.stop(server.process, grace=5)
+
+    def stop_all(self) -> None:
+        for name in list(self.servers):
+            self.stop(name)

@@ -1,0 +1,147 @@
+"""The SDK v1 adapter through the REAL azureml-core, against the fake control
+plane (HTTP boundary only), with a real Triton behind a key-checking proxy."""
+
+import httpx
+import numpy as np
+import pytest
+import tritonclient.http as triton_http
+
+from deployments.models import Deployment, Operation
+from deployments.services.deployments import deployment_create, deployment_delete
+from deployments.services.operations import reconcile
+from deployments.services.repositories import repository_load_example
+from deployments.services.targets import target_test_run
+from tests import processes
+from tests.archives import EXAMPLES
+from tests.azure import azure_target, data_plane, fake_v1  # noqa: F401 - fixtures
+from tests.engine import run_pending
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def target(admin, fake_v1):  # noqa: F811
+    return azure_target(
+        admin,
+        "azureml_v1_aks",
+        fake_v1,
+        compute_name="aks-gpu",
+        default_resources={"gpu_cores": 1, "cpu_cores": 1, "memory_gb": 4},
+    )
+
+
+@pytest.fixture
+def repository(admin):
+    return repository_load_example(path=EXAMPLES / "add_sub", actor=admin).repository
+
+
+def settle(deployment, within=60):
+    def settled():
+        reconcile()
+        deployment.refresh_from_db()
+        return deployment.status not in (Deployment.Status.DEPLOYING, Deployment.Status.QUEUED)
+
+    processes.wait_for(settled, within=within, what=f"{deployment.name} settled")
+
+
+def test_register_deploy_healthy_infer_delete(admin, target, repository, fake_v1):  # noqa: F811
+    deployment = deployment_create(name="add-sub", repository=repository, target=target, actor=admin)
+    operation = run_pending(deployment)
+    assert operation.status == Operation.Status.SUCCEEDED, operation.error
+    steps = " | ".join(step["message"] for step in operation.steps)
+    assert "Model.register, framework MULTI" in steps
+    assert "Registered add-sub:1" in steps
+    assert "not waiting" in steps
+    assert fake_v1.create_calls == 1
+    request = fake_v1.service("add-sub").request
+    assert request["computeName"] == "aks-gpu"
+    assert request["containerResourceRequirements"]["gpu"] == 1
+
+    settle(deployment)
+    assert deployment.status == Deployment.Status.HEALTHY, deployment.status_reason
+    assert deployment.observed["models"] == [{"name": "add_sub", "version": "1", "ready": True, "reason": ""}]
+    assert fake_v1.token_requests, "the service principal's real MSAL flow ran"
+
+    # The scoring URI enforces the key, as Azure's does.
+    base = deployment.scoring_uri.removeprefix("http://")
+    assert httpx.get(f"http://{base}/v2/health/ready").status_code == 401
+    client = triton_http.InferenceServerClient(base)
+    inputs = [triton_http.InferInput("INPUT0", [4], "FP32"), triton_http.InferInput("INPUT1", [4], "FP32")]
+    inputs[0].set_data_from_numpy(np.ones(4, dtype=np.float32))
+    inputs[1].set_data_from_numpy(np.full(4, 2, dtype=np.float32))
+    key = fake_v1.keys("add-sub")[0]
+    result = client.infer("add_sub", inputs, headers={"Authorization": f"Bearer {key}"})
+    assert result.as_numpy("OUTPUT0").tolist() == [3, 3, 3, 3]
+
+    logs = run_logs(deployment)
+    assert isinstance(logs, list)
+
+    deployment_delete(deployment=deployment, actor=admin)
+    assert run_pending(deployment).status == Operation.Status.SUCCEEDED
+    assert deployment.status == Deployment.Status.DELETED
+    assert "add-sub" not in fake_v1.services
+
+
+def run_logs(deployment):
+    from workers.targets import adapter_for
+    from workers.targets.base import DeploymentRef
+
+    return adapter_for(deployment.target).logs(DeploymentRef.of(deployment), 50)
+
+
+def test_a_quota_error_reaches_the_deployment_with_azures_message(admin, target, repository, fake_v1):  # noqa: F811
+    fake_v1.fail_next_deploy(code="QuotaExceeded", message="Not enough GPU quota in aks-gpu.")
+    deployment = deployment_create(name="no-quota", repository=repository, target=target, actor=admin)
+    run_pending(deployment)
+    settle(deployment)
+    assert deployment.status == Deployment.Status.FAILED
+    assert "QuotaExceeded" in deployment.status_reason
+    assert "Not enough GPU quota" in deployment.status_reason
+
+
+def test_a_liveness_502_shows_as_unhealthy_with_the_reason(admin, target, repository, fake_v1):  # noqa: F811
+    deployment = deployment_create(name="flaky", repository=repository, target=target, actor=admin)
+    run_pending(deployment)
+    settle(deployment)
+    assert deployment.status == Deployment.Status.HEALTHY
+    fake_v1.set_unhealthy("flaky")
+    reconcile()
+    deployment.refresh_from_db()
+    assert deployment.status == Deployment.Status.UNHEALTHY
+    assert "Liveness probe failed" in deployment.status_reason
+    assert "502" in deployment.status_reason
+
+
+def test_a_redriven_operation_never_submits_twice(admin, target, repository, fake_v1, settings):  # noqa: F811
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.OPERATION_STALE_AFTER = 1
+    deployment = deployment_create(name="once", repository=repository, target=target, actor=admin)
+    operation = run_pending(deployment)
+    assert fake_v1.create_calls == 1
+    # As if its worker died right after Model.deploy returned.
+    Operation.objects.filter(pk=operation.pk).update(
+        status=Operation.Status.RUNNING, heartbeat_at=timezone.now() - timedelta(minutes=1)
+    )
+    reconcile()
+    again = run_pending(deployment)
+    assert again.status == Operation.Status.SUCCEEDED
+    assert any("not submitting again" in step["message"] for step in again.steps)
+    assert fake_v1.create_calls == 1
+
+
+def test_testing_the_connection_reports_workspace_and_compute(admin, target):
+    result = target_test_run(target_id=target.pk, requested_by="boss")
+    assert result["state"] == "ok", result
+    assert "workspace triton-ws reached; compute aks-gpu" in result["message"]
+
+
+def test_a_wrong_secret_fails_the_connection_test_with_azures_words(admin, target):
+    from deployments.services.targets import target_update
+
+    target_update(actor=admin, target=target, secrets={"client_secret": "wrong"})
+    result = target_test_run(target_id=target.pk, requested_by="boss")
+    assert result["state"] == "failed"
+    assert "AADSTS7000215" in result["message"] or "invalid_client" in result["message"]

@@ -1,0 +1,298 @@
+"""Azure ML SDK v1 (azureml-core): AKS webservices, with exactly the calls of
+Azure's Triton guide (Model.register with model_framework=MULTI,
+AksWebservice.deploy_configuration + Model.deploy, InferenceConfig with a
+clone of the AzureML-Triton environment for entry scripts).
+
+SDK v1 support ended on 2026-06-30; this adapter is kept for existing AKS
+webservices. It never blocks in wait_for_deployment: deploy() submits and
+returns, and the reconciler follows the service's state.
+"""
+
+import contextlib
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+import httpx
+
+from workers.targets.azure_errors import translate
+from workers.targets.base import (
+    DeploymentRef,
+    DeployResult,
+    DeploySpec,
+    ModelState,
+    Observation,
+    Progress,
+    TargetError,
+)
+
+TAG_OPERATION = "triton-dashboard-operation"
+TAG_SPEC = "triton-dashboard-spec"
+TAG_DIGEST = "triton-dashboard-repository"
+_PROBE_TIMEOUT = 5.0
+# Model.register only accepts paths under the current directory, and the
+# directory is process-wide: one registration at a time per process.
+_CWD_LOCK = threading.Lock()
+
+_STATES = {
+    "Transitioning": "transitioning",
+    "Healthy": "succeeded",
+    "Unhealthy": "succeeded",  # provisioned, but its probes fail: observed below
+    "Failed": "failed",
+    "Unschedulable": "failed",
+}
+
+
+def _error_text(error) -> str:
+    """Azure's error object as one line: code, message, and each detail's message."""
+    if not error:
+        return ""
+    if not isinstance(error, dict):
+        return str(error)
+    parts = [f"{error.get('code', '')}: {error.get('message', '')}".strip(": ")]
+    parts += [d.get("message", "") for d in error.get("details") or [] if isinstance(d, dict) and d.get("message")]
+    return " — ".join(part for part in parts if part)
+
+
+@contextlib.contextmanager
+def _inside(directory: Path):
+    with _CWD_LOCK:
+        previous = os.getcwd()
+        os.chdir(directory)
+        try:
+            yield
+        finally:
+            os.chdir(previous)
+
+
+class AzureMLv1Target:
+    def __init__(self, target):
+        self.target = target
+        self.settings = target.settings
+
+    # --- workspace and auth ----------------------------------------------------
+
+    def _auth(self):
+        from azureml.core.authentication import (
+            AzureCliAuthentication,
+            MsiAuthentication,
+            ServicePrincipalAuthentication,
+        )
+
+        method = self.target.auth_method
+        if method == "service_principal":
+            return ServicePrincipalAuthentication(
+                tenant_id=self.settings["tenant_id"],
+                service_principal_id=self.settings["client_id"],
+                service_principal_password=self.target.secrets()["client_secret"],
+                cloud="AzureCloud",
+            )
+        if method == "managed_identity":
+            config = {"client_id": self.settings["client_id"]} if self.settings.get("client_id") else {}
+            return MsiAuthentication(cloud="AzureCloud", identity_config=config) if config else MsiAuthentication()
+        if method == "azure_cli":
+            return AzureCliAuthentication(cloud="AzureCloud")
+        raise TargetError(f"auth method {method!r} cannot reach Azure", permanent=True)
+
+    def _workspace(self):
+        from azureml.core import Workspace
+
+        with translate("opening the workspace"):
+            return Workspace(
+                subscription_id=self.settings["subscription_id"],
+                resource_group=self.settings["resource_group"],
+                workspace_name=self.settings["workspace_name"],
+                auth=self._auth(),
+            )
+
+    def _compute(self, workspace):
+        from azureml.core.compute import ComputeTarget
+
+        with translate(f"finding compute {self.settings['compute_name']}"):
+            return ComputeTarget(workspace=workspace, name=self.settings["compute_name"])
+
+    def _service(self, workspace, name: str):
+        from azureml.core.webservice import Webservice
+        from azureml.exceptions import WebserviceException
+
+        try:
+            return Webservice(workspace, name)
+        except WebserviceException as exc:
+            if "WebserviceNotFound" in str(exc) or "No service with name" in str(exc):
+                return None
+            raise TargetError(f"reading webservice {name}: {exc}", permanent=False) from exc
+
+    def test_connection(self) -> str:
+        workspace = self._workspace()
+        compute = self._compute(workspace)
+        state = getattr(compute, "provisioning_state", "") or "unknown state"
+        return f"workspace {workspace.name} reached; compute {compute.name} ({compute.type}): {state}"
+
+    # --- deploy ----------------------------------------------------------------
+
+    def _register(self, workspace, spec: DeploySpec, progress: Progress):
+        from azureml.core.model import Model
+
+        # Registration is idempotent by content: a model already carrying this
+        # repository's digest is reused instead of registered again.
+        with translate("listing registered models"):
+            existing = Model.list(workspace, name=spec.name, tags=[[TAG_DIGEST, spec.repository_digest]])
+        if existing:
+            model = max(existing, key=lambda m: m.version)
+            progress(f"Model {model.name}:{model.version} already holds this repository; reusing it")
+            return model
+        staging = Path(tempfile.mkdtemp(prefix="register-"))
+        try:
+            # The guide's layout: models/triton/<model>/<version>/<file>.
+            shutil.copytree(spec.repository_path, staging / "models" / "triton")
+            progress(f"Registering the repository as model {spec.name} (Model.register, framework MULTI)")
+            with _inside(staging), translate("registering the model"):
+                model = Model.register(
+                    workspace=workspace,
+                    model_path="models",
+                    model_name=spec.name,
+                    tags={TAG_DIGEST: spec.repository_digest},
+                    description=f"Triton model repository {spec.repository_digest[:12]}, by Triton Dashboard",
+                    model_framework=Model.Framework.MULTI,
+                )
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        progress(f"Registered {model.name}:{model.version}")
+        return model
+
+    def _inference_config(self, workspace, spec: DeploySpec, source: Path):
+        from azureml.core import Environment
+        from azureml.core.model import InferenceConfig
+
+        (source / "score.py").write_text(spec.entry_script)
+        with translate("reading the AzureML-Triton environment"):
+            environment = Environment.get(workspace, "AzureML-Triton").clone(f"{spec.name}-env")
+        for package in spec.pip_packages:
+            environment.python.conda_dependencies.add_pip_package(package)
+        environment.environment_variables["WORKER_COUNT"] = str(spec.worker_count)
+        return InferenceConfig(entry_script="score.py", source_directory=str(source), environment=environment)
+
+    def deploy(self, spec: DeploySpec, progress: Progress) -> DeployResult:
+        from azureml.core.model import Model
+        from azureml.core.webservice import AksWebservice
+
+        workspace = self._workspace()
+        existing = self._service(workspace, spec.name)
+        if existing is not None and (existing.tags or {}).get(TAG_OPERATION) == spec.idempotency_key:
+            # A re-driven attempt: the first one submitted before its worker died.
+            progress(f"Webservice {spec.name} was already submitted by this operation; not submitting again")
+            return DeployResult(scoring_uri=existing.scoring_uri or "")
+        model = self._register(workspace, spec, progress)
+        resources = spec.resources
+        config = AksWebservice.deploy_configuration(
+            compute_target_name=self.settings["compute_name"],
+            gpu_cores=resources.get("gpu_cores"),
+            cpu_cores=resources.get("cpu_cores"),
+            memory_gb=resources.get("memory_gb"),
+            num_replicas=self.settings.get("num_replicas"),
+            auth_enabled=spec.auth_enabled,
+            tags={TAG_OPERATION: spec.idempotency_key, TAG_SPEC: spec.spec_digest},
+        )
+        source = Path(tempfile.mkdtemp(prefix="entry-"))
+        try:
+            inference_config = self._inference_config(workspace, spec, source) if spec.mode == "entry_script" else None
+            progress(
+                f"Submitting webservice {spec.name} to {self.settings['compute_name']} (Model.deploy; not waiting)"
+            )
+            with translate("submitting the webservice"):
+                service = Model.deploy(
+                    workspace=workspace,
+                    name=spec.name,
+                    models=[model],
+                    inference_config=inference_config,
+                    deployment_config=config,
+                    deployment_target=self._compute(workspace),
+                    overwrite=True,
+                )
+        finally:
+            shutil.rmtree(source, ignore_errors=True)
+        progress("Submitted; the reconciler follows the webservice until it settles")
+        return DeployResult(scoring_uri=service.scoring_uri or "", notes=[f"model {model.name}:{model.version}"])
+
+    # --- observe, delete, logs -------------------------------------------------
+
+    def _key(self, service) -> str:
+        if not service.auth_enabled and not getattr(service, "token_auth_enabled", False):
+            return ""
+        with translate("reading the webservice key"):
+            if getattr(service, "token_auth_enabled", False):
+                return service.get_token()[0]
+            return service.get_keys()[0]
+
+    def status(self, ref: DeploymentRef) -> Observation:
+        workspace = self._workspace()
+        service = self._service(workspace, ref.name)
+        if service is None:
+            return Observation(exists=False, detail=f"no webservice named {ref.name} in the workspace")
+        with translate("reading the webservice state"):
+            service.update_deployment_state()
+        state = service.state or ""
+        detail = _error_text(service.error)
+        observation = Observation(
+            exists=True,
+            provisioning=_STATES.get(state, "transitioning"),
+            spec_digest=(service.tags or {}).get(TAG_SPEC, ""),
+            detail=f"{state}: {detail}" if detail else state,
+            scoring_uri=service.scoring_uri or "",
+        )
+        if state == "Unhealthy":
+            # Provisioned, but Azure's own probes fail (e.g. liveness 502): say so, whatever ours would find.
+            observation.detail = f"Unhealthy: {detail}" if detail else "Unhealthy"
+            return observation
+        if observation.provisioning != "succeeded" or not service.scoring_uri:
+            return observation
+        if service.scoring_uri.rstrip("/").endswith("/score"):
+            # Entry-script services answer only /score: Azure's state is the signal.
+            observation.live = observation.ready = state == "Healthy"
+            return observation
+        self._probe(service, ref, observation)
+        return observation
+
+    def _probe(self, service, ref: DeploymentRef, observation: Observation) -> None:
+        base = service.scoring_uri.rstrip("/")
+        key = self._key(service)
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        try:
+            with httpx.Client(timeout=_PROBE_TIMEOUT, headers=headers, follow_redirects=False) as client:
+                observation.live = client.get(f"{base}/v2/health/live").status_code == 200
+                observation.ready = client.get(f"{base}/v2/health/ready").status_code == 200
+                for name, versions in ref.models:
+                    for version in versions:
+                        answer = client.get(f"{base}/v2/models/{name}/versions/{version}/ready")
+                        observation.models.append(
+                            ModelState(
+                                name,
+                                str(version),
+                                answer.status_code == 200,
+                                "" if answer.status_code == 200 else f"HTTP {answer.status_code}",
+                            )
+                        )
+        except httpx.HTTPError as exc:
+            observation.live = False
+            observation.detail = f"{observation.detail}; probe failed: {type(exc).__name__}"
+
+    def delete(self, ref: DeploymentRef, progress: Progress) -> None:
+        workspace = self._workspace()
+        service = self._service(workspace, ref.name)
+        if service is None:
+            progress(f"No webservice {ref.name} in the workspace: nothing to delete")
+            return
+        progress(f"Deleting webservice {ref.name}")
+        with translate("deleting the webservice"):
+            service.delete()
+        progress("Webservice deleted; the registered model is kept")
+
+    def logs(self, ref: DeploymentRef, tail: int) -> list[str]:
+        workspace = self._workspace()
+        service = self._service(workspace, ref.name)
+        if service is None:
+            return []
+        with translate("reading the webservice logs"):
+            return (service.get_logs(num_lines=tail) or "").splitlines()[-tail:]

@@ -1,0 +1,298 @@
+"""Azure ML SDK v2 (azure-ai-ml): Triton models on Kubernetes or managed
+online endpoints.
+
+One endpoint per dashboard deployment (named like it) and one Azure
+deployment per spec ("s" + the spec digest's start), so a changed spec is a
+new Azure deployment beside the old one: the first one takes all traffic,
+later ones start at 0% until traffic is shifted.
+
+Azure reports why a deployment failed only through the long-running
+operation, not on the deployment object, so deploy() follows the operation
+(heartbeating) up to AZUREML_V2_DEPLOY_WAIT seconds; past that it returns and
+the reconciler follows the provisioning state.
+"""
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from django.conf import settings as django_settings
+
+from workers.targets.azure_errors import is_permanent, translate
+from workers.targets.base import (
+    DeploymentRef,
+    DeployResult,
+    DeploySpec,
+    ModelState,
+    Observation,
+    Progress,
+    TargetError,
+)
+
+TAG_OPERATION = "triton-dashboard-operation"
+TAG_SPEC = "triton-dashboard-spec"
+TAG_DIGEST = "triton-dashboard-repository"
+_PROBE_TIMEOUT = 5.0
+_POLL_EVERY = 2.0
+_STATES = {
+    "Succeeded": "succeeded",
+    "Failed": "failed",
+    "Canceled": "failed",
+    "Creating": "transitioning",
+    "Updating": "transitioning",
+    "Scaling": "transitioning",
+    "Deleting": "transitioning",
+}
+
+
+def azure_deployment_name(spec_digest: str) -> str:
+    return f"s{spec_digest[:10]}"
+
+
+class AzureMLv2Target:
+    def __init__(self, target):
+        self.target = target
+        self.settings = target.settings
+        self.kubernetes = target.kind == "azureml_v2_kubernetes"
+
+    # --- client ----------------------------------------------------------------
+
+    def _credential(self):
+        from azure.identity import AzureCliCredential, ClientSecretCredential, ManagedIdentityCredential
+
+        method = self.target.auth_method
+        if method == "service_principal":
+            return ClientSecretCredential(
+                tenant_id=self.settings["tenant_id"],
+                client_id=self.settings["client_id"],
+                client_secret=self.target.secrets()["client_secret"],
+            )
+        if method == "managed_identity":
+            return ManagedIdentityCredential(client_id=self.settings.get("client_id") or None)
+        if method == "azure_cli":
+            return AzureCliCredential()
+        raise TargetError(f"auth method {method!r} cannot reach Azure", permanent=True)
+
+    def _client(self):
+        from azure.ai.ml import MLClient
+
+        with translate("connecting to the workspace"):
+            return MLClient(
+                self._credential(),
+                self.settings["subscription_id"],
+                self.settings["resource_group"],
+                self.settings["workspace_name"],
+                show_progress=False,
+            )
+
+    @staticmethod
+    def _follow(poller, progress: Progress, doing: str, wait: float | None = None) -> bool:
+        """Wait for a long-running operation while heartbeating; True when done."""
+        deadline = None if wait is None else time.monotonic() + wait
+        while not poller.done():
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            progress(None)
+            poller.wait(_POLL_EVERY)
+        with translate(doing):
+            poller.result()
+        return True
+
+    def test_connection(self) -> str:
+        client = self._client()
+        with translate("reading the workspace"):
+            workspace = client.workspaces.get(self.settings["workspace_name"])
+        where = f"compute {self.settings['compute_name']}" if self.kubernetes else "managed compute"
+        return f"workspace {workspace.name} ({workspace.location}) reached; deploys to {where}"
+
+    # --- deploy ----------------------------------------------------------------
+
+    def _register(self, client, spec: DeploySpec, progress: Progress):
+        from azure.ai.ml.constants import AssetTypes
+        from azure.ai.ml.entities import Model
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            versions = list(client.models.list(name=spec.name))
+        except ResourceNotFoundError:
+            versions = []
+        for model in versions:
+            if (model.tags or {}).get(TAG_DIGEST) == spec.repository_digest:
+                progress(f"Model {model.name}:{model.version} already holds this repository; reusing it")
+                return model
+        staging = Path(tempfile.mkdtemp(prefix="register-"))
+        try:
+            folder = staging / "model_repository"
+            shutil.copytree(spec.repository_path, folder)
+            progress(f"Registering the repository as triton_model {spec.name}")
+            with translate("registering the model"):
+                model = client.models.create_or_update(
+                    Model(
+                        name=spec.name,
+                        path=str(folder),
+                        type=AssetTypes.TRITON_MODEL,
+                        tags={TAG_DIGEST: spec.repository_digest},
+                        description=f"Triton model repository {spec.repository_digest[:12]}, by Triton Dashboard",
+                    )
+                )
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        progress(f"Registered {model.name}:{model.version}")
+        return model
+
+    def _endpoint(self, client, spec: DeploySpec, progress: Progress):
+        from azure.ai.ml.entities import KubernetesOnlineEndpoint, ManagedOnlineEndpoint
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return client.online_endpoints.get(spec.name)
+        except ResourceNotFoundError:
+            pass
+        kind = KubernetesOnlineEndpoint if self.kubernetes else ManagedOnlineEndpoint
+        extra = {"compute": self.settings["compute_name"]} if self.kubernetes else {}
+        endpoint = kind(name=spec.name, auth_mode="key" if spec.auth_enabled else "aml_token", **extra)
+        progress(f"Creating online endpoint {spec.name}")
+        with translate("creating the endpoint"):
+            poller = client.online_endpoints.begin_create_or_update(endpoint)
+        self._follow(poller, progress, "creating the endpoint")
+        with translate("reading the endpoint"):
+            return client.online_endpoints.get(spec.name)
+
+    def deploy(self, spec: DeploySpec, progress: Progress) -> DeployResult:
+        from azure.ai.ml.entities import KubernetesOnlineDeployment, ManagedOnlineDeployment
+        from azure.core.exceptions import ResourceNotFoundError
+
+        if spec.mode == "entry_script":
+            raise TargetError("entry-script mode is not supported on SDK v2 targets yet", permanent=True)
+        client = self._client()
+        name = azure_deployment_name(spec.spec_digest)
+        endpoint = self._endpoint(client, spec, progress)
+        try:
+            existing = client.online_deployments.get(name=name, endpoint_name=spec.name)
+        except ResourceNotFoundError:
+            existing = None
+        if existing is not None and (existing.tags or {}).get(TAG_OPERATION) == spec.idempotency_key:
+            progress(f"Deployment {name} was already submitted by this operation; not submitting again")
+        else:
+            model = self._register(client, spec, progress)
+            kind = KubernetesOnlineDeployment if self.kubernetes else ManagedOnlineDeployment
+            deployment = kind(
+                name=name,
+                endpoint_name=spec.name,
+                model=model,
+                instance_type=self.settings["instance_type"],
+                instance_count=self.settings.get("instance_count", 1),
+                tags={TAG_OPERATION: spec.idempotency_key, TAG_SPEC: spec.spec_digest},
+            )
+            progress(f"Creating deployment {name} on endpoint {spec.name}")
+            with translate("creating the deployment"):
+                poller = client.online_deployments.begin_create_or_update(deployment)
+            if not self._follow(
+                poller, progress, "creating the deployment", wait=django_settings.AZUREML_V2_DEPLOY_WAIT
+            ):
+                progress("Still provisioning; the reconciler follows it")
+                return DeployResult(scoring_uri=endpoint.scoring_uri or "")
+        endpoint = client.online_endpoints.get(spec.name)
+        if not any(endpoint.traffic.values()):
+            progress(f"First deployment of the endpoint: {name} takes 100% of the traffic")
+            endpoint.traffic = {name: 100}
+            with translate("setting traffic"):
+                poller = client.online_endpoints.begin_create_or_update(endpoint)
+            self._follow(poller, progress, "setting traffic")
+            endpoint = client.online_endpoints.get(spec.name)
+        else:
+            share = endpoint.traffic.get(name, 0)
+            progress(f"{name} has {share}% of the traffic; shift it when ready")
+        return DeployResult(scoring_uri=endpoint.scoring_uri or "", notes=[f"azure deployment {name}"])
+
+    # --- observe, delete, logs -------------------------------------------------
+
+    def _deployment_for(self, client, ref: DeploymentRef, endpoint):
+        """The Azure deployment to judge: the one with the most traffic."""
+        if endpoint.traffic and any(endpoint.traffic.values()):
+            name = max(endpoint.traffic, key=endpoint.traffic.get)
+        else:
+            names = [d.name for d in client.online_deployments.list(endpoint_name=ref.name)]
+            if not names:
+                return None
+            name = names[-1]
+        return client.online_deployments.get(name=name, endpoint_name=ref.name)
+
+    def status(self, ref: DeploymentRef) -> Observation:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        client = self._client()
+        try:
+            endpoint = client.online_endpoints.get(ref.name)
+        except ResourceNotFoundError:
+            return Observation(exists=False, detail=f"no online endpoint named {ref.name}")
+        except Exception as exc:  # translate keeps the SDK's message
+            with translate("reading the endpoint"):
+                raise exc
+        deployment = self._deployment_for(client, ref, endpoint)
+        if deployment is None:
+            return Observation(exists=True, provisioning="transitioning", detail="the endpoint has no deployment yet")
+        state = deployment.provisioning_state or ""
+        observation = Observation(
+            exists=True,
+            provisioning=_STATES.get(state, "transitioning"),
+            spec_digest=(deployment.tags or {}).get(TAG_SPEC, ""),
+            detail=f"deployment {deployment.name}: {state}",
+            scoring_uri=endpoint.scoring_uri or "",
+        )
+        if observation.provisioning == "succeeded" and endpoint.scoring_uri:
+            self._probe(client, ref, endpoint, observation)
+        return observation
+
+    def _probe(self, client, ref: DeploymentRef, endpoint, observation: Observation) -> None:
+        base = endpoint.scoring_uri.rstrip("/").removesuffix("/score")
+        with translate("reading the endpoint keys"):
+            keys = client.online_endpoints.get_keys(ref.name)
+        key = getattr(keys, "primary_key", None) or getattr(keys, "access_token", "")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        try:
+            with httpx.Client(timeout=_PROBE_TIMEOUT, headers=headers, follow_redirects=False) as http:
+                observation.live = http.get(f"{base}/v2/health/live").status_code == 200
+                observation.ready = http.get(f"{base}/v2/health/ready").status_code == 200
+                for name, versions in ref.models:
+                    for version in versions:
+                        answer = http.get(f"{base}/v2/models/{name}/versions/{version}/ready")
+                        ready = answer.status_code == 200
+                        observation.models.append(
+                            ModelState(name, str(version), ready, "" if ready else f"HTTP {answer.status_code}")
+                        )
+        except httpx.HTTPError as exc:
+            observation.live = False
+            observation.detail = f"{observation.detail}; probe failed: {type(exc).__name__}"
+
+    def delete(self, ref: DeploymentRef, progress: Progress) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        client = self._client()
+        progress(f"Deleting online endpoint {ref.name} and its deployments")
+        try:
+            poller = client.online_endpoints.begin_delete(name=ref.name)
+        except ResourceNotFoundError:
+            progress("No such endpoint: nothing to delete")
+            return
+        except Exception as exc:
+            raise TargetError(f"deleting the endpoint: {exc}", permanent=is_permanent(str(exc))) from exc
+        self._follow(poller, progress, "deleting the endpoint")
+        progress("Endpoint deleted; registered models are kept")
+
+    def logs(self, ref: DeploymentRef, tail: int) -> list[str]:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        client = self._client()
+        try:
+            endpoint = client.online_endpoints.get(ref.name)
+            deployment = self._deployment_for(client, ref, endpoint)
+        except ResourceNotFoundError:
+            return []
+        if deployment is None:
+            return []
+        with translate("reading the deployment logs"):
+            text = client.online_deployments.get_logs(name=deployment.name, endpoint_name=ref.name, lines=tail)
+        return (text or "").splitlines()[-tail:]
