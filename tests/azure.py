@@ -52,9 +52,46 @@ def azure_target(admin, kind: str, fake, **settings):
             "subscription_id": fake.subscription_id,
             "resource_group": fake.resource_group,
             "workspace_name": fake.workspace_name,
-            "tenant_id": fake.tenant_id,
+            "tenant_id": fake_tenant(fake),
             "client_id": CLIENT_ID,
             **settings,
         },
         secrets={"client_secret": CLIENT_SECRET},
     )
+
+
+@pytest.fixture
+def fake_v2(data_plane):
+    import re
+
+    import responses
+
+    from tests.fakes.azureml.aad import add_aad_routes
+    from tests.fakes.azureml.routing import no_external_network
+    from tests.fakes.azureml.v2 import FakeAzureMLv2, use_fake_v2
+
+    def on_deploy(endpoint, deployment, model_dir):
+        return data_plane.start(f"{endpoint}-{deployment}", model_dir, lambda _: fake.keys(endpoint).primary)
+
+    def on_delete(endpoint, deployment):
+        data_plane.stop(f"{endpoint}-{deployment}")
+
+    fake = FakeAzureMLv2(on_deploy=on_deploy, on_delete=on_delete)
+    with (
+        fake,
+        use_fake_v2(fake),
+        no_external_network() as refused,
+        responses.RequestsMock(assert_all_requests_are_fired=False) as mock,
+    ):
+        mock.add_passthru(re.compile(r"https?://(127\.0\.0\.1|localhost)(:\d+)?/"))
+        fake.token_requests = add_aad_routes(
+            mock, tenant_id=fake_tenant(fake), client_id=CLIENT_ID, client_secret=CLIENT_SECRET
+        )
+        yield fake
+        assert refused == [], f"traffic tried to leave 127.0.0.1: {refused}"
+    assert fake.unhandled == [], f"calls the fake does not know: {fake.unhandled}"
+    assert fake.errors == [], f"the fake crashed: {fake.errors}"
+
+
+def fake_tenant(fake) -> str:
+    return getattr(fake, "tenant_id", "00000000-0000-0000-0000-0000000000aa")

@@ -1,0 +1,94 @@
+"""The SDK v2 adapter through the REAL azure-ai-ml and azure-identity, against
+the fake control plane (HTTPS on 127.0.0.1), with real Tritons behind
+key-checking proxies as the data plane."""
+
+import httpx
+import numpy as np
+import pytest
+import tritonclient.http as triton_http
+
+from deployments.models import Deployment, Operation
+from deployments.services.deployments import deployment_create, deployment_delete, deployment_redeploy
+from deployments.services.operations import reconcile
+from deployments.services.repositories import repository_load_example
+from deployments.services.targets import target_test_run
+from tests.archives import EXAMPLES
+from tests.azure import azure_target, data_plane, fake_v2  # noqa: F401 - fixtures
+from tests.engine import run_pending
+from workers.targets.azureml_v2 import azure_deployment_name
+
+pytestmark = pytest.mark.django_db
+
+
+def v2_target(admin, fake, kind="azureml_v2_kubernetes"):
+    extra = {"compute_name": "aks-gpu"} if kind == "azureml_v2_kubernetes" else {}
+    return azure_target(admin, kind, fake, instance_type="defaultinstancetype", **extra)
+
+
+@pytest.fixture
+def repository(admin):
+    return repository_load_example(path=EXAMPLES / "add_sub", actor=admin).repository
+
+
+def infer(deployment, key):
+    client = triton_http.InferenceServerClient(deployment.scoring_uri.removeprefix("http://").removesuffix("/score"))
+    inputs = [triton_http.InferInput("INPUT0", [4], "FP32"), triton_http.InferInput("INPUT1", [4], "FP32")]
+    inputs[0].set_data_from_numpy(np.arange(4, dtype=np.float32))
+    inputs[1].set_data_from_numpy(np.ones(4, dtype=np.float32))
+    return client.infer("add_sub", inputs, headers={"Authorization": f"Bearer {key}"}).as_numpy("OUTPUT0").tolist()
+
+
+def test_kubernetes_endpoint_register_deploy_infer_rollout_delete(admin, repository, fake_v2):  # noqa: F811
+    target = v2_target(admin, fake_v2)
+    deployment = deployment_create(name="add-sub", repository=repository, target=target, actor=admin)
+    operation = run_pending(deployment)
+    assert operation.status == Operation.Status.SUCCEEDED, operation.error
+    steps = " | ".join(s["message"] for s in operation.steps)
+    assert "Registering the repository as triton_model add-sub" in steps
+    assert "takes 100% of the traffic" in steps
+    assert deployment.status == Deployment.Status.HEALTHY, deployment.status_reason
+    assert fake_v2.create_calls == 1
+    assert fake_v2.token_requests, "azure-identity's real client-secret flow ran"
+    assert httpx.get(deployment.scoring_uri.removesuffix("/score") + "/v2/health/ready").status_code == 401
+    assert infer(deployment, fake_v2.keys("add-sub").primary) == [1, 2, 3, 4]
+
+    # A changed spec is a second Azure deployment at 0% traffic: the first keeps serving.
+    first = azure_deployment_name(deployment.spec_digest)
+    deployment_redeploy(deployment=deployment, actor=admin, changes={"resources": {"cpu_cores": 2}})
+    operation = run_pending(deployment)
+    assert operation.status == Operation.Status.SUCCEEDED, operation.error
+    second = azure_deployment_name(deployment.spec_digest)
+    assert any(f"{second} has 0% of the traffic" in s["message"] for s in operation.steps)
+    assert fake_v2.endpoint("add-sub")["properties"]["traffic"] == {first: 100}
+
+    deployment_delete(deployment=deployment, actor=admin)
+    assert run_pending(deployment).status == Operation.Status.SUCCEEDED
+    assert deployment.status == Deployment.Status.DELETED
+
+
+def test_a_quota_error_fails_the_deploy_with_azures_message(admin, repository, fake_v2):  # noqa: F811
+    target = v2_target(admin, fake_v2)
+    fake_v2.fail_next_deploy(code="QuotaExceeded", message="Not enough quota for defaultinstancetype.")
+    deployment = deployment_create(name="no-quota", repository=repository, target=target, actor=admin)
+    operation = run_pending(deployment)
+    assert operation.status == Operation.Status.FAILED
+    assert operation.attempts == 1  # a quota error is not retried
+    assert "QuotaExceeded" in deployment.status_reason
+    assert "Not enough quota" in deployment.status_reason
+
+
+def test_a_managed_endpoint_deploys_too(admin, repository, fake_v2):  # noqa: F811
+    target = v2_target(admin, fake_v2, kind="azureml_v2_managed")
+    deployment = deployment_create(name="managed", repository=repository, target=target, actor=admin)
+    assert run_pending(deployment).status == Operation.Status.SUCCEEDED
+    assert deployment.status == Deployment.Status.HEALTHY, deployment.status_reason
+    reconcile()
+    deployment.refresh_from_db()
+    assert deployment.status == Deployment.Status.HEALTHY
+
+
+def test_testing_a_v2_connection_reads_the_workspace(admin, fake_v2):  # noqa: F811
+    target = v2_target(admin, fake_v2)
+    result = target_test_run(target_id=target.pk, requested_by="boss")
+    assert result["state"] == "ok", result
+    assert "reached; deploys to compute aks-gpu" in result["message"]
