@@ -29,6 +29,7 @@ urlpatterns = [
     path("deployments/<int:deployment_id>/", deployments.detail, name="deployment"),
     path("deployments/<int:deployment_id>/redeploy/", deployments.redeploy, name="deployment-redeploy"),
     path("deployments/<int:deployment_id>/delete/", deployments.delete, name="deployment-delete"),
+    path("deployments/<int:deployment_id>/traffic/", deployments.traffic, name="deployment-traffic"),
     path("deployments/<int:deployment_id>/logs/", deployments.logs, name="deployment-logs"),
     *[path(f"{section}/", upcoming.upcoming, {"section": section}, name=section) for section in upcoming.SECTIONS],
     path("api/v1/", include("deployments.api.urls")),

@@ -92,3 +92,68 @@ def test_testing_a_v2_connection_reads_the_workspace(admin, fake_v2):  # noqa: F
     result = target_test_run(target_id=target.pk, requested_by="boss")
     assert result["state"] == "ok", result
     assert "reached; deploys to compute aks-gpu" in result["message"]
+
+
+def test_traffic_shifts_gradually_and_rolls_back(admin, repository, fake_v2, client, token_for):  # noqa: F811
+    from django.urls import reverse
+
+    from deployments.models import AuditEvent, Environment
+
+    Environment.objects.filter(name="prod").update(approvals_required=0)
+    target = v2_target(admin, fake_v2)
+    deployment = deployment_create(name="rollout", repository=repository, target=target, actor=admin)
+    run_pending(deployment)
+    blue = azure_deployment_name(deployment.spec_digest)
+    deployment_redeploy(deployment=deployment, actor=admin, changes={"resources": {"cpu_cores": 2}})
+    run_pending(deployment)
+    green = azure_deployment_name(deployment.spec_digest)
+    assert deployment.observed["traffic"] == {blue: 100, green: 0}
+
+    # 10% to the new one, through the API.
+    response = client.post(
+        reverse("api:deployment-traffic", args=[deployment.pk]),
+        {"traffic": {blue: 90, green: 10}},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=token_for(admin),
+    )
+    assert response.status_code == 202, response.content
+    operation = run_pending(deployment)
+    assert operation.status == Operation.Status.SUCCEEDED, operation.error
+    assert fake_v2.endpoint("rollout")["properties"]["traffic"] == {blue: 90, green: 10}
+    assert deployment.observed["traffic"] == {blue: 90, green: 10}
+
+    # A split that does not add up is refused, naming the problem.
+    bad = client.post(
+        reverse("api:deployment-traffic", args=[deployment.pk]),
+        {"traffic": {blue: 50, green: 10}},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=token_for(admin),
+    )
+    assert bad.status_code == 400
+    assert "add up to 60%" in bad.json()["errors"][0]["message"]
+
+    # Roll back from the page: 100% to the previous deployment.
+    client.force_login(admin)
+    page = client.get(reverse("deployment", args=[deployment.pk])).content.decode()
+    assert f'name="traffic-{green}" value="10"' in page
+    client.post(
+        reverse("deployment-traffic", args=[deployment.pk]),
+        {f"traffic-{blue}": "90", f"traffic-{green}": "10", "all_to": blue},
+    )
+    run_pending(deployment)
+    assert fake_v2.endpoint("rollout")["properties"]["traffic"] == {blue: 100}
+    changes = AuditEvent.objects.filter(action="deployment.traffic_changed").order_by("seq")
+    assert [e.after["traffic"] for e in changes] == [{blue: 90, green: 10}, {blue: 100, green: 0}]
+
+
+def test_traffic_changes_wait_for_approvals_where_the_environment_requires_them(admin, repository, fake_v2):  # noqa: F811
+    from deployments.errors import NotAllowed
+    from deployments.models import Environment
+    from deployments.services.deployments import deployment_set_traffic
+
+    target = v2_target(admin, fake_v2)
+    deployment = deployment_create(name="guarded", repository=repository, target=target, actor=admin)
+    run_pending(deployment)
+    Environment.objects.filter(name="prod").update(approvals_required=1)
+    with pytest.raises(NotAllowed, match="need an approval"):
+        deployment_set_traffic(deployment=deployment, actor=admin, traffic={"x": 100})

@@ -8,7 +8,12 @@ from deployments.errors import DomainError, NotAllowed
 from deployments.models import Deployment, ModelRepository, Target
 from deployments.selectors.deployments import deployment_detail, deployment_list
 from deployments.serializers import deployment_json
-from deployments.services.deployments import deployment_create, deployment_delete, deployment_redeploy
+from deployments.services.deployments import (
+    deployment_create,
+    deployment_delete,
+    deployment_redeploy,
+    deployment_set_traffic,
+)
 from workers.targets import TargetError, adapter_for
 from workers.targets.base import DeploymentRef
 
@@ -121,3 +126,13 @@ def logs(request, deployment_id: int):
         for step in op.steps
     ]
     return JsonResponse({"lines": lines, "operations": operations[-tail:]})
+
+
+@api_view("POST")
+def traffic(request, deployment_id: int):
+    found = _visible(request, deployment_id)
+    if found is None:
+        return api_error(404, "not_found", "No such deployment.")
+    body = _json_body(request)
+    found = deployment_set_traffic(deployment=found, actor=request.user, traffic=body.get("traffic"))
+    return JsonResponse(deployment_json(found), status=202)

@@ -12,6 +12,7 @@ class Operation(models.Model):
     class Kind(models.TextChoices):
         DEPLOY = "deploy", "Deploy"
         DELETE = "delete", "Delete"
+        TRAFFIC = "traffic", "Traffic change"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -30,6 +31,8 @@ class Operation(models.Model):
     idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     spec_digest = models.CharField(max_length=64)
     reason = models.CharField(max_length=200, blank=True, help_text="why it was started, e.g. a restart")
+    # Kind-specific input, e.g. {"traffic": {"s1a2b3": 90, "s4c5d6": 10}}.
+    params = models.JSONField(default=dict, blank=True)
     celery_task_id = models.CharField(max_length=64, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     enqueued_at = models.DateTimeField(null=True, blank=True)

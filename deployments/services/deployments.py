@@ -226,6 +226,49 @@ def deployment_redeploy(*, deployment: Deployment, actor, changes: dict | None =
 
 
 @transaction.atomic
+def deployment_set_traffic(*, deployment: Deployment, actor, traffic) -> Deployment:
+    """Shift an SDK v2 endpoint's traffic between its Azure deployments (safe rollout, rollback)."""
+    _require(actor, "deployments.add_deployment", "Changing traffic")
+    locked = _lock(deployment)
+    if locked.target.kind not in ("azureml_v2_kubernetes", "azureml_v2_managed"):
+        raise WrongState("Only Azure ML SDK v2 endpoints split traffic between deployments.")
+    if locked.target.environment.approvals_required:
+        environment = locked.target.environment.name
+        raise NotAllowed(f"Traffic changes in {environment} need an approval, which this version cannot grant yet.")
+    if not isinstance(traffic, dict) or not traffic:
+        raise DomainError("traffic maps Azure deployment names to percentages.", path="traffic")
+    known = set((locked.observed or {}).get("traffic", {}))
+    for name, share in traffic.items():
+        if known and name not in known:
+            raise DomainError(
+                f"The endpoint has no deployment {name} (it has {', '.join(sorted(known))}).", path=f"traffic.{name}"
+            )
+        if isinstance(share, bool) or not isinstance(share, int) or not 0 <= share <= 100:
+            raise DomainError(f"{name}: a whole percentage from 0 to 100.", path=f"traffic.{name}")
+    if sum(traffic.values()) != 100:
+        raise DomainError(f"The shares add up to {sum(traffic.values())}%, not 100%.", path="traffic")
+    before = (locked.observed or {}).get("traffic", {})
+    audit(
+        action="deployment.traffic_requested",
+        actor=actor,
+        obj=locked,
+        before={"traffic": before},
+        after={"traffic": traffic},
+    )
+    operation = Operation.objects.create(
+        deployment=locked,
+        kind=Operation.Kind.TRAFFIC,
+        spec_digest=locked.spec_digest,
+        params={"traffic": traffic},
+        reason="traffic change",
+        created_by=actor,
+        enqueued_at=timezone.now(),
+    )
+    enqueue(operation)
+    return locked
+
+
+@transaction.atomic
 def deployment_delete(*, deployment: Deployment, actor) -> Deployment:
     _require(actor, "deployments.delete_deployment", "Deleting a deployment")
     locked = _lock(deployment)

@@ -95,6 +95,7 @@ def observation_json(observation: Observation) -> dict:
         "checked_at": timezone.now().isoformat(),
         "models": [m.as_dict() for m in observation.models],
         "detail": observation.detail,
+        "traffic": observation.traffic,
     }
 
 
@@ -168,7 +169,7 @@ def operation_execute(*, operation_id: int, task_id: str) -> Outcome:
     operation = Operation.objects.select_related("deployment__target", "deployment__repository").get(pk=operation_id)
     deployment = operation.deployment
     progress = lambda message: _step(operation.pk, message)  # noqa: E731 - a callback, named for reading
-    in_progress = Deployment.Status.DEPLOYING if operation.kind == Operation.Kind.DEPLOY else Deployment.Status.DELETING
+    in_progress = Deployment.Status.DELETING if operation.kind == Operation.Kind.DELETE else Deployment.Status.DEPLOYING
     with transaction.atomic():
         Deployment.objects.filter(pk=deployment.pk).update(status=in_progress, updated_at=timezone.now())
         audit(
@@ -183,6 +184,9 @@ def operation_execute(*, operation_id: int, task_id: str) -> Outcome:
             if deployment.repository is None:
                 raise TargetError("the repository was deleted", permanent=True)
             result = adapter.deploy(_spec(deployment, operation), progress)
+            observation = adapter.status(DeploymentRef.of(deployment))
+        elif operation.kind == Operation.Kind.TRAFFIC:
+            adapter.set_traffic(DeploymentRef.of(deployment), operation.params["traffic"], progress)
             observation = adapter.status(DeploymentRef.of(deployment))
         else:
             adapter.delete(DeploymentRef.of(deployment), progress)
@@ -217,12 +221,20 @@ def operation_execute(*, operation_id: int, task_id: str) -> Outcome:
                 obj=deployment,
                 details={"operation": operation.pk, "scoring_uri": result.scoring_uri, "notes": result.notes},
             )
+        elif operation.kind == Operation.Kind.TRAFFIC:
+            audit(
+                action="deployment.traffic_changed",
+                obj=deployment,
+                before={"traffic": (deployment.observed or {}).get("traffic", {})},
+                after={"traffic": observation.traffic},
+                details={"operation": operation.pk},
+            )
         else:
             Deployment.objects.filter(pk=deployment.pk).update(
                 status=Deployment.Status.DELETED, status_reason="", observed={}, updated_at=timezone.now()
             )
             audit(action="deployment.deleted", obj=deployment, details={"operation": operation.pk})
-    if operation.kind == Operation.Kind.DEPLOY:
+    if operation.kind in (Operation.Kind.DEPLOY, Operation.Kind.TRAFFIC):
         apply_observation(deployment, observation)
     progress("Done")
     return Outcome(ran=True)

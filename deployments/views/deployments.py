@@ -8,7 +8,12 @@ from deployments.errors import DomainError
 from deployments.forms import DeploymentForm
 from deployments.models import Deployment
 from deployments.selectors.deployments import deployment_detail, deployment_list
-from deployments.services.deployments import deployment_create, deployment_delete, deployment_redeploy
+from deployments.services.deployments import (
+    deployment_create,
+    deployment_delete,
+    deployment_redeploy,
+    deployment_set_traffic,
+)
 from deployments.views.access import require_perm
 from workers.targets import TargetError, adapter_for
 from workers.targets.base import DeploymentRef
@@ -119,3 +124,25 @@ def delete(request, deployment_id: int):
 def logs(request, deployment_id: int):
     deployment = _visible_or_404(request, deployment_id)
     return HttpResponse("\n".join(_logs(deployment)), content_type="text/plain; charset=utf-8")
+
+
+def _traffic_from(post) -> dict[str, int]:
+    """Fields traffic-<azure deployment> = percentage; "all_to" puts 100% on one (rollback)."""
+    names = [key.removeprefix("traffic-") for key in post if key.startswith("traffic-")]
+    if post.get("all_to"):
+        return {name: 100 if name == post["all_to"] else 0 for name in names}
+    split = {}
+    for name in names:
+        raw = post.get(f"traffic-{name}", "").strip() or "0"
+        split[name] = int(raw) if raw.isdigit() else -1
+    return split
+
+
+@require_POST
+def traffic(request, deployment_id: int):
+    split = _traffic_from(request.POST)
+
+    def shift(*, deployment, actor):
+        return deployment_set_traffic(deployment=deployment, actor=actor, traffic=split)
+
+    return _act(request, deployment_id, shift, "Traffic change requested.")

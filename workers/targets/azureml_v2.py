@@ -242,6 +242,8 @@ class AzureMLv2Target:
             detail=f"deployment {deployment.name}: {state}",
             scoring_uri=endpoint.scoring_uri or "",
         )
+        # Every Azure deployment of the endpoint appears, at 0% when it has no traffic.
+        observation.traffic = {name: int(share) for name, share in (endpoint.traffic or {}).items()}
         if observation.provisioning == "succeeded" and endpoint.scoring_uri:
             self._probe(client, ref, endpoint, observation)
         return observation
@@ -266,6 +268,16 @@ class AzureMLv2Target:
         except httpx.HTTPError as exc:
             observation.live = False
             observation.detail = f"{observation.detail}; probe failed: {type(exc).__name__}"
+
+    def set_traffic(self, ref: DeploymentRef, traffic: dict[str, int], progress: Progress) -> None:
+        client = self._client()
+        with translate("reading the endpoint"):
+            endpoint = client.online_endpoints.get(ref.name)
+        progress("Traffic " + ", ".join(f"{name} {share}%" for name, share in sorted(traffic.items())))
+        endpoint.traffic = traffic
+        with translate("setting traffic"):
+            poller = client.online_endpoints.begin_create_or_update(endpoint)
+        self._follow(poller, progress, "setting traffic")
 
     def delete(self, ref: DeploymentRef, progress: Progress) -> None:
         from azure.core.exceptions import ResourceNotFoundError

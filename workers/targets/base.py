@@ -80,6 +80,8 @@ class Observation:
     provisioning: str = ""
     # Where clients call, when the target says (Azure assigns it while provisioning).
     scoring_uri: str = ""
+    # Endpoints with several deployments (SDK v2): the traffic split by deployment name.
+    traffic: dict[str, int] = field(default_factory=dict)
 
 
 # progress("message") records a step; progress(None) only proves the worker
