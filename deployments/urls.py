@@ -24,6 +24,7 @@ urlpatterns = [
     path("targets/new/", targets.create, name="target-create"),
     path("targets/<int:target_id>/", targets.detail, name="target"),
     path("targets/<int:target_id>/test/", targets.test, name="target-test"),
+    path("targets/<int:target_id>/adopt/", targets.adopt, name="target-adopt"),
     path("deployments/", deployments.deployments, name="deployments"),
     path("deployments/new/", deployments.create, name="deployment-create"),
     path("deployments/<int:deployment_id>/", deployments.detail, name="deployment"),

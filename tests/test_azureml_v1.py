@@ -145,3 +145,79 @@ def test_a_wrong_secret_fails_the_connection_test_with_azures_words(admin, targe
     result = target_test_run(target_id=target.pk, requested_by="boss")
     assert result["state"] == "failed"
     assert "AADSTS7000215" in result["message"] or "invalid_client" in result["message"]
+
+
+def test_entry_script_mode_deploys_score_py_with_the_triton_environment(admin, target, repository, fake_v1):  # noqa: F811
+    script = (EXAMPLES.parent / "entry_scripts" / "add_sub_score.py").read_text()
+    deployment = deployment_create(
+        name="scored",
+        repository=repository,
+        target=target,
+        actor=admin,
+        mode="entry_script",
+        entry_script=script,
+        pip_packages=["tritonclient[http]==2.51.0"],
+        worker_count=3,
+    )
+    operation = run_pending(deployment)
+    assert operation.status == Operation.Status.SUCCEEDED, operation.error
+    service = fake_v1.service("scored")
+    assert service.entry_script.read_text() == script
+    assert fake_v1.service("scored").environment_variables["WORKER_COUNT"] == "3"
+    pip = str(service.environment)
+    assert "tritonclient[http]==2.51.0" in pip
+    settle(deployment)
+    assert deployment.status == Deployment.Status.HEALTHY, deployment.status_reason
+
+
+def deploy_outside_the_dashboard(fake, name: str, tmp_path):
+    """What a team did before the dashboard: the guide's SDK calls, by hand."""
+    import os
+
+    from azureml.core import Workspace
+    from azureml.core.authentication import ArmTokenAuthentication
+    from azureml.core.model import Model
+    from azureml.core.webservice import AksWebservice
+
+    from tests.fakes.azureml.v1 import make_arm_token
+
+    workspace = Workspace(
+        fake.subscription_id,
+        fake.resource_group,
+        fake.workspace_name,
+        auth=ArmTokenAuthentication(make_arm_token(tenant_id=fake.tenant_id), cloud="AzureCloud"),
+    )
+    import shutil
+
+    shutil.copytree(EXAMPLES / "add_sub", tmp_path / "models" / "triton")
+    previous = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        model = Model.register(
+            workspace=workspace, model_path="models", model_name="legacy", model_framework=Model.Framework.MULTI
+        )
+    finally:
+        os.chdir(previous)
+    config = AksWebservice.deploy_configuration(compute_target_name="aks-gpu", cpu_cores=1, memory_gb=4)
+    Model.deploy(workspace, name, [model], deployment_config=config, overwrite=True)
+
+
+def test_existing_webservices_are_adopted_watched_and_deletable(admin, target, fake_v1, tmp_path):  # noqa: F811
+    from deployments.errors import WrongState
+    from deployments.services.targets import target_adopt_run
+
+    deploy_outside_the_dashboard(fake_v1, "legacy-svc", tmp_path)
+    assert target_adopt_run(target_id=target.pk, requested_by="boss") == ["legacy-svc"]
+    assert target_adopt_run(target_id=target.pk, requested_by="boss") == []  # never twice
+    deployment = Deployment.objects.get(name="legacy-svc")
+    assert deployment.adopted
+    assert deployment.repository_name == "adopted: legacy:1"
+    settle(deployment)
+    assert deployment.status == Deployment.Status.HEALTHY, deployment.status_reason
+    with pytest.raises(WrongState, match="no recorded repository"):
+        from deployments.services.deployments import deployment_redeploy
+
+        deployment_redeploy(deployment=deployment, actor=admin)
+    deployment_delete(deployment=deployment, actor=admin)
+    assert run_pending(deployment).status == Operation.Status.SUCCEEDED
+    assert "legacy-svc" not in fake_v1.services

@@ -4,7 +4,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 
 from deployments.services.operations import operation_execute, reconcile
-from deployments.services.targets import target_test_run
+from deployments.services.targets import target_adopt_run, target_test_run
 from deployments.services.worker_heartbeats import worker_heartbeat_record
 from deployments.single_run import single_run
 
@@ -41,3 +41,8 @@ def reconcile_deployments():
 @shared_task(name="workers.test_target", ignore_result=True)
 def test_target(target_id: int, requested_by: str):
     target_test_run(target_id=target_id, requested_by=requested_by)
+
+
+@shared_task(name="workers.adopt_services", ignore_result=True)
+def adopt_services(target_id: int, requested_by: str):
+    target_adopt_run(target_id=target_id, requested_by=requested_by)

@@ -2,9 +2,10 @@ from django.http import JsonResponse
 
 from deployments.api.auth import api_view
 from deployments.api.repositories import _json_body
+from deployments.api.responses import api_error
 from deployments.errors import DomainError, NotAllowed
 from deployments.models import Environment, Target
-from deployments.services.targets import target_create
+from deployments.services.targets import target_adopt_request, target_create
 
 
 def target_json(target: Target) -> dict:
@@ -59,3 +60,14 @@ def environments(request):
             ]
         }
     )
+
+
+@api_view("POST")
+def adopt(request, target_id: int):
+    if not request.user.has_perm("deployments.view_target"):
+        return api_error(404, "not_found", "No such target.")
+    target = Target.objects.filter(pk=target_id).first()
+    if target is None:
+        return api_error(404, "not_found", "No such target.")
+    target_adopt_request(actor=request.user, target=target)
+    return JsonResponse({"status": "listing"}, status=202)

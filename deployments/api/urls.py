@@ -12,6 +12,7 @@ urlpatterns = [
     path("repositories/<int:repository_id>", repositories.repository, name="repository"),
     path("targets", targets.targets, name="targets"),
     path("environments", targets.environments, name="environments"),
+    path("targets/<int:target_id>/adopt", targets.adopt, name="target-adopt"),
     path("deployments", deployments.deployments, name="deployments"),
     path("deployments/<int:deployment_id>", deployments.deployment, name="deployment"),
     path("deployments/<int:deployment_id>/redeploy", deployments.redeploy, name="deployment-redeploy"),

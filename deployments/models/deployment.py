@@ -65,6 +65,9 @@ class Deployment(models.Model):
     # The last observation: {"live", "ready", "checked_at", "models": [{name, version, ready, reason}]}.
     observed = models.JSONField(default=dict, blank=True)
     restarts = models.PositiveIntegerField(default=0)
+    # Found at the target (an existing Azure webservice) rather than deployed
+    # from here: watched and deletable, but with no recorded repository to redeploy.
+    adopted = models.BooleanField(default=False)
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -196,6 +196,10 @@ def deployment_redeploy(*, deployment: Deployment, actor, changes: dict | None =
     """The same spec again (a no-op at the target when it still runs), or a changed one."""
     _require(actor, "deployments.add_deployment", "Redeploying")
     locked = _lock(deployment)
+    if locked.adopted or locked.repository_id is None:
+        raise WrongState(
+            "This deployment has no recorded repository to deploy again; create a deployment from a repository instead."
+        )
     before = _snapshot(locked)
     changes = changes or {}
     unknown = set(changes) - set(deployment_spec.SPEC_FIELDS)

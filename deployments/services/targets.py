@@ -125,3 +125,47 @@ def target_test_run(*, target_id: int, requested_by: str) -> dict:
         Target.objects.filter(pk=target_id).update(last_test=result)
         audit(action="target.tested", actor_name=requested_by, obj=target, details=result)
     return result
+
+
+@transaction.atomic
+def target_adopt_request(*, actor, target: Target) -> None:
+    _require(actor, "deployments.add_deployment", "Adopting webservices")
+    if target.kind != Target.Kind.AZUREML_V1_AKS:
+        raise DomainError("Adoption lists SDK v1 AKS webservices; this target is not one.")
+    from workers.tasks import adopt_services
+
+    target_id, username = target.pk, actor.get_username()
+    transaction.on_commit(lambda: adopt_services.delay(target_id, username))
+
+
+def target_adopt_run(*, target_id: int, requested_by: str) -> list[str]:
+    """In a worker: record the target's webservices that the dashboard does not
+    know yet as adopted deployments; the reconciler then watches them."""
+    from deployments.models import Deployment
+    from workers.targets import adapter_for
+
+    target = Target.objects.select_related("environment").get(pk=target_id)
+    found = adapter_for(target).list_services()
+    adopted = []
+    for service in found:
+        if service["managed_here"]:
+            continue  # deployed from here: its deployment exists already
+        with transaction.atomic():
+            known = Deployment.objects.filter(target=target, name=service["name"]).exclude(status="deleted")
+            if known.exists():
+                continue
+            deployment = Deployment.objects.create(
+                name=service["name"][:63],
+                repository=None,
+                repository_name=("adopted: " + ", ".join(service["models"]))[:100],
+                repository_digest="",
+                target=target,
+                spec_digest="",
+                status=Deployment.Status.DEPLOYING,
+                status_reason="adopted; waiting for the first observation",
+                scoring_uri=service["scoring_uri"],
+                adopted=True,
+            )
+            audit(action="deployment.adopted", actor_name=requested_by, obj=deployment, details=service)
+            adopted.append(deployment.name)
+    return adopted

@@ -6,7 +6,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from deployments.errors import DomainError
 from deployments.forms import TargetForm
 from deployments.models import Target
-from deployments.services.targets import target_create, target_test_request, target_update
+from deployments.services.targets import target_adopt_request, target_create, target_test_request, target_update
 from deployments.views.access import require_perm
 
 STOP_POLLING = 286
@@ -105,4 +105,18 @@ def test(request, target_id: int):
     target.refresh_from_db()
     if request.htmx:
         return render(request, "deployments/target_detail.html#connection", {"target": target})
+    return redirect("target", target_id=target.pk)
+
+
+@require_POST
+def adopt(request, target_id: int):
+    target = _visible_or_404(request, target_id)
+    try:
+        target_adopt_request(actor=request.user, target=target)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request, "Listing the workspace's webservices: unknown ones appear under Deployments as adopted."
+        )
     return redirect("target", target_id=target.pk)

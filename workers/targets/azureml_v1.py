@@ -263,6 +263,11 @@ class AzureMLv1Target:
             with httpx.Client(timeout=_PROBE_TIMEOUT, headers=headers, follow_redirects=False) as client:
                 observation.live = client.get(f"{base}/v2/health/live").status_code == 200
                 observation.ready = client.get(f"{base}/v2/health/ready").status_code == 200
+                if not ref.models:
+                    # An adopted webservice: which Triton models it holds is not recorded here.
+                    observation.models.append(
+                        ModelState("(server)", "", observation.ready, "" if observation.ready else "server not ready")
+                    )
                 for name, versions in ref.models:
                     for version in versions:
                         answer = client.get(f"{base}/v2/models/{name}/versions/{version}/ready")
@@ -277,6 +282,25 @@ class AzureMLv1Target:
         except httpx.HTTPError as exc:
             observation.live = False
             observation.detail = f"{observation.detail}; probe failed: {type(exc).__name__}"
+
+    def list_services(self) -> list[dict]:
+        """The workspace's webservices on this target's compute, for adoption."""
+        from azureml.core.webservice import Webservice
+
+        workspace = self._workspace()
+        with translate("listing webservices"):
+            services = Webservice.list(workspace, compute_type="AKS")
+        return [
+            {
+                "name": service.name,
+                "state": service.state,
+                "scoring_uri": service.scoring_uri or "",
+                "models": [f"{m.name}:{m.version}" for m in (service.models or [])],
+                "managed_here": TAG_OPERATION in (service.tags or {}),
+                "compute": getattr(service, "compute_name", ""),
+            }
+            for service in services
+        ]
 
     def delete(self, ref: DeploymentRef, progress: Progress) -> None:
         workspace = self._workspace()
