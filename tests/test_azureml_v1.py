@@ -204,6 +204,7 @@ def deploy_outside_the_dashboard(fake, name: str, tmp_path):
 
 def test_existing_webservices_are_adopted_watched_and_deletable(admin, target, fake_v1, tmp_path):  # noqa: F811
     from deployments.errors import WrongState
+    from deployments.services.deployments import deployment_redeploy
     from deployments.services.targets import target_adopt_run
 
     deploy_outside_the_dashboard(fake_v1, "legacy-svc", tmp_path)
@@ -215,8 +216,6 @@ def test_existing_webservices_are_adopted_watched_and_deletable(admin, target, f
     settle(deployment)
     assert deployment.status == Deployment.Status.HEALTHY, deployment.status_reason
     with pytest.raises(WrongState, match="no recorded repository"):
-        from deployments.services.deployments import deployment_redeploy
-
         deployment_redeploy(deployment=deployment, actor=admin)
     deployment_delete(deployment=deployment, actor=admin)
     assert run_pending(deployment).status == Operation.Status.SUCCEEDED
