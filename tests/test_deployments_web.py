@@ -231,3 +231,16 @@ def test_the_list_page_and_api_run_a_constant_number_of_queries(client, deployer
     for n in range(5, 50):
         deployment_create(name=f"d{n}", repository=repository, target=target, actor=deployer)
     assert counts() == five
+
+
+def test_azure_targets_need_azure_sized_names(deployer, repository):
+    from deployments.errors import DomainError
+    from deployments.models import Environment, Target
+
+    env = Environment.objects.create(name="staging")
+    target = Target.objects.create(name="aks", kind="azureml_v1_aks", environment=env, settings={})
+    with pytest.raises(DomainError, match="3 to 32 characters") as caught:
+        deployment_create(name="a" * 40, repository=repository, target=target, actor=deployer)
+    assert caught.value.path == "name"
+    with pytest.raises(DomainError, match="starting with a letter"):
+        deployment_create(name="9lives", repository=repository, target=target, actor=deployer)

@@ -14,6 +14,8 @@ from deployments.errors import DomainError, NotAllowed, WrongState
 from deployments.models import Deployment, ModelRepository, Operation, Target
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+# Azure ML webservice and online endpoint names: 3 to 32, starting with a letter.
+_AZURE_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
 _PIP_REQUIREMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-\[\],<>=!~ ]*$")
 _RESOURCE_LIMITS = {"gpu_cores": 16, "cpu_cores": 64, "memory_gb": 512}
 
@@ -151,6 +153,11 @@ def deployment_create(
 ) -> Deployment:
     _require(actor, "deployments.add_deployment", "Deploying")
     name = _validate_name(name)
+    if target.is_azure and not _AZURE_NAME.match(name):
+        raise DomainError(
+            "On Azure ML the name becomes the webservice or endpoint name: 3 to 32 characters, starting with a letter.",
+            path="name",
+        )
     if repository.status != ModelRepository.Status.VALID:
         raise DomainError(
             f"Repository “{repository.name}” is invalid ({len(repository.errors)} errors); fix them and upload again.",
