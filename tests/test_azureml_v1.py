@@ -220,3 +220,13 @@ def test_existing_webservices_are_adopted_watched_and_deletable(admin, target, f
     deployment_delete(deployment=deployment, actor=admin)
     assert run_pending(deployment).status == Operation.Status.SUCCEEDED
     assert "legacy-svc" not in fake_v1.services
+
+
+def test_a_deployment_timeout_at_azure_is_shown_with_its_message(admin, target, repository, fake_v1):  # noqa: F811
+    fake_v1.fail_next_deploy(code="DeploymentTimedOut", message="The deployment operation timed out after 20 minutes.")
+    deployment = deployment_create(name="timed-out", repository=repository, target=target, actor=admin)
+    run_pending(deployment)
+    settle(deployment)
+    assert deployment.status == Deployment.Status.FAILED
+    assert "DeploymentTimedOut" in deployment.status_reason
+    assert "timed out after 20 minutes" in deployment.status_reason

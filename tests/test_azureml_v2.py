@@ -157,3 +157,18 @@ def test_traffic_changes_wait_for_approvals_where_the_environment_requires_them(
     Environment.objects.filter(name="prod").update(approvals_required=1)
     with pytest.raises(NotAllowed, match="need an approval"):
         deployment_set_traffic(deployment=deployment, actor=admin, traffic={"x": 100})
+
+
+def test_when_our_wait_ends_first_the_deployment_stays_deploying(admin, repository, fake_v2, settings):  # noqa: F811
+    settings.AZUREML_V2_DEPLOY_WAIT = 0
+    fake_v2.in_progress_polls = 3
+    target = v2_target(admin, fake_v2)
+    deployment = deployment_create(name="slow", repository=repository, target=target, actor=admin)
+    operation = run_pending(deployment)
+    assert operation.status == Operation.Status.SUCCEEDED
+    assert any("Still provisioning; the reconciler follows it" in s["message"] for s in operation.steps)
+    assert deployment.status == Deployment.Status.DEPLOYING  # not failed: Azure may still finish
+    fake_v2.wait_idle()
+    reconcile()
+    deployment.refresh_from_db()
+    assert deployment.status == Deployment.Status.HEALTHY, deployment.status_reason
