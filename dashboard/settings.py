@@ -233,6 +233,12 @@ LOCAL_TRITON_RUNTIME_DIR = Path(env.str("LOCAL_TRITON_RUNTIME_DIR", default=str(
 LOCAL_TRITON_READY_TIMEOUT = _parse("LOCAL_TRITON_READY_TIMEOUT", env.int, default=120)
 LOCAL_TRITON_STOP_GRACE = _parse("LOCAL_TRITON_STOP_GRACE", env.int, default=10)
 
+# --- health poller ----------------------------------------------------------------
+
+HEALTH_POLL_INTERVAL = _parse("HEALTH_POLL_INTERVAL", env.int, default=15)
+HEALTH_CONCURRENCY = _parse("HEALTH_CONCURRENCY", env.int, default=100)
+HEALTH_PROBE_TIMEOUT = _parse("HEALTH_PROBE_TIMEOUT", env.float, default=3.0)
+
 # --- Azure ML targets ------------------------------------------------------------
 
 # Seconds a worker follows an SDK v2 deployment's long-running operation (to
@@ -287,6 +293,11 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 WORKER_HEARTBEAT_INTERVAL = timedelta(seconds=_parse("WORKER_HEARTBEAT_INTERVAL", env.int, default=30))
 
 CELERY_BEAT_SCHEDULE = {
+    "health-round": {
+        "task": "workers.health_round",
+        "schedule": float(HEALTH_POLL_INTERVAL),
+        "options": {"expires": float(HEALTH_POLL_INTERVAL)},
+    },
     "reconcile": {
         "task": "workers.reconcile",
         "schedule": float(RECONCILE_INTERVAL),

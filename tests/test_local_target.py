@@ -227,3 +227,28 @@ def test_a_transient_error_is_retried_later_with_backoff(deployer, settings, cle
     assert "LOCAL_TRITON_READY_TIMEOUT" in operation.error
     assert operation.attempts == settings.OPERATION_MAX_ATTEMPTS
     assert local_processes.processes_mentioning(f"{local.workdir(deployment.pk)}/") == []
+
+
+def test_the_health_poller_shows_a_model_triton_unloaded_with_tritons_reason(deployer, cleanup):
+    import httpx
+
+    from deployments.health.poller import health_round
+
+    deployment, _ = deploy_example(deployer, "ensemble", "partial", cleanup)
+    assert deployment.status == Deployment.Status.HEALTHY
+    assert health_round().changed == 0
+    # A model goes away behind the server's back; the server itself stays live and ready.
+    httpx.post(f"{deployment.scoring_uri}/v2/repository/models/double/unload", json={}, timeout=10)
+    assert httpx.get(f"{deployment.scoring_uri}/v2/health/ready", timeout=5).status_code in (200, 400)
+
+    def settled():
+        health_round()
+        deployment.refresh_from_db()
+        return deployment.status != Deployment.Status.HEALTHY
+
+    from tests import processes
+
+    processes.wait_for(settled, within=30, what="the unload noticed")
+    assert deployment.status in (Deployment.Status.DEGRADED, Deployment.Status.UNHEALTHY)
+    assert "double v1 UNAVAILABLE: unloaded" in deployment.status_reason
+    assert deployment.health_samples.count() >= 1

@@ -3,6 +3,7 @@
 from celery import shared_task
 from celery.signals import worker_ready
 
+from deployments.health.poller import health_round
 from deployments.services.operations import operation_execute, reconcile
 from deployments.services.targets import target_adopt_run, target_test_run
 from deployments.services.worker_heartbeats import worker_heartbeat_record
@@ -46,3 +47,13 @@ def test_target(target_id: int, requested_by: str):
 @shared_task(name="workers.adopt_services", ignore_result=True)
 def adopt_services(target_id: int, requested_by: str):
     target_adopt_run(target_id=target_id, requested_by=requested_by)
+
+
+@shared_task(name="workers.health_round", ignore_result=True)
+def poll_health():
+    """A round that overlaps the previous one is skipped, not stacked."""
+    with single_run("workers.health_round") as acquired:
+        if acquired:
+            report = health_round()
+            return {"checked": report.checked, "changed": report.changed, "seconds": report.seconds}
+    return None

@@ -2,6 +2,7 @@ from deployments.models.api_token import ApiToken
 from deployments.models.audit_event import AuditEvent
 from deployments.models.deployment import Deployment
 from deployments.models.environment import Environment
+from deployments.models.health_sample import HealthSample
 from deployments.models.model_repository import ModelRepository, TritonModel
 from deployments.models.operation import Operation
 from deployments.models.target import Target
@@ -12,6 +13,7 @@ __all__ = [
     "AuditEvent",
     "Deployment",
     "Environment",
+    "HealthSample",
     "ModelRepository",
     "Operation",
     "Target",

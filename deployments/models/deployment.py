@@ -65,6 +65,12 @@ class Deployment(models.Model):
     # The last observation: {"live", "ready", "checked_at", "models": [{name, version, ready, reason}]}.
     observed = models.JSONField(default=dict, blank=True)
     restarts = models.PositiveIntegerField(default=0)
+    # When the health poller last reached a verdict, and its recent probe
+    # latencies (ms, newest last) for the rolling p50/p95.
+    checked_at = models.DateTimeField(null=True, blank=True)
+    probe_latencies = models.JSONField(default=list, blank=True)
+    # The endpoint key the probes send (Fernet-encrypted; never rendered).
+    key_encrypted = models.TextField(blank=True)
     # Found at the target (an existing Azure webservice) rather than deployed
     # from here: watched and deletable, but with no recorded repository to redeploy.
     adopted = models.BooleanField(default=False)

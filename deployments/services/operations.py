@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from deployments import crypto
 from deployments.audit import audit
 from deployments.models import Deployment, Operation
 from deployments.services.deployments import enqueue
@@ -119,6 +120,9 @@ def apply_observation(deployment: Deployment, observation: Observation) -> bool:
         if observation.scoring_uri and observation.scoring_uri != locked.scoring_uri:
             locked.scoring_uri = observation.scoring_uri
             fields.append("scoring_uri")
+        if observation.key and (not locked.key_encrypted or crypto.decrypt(locked.key_encrypted) != observation.key):
+            locked.key_encrypted = crypto.encrypt(observation.key)
+            fields.append("key_encrypted")
         locked.save(update_fields=fields)
         if changed:
             audit(

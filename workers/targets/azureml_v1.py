@@ -258,6 +258,7 @@ class AzureMLv1Target:
     def _probe(self, service, ref: DeploymentRef, observation: Observation) -> None:
         base = service.scoring_uri.rstrip("/")
         key = self._key(service)
+        observation.key = key
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         try:
             with httpx.Client(timeout=_PROBE_TIMEOUT, headers=headers, follow_redirects=False) as client:

@@ -253,6 +253,7 @@ class AzureMLv2Target:
         with translate("reading the endpoint keys"):
             keys = client.online_endpoints.get_keys(ref.name)
         key = getattr(keys, "primary_key", None) or getattr(keys, "access_token", "")
+        observation.key = key
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         try:
             with httpx.Client(timeout=_PROBE_TIMEOUT, headers=headers, follow_redirects=False) as http:

@@ -82,6 +82,8 @@ class Observation:
     scoring_uri: str = ""
     # Endpoints with several deployments (SDK v2): the traffic split by deployment name.
     traffic: dict[str, int] = field(default_factory=dict)
+    # The key clients (and the health poller) must send, when the endpoint wants one.
+    key: str = ""
 
 
 # progress("message") records a step; progress(None) only proves the worker

@@ -1,0 +1,112 @@
+"""One asynchronous fan-out over every deployment's Triton data plane.
+
+Each deployment is probed under a semaphore (bounded concurrency) and within
+one overall timeout, so a slow or hung endpoint costs at most that timeout
+and never delays the others. Probes share one keep-alive client.
+"""
+
+import asyncio
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+
+from workers.targets.base import ModelState, Observation
+
+
+@dataclass(frozen=True)
+class ProbeTarget:
+    deployment_id: int
+    scoring_uri: str
+    key: str = ""
+    # (model name, versions) to check one by one.
+    models: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    @property
+    def entry_script(self) -> bool:
+        return self.scoring_uri.rstrip("/").endswith("/score")
+
+    @property
+    def base(self) -> str:
+        return self.scoring_uri.rstrip("/").removesuffix("/score")
+
+
+@dataclass
+class ProbeResult:
+    deployment_id: int
+    observation: Observation
+    latency_ms: float | None  # of the liveness probe; None when it never answered
+
+
+async def _probe(client: httpx.AsyncClient, target: ProbeTarget) -> tuple[Observation, float | None]:
+    headers = {"Authorization": f"Bearer {target.key}"} if target.key else {}
+    observation = Observation(exists=True)
+    started = time.perf_counter()
+    if target.entry_script:
+        # The scoring server's own health route (azureml-inference-server-http answers GET /).
+        parts = urlsplit(target.scoring_uri)
+        answer = await client.get(f"{parts.scheme}://{parts.netloc}/", headers=headers)
+        latency = (time.perf_counter() - started) * 1000
+        observation.live = observation.ready = answer.status_code == 200
+        observation.models.append(
+            ModelState("(entry script)", "", observation.live, "" if observation.live else f"HTTP {answer.status_code}")
+        )
+        return observation, latency
+    # All at once: one round trip's latency per deployment, not one per route.
+    versions = [(name, version) for name, listed in target.models for version in listed]
+    checks = [
+        client.get(f"{target.base}/v2/health/live", headers=headers),
+        client.get(f"{target.base}/v2/health/ready", headers=headers),
+        *(
+            client.get(f"{target.base}/v2/models/{name}/versions/{version}/ready", headers=headers)
+            for name, version in versions
+        ),
+    ]
+    live, ready, *model_answers = await asyncio.gather(*checks)
+    latency = (time.perf_counter() - started) * 1000
+    observation.live = live.status_code == 200
+    if not observation.live:
+        observation.detail = f"/v2/health/live answered HTTP {live.status_code}"
+        return observation, latency
+    observation.ready = ready.status_code == 200
+    for (name, version), answer in zip(versions, model_answers, strict=True):
+        ready = answer.status_code == 200
+        observation.models.append(ModelState(name, str(version), ready, "" if ready else "not ready"))
+    if any(not m.ready for m in observation.models):
+        await _explain(client, target, headers, observation)
+    return observation, latency
+
+
+async def _explain(client, target: ProbeTarget, headers: dict, observation: Observation) -> None:
+    """Where the repository API is reachable, it says why a version is unavailable."""
+    try:
+        answer = await client.post(f"{target.base}/v2/repository/index", json={}, headers=headers)
+    except httpx.HTTPError:
+        return
+    if answer.status_code != 200:
+        return
+    reasons = {(entry.get("name"), str(entry.get("version", ""))): entry for entry in answer.json()}
+    for state in observation.models:
+        entry = reasons.get((state.name, state.version))
+        if entry and not state.ready:
+            state.reason = f"{entry.get('state', 'UNAVAILABLE')}: {entry.get('reason', '')}".rstrip(": ")
+
+
+async def _probe_bounded(client, semaphore, target: ProbeTarget, timeout: float) -> ProbeResult:
+    async with semaphore:
+        try:
+            async with asyncio.timeout(timeout):
+                observation, latency = await _probe(client, target)
+        except TimeoutError:
+            observation, latency = Observation(exists=True, detail=f"no answer within {timeout:g} s"), None
+        except httpx.HTTPError as exc:
+            observation, latency = Observation(exists=True, detail=f"unreachable: {type(exc).__name__}"), None
+    return ProbeResult(target.deployment_id, observation, latency)
+
+
+async def poll_round(targets: list[ProbeTarget], *, concurrency: int, timeout: float) -> list[ProbeResult]:
+    semaphore = asyncio.Semaphore(concurrency)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False) as client:
+        return await asyncio.gather(*(_probe_bounded(client, semaphore, t, timeout) for t in targets))
