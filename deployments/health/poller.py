@@ -37,7 +37,9 @@ def _targets(deployments) -> list[ProbeTarget]:
             if deployment.repository
             else ()
         )
-        targets.append(ProbeTarget(deployment.pk, deployment.scoring_uri, key, models))
+        reason = deployment.status_reason
+        suspect = reason.startswith(("no answer within", "unreachable"))
+        targets.append(ProbeTarget(deployment.pk, deployment.scoring_uri, key, models, suspect))
     return targets
 
 

@@ -115,3 +115,28 @@ class TritonSimulator:
             pass
         finally:
             writer.close()
+
+
+def serve_forever(latency: float, hang_every: int, port_file: str) -> None:
+    """Entry point for running the simulator in a process of its own (its own
+    GIL: in the poller's process it would compete with the probes for CPU)."""
+    import time
+    from pathlib import Path
+
+    simulator = TritonSimulator(latency=latency)
+
+    class _EveryNth(dict):
+        def get(self, n, default=None):
+            return SimEndpoint(hang=True) if hang_every and n % hang_every == 0 else default
+
+    simulator.endpoints = _EveryNth()
+    simulator.start()
+    Path(port_file).write_text(str(simulator.port))
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    import sys
+
+    serve_forever(float(sys.argv[1]), int(sys.argv[2]), sys.argv[3])
