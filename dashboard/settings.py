@@ -238,6 +238,8 @@ LOCAL_TRITON_STOP_GRACE = _parse("LOCAL_TRITON_STOP_GRACE", env.int, default=10)
 HEALTH_POLL_INTERVAL = _parse("HEALTH_POLL_INTERVAL", env.int, default=15)
 HEALTH_CONCURRENCY = _parse("HEALTH_CONCURRENCY", env.int, default=100)
 HEALTH_PROBE_TIMEOUT = _parse("HEALTH_PROBE_TIMEOUT", env.float, default=3.0)
+# Triton /metrics: scraped each minute, one point per series and minute, kept this long.
+METRICS_RETENTION_DAYS = _parse("METRICS_RETENTION_DAYS", env.int, default=7)
 
 # --- Azure ML targets ------------------------------------------------------------
 
@@ -293,6 +295,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 WORKER_HEARTBEAT_INTERVAL = timedelta(seconds=_parse("WORKER_HEARTBEAT_INTERVAL", env.int, default=30))
 
 CELERY_BEAT_SCHEDULE = {
+    "metrics-scrape": {"task": "workers.scrape_metrics", "schedule": 60.0, "options": {"expires": 60.0}},
     "health-round": {
         "task": "workers.health_round",
         "schedule": float(HEALTH_POLL_INTERVAL),

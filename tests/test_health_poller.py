@@ -123,3 +123,29 @@ def test_a_round_writes_only_what_changed(simulator, django_user_model):
     assert len(healthy.probe_latencies) == 3
     assert latency_figures(healthy)["p95"] >= latency_figures(healthy)["p50"]
     assert availability(Deployment.objects.get(pk=deployments[3].pk)) == 0.0
+
+
+def test_counters_become_rates_and_a_restart_is_not_a_negative_rate():
+    from deployments.health.metrics import parse, points_between
+
+    page = """# TYPE nv_inference_request_success counter
+nv_inference_request_success{model="m",version="1"} 120
+# TYPE nv_inference_request_failure counter
+nv_inference_request_failure{model="m",reason="BACKEND",version="1"} 6
+# TYPE nv_inference_queue_duration_us counter
+nv_inference_queue_duration_us{model="m",version="1"} 252000
+# TYPE nv_inference_compute_infer_duration_us counter
+nv_inference_compute_infer_duration_us{model="m",version="1"} 1260000
+# TYPE nv_cpu_utilization gauge
+nv_cpu_utilization 0.25
+"""
+    counters, gauges = parse(page)
+    assert gauges == {"cpu_utilization": 0.25}
+    before = {"m": {"success": 20, "failure": 2, "queue_us": 42000, "compute_us": 210000}}
+    points = {(name, model): value for name, model, value in points_between(before, counters, 10)}
+    assert points[("requests_per_s", "m")] == pytest.approx(10.4)  # (100 + 4) / 10 s
+    assert points[("failures_per_s", "m")] == pytest.approx(0.4)
+    assert points[("queue_ms", "m")] == pytest.approx(210000 / 104 / 1000)
+    assert points[("compute_ms", "m")] == pytest.approx(1050000 / 104 / 1000)
+    restarted = {"m": {"success": 500, "failure": 0, "queue_us": 0, "compute_us": 0}}
+    assert points_between(restarted, counters, 10) == []

@@ -252,3 +252,30 @@ def test_the_health_poller_shows_a_model_triton_unloaded_with_tritons_reason(dep
     assert deployment.status in (Deployment.Status.DEGRADED, Deployment.Status.UNHEALTHY)
     assert "double v1 UNAVAILABLE: unloaded" in deployment.status_reason
     assert deployment.health_samples.count() >= 1
+
+
+def test_metrics_from_a_real_triton_become_per_model_rates(deployer, cleanup):
+    import time
+
+    from deployments.health import metrics
+    from deployments.models import MetricPoint
+
+    deployment, _ = deploy_example(deployer, "add_sub", "measured", cleanup)
+    url = local.LocalTarget().metrics_url(DeploymentRef.of(deployment))
+    assert url.endswith("/metrics")
+    _, gauges = metrics.parse(__import__("httpx").get(url, timeout=5).text)
+    assert "cpu_utilization" in gauges
+    assert metrics.scrape_all()["scraped"] == 1  # the first scrape is the baseline for rates
+    client = client_for(deployment)
+    for _ in range(5):
+        inputs = [triton_http.InferInput("INPUT0", [4], "FP32"), triton_http.InferInput("INPUT1", [4], "FP32")]
+        for tensor in inputs:
+            tensor.set_data_from_numpy(np.ones(4, dtype=np.float32))
+        client.infer("add_sub", inputs)
+    time.sleep(1.1)  # Triton refreshes its counters about once a second
+    deployment.refresh_from_db()
+    metrics.scrape(deployment, url)
+    rate = MetricPoint.objects.get(deployment=deployment, name="requests_per_s", model="add_sub")
+    assert rate.value > 0
+    assert MetricPoint.objects.filter(deployment=deployment, name="compute_ms", model="add_sub").exists()
+    assert metrics.series(deployment, "requests_per_s")["add_sub"][0][1] == round(rate.value, 4)

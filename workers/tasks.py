@@ -3,6 +3,7 @@
 from celery import shared_task
 from celery.signals import worker_ready
 
+from deployments.health.metrics import scrape_all
 from deployments.health.poller import health_round
 from deployments.services.operations import operation_execute, reconcile
 from deployments.services.targets import target_adopt_run, target_test_run
@@ -56,4 +57,12 @@ def poll_health():
         if acquired:
             report = health_round()
             return {"checked": report.checked, "changed": report.changed, "seconds": report.seconds}
+    return None
+
+
+@shared_task(name="workers.scrape_metrics", ignore_result=True)
+def scrape_metrics():
+    with single_run("workers.scrape_metrics") as acquired:
+        if acquired:
+            return scrape_all()
     return None

@@ -3,6 +3,7 @@ from deployments.models.audit_event import AuditEvent
 from deployments.models.deployment import Deployment
 from deployments.models.environment import Environment
 from deployments.models.health_sample import HealthSample
+from deployments.models.metric_point import MetricPoint
 from deployments.models.model_repository import ModelRepository, TritonModel
 from deployments.models.operation import Operation
 from deployments.models.target import Target
@@ -14,6 +15,7 @@ __all__ = [
     "Deployment",
     "Environment",
     "HealthSample",
+    "MetricPoint",
     "ModelRepository",
     "Operation",
     "Target",

@@ -69,6 +69,8 @@ class Deployment(models.Model):
     # latencies (ms, newest last) for the rolling p50/p95.
     checked_at = models.DateTimeField(null=True, blank=True)
     probe_latencies = models.JSONField(default=list, blank=True)
+    # The previous /metrics scrape's raw counters, to turn the next into rates.
+    metrics_last = models.JSONField(default=dict, blank=True)
     # The endpoint key the probes send (Fernet-encrypted; never rendered).
     key_encrypted = models.TextField(blank=True)
     # Found at the target (an existing Azure webservice) rather than deployed

@@ -195,6 +195,12 @@ class LocalTarget:
             local_processes.stop(helper, grace=settings.LOCAL_TRITON_STOP_GRACE)
         _record_path(deployment_id).unlink(missing_ok=True)
 
+    def metrics_url(self, ref: DeploymentRef) -> str:
+        record = read_record(ref.id)
+        if not record or not record.get("metrics_port"):
+            return ""
+        return f"http://127.0.0.1:{record['metrics_port']}/metrics"
+
     def test_connection(self) -> str:
         try:
             return triton_runtime.smoke_test(triton_runtime.prepare())

@@ -1,0 +1,125 @@
+"""Triton's Prometheus /metrics, parsed with prometheus_client's text parser
+and kept as one point per series and minute (7 days, then pruned).
+
+Counters become rates between two scrapes: requests/s and failures/s per
+model, and the average queue and compute time per request; gauges (CPU and
+GPU utilisation, memory) are kept as read.
+"""
+
+from collections import defaultdict
+from datetime import timedelta
+
+import httpx
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
+
+from deployments.models import Deployment, MetricPoint, Operation
+
+_COUNTERS = {
+    "nv_inference_request_success": "success",
+    "nv_inference_request_failure": "failure",
+    "nv_inference_count": "inferences",
+    "nv_inference_queue_duration_us": "queue_us",
+    "nv_inference_compute_infer_duration_us": "compute_us",
+}
+_GAUGES = {
+    "nv_cpu_utilization": "cpu_utilization",
+    "nv_cpu_memory_used_bytes": "cpu_memory_bytes",
+    "nv_gpu_utilization": "gpu_utilization",
+    "nv_gpu_memory_used_bytes": "gpu_memory_bytes",
+}
+
+
+def parse(text: str) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """(counters by model then name, gauges by name) from a /metrics page."""
+    counters: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    gauges: dict[str, float] = defaultdict(float)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            base = sample.name.removesuffix("_total")
+            if base in _COUNTERS:
+                model = sample.labels.get("model", "")
+                counters[model][_COUNTERS[base]] += sample.value
+            elif sample.name in _GAUGES:
+                gauges[_GAUGES[sample.name]] += sample.value
+    return {model: dict(values) for model, values in counters.items()}, dict(gauges)
+
+
+def points_between(previous: dict, current: dict, seconds: float) -> list[tuple[str, str, float]]:
+    """(name, model, value) rates and averages from two scrapes' counters."""
+    points = []
+    for model, now in current.items():
+        before = previous.get(model, {})
+        delta = {key: now.get(key, 0.0) - before.get(key, 0.0) for key in now}
+        if any(value < 0 for value in delta.values()):
+            continue  # the server restarted: its counters began again
+        requests = delta.get("success", 0.0) + delta.get("failure", 0.0)
+        points.append(("requests_per_s", model, requests / seconds))
+        points.append(("failures_per_s", model, delta.get("failure", 0.0) / seconds))
+        if requests:
+            points.append(("queue_ms", model, delta.get("queue_us", 0.0) / requests / 1000))
+            points.append(("compute_ms", model, delta.get("compute_us", 0.0) / requests / 1000))
+    return points
+
+
+def scrape(deployment: Deployment, url: str, *, now=None) -> int:
+    """Scrape one deployment's /metrics; returns the number of points written."""
+    now = now or timezone.now()
+    response = httpx.get(url, timeout=settings.HEALTH_PROBE_TIMEOUT)
+    response.raise_for_status()
+    counters, gauges = parse(response.text)
+    minute = now.replace(second=0, microsecond=0)
+    points = [(name, "", value) for name, value in gauges.items()]
+    last = deployment.metrics_last or {}
+    if last.get("at"):
+        seconds = now.timestamp() - last["at"]
+        if seconds > 0:
+            points += points_between(last.get("counters", {}), counters, seconds)
+    with transaction.atomic():
+        for name, model, value in points:
+            MetricPoint.objects.update_or_create(
+                deployment=deployment, name=name, model=model, minute=minute, defaults={"value": value}
+            )
+        Deployment.objects.filter(pk=deployment.pk).update(metrics_last={"at": now.timestamp(), "counters": counters})
+    return len(points)
+
+
+def scrape_all() -> dict[str, int]:
+    """Every running deployment whose target exposes /metrics; then prune."""
+    from workers.targets import TargetError, adapter_for
+    from workers.targets.base import DeploymentRef
+
+    figures = {"scraped": 0, "points": 0, "failed": 0}
+    deployments = (
+        Deployment.objects.filter(status__in=Deployment.RUNNING)
+        .exclude(operations__status__in=Operation.ACTIVE)
+        .select_related("target")
+    )
+    for deployment in deployments:
+        try:
+            url = adapter_for(deployment.target).metrics_url(DeploymentRef.of(deployment))
+        except (TargetError, AttributeError):
+            continue  # this kind of target exposes no /metrics
+        if not url:
+            continue
+        try:
+            figures["points"] += scrape(deployment, url)
+            figures["scraped"] += 1
+        except httpx.HTTPError:
+            figures["failed"] += 1
+    cutoff = timezone.now() - timedelta(days=settings.METRICS_RETENTION_DAYS)
+    MetricPoint.objects.filter(minute__lt=cutoff).delete()
+    return figures
+
+
+def series(deployment: Deployment, name: str, *, hours: int = 24) -> dict[str, list]:
+    """{model: [[unix seconds, value], ...]} for charts."""
+    since = timezone.now() - timedelta(hours=hours)
+    data: dict[str, list] = defaultdict(list)
+    for minute, model, value in deployment.metric_points.filter(name=name, minute__gte=since).values_list(
+        "minute", "model", "value"
+    ):
+        data[model or "server"].append([int(minute.timestamp()), round(value, 4)])
+    return dict(data)
