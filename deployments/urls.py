@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from deployments.views import account, audit_log, deployments, overview, repositories, targets, upcoming
+from deployments.views import account, audit_log, deployments, health, overview, repositories, targets, upcoming
 
 urlpatterns = [
     path("", overview.overview, name="overview"),
@@ -32,6 +32,8 @@ urlpatterns = [
     path("deployments/<int:deployment_id>/delete/", deployments.delete, name="deployment-delete"),
     path("deployments/<int:deployment_id>/traffic/", deployments.traffic, name="deployment-traffic"),
     path("deployments/<int:deployment_id>/logs/", deployments.logs, name="deployment-logs"),
+    path("deployments/<int:deployment_id>/charts/<str:chart>.json", health.chart_data, name="deployment-chart"),
+    path("fleet/", health.fleet_fragment, name="fleet"),
     *[path(f"{section}/", upcoming.upcoming, {"section": section}, name=section) for section in upcoming.SECTIONS],
     path("api/v1/", include("deployments.api.urls")),
 ]

@@ -105,3 +105,30 @@ def test_a_deployer_deploys_watches_it_go_healthy_and_deletes_it(page, django_us
     expect(page.locator("#live .status").first).to_have_text("deleted", timeout=60_000)
     deployment_id = int(page.url.rstrip("/").split("/")[-1])
     assert local_processes.processes_mentioning(f"{local.workdir(deployment_id)}/") == []
+
+
+def test_the_overview_shows_a_status_change_without_a_reload(page, django_user_model):  # noqa: F811
+    from deployments.models import Deployment
+    from deployments.services.deployments import deployment_create
+    from deployments.services.repositories import repository_load_example
+    from tests.archives import EXAMPLES
+    from tests.conftest import make_user
+    from tests.engine import local_target
+
+    deployer = make_user(django_user_model, "deployer", "deployer")
+    repository = repository_load_example(path=EXAMPLES / "add_sub", actor=deployer).repository
+    deployment = deployment_create(name="watched", repository=repository, target=local_target(), actor=deployer)
+    Deployment.objects.filter(pk=deployment.pk).update(status=Deployment.Status.HEALTHY)
+    page.goto("/login/")
+    page.get_by_label("Username").fill("deployer")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    tile = page.locator("#fleet a.tile", has_text="watched")
+    expect(tile).to_contain_text("Healthy")
+    page.evaluate("window.__marker = 'same page'")
+    Deployment.objects.filter(pk=deployment.pk).update(
+        status=Deployment.Status.UNHEALTHY, status_reason="add_sub v1 UNAVAILABLE: unloaded"
+    )
+    expect(tile).to_contain_text("Unhealthy", timeout=15_000)
+    expect(tile).to_have_attribute("title", "add_sub v1 UNAVAILABLE: unloaded")
+    assert page.evaluate("window.__marker") == "same page"  # updated in place, never reloaded

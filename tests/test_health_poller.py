@@ -149,3 +149,34 @@ nv_cpu_utilization 0.25
     assert points[("compute_ms", "m")] == pytest.approx(1050000 / 104 / 1000)
     restarted = {"m": {"success": 500, "failure": 0, "queue_us": 0, "compute_us": 0}}
     assert points_between(restarted, counters, 10) == []
+
+
+@pytest.mark.django_db
+def test_chart_data_is_json_series_per_model_for_users_who_may_see_it(client, django_user_model, outsider):
+    from datetime import timedelta
+
+    from django.urls import reverse
+    from django.utils import timezone
+
+    from deployments.models import MetricPoint
+
+    deployer = make_user(django_user_model, "deployer", "deployer")
+    repository = repository_load_example(path=EXAMPLES / "add_sub", actor=deployer).repository
+    deployment = deployment_create(name="charted", repository=repository, target=local_target(), actor=deployer)
+    minute = timezone.now().replace(second=0, microsecond=0)
+    for offset, value in enumerate([1.0, 2.5]):
+        MetricPoint.objects.create(
+            deployment=deployment,
+            name="requests_per_s",
+            model="add_sub",
+            minute=minute - timedelta(minutes=1 - offset),
+            value=value,
+        )
+    client.force_login(deployer)
+    body = client.get(reverse("deployment-chart", args=[deployment.pk, "requests"])).json()
+    assert body["unit"] == "req/s"
+    assert [point[1] for point in body["series"]["add_sub"]] == [1.0, 2.5]
+    page = client.get(reverse("deployment", args=[deployment.pk])).content.decode()
+    assert reverse("deployment-chart", args=[deployment.pk, "latency"]) in page
+    client.force_login(outsider)
+    assert client.get(reverse("deployment-chart", args=[deployment.pk, "requests"])).status_code == 404

@@ -42,3 +42,29 @@ def overview_summary(user) -> OverviewSummary:
         repositories=repositories,
         deployments=deployments,
     )
+
+
+@dataclass(frozen=True)
+class Fleet:
+    deployments: list
+    pending_approval: int
+    in_progress: int
+    recent_failures: list
+
+
+def fleet(user) -> Fleet:
+    """Every live deployment with its status, for the Overview grid."""
+    deployments = list(
+        Deployment.objects.visible_to(user)
+        .exclude(status=Deployment.Status.DELETED)
+        .select_related("target__environment")
+        .order_by("target__environment__position", "name")
+    )
+    return Fleet(
+        deployments=deployments,
+        pending_approval=sum(d.status == Deployment.Status.PENDING_APPROVAL for d in deployments),
+        in_progress=sum(d.in_progress for d in deployments),
+        recent_failures=list(AuditEvent.objects.filter(action="deployment.failed").order_by("-seq")[:5])
+        if user.has_perm("deployments.view_auditevent")
+        else [],
+    )

@@ -8,3 +8,20 @@ register = template.Library()
 def iso_datetime(value):
     """An ISO string kept in a JSON field, as a datetime the date filters understand."""
     return parse_datetime(value) if isinstance(value, str) else value
+
+
+@register.filter
+def sparkline_points(values, size="80x20"):
+    """SVG polyline points for a small latency sparkline (newest on the right)."""
+    values = [v for v in (values or [])[-40:] if isinstance(v, (int, float))]
+    if len(values) < 2:
+        return ""
+    width, height = (int(n) for n in size.split("x"))
+    top = max(values) or 1
+    step = width / (len(values) - 1)
+    return " ".join(f"{i * step:.1f},{height - (v / top) * (height - 2) - 1:.1f}" for i, v in enumerate(values))
+
+
+@register.filter
+def make_list_words(value: str) -> list[str]:
+    return value.split()

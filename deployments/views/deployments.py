@@ -8,6 +8,7 @@ from deployments.errors import DomainError
 from deployments.forms import DeploymentForm
 from deployments.models import Deployment
 from deployments.selectors.deployments import deployment_detail, deployment_list
+from deployments.selectors.health import health_view
 from deployments.services.deployments import (
     deployment_create,
     deployment_delete,
@@ -87,6 +88,7 @@ def detail(request, deployment_id: int):
     deployment = _visible_or_404(request, deployment_id)
     context = {
         "deployment": deployment,
+        "health": health_view(deployment),
         "logs": _logs(deployment),
         "can_change": request.user.has_perm("deployments.add_deployment"),
         "can_delete": request.user.has_perm("deployments.delete_deployment"),

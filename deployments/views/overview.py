@@ -1,7 +1,10 @@
 from django.shortcuts import render
 
-from deployments.selectors.overview import overview_summary
+from deployments.selectors.overview import fleet, overview_summary
 
 
 def overview(request):
-    return render(request, "deployments/overview.html", {"summary": overview_summary(request.user)})
+    context = {"summary": overview_summary(request.user)}
+    if request.user.has_perm("deployments.view_deployment"):
+        context["fleet"] = fleet(request.user)
+    return render(request, "deployments/overview.html", context)

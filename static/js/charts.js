@@ -1,0 +1,43 @@
+// Draws the deployment page's charts with uPlot from the JSON its
+// data-series-url returns: {"title": ..., "unit": ..., "series": {"label": [[t, v], ...]}}.
+// A file, not inline code: the CSP allows no inline scripts.
+(function () {
+  const palette = ["#1971c2", "#e8590c", "#2f9e44", "#9c36b5", "#c2255c", "#0c8599"];
+
+  function merge(series) {
+    const labels = Object.keys(series);
+    const times = [...new Set(labels.flatMap((l) => series[l].map((p) => p[0])))].sort((a, b) => a - b);
+    const columns = labels.map((label) => {
+      const byTime = new Map(series[label]);
+      return times.map((t) => (byTime.has(t) ? byTime.get(t) : null));
+    });
+    return { labels, data: [times, ...columns] };
+  }
+
+  async function draw(element) {
+    const response = await fetch(element.dataset.seriesUrl, { credentials: "same-origin" });
+    if (!response.ok) return;
+    const chart = await response.json();
+    const { labels, data } = merge(chart.series);
+    if (!labels.length) {
+      element.querySelector(".chart-empty").hidden = false;
+      return;
+    }
+    const width = Math.max(280, element.clientWidth);
+    new uPlot(
+      {
+        title: chart.title,
+        width: width,
+        height: 180,
+        series: [{}, ...labels.map((label, i) => ({ label: label, stroke: palette[i % palette.length], width: 1.5 }))],
+        axes: [{}, { label: chart.unit }],
+      },
+      data,
+      element.querySelector(".chart-canvas")
+    );
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    document.querySelectorAll("[data-series-url]").forEach(draw);
+  });
+})();
