@@ -244,3 +244,14 @@ def test_azure_targets_need_azure_sized_names(deployer, repository):
     assert caught.value.path == "name"
     with pytest.raises(DomainError, match="starting with a letter"):
         deployment_create(name="9lives", repository=repository, target=target, actor=deployer)
+
+
+def test_the_list_refreshes_its_rows_in_place(client, deployer, repository, target):
+    deployment_create(name="listed", repository=repository, target=target, actor=deployer)
+    client.force_login(deployer)
+    page = client.get(reverse("deployments")).content.decode()
+    assert 'hx-trigger="every 10s"' in page
+    fragment = client.get(reverse("deployments"), HTTP_HX_REQUEST="true").content.decode()
+    assert fragment.lstrip().startswith('<div id="rows"')
+    assert "listed" in fragment
+    assert "<html" not in fragment

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from deployments import crypto
 from deployments.audit import audit
-from deployments.models import Deployment, Operation
+from deployments.models import Deployment, HealthSample, Operation
 from deployments.services.deployments import enqueue
 from workers.targets import TargetError, adapter_for
 from workers.targets.base import DeploymentRef, DeploySpec, Observation
@@ -124,6 +124,17 @@ def apply_observation(deployment: Deployment, observation: Observation) -> bool:
             locked.key_encrypted = crypto.encrypt(observation.key)
             fields.append("key_encrypted")
         locked.save(update_fields=fields)
+        if changed or not locked.health_samples.exists():
+            # Every transition (and the first verdict) starts a segment of the availability timeline.
+            HealthSample.objects.create(
+                deployment=locked,
+                at=timezone.now(),
+                status=status,
+                reason=reason,
+                live=observation.live,
+                ready=observation.ready,
+                model_states=locked.observed.get("models", []),
+            )
         if changed:
             audit(
                 action="deployment.status_changed",

@@ -29,9 +29,11 @@ def deployments(request):
     require_perm(request.user, "deployments.view_deployment", "Seeing deployments needs the viewer role.")
     filters = {key: request.GET.get(key, "") for key in ("target", "status", "environment")}
     page = Paginator(deployment_list(request.user, **filters), PAGE_SIZE).get_page(request.GET.get("page"))
+    # The table refreshes itself: its poll gets only the rows fragment.
+    template = "deployments/deployments.html#rows" if request.htmx else "deployments/deployments.html"
     return render(
         request,
-        "deployments/deployments.html",
+        template,
         {
             "page": page,
             "filters": filters,

@@ -31,6 +31,8 @@
         height: 180,
         series: [{}, ...labels.map((label, i) => ({ label: label, stroke: palette[i % palette.length], width: 1.5 }))],
         axes: [{}, { label: chart.unit }],
+        // A lone point would otherwise stretch the time axis over years.
+        scales: { x: { time: true, range: (u, min, max) => (min === max ? [min - 1800, max + 1800] : [min, max]) } },
       },
       data,
       element.querySelector(".chart-canvas")
