@@ -90,8 +90,12 @@ def deployment_json(deployment, *, detail: bool = False) -> dict:
                 "health": {
                     "live": observed.get("live"),
                     "ready": observed.get("ready"),
-                    "checked_at": observed.get("checked_at"),
+                    # The poller touches checked_at every round; `observed` only changes with the verdict.
+                    "checked_at": deployment.checked_at.isoformat()
+                    if deployment.checked_at
+                    else observed.get("checked_at"),
                     "models": observed.get("models", []),
+                    "reason": deployment.status_reason,
                 },
                 "operations": [operation_json(op) for op in deployment.operations.all()],
             }
