@@ -2,8 +2,7 @@ from django.http import JsonResponse
 from django.urls import reverse
 
 from deployments.api.auth import api_view
-from deployments.api.repositories import _json_body
-from deployments.api.responses import api_error
+from deployments.api.responses import api_error, json_body
 from deployments.errors import DomainError, NotAllowed
 from deployments.models import Deployment, ModelRepository, Target
 from deployments.selectors.deployments import deployment_detail, deployment_list
@@ -61,7 +60,7 @@ def deployments(request):
             next_url = request.build_absolute_uri(f"{reverse('api:deployments')}?{query.urlencode()}")
         return JsonResponse({"results": [deployment_json(d) for d in page[:PAGE_SIZE]], "next": next_url})
 
-    body = _json_body(request)
+    body = json_body(request)
     unknown = set(body) - _CREATE_FIELDS
     if unknown:
         raise DomainError(f"Unknown fields: {', '.join(sorted(unknown))}.", path=sorted(unknown)[0])
@@ -102,7 +101,7 @@ def redeploy(request, deployment_id: int):
     found = _visible(request, deployment_id)
     if found is None:
         return api_error(404, "not_found", "No such deployment.")
-    changes = _json_body(request) if request.content_type == "application/json" and request.body else {}
+    changes = json_body(request) if request.content_type == "application/json" and request.body else {}
     found = deployment_redeploy(deployment=found, actor=request.user, changes=changes)
     return JsonResponse(deployment_json(found), status=202)
 
@@ -133,6 +132,6 @@ def traffic(request, deployment_id: int):
     found = _visible(request, deployment_id)
     if found is None:
         return api_error(404, "not_found", "No such deployment.")
-    body = _json_body(request)
+    body = json_body(request)
     found = deployment_set_traffic(deployment=found, actor=request.user, traffic=body.get("traffic"))
     return JsonResponse(deployment_json(found), status=202)

@@ -1,23 +1,11 @@
-import json
-
 from django.http import HttpResponse, JsonResponse
 
 from deployments.api.auth import api_view
-from deployments.api.responses import api_error
+from deployments.api.responses import api_error, json_body
 from deployments.errors import DomainError, NotAllowed
 from deployments.selectors.repositories import repository_detail, repository_list
 from deployments.serializers import repository_json
 from deployments.services.repositories import repository_delete, repository_import, repository_upload
-
-
-def _json_body(request) -> dict:
-    try:
-        body = json.loads(request.body or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DomainError(f"The body is not valid JSON ({exc}).", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise DomainError("The body must be a JSON object.", code="invalid_json")
-    return body
 
 
 @api_view("GET", "POST")
@@ -27,7 +15,7 @@ def repositories(request):
             raise NotAllowed("Seeing repositories needs the viewer role or above.")
         return JsonResponse({"results": [repository_json(r) for r in repository_list(request.user)[:500]]})
     if request.content_type == "application/json":
-        body = _json_body(request)
+        body = json_body(request)
         name, path = body.get("name", ""), body.get("path", "")
         if not isinstance(name, str) or not isinstance(path, str) or not path:
             raise DomainError('Send {"name": str, "path": str} with an absolute server path.', path="path")

@@ -1,6 +1,10 @@
-"""The JSON API's response shapes (API.md): results, and errors as a list."""
+"""The JSON API's shapes (API.md): JSON bodies in, results and errors (as a list) out."""
+
+import json
 
 from django.http import JsonResponse
+
+from deployments.errors import DomainError
 
 
 def api_errors(status: int, *errors: tuple[str, str, str]) -> JsonResponse:
@@ -11,3 +15,13 @@ def api_errors(status: int, *errors: tuple[str, str, str]) -> JsonResponse:
 
 def api_error(status: int, code: str, message: str, path: str = "") -> JsonResponse:
     return api_errors(status, (code, message, path))
+
+
+def json_body(request) -> dict:
+    try:
+        body = json.loads(request.body or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DomainError(f"The body is not valid JSON ({exc}).", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise DomainError("The body must be a JSON object.", code="invalid_json")
+    return body

@@ -1,8 +1,7 @@
 from django.http import JsonResponse
 
 from deployments.api.auth import api_view
-from deployments.api.repositories import _json_body
-from deployments.api.responses import api_error
+from deployments.api.responses import api_error, json_body
 from deployments.errors import DomainError, NotAllowed
 from deployments.models import Environment, Target
 from deployments.services.targets import target_adopt_request, target_create
@@ -29,7 +28,7 @@ def targets(request):
             raise NotAllowed("Seeing targets needs the viewer role or above.")
         rows = Target.objects.select_related("environment")
         return JsonResponse({"results": [target_json(t) for t in rows]})
-    body = _json_body(request)
+    body = json_body(request)
     unknown = set(body) - {"name", "kind", "environment", "auth_method", "settings", "secrets"}
     if unknown:
         raise DomainError(f"Unknown fields: {', '.join(sorted(unknown))}.", path=sorted(unknown)[0])
