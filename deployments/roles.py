@@ -23,6 +23,7 @@ _DEPLOY = {
     "deployments.delete_modelrepository",
     "deployments.add_deployment",
     "deployments.delete_deployment",
+    "deployments.use_console",
 }
 _ADMINISTER = {
     "deployments.add_target",

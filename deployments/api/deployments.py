@@ -135,3 +135,28 @@ def traffic(request, deployment_id: int):
     body = json_body(request)
     found = deployment_set_traffic(deployment=found, actor=request.user, traffic=body.get("traffic"))
     return JsonResponse(deployment_json(found), status=202)
+
+
+@api_view("POST")
+def infer(request, deployment_id: int):
+    from deployments.console.infer import console_infer
+
+    found = _visible(request, deployment_id)
+    if found is None:
+        return api_error(404, "not_found", "No such deployment.")
+    body = json_body(request)
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise DomainError("model names the model to call.", path="model")
+    result = console_infer(
+        deployment=found,
+        actor=request.user,
+        model=model,
+        version=str(body.get("version") or ""),
+        inputs=body.get("inputs"),
+        outputs=body.get("outputs"),
+        binary_data=bool(body.get("binary_data", True)),
+        request_id=str(body.get("request_id") or ""),
+        timeout=body.get("timeout") or 10.0,
+    )
+    return JsonResponse(result)

@@ -18,4 +18,5 @@ urlpatterns = [
     path("deployments/<int:deployment_id>/redeploy", deployments.redeploy, name="deployment-redeploy"),
     path("deployments/<int:deployment_id>/logs", deployments.logs, name="deployment-logs"),
     path("deployments/<int:deployment_id>/traffic", deployments.traffic, name="deployment-traffic"),
+    path("deployments/<int:deployment_id>/infer", deployments.infer, name="deployment-infer"),
 ]

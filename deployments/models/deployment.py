@@ -96,6 +96,7 @@ class Deployment(models.Model):
             )
         ]
         indexes = [models.Index(fields=["status"], name="deployment_status")]
+        permissions = [("use_console", "Can send test inference requests to a deployment")]
 
     def __str__(self):
         return self.name

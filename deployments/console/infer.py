@@ -1,0 +1,196 @@
+"""A server-side inference call to a deployment, for the console and the API.
+
+Only the scoring URI of the chosen deployment is ever called (never a URL a
+user typed), without following redirects, within a timeout and a response
+size cap; the key stays on the server. The request body is built and the
+response parsed by tritonclient's own (binary-capable) encoders, the
+transport is httpx. Every call is audited as console.inferred: model,
+version, shapes, status and latency, never the data.
+"""
+
+import time
+
+import httpx
+import numpy as np
+import tritonclient.http as triton_http
+from django.db import transaction
+
+from deployments import crypto
+from deployments.audit import audit
+from deployments.console import tensors
+from deployments.errors import DomainError, NotAllowed, WrongState
+from deployments.models import Deployment
+
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+MAX_TIMEOUT = 60.0
+PREVIEW_ELEMENTS = 64
+
+
+def _base(deployment: Deployment) -> str:
+    return deployment.scoring_uri.rstrip("/").removesuffix("/score")
+
+
+def _headers(deployment: Deployment) -> dict[str, str]:
+    key = crypto.decrypt(deployment.key_encrypted) if deployment.key_encrypted else ""
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def _check(deployment: Deployment, actor) -> None:
+    if not actor.has_perm("deployments.use_console"):
+        raise NotAllowed("Sending test requests needs the deployer role or above.")
+    if deployment.status not in Deployment.RUNNING or not deployment.scoring_uri:
+        raise WrongState(f"{deployment.name} is {deployment.get_status_display().lower()}: nothing answers yet.")
+    if deployment.mode == Deployment.Mode.ENTRY_SCRIPT:
+        raise WrongState("This deployment serves /score (entry script): use its JSON console.")
+
+
+def _read_capped(response: httpx.Response) -> bytes:
+    chunks, size = [], 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise DomainError(
+                f"The answer is larger than {MAX_RESPONSE_BYTES // 1024 // 1024} MB; ask for fewer outputs."
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def model_metadata(deployment: Deployment, model: str, version: str = "") -> dict:
+    """Triton's metadata for the model (inputs, outputs, versions), from the server itself."""
+    path = f"/v2/models/{model}" + (f"/versions/{version}" if version else "")
+    try:
+        with httpx.Client(timeout=5, follow_redirects=False, headers=_headers(deployment)) as client:
+            answer = client.get(_base(deployment) + path)
+    except httpx.HTTPError as exc:
+        raise WrongState(f"The deployment did not answer: {type(exc).__name__}.") from None
+    if answer.status_code != 200:
+        raise DomainError(_triton_error(answer.content, answer.status_code), code="triton_error", path="model")
+    return answer.json()
+
+
+def _triton_error(body: bytes, status: int) -> str:
+    try:
+        return httpx.Response(200, content=body).json().get("error") or f"HTTP {status}"
+    except ValueError:
+        return body[:300].decode("utf-8", "replace") or f"HTTP {status}"
+
+
+def _build_input(spec: dict) -> tuple[triton_http.InferInput, np.ndarray, bool]:
+    name, datatype = spec.get("name"), spec.get("datatype")
+    if not isinstance(name, str) or not isinstance(datatype, str):
+        raise DomainError("Each input needs a name and a datatype.", path="inputs")
+    mode = spec.get("mode", "json")
+    if mode == "random":
+        array = tensors.random(name, datatype, spec.get("shape"), seed=spec.get("seed"))
+    elif mode == "text":
+        array = tensors.from_text(name, spec.get("shape"), spec.get("data") or "")
+    elif mode == "npy":
+        array = spec["array"]
+    else:
+        array = tensors.from_json(name, datatype, spec.get("shape"), spec.get("data"))
+    tensor = triton_http.InferInput(name, list(array.shape), datatype)
+    binary = bool(spec.get("binary_data", True))
+    try:
+        tensor.set_data_from_numpy(array, binary_data=binary)
+    except Exception as exc:  # tritonclient raises plain exceptions for dtype mismatches
+        raise DomainError(f"input {name}: {exc}", path=f"inputs.{name}") from None
+    return tensor, array, binary
+
+
+def console_infer(
+    *,
+    deployment: Deployment,
+    actor,
+    model: str,
+    inputs: list[dict],
+    version: str = "",
+    outputs: list[dict] | None = None,
+    binary_data: bool = True,
+    request_id: str = "",
+    timeout: float = 10.0,
+) -> dict:
+    _check(deployment, actor)
+    if not isinstance(inputs, list) or not inputs:
+        raise DomainError("Send at least one input.", path="inputs")
+    timeout = min(max(float(timeout or 10.0), 0.1), MAX_TIMEOUT)
+    built = [_build_input({**spec, "binary_data": spec.get("binary_data", binary_data)}) for spec in inputs]
+    requested = [
+        triton_http.InferRequestedOutput(o["name"], binary_data=binary_data, class_count=int(o.get("class_count") or 0))
+        for o in (outputs or [])
+    ]
+    body, json_size = triton_http.InferenceServerClient.generate_request_body(
+        [tensor for tensor, _, _ in built], outputs=requested or None, request_id=request_id
+    )
+    headers = _headers(deployment)
+    if json_size is not None:
+        headers.update({"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(json_size)})
+    else:
+        headers["Content-Type"] = "application/json"
+    url = _base(deployment) + f"/v2/models/{model}" + (f"/versions/{version}" if version else "") + "/infer"
+    shapes = {tensor.name(): list(array.shape) for tensor, array, _ in built}
+    started = time.perf_counter()
+    try:
+        with (
+            httpx.Client(timeout=timeout, follow_redirects=False) as client,
+            client.stream("POST", url, content=body, headers=headers) as response,
+        ):
+            payload = _read_capped(response)
+    except httpx.TimeoutException:
+        _audit(deployment, actor, model, version, shapes, "timeout", None)
+        raise DomainError(f"No answer within {timeout:g} s.", code="timeout") from None
+    except httpx.HTTPError as exc:
+        _audit(deployment, actor, model, version, shapes, "unreachable", None)
+        raise WrongState(f"The deployment did not answer: {type(exc).__name__}.") from None
+    client_ms = (time.perf_counter() - started) * 1000
+    if response.status_code != 200:
+        message = _triton_error(payload, response.status_code)
+        _audit(deployment, actor, model, version, shapes, f"error {response.status_code}", client_ms)
+        raise DomainError(message, code="triton_error")
+    header_length = response.headers.get("Inference-Header-Content-Length")
+    result = triton_http.InferenceServerClient.parse_response_body(
+        payload, header_length=int(header_length) if header_length else None
+    )
+    answer = result.get_response()
+    outputs_json = []
+    for output in answer.get("outputs", []):
+        array = result.as_numpy(output["name"])
+        outputs_json.append(
+            {
+                "name": output["name"],
+                "datatype": output["datatype"],
+                "shape": list(array.shape) if array is not None else output.get("shape", []),
+                "data": _jsonable(array),
+            }
+        )
+    _audit(deployment, actor, model, answer.get("model_version", version), shapes, "ok", client_ms)
+    return {
+        "model_name": answer.get("model_name", model),
+        "model_version": answer.get("model_version", version),
+        "outputs": outputs_json,
+        "latency_ms": {"client": round(client_ms, 3), "server": None},
+    }
+
+
+def _jsonable(array):
+    if array is None:
+        return None
+    if array.dtype == np.object_:
+        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in array.reshape(-1)]
+    return array.reshape(-1).tolist()
+
+
+def _audit(deployment, actor, model, version, shapes, status, latency) -> None:
+    with transaction.atomic():
+        audit(
+            action="console.inferred",
+            actor=actor,
+            obj=deployment,
+            details={
+                "model": model,
+                "version": str(version or ""),
+                "shapes": shapes,
+                "status": status,
+                "latency_ms": round(latency, 2) if latency is not None else None,
+            },
+        )

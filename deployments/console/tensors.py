@@ -1,0 +1,81 @@
+"""Turn what a user typed (JSON, random, text) into numpy arrays of the
+datatype and shape a model declares, with an error naming the tensor."""
+
+import json
+
+import numpy as np
+import tritonclient.utils as triton_utils
+
+from deployments.errors import DomainError
+
+MAX_ELEMENTS = 4 * 1024 * 1024
+
+
+def numpy_dtype(datatype: str):
+    dtype = triton_utils.triton_to_np_dtype(datatype)
+    if dtype is None:
+        raise DomainError(f"datatype {datatype} is not one the console can send")
+    return dtype
+
+
+def _check_shape(name: str, shape) -> list[int]:
+    if (
+        not isinstance(shape, list)
+        or not shape
+        or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
+    ):
+        raise DomainError(f"input {name}: shape is a list of whole numbers, e.g. [1, 4].", path=f"inputs.{name}.shape")
+    if any(d < 0 for d in shape):
+        raise DomainError(
+            f"input {name}: shape {shape} has a negative size; give the actual sizes.", path=f"inputs.{name}.shape"
+        )
+    if int(np.prod(shape)) > MAX_ELEMENTS:
+        raise DomainError(
+            f"input {name}: {int(np.prod(shape)):,} elements is over the console's limit.", path=f"inputs.{name}.shape"
+        )
+    return shape
+
+
+def from_json(name: str, datatype: str, shape, data) -> np.ndarray:
+    """Nested lists (or a flat list) of values -> an array of exactly `shape`."""
+    shape = _check_shape(name, shape)
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise DomainError(f"input {name}: not valid JSON ({exc.msg}).", path=f"inputs.{name}.data") from None
+    try:
+        if datatype == "BYTES":
+            array = np.array(data, dtype=np.object_)
+            array = np.vectorize(lambda v: v if isinstance(v, bytes) else str(v).encode(), otypes=[np.object_])(array)
+        else:
+            array = np.array(data, dtype=numpy_dtype(datatype))
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise DomainError(f"input {name}: values do not fit {datatype} ({exc}).", path=f"inputs.{name}.data") from None
+    if array.size != int(np.prod(shape)):
+        raise DomainError(
+            f"input {name}: {array.size} values for shape {shape}, which needs {int(np.prod(shape))}.",
+            path=f"inputs.{name}.data",
+        )
+    return array.reshape(shape)
+
+
+def random(name: str, datatype: str, shape, *, seed: int | None = None) -> np.ndarray:
+    shape = _check_shape(name, shape)
+    generator = np.random.default_rng(seed)
+    if datatype == "BYTES":
+        return np.array([f"sample-{i}".encode() for i in range(int(np.prod(shape)))], dtype=np.object_).reshape(shape)
+    if datatype == "BOOL":
+        return generator.integers(0, 2, size=shape).astype(bool)
+    dtype = np.dtype(numpy_dtype(datatype))
+    if dtype.kind == "f":
+        return generator.standard_normal(size=shape).astype(dtype)
+    info = np.iinfo(dtype)
+    return generator.integers(max(info.min, -100), min(info.max, 100), size=shape, endpoint=True).astype(dtype)
+
+
+def from_text(name: str, shape, text: str) -> np.ndarray:
+    """BYTES input from text: one element per line."""
+    lines = text.splitlines() or [""]
+    shape = _check_shape(name, shape) if shape else [len(lines)]
+    return from_json(name, "BYTES", shape, lines)

@@ -1,0 +1,231 @@
+"""The test-inference console's server side, against a real local Triton."""
+
+import shutil
+
+import pytest
+from django.urls import reverse
+
+from deployments.models import AuditEvent, Deployment
+from deployments.services.deployments import deployment_create
+from deployments.services.repositories import repository_load_example
+from tests.archives import EXAMPLES
+from tests.conftest import make_user
+from tests.engine import local_target, run_pending
+from workers.targets import local, local_processes
+
+pytestmark = pytest.mark.django_db
+
+DTYPES_CONFIG = """backend: "python"
+max_batch_size: 0
+input [ { name: "HALF" data_type: TYPE_FP16 dims: [ 3 ] }, { name: "FLAGS" data_type: TYPE_BOOL dims: [ 2 ] } ]
+output [
+  { name: "HALF_TWICE" data_type: TYPE_FP16 dims: [ 3 ] },
+  { name: "NOT_FLAGS" data_type: TYPE_BOOL dims: [ 2 ] }
+]
+"""
+DTYPES_MODEL = """import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        out = []
+        for request in requests:
+            half = pb_utils.get_input_tensor_by_name(request, "HALF").as_numpy()
+            flags = pb_utils.get_input_tensor_by_name(request, "FLAGS").as_numpy()
+            out.append(pb_utils.InferenceResponse([
+                pb_utils.Tensor("HALF_TWICE", (half * 2).astype(np.float16)),
+                pb_utils.Tensor("NOT_FLAGS", np.logical_not(flags)),
+            ]))
+        return out
+"""
+
+
+@pytest.fixture
+def deployed(django_user_model, tmp_path):
+    """One Triton serving add_sub (FP32), uppercase (BYTES, INT64), the ONNX
+    classifier (labels) and a FP16/BOOL model."""
+    deployer = make_user(django_user_model, "deployer", "deployer")
+    repo = tmp_path / "console-repo"
+    shutil.copytree(EXAMPLES / "add_sub" / "add_sub", repo / "add_sub")
+    shutil.copytree(EXAMPLES / "string_tools" / "uppercase", repo / "uppercase")
+    shutil.copytree(EXAMPLES / "onnx_classifier" / "tiny_classifier", repo / "tiny_classifier")
+    (repo / "dtypes" / "1").mkdir(parents=True)
+    (repo / "dtypes" / "config.pbtxt").write_text(DTYPES_CONFIG)
+    (repo / "dtypes" / "1" / "model.py").write_text(DTYPES_MODEL)
+    repository = repository_load_example(path=repo, actor=deployer).repository
+    assert repository.status == "valid", repository.findings
+    deployment = deployment_create(name="console", repository=repository, target=local_target(), actor=deployer)
+    try:
+        operation = run_pending(deployment)
+        assert operation.status == "succeeded", operation.error
+        yield deployer, deployment
+    finally:
+        record = local.read_record(deployment.pk)
+        if record:
+            local_processes.stop(local_processes.ProcessRecord(record["pid"], record["start_ticks"]), grace=5)
+
+
+def infer(client, header, deployment, body):
+    return client.post(
+        reverse("api:deployment-infer", args=[deployment.pk]),
+        body,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=header,
+    )
+
+
+def test_the_console_api_speaks_every_datatype_and_reports_trittons_errors(
+    client, token_for, deployed, viewer, outsider
+):
+    deployer, deployment = deployed
+    header = token_for(deployer)
+
+    fp32 = infer(
+        client,
+        header,
+        deployment,
+        {
+            "model": "add_sub",
+            "inputs": [
+                {"name": "INPUT0", "datatype": "FP32", "shape": [4], "data": [1, 2, 3, 4]},
+                {"name": "INPUT1", "datatype": "FP32", "shape": [4], "data": [[10, 20, 30, 40]]},
+            ],
+        },
+    )
+    assert fp32.status_code == 200, fp32.content
+    body = fp32.json()
+    outputs = {o["name"]: o for o in body["outputs"]}
+    assert outputs["OUTPUT0"]["data"] == [11, 22, 33, 44]
+    assert outputs["OUTPUT0"]["shape"] == [4]
+    assert outputs["OUTPUT0"]["datatype"] == "FP32"
+    assert body["model_name"] == "add_sub"
+    assert body["latency_ms"]["client"] > 0
+
+    text = infer(
+        client,
+        header,
+        deployment,
+        {
+            "model": "uppercase",
+            "binary_data": False,
+            "inputs": [
+                {"name": "TEXT", "datatype": "BYTES", "shape": [2, 1], "data": [["héllo"], ["triton"]]},
+            ],
+        },
+    ).json()
+    outputs = {o["name"]: o for o in text["outputs"]}
+    assert outputs["UPPER"]["data"] == ["HÉLLO", "TRITON"]
+    assert outputs["LENGTH"] == {"name": "LENGTH", "datatype": "INT64", "shape": [2, 1], "data": [5, 6]}
+
+    typed = infer(
+        client,
+        header,
+        deployment,
+        {
+            "model": "dtypes",
+            "inputs": [
+                {"name": "HALF", "datatype": "FP16", "shape": [3], "data": [0.5, 1.5, -2]},
+                {"name": "FLAGS", "datatype": "BOOL", "shape": [2], "data": [True, False]},
+            ],
+        },
+    ).json()
+    outputs = {o["name"]: o for o in typed["outputs"]}
+    assert outputs["HALF_TWICE"]["data"] == [1.0, 3.0, -4.0]
+    assert outputs["NOT_FLAGS"]["data"] == [False, True]
+
+    labelled = infer(
+        client,
+        header,
+        deployment,
+        {
+            "model": "tiny_classifier",
+            "inputs": [{"name": "FEATURES", "datatype": "FP32", "shape": [1, 4], "data": [[0, 0, 5, 0]]}],
+            "outputs": [{"name": "PROBABILITIES", "class_count": 2}],
+        },
+    ).json()
+    top = labelled["outputs"][0]["data"]
+    assert top[0].split(":")[1:] == ["2", "virginica"]
+
+    random = infer(
+        client,
+        header,
+        deployment,
+        {
+            "model": "add_sub",
+            "inputs": [
+                {"name": "INPUT0", "datatype": "FP32", "shape": [4], "mode": "random", "seed": 1},
+                {"name": "INPUT1", "datatype": "FP32", "shape": [4], "mode": "random", "seed": 2},
+            ],
+        },
+    )
+    assert random.status_code == 200
+
+    wrong_shape = infer(
+        client,
+        header,
+        deployment,
+        {
+            "model": "add_sub",
+            "inputs": [
+                {"name": "INPUT0", "datatype": "FP32", "shape": [3], "data": [1, 2, 3]},
+                {"name": "INPUT1", "datatype": "FP32", "shape": [3], "data": [1, 2, 3]},
+            ],
+        },
+    )
+    assert wrong_shape.status_code == 400
+    assert "shape" in wrong_shape.json()["errors"][0]["message"]  # Triton's own words
+    wrong_type = infer(
+        client,
+        header,
+        deployment,
+        {
+            "model": "add_sub",
+            "inputs": [
+                {"name": "INPUT0", "datatype": "INT32", "shape": [4], "data": [1, 2, 3, 4]},
+                {"name": "INPUT1", "datatype": "FP32", "shape": [4], "data": [1, 2, 3, 4]},
+            ],
+        },
+    )
+    assert wrong_type.status_code == 400
+    assert (
+        "INT32" in wrong_type.json()["errors"][0]["message"] or "data-type" in wrong_type.json()["errors"][0]["message"]
+    )
+    too_few = infer(
+        client,
+        header,
+        deployment,
+        {
+            "model": "add_sub",
+            "inputs": [
+                {"name": "INPUT0", "datatype": "FP32", "shape": [4], "data": [1, 2]},
+            ],
+        },
+    )
+    assert too_few.json()["errors"][0]["message"] == "input INPUT0: 2 values for shape [4], which needs 4."
+
+    events = AuditEvent.objects.filter(action="console.inferred", object_id=str(deployment.pk)).order_by("seq")
+    assert events.count() == 7  # every call that reached the server, errors included
+    first = events.first().details
+    assert first["shapes"] == {"INPUT0": [4], "INPUT1": [4]}
+    assert first["status"] == "ok"
+    assert "11" not in str(first)
+    assert "data" not in first
+
+    assert infer(client, token_for(viewer), deployment, {"model": "add_sub", "inputs": []}).status_code == 403
+    assert infer(client, token_for(outsider), deployment, {"model": "add_sub", "inputs": []}).status_code == 404
+
+
+def test_the_console_refuses_deployments_that_are_not_running(client, token_for, django_user_model):
+    deployer = make_user(django_user_model, "deployer", "deployer")
+    repository = repository_load_example(path=EXAMPLES / "add_sub", actor=deployer).repository
+    deployment = deployment_create(name="queued", repository=repository, target=local_target(), actor=deployer)
+    assert deployment.status == Deployment.Status.QUEUED
+    response = infer(
+        client,
+        token_for(deployer),
+        deployment,
+        {"model": "add_sub", "inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [4], "data": [1, 2, 3, 4]}]},
+    )
+    assert response.status_code == 409
+    assert "nothing answers yet" in response.json()["errors"][0]["message"]
