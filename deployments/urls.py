@@ -1,7 +1,17 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from deployments.views import account, audit_log, deployments, health, overview, repositories, targets, upcoming
+from deployments.views import (
+    account,
+    audit_log,
+    console,
+    deployments,
+    health,
+    overview,
+    repositories,
+    targets,
+    upcoming,
+)
 
 urlpatterns = [
     path("", overview.overview, name="overview"),
@@ -34,6 +44,7 @@ urlpatterns = [
     path("deployments/<int:deployment_id>/logs/", deployments.logs, name="deployment-logs"),
     path("deployments/<int:deployment_id>/charts/<str:chart>.json", health.chart_data, name="deployment-chart"),
     path("fleet/", health.fleet_fragment, name="fleet"),
+    path("deployments/<int:deployment_id>/console/", console.console, name="deployment-console"),
     *[path(f"{section}/", upcoming.upcoming, {"section": section}, name=section) for section in upcoming.SECTIONS],
     path("api/v1/", include("deployments.api.urls")),
 ]

@@ -229,3 +229,59 @@ def test_the_console_refuses_deployments_that_are_not_running(client, token_for,
     )
     assert response.status_code == 409
     assert "nothing answers yet" in response.json()["errors"][0]["message"]
+
+
+def test_the_console_page_infers_in_place_and_its_snippet_reproduces_the_call(client, deployed, capsys):
+    import contextlib
+    import io
+    import re
+    from html import unescape
+
+    deployer, deployment = deployed
+    client.force_login(deployer)
+    url = reverse("deployment-console", args=[deployment.pk]) + "?model=add_sub"
+    page = client.get(url).content.decode()
+    assert 'name="data-INPUT0"' in page
+    assert "FP32 shape [4]" in page
+    answer = client.post(
+        url,
+        {
+            "model": "add_sub",
+            "mode-INPUT0": "json",
+            "shape-INPUT0": "[4]",
+            "data-INPUT0": "[1, 2, 3, 4]",
+            "mode-INPUT1": "random",
+            "shape-INPUT1": "[4]",
+            "binary_data": "1",
+        },
+        HTTP_HX_REQUEST="true",
+    )
+    assert answer.status_code == 200, answer.content.decode()[:500]
+    fragment = answer.content.decode()
+    assert fragment.lstrip().startswith('<section id="result">')
+    python = unescape(
+        re.search(r"<summary>Python \(tritonclient.http\)</summary><pre><code>(.*?)</code>", fragment, re.S).group(1)
+    )
+    assert "Bearer" not in python  # the local target has no key; a keyed one shows a placeholder, never the key
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(python, "snippet.py", "exec"), {})  # noqa: S102 - the generated snippet, run as a user would
+    snippet_outputs = eval(printed.getvalue())  # noqa: S307 - the snippet prints a dict of lists
+    shown = re.search(
+        r"<code>OUTPUT0</code></td><td>FP32</td><td>\[4\]</td>\s*<td class=\"mono\">([^<]*)</td>", fragment
+    )
+    assert [float(v) for v in shown.group(1).split(",")] == pytest.approx(snippet_outputs["OUTPUT0"])
+    bad = client.post(
+        url,
+        {
+            "model": "add_sub",
+            "mode-INPUT0": "json",
+            "shape-INPUT0": "[4]",
+            "data-INPUT0": "[1, 2]",
+            "mode-INPUT1": "random",
+            "shape-INPUT1": "[4]",
+        },
+        HTTP_HX_REQUEST="true",
+    )
+    assert bad.status_code == 400
+    assert "2 values for shape [4]" in bad.content.decode()

@@ -109,6 +109,7 @@ def console_infer(
     binary_data: bool = True,
     request_id: str = "",
     timeout: float = 10.0,
+    keep_inputs: bool = False,
 ) -> dict:
     _check(deployment, actor)
     if not isinstance(inputs, list) or not inputs:
@@ -164,12 +165,24 @@ def console_infer(
             }
         )
     _audit(deployment, actor, model, answer.get("model_version", version), shapes, "ok", client_ms)
-    return {
+    result = {
         "model_name": answer.get("model_name", model),
         "model_version": answer.get("model_version", version),
         "outputs": outputs_json,
         "latency_ms": {"client": round(client_ms, 3), "server": None},
     }
+    if keep_inputs:
+        # For the page's snippets; the API does not echo what it was sent.
+        result["sent"] = [
+            {
+                "name": tensor.name(),
+                "datatype": tensor.datatype(),
+                "shape": list(array.shape),
+                "values": _jsonable(array),
+            }
+            for tensor, array, _ in built
+        ]
+    return result
 
 
 def _jsonable(array):

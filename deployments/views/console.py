@@ -1,0 +1,107 @@
+"""The console page: a form built from the model's own metadata, results and
+snippets rendered in place with htmx."""
+
+import json
+
+from django.http import Http404
+from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
+
+from deployments.console import snippet
+from deployments.console.infer import PREVIEW_ELEMENTS, _base, console_infer, model_metadata
+from deployments.errors import DomainError
+from deployments.selectors.deployments import deployment_detail
+from deployments.views.access import require_perm
+
+
+def _input_fields(metadata: dict) -> list[dict]:
+    fields = []
+    for tensor in metadata.get("inputs", []):
+        shape = [1 if d < 0 else d for d in tensor["shape"]]
+        fields.append({**tensor, "default_shape": json.dumps(shape), "variable": any(d < 0 for d in tensor["shape"])})
+    return fields
+
+
+def _spec_from_post(post, field: dict) -> dict:
+    name = field["name"]
+    mode = post.get(f"mode-{name}", "json")
+    try:
+        shape = json.loads(post.get(f"shape-{name}", "") or field["default_shape"])
+    except json.JSONDecodeError:
+        raise DomainError(
+            f"input {name}: the shape is a JSON list, e.g. [1, 4].", path=f"inputs.{name}.shape"
+        ) from None
+    return {
+        "name": name,
+        "datatype": field["datatype"],
+        "shape": shape,
+        "mode": mode,
+        "data": post.get(f"data-{name}", ""),
+    }
+
+
+@require_http_methods(["GET", "POST"])
+def console(request, deployment_id: int):
+    deployment = deployment_detail(request.user, deployment_id)
+    if deployment is None:
+        raise Http404("No such deployment.")
+    require_perm(request.user, "deployments.use_console", "The console needs the deployer role.")
+    models = list(deployment.repository.models.all()) if deployment.repository else []
+    model = request.GET.get("model") or request.POST.get("model") or (models[0].name if models else "")
+    version = request.GET.get("version") or request.POST.get("version") or ""
+    context = {"deployment": deployment, "models": models, "model": model, "version": version}
+    try:
+        metadata = model_metadata(deployment, model, version) if model else {}
+    except DomainError as exc:
+        context["error"] = exc.message
+        metadata = {}
+    fields = _input_fields(metadata)
+    context.update({"metadata": metadata, "fields": fields, "outputs": metadata.get("outputs", [])})
+    if request.method == "POST":
+        try:
+            inputs = [_spec_from_post(request.POST, field) for field in fields]
+            wanted = [
+                {"name": o["name"], "class_count": request.POST.get(f"class_count-{o['name']}") or 0}
+                for o in metadata.get("outputs", [])
+                if request.POST.get(f"output-{o['name']}")
+            ]
+            result = console_infer(
+                deployment=deployment,
+                actor=request.user,
+                model=model,
+                version=version,
+                inputs=inputs,
+                outputs=wanted or None,
+                binary_data=bool(request.POST.get("binary_data")),
+                request_id=request.POST.get("request_id", "")[:64],
+                timeout=float(request.POST.get("timeout") or 10),
+                keep_inputs=True,
+            )
+        except (DomainError, ValueError) as exc:
+            context["error"] = getattr(exc, "message", str(exc))
+        else:
+            keyed = bool(deployment.key_encrypted)
+            base = _base(deployment)
+            context.update(
+                {
+                    "result": result,
+                    "previews": [
+                        {
+                            **o,
+                            "preview": o["data"][:PREVIEW_ELEMENTS],
+                            "truncated": len(o["data"] or []) > PREVIEW_ELEMENTS,
+                        }
+                        for o in result["outputs"]
+                    ],
+                    "raw": json.dumps({k: v for k, v in result.items() if k != "sent"}, indent=2)[:20000],
+                    "python": snippet.python_snippet(
+                        base=base, model=model, version=version, inputs=result["sent"], keyed=keyed
+                    ),
+                    "curl": snippet.curl_snippet(
+                        base=base, model=model, version=version, inputs=result["sent"], keyed=keyed
+                    ),
+                }
+            )
+        template = "deployments/console.html#result" if request.htmx else "deployments/console.html"
+        return render(request, template, context, status=400 if "error" in context else 200)
+    return render(request, "deployments/console.html", context)
