@@ -144,6 +144,8 @@ def infer(request, deployment_id: int):
     found = _visible(request, deployment_id)
     if found is None:
         return api_error(404, "not_found", "No such deployment.")
+    if request.content_type == "application/octet-stream":
+        return _infer_binary(request, found)
     body = json_body(request)
     model = body.get("model")
     if not isinstance(model, str) or not model:
@@ -160,3 +162,27 @@ def infer(request, deployment_id: int):
         timeout=body.get("timeout") or 10.0,
     )
     return JsonResponse(result)
+
+
+def _infer_binary(request, deployment):
+    """Triton's binary extension in and out, for large tensors: no JSON of floats."""
+    from django.http import HttpResponse
+
+    from deployments.console.infer import MAX_RESPONSE_BYTES, console_infer_binary
+
+    header_length = request.headers.get("Inference-Header-Content-Length", "")
+    if not header_length.isdigit():
+        raise DomainError("Binary requests need an Inference-Header-Content-Length header.", path="headers")
+    # Read the stream ourselves: request.body would refuse anything over
+    # DATA_UPLOAD_MAX_MEMORY_SIZE, which is sized for forms, not tensors.
+    body = request.read(MAX_RESPONSE_BYTES + 1)
+    if len(body) > MAX_RESPONSE_BYTES:
+        raise DomainError("The request is larger than the console accepts (64 MB).")
+    payload, answer_header_length, client_ms = console_infer_binary(
+        deployment=deployment, actor=request.user, body=body, header_length=int(header_length)
+    )
+    response = HttpResponse(payload, content_type="application/octet-stream")
+    if answer_header_length:
+        response["Inference-Header-Content-Length"] = answer_header_length
+    response["X-Latency-Client-Ms"] = f"{client_ms:.3f}"
+    return response

@@ -1,0 +1,204 @@
+"""The console API against a direct tritonclient.http call to the same local
+Triton, in the same run, plus an authenticated no-op API endpoint as the
+floor of any request through Django.
+
+    .venv/bin/python bench/console_overhead.py [--calls 200]
+
+A Python "echo" model (FP32 [-1] in, the same out) on the local target;
+small (16 floats) and large (4 MB, binary) tensors; p50 and p95. Small tensors use the API's JSON
+form; large ones Triton's binary extension, which the API passes through. The
+dashboard runs under gunicorn as in production, on a throw-away SQLite
+database. Goals: large p50 at most 1.2x the direct call; small p50 at most
+1.5x (direct call + no-op endpoint).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+VAR = Path(tempfile.mkdtemp(prefix="bench-console-"))
+os.environ.update({"DJANGO_SETTINGS_MODULE": "dashboard.settings", "VAR_DIR": str(VAR), "DASHBOARD_ENV": "local"})
+os.environ.pop("DATABASE_URL", None)
+os.environ.pop("REDIS_URL", None)
+
+import django  # noqa: E402
+
+django.setup()
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+import tritonclient.http as triton_http  # noqa: E402
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+
+from deployments.models import Deployment, Target  # noqa: E402
+from deployments.services.api_tokens import api_token_create  # noqa: E402
+from deployments.services.deployments import deployment_create  # noqa: E402
+from deployments.services.operations import operation_execute  # noqa: E402
+from deployments.services.repositories import repository_load_example  # noqa: E402
+from workers.targets import local, local_processes  # noqa: E402
+
+ECHO_CONFIG = """backend: "python"
+max_batch_size: 0
+input [ { name: "X" data_type: TYPE_FP32 dims: [ -1 ] } ]
+output [ { name: "Y" data_type: TYPE_FP32 dims: [ -1 ] } ]
+"""
+ECHO_MODEL = """import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        return [pb_utils.InferenceResponse([pb_utils.Tensor("Y", pb_utils.get_input_tensor_by_name(r, "X").as_numpy())])
+                for r in requests]
+"""
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    cuts = statistics.quantiles(samples, n=20)
+    return statistics.median(samples), cuts[18]
+
+
+def timed(call, n: int) -> list[float]:
+    for _ in range(min(10, n)):
+        call()  # warm-up
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=200)
+    args = parser.parse_args()
+    call_command("migrate", verbosity=0)
+    call_command("bootstrap_demo", "--no-examples", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    admin = get_user_model().objects.get(username="admin")
+    repo = VAR / "echo-repo"
+    (repo / "echo" / "1").mkdir(parents=True)
+    (repo / "echo" / "config.pbtxt").write_text(ECHO_CONFIG)
+    (repo / "echo" / "1" / "model.py").write_text(ECHO_MODEL)
+    repository = repository_load_example(path=repo, actor=admin).repository
+    deployment = deployment_create(
+        name="echo", repository=repository, target=Target.objects.get(name="local-dev"), actor=admin
+    )
+    operation = deployment.operations.get()
+    operation_execute(operation_id=operation.pk, task_id="bench")
+    deployment.refresh_from_db()
+    if deployment.status != Deployment.Status.HEALTHY:
+        raise SystemExit(f"the echo deployment is {deployment.status}: {deployment.status_reason}")
+    _, key = api_token_create(user=admin, name="bench")
+    port = local_processes.free_port()
+    web = subprocess.Popen(  # noqa: S603
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "dashboard.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--threads",
+            "1",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=dict(os.environ),
+        start_new_session=True,
+    )
+    try:
+        api = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Token {key}"}, timeout=30)
+        for _ in range(100):
+            try:
+                if api.get("/api/v1/environments").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        direct = triton_http.InferenceServerClient(deployment.scoring_uri.removeprefix("http://"))
+        results = {}
+        for label, count in (("small", 16), ("large", 1024 * 1024)):
+            values = np.random.default_rng(0).standard_normal(count).astype(np.float32)
+
+            def direct_call(values=values):
+                tensor = triton_http.InferInput("X", [values.size], "FP32")
+                tensor.set_data_from_numpy(values, binary_data=True)
+                direct.infer("echo", [tensor], outputs=[triton_http.InferRequestedOutput("Y", binary_data=True)])
+
+            if label == "small":
+                body = {
+                    "model": "echo",
+                    "inputs": [{"name": "X", "datatype": "FP32", "shape": [count], "data": values.tolist()}],
+                }
+
+                def console_call(body=body):
+                    answer = api.post(f"/api/v1/deployments/{deployment.pk}/infer", json=body)
+                    if answer.status_code != 200:
+                        raise SystemExit(answer.text[:300])
+            else:
+                # Large tensors go as Triton's binary extension, as a client would send them.
+                tensor = triton_http.InferInput("X", [count], "FP32")
+                tensor.set_data_from_numpy(values, binary_data=True)
+                raw, json_size = triton_http.InferenceServerClient.generate_request_body(
+                    [tensor], outputs=[triton_http.InferRequestedOutput("Y", binary_data=True)]
+                )
+                header = json.loads(raw[:json_size])
+                header["model"] = "echo"
+                head = json.dumps(header).encode()
+                binary_body = head + raw[json_size:]
+
+                head_length = len(head)
+
+                def console_call(binary_body=binary_body, head_length=head_length):
+                    answer = api.post(
+                        f"/api/v1/deployments/{deployment.pk}/infer",
+                        content=binary_body,
+                        headers={
+                            "Content-Type": "application/octet-stream",
+                            "Inference-Header-Content-Length": str(head_length),
+                        },
+                    )
+                    if answer.status_code != 200:
+                        raise SystemExit(answer.text[:300])
+                    triton_http.InferenceServerClient.parse_response_body(
+                        answer.content, header_length=int(answer.headers["Inference-Header-Content-Length"])
+                    ).as_numpy("Y")
+
+            calls = args.calls if label == "small" else max(20, args.calls // 10)
+            results[label] = {
+                "direct": percentiles(timed(direct_call, calls)),
+                "console": percentiles(timed(console_call, calls)),
+            }
+        noop = percentiles(timed(lambda: api.get("/api/v1/environments"), args.calls))
+    finally:
+        os.killpg(web.pid, signal.SIGTERM)
+        web.wait(30)
+        record = local.read_record(deployment.pk)
+        if record:
+            local_processes.stop(local_processes.ProcessRecord(record["pid"], record["start_ticks"]), grace=5)
+        shutil.rmtree(VAR, ignore_errors=True)
+    print(f"authenticated no-op endpoint: p50 {noop[0]:.2f} ms, p95 {noop[1]:.2f} ms")
+    for label, figures in results.items():
+        (d50, d95), (c50, c95) = figures["direct"], figures["console"]
+        print(f"{label}: direct p50 {d50:.2f} ms p95 {d95:.2f} ms | console p50 {c50:.2f} ms p95 {c95:.2f} ms")
+    small_ratio = results["small"]["console"][0] / (results["small"]["direct"][0] + noop[0])
+    large_ratio = results["large"]["console"][0] / results["large"]["direct"][0]
+    print(f"small: console p50 / (direct + no-op) = {small_ratio:.2f}x (goal <= 1.5x)")
+    print(f"large: console p50 / direct = {large_ratio:.2f}x (goal <= 1.2x)")
+
+
+if __name__ == "__main__":
+    main()
