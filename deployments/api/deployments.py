@@ -141,7 +141,8 @@ def traffic(request, deployment_id: int):
 def infer(request, deployment_id: int):
     from deployments.console.infer import console_infer
 
-    found = _visible(request, deployment_id)
+    # The bare row: an inference needs neither the operations nor the repository.
+    found = Deployment.objects.visible_to(request.user).filter(pk=deployment_id).first()
     if found is None:
         return api_error(404, "not_found", "No such deployment.")
     if request.content_type == "application/octet-stream":
