@@ -268,9 +268,10 @@ def test_the_console_page_infers_in_place_and_its_snippet_reproduces_the_call(cl
         exec(compile(python, "snippet.py", "exec"), {})  # noqa: S102 - the generated snippet, run as a user would
     snippet_outputs = eval(printed.getvalue())  # noqa: S307 - the snippet prints a dict of lists
     shown = re.search(
-        r"<code>OUTPUT0</code></td><td>FP32</td><td>\[4\]</td>\s*<td class=\"mono\">([^<]*)</td>", fragment
+        r"<code>OUTPUT0</code></td><td>FP32</td><td>\[4\]</td>\s*<td class=\"mono\">\s*([^<]*?)\s*<br>", fragment
     )
     assert [float(v) for v in shown.group(1).split(",")] == pytest.approx(snippet_outputs["OUTPUT0"])
+    assert 'download="OUTPUT0.npy"' in fragment
     bad = client.post(
         url,
         {
@@ -285,3 +286,45 @@ def test_the_console_page_infers_in_place_and_its_snippet_reproduces_the_call(cl
     )
     assert bad.status_code == 400
     assert "2 values for shape [4]" in bad.content.decode()
+
+
+def test_the_console_page_takes_npy_files_and_shows_top_classes(client, deployed):
+    import io
+
+    import numpy as np
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    deployer, deployment = deployed
+    client.force_login(deployer)
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([[0.0, 0.0, 5.0, 0.0]], dtype=np.float32))
+    url = reverse("deployment-console", args=[deployment.pk]) + "?model=tiny_classifier"
+    answer = client.post(
+        url,
+        {
+            "model": "tiny_classifier",
+            "mode-FEATURES": "npy",
+            "shape-FEATURES": "[1, 4]",
+            "file-FEATURES": SimpleUploadedFile("features.npy", buffer.getvalue()),
+            "output-PROBABILITIES": "1",
+            "class_count-PROBABILITIES": "2",
+        },
+        HTTP_HX_REQUEST="true",
+    )
+    fragment = answer.content.decode()
+    assert answer.status_code == 200, fragment[:400]
+    assert '<ol class="top-k"><li><strong>virginica</strong>' in fragment
+    wrong = io.BytesIO()
+    np.save(wrong, np.array([[1, 2, 3, 4]], dtype=np.int64))
+    refused = client.post(
+        url,
+        {
+            "model": "tiny_classifier",
+            "mode-FEATURES": "npy",
+            "shape-FEATURES": "[1, 4]",
+            "file-FEATURES": SimpleUploadedFile("w.npy", wrong.getvalue()),
+        },
+        HTTP_HX_REQUEST="true",
+    )
+    assert refused.status_code == 400
+    assert "the file holds int64, the model wants FP32" in refused.content.decode()

@@ -104,7 +104,7 @@ def _build_input(spec: dict) -> tuple[triton_http.InferInput, np.ndarray, bool]:
     elif mode == "text":
         array = tensors.from_text(name, spec.get("shape"), spec.get("data") or "")
     elif mode == "npy":
-        array = spec["array"]
+        array = tensors.from_npy(name, datatype, spec.get("file"))
     else:
         array = tensors.from_json(name, datatype, spec.get("shape"), spec.get("data"))
     tensor = triton_http.InferInput(name, list(array.shape), datatype)

@@ -79,3 +79,23 @@ def from_text(name: str, shape, text: str) -> np.ndarray:
     lines = text.splitlines() or [""]
     shape = _check_shape(name, shape) if shape else [len(lines)]
     return from_json(name, "BYTES", shape, lines)
+
+
+def from_npy(name: str, datatype: str, upload) -> np.ndarray:
+    """An uploaded .npy file (never a pickle: allow_pickle stays off)."""
+    if upload is None:
+        raise DomainError(f"input {name}: choose a .npy file.", path=f"inputs.{name}.file")
+    if upload.size > MAX_ELEMENTS * 8:
+        raise DomainError(f"input {name}: the file is too large for the console.", path=f"inputs.{name}.file")
+    try:
+        array = np.load(upload, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DomainError(f"input {name}: not a .npy array file ({exc}).", path=f"inputs.{name}.file") from None
+    if datatype != "BYTES":
+        expected = np.dtype(numpy_dtype(datatype))
+        if array.dtype != expected:
+            raise DomainError(
+                f"input {name}: the file holds {array.dtype}, the model wants {datatype} ({expected}).",
+                path=f"inputs.{name}.file",
+            )
+    return array

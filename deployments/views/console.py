@@ -1,17 +1,23 @@
 """The console page: a form built from the model's own metadata, results and
 snippets rendered in place with htmx."""
 
+import base64
+import io
 import json
 
+import numpy as np
 from django.http import Http404
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
-from deployments.console import snippet
+from deployments.console import snippet, tensors
 from deployments.console.infer import PREVIEW_ELEMENTS, _base, console_infer, model_metadata
 from deployments.errors import DomainError
 from deployments.selectors.deployments import deployment_detail
 from deployments.views.access import require_perm
+
+# Outputs up to this size get a .npy download link (a data: URL, nothing stored).
+NPY_DOWNLOAD_ELEMENTS = 1024 * 1024
 
 
 def _input_fields(metadata: dict) -> list[dict]:
@@ -22,7 +28,7 @@ def _input_fields(metadata: dict) -> list[dict]:
     return fields
 
 
-def _spec_from_post(post, field: dict) -> dict:
+def _spec_from_post(post, files, field: dict) -> dict:
     name = field["name"]
     mode = post.get(f"mode-{name}", "json")
     try:
@@ -31,13 +37,29 @@ def _spec_from_post(post, field: dict) -> dict:
         raise DomainError(
             f"input {name}: the shape is a JSON list, e.g. [1, 4].", path=f"inputs.{name}.shape"
         ) from None
-    return {
+    spec = {
         "name": name,
         "datatype": field["datatype"],
         "shape": shape,
         "mode": mode,
         "data": post.get(f"data-{name}", ""),
     }
+    if mode == "npy":
+        spec["file"] = files.get(f"file-{name}")
+    return spec
+
+
+def _preview(output: dict) -> dict:
+    data = output["data"] or []
+    preview = {**output, "preview": data[:PREVIEW_ELEMENTS], "truncated": len(data) > PREVIEW_ELEMENTS}
+    if data and isinstance(data[0], str) and data[0].count(":") >= 2:
+        # class_count answers: "score:index[:label]" per class, best first.
+        preview["top"] = [dict(zip(("score", "index", "label"), v.split(":", 2), strict=False)) for v in data]
+    elif output["datatype"] != "BYTES" and len(data) <= NPY_DOWNLOAD_ELEMENTS:
+        buffer = io.BytesIO()
+        np.save(buffer, np.array(data, dtype=tensors.numpy_dtype(output["datatype"])).reshape(output["shape"]))
+        preview["npy"] = base64.b64encode(buffer.getvalue()).decode()
+    return preview
 
 
 @require_http_methods(["GET", "POST"])
@@ -59,7 +81,7 @@ def console(request, deployment_id: int):
     context.update({"metadata": metadata, "fields": fields, "outputs": metadata.get("outputs", [])})
     if request.method == "POST":
         try:
-            inputs = [_spec_from_post(request.POST, field) for field in fields]
+            inputs = [_spec_from_post(request.POST, request.FILES, field) for field in fields]
             wanted = [
                 {"name": o["name"], "class_count": request.POST.get(f"class_count-{o['name']}") or 0}
                 for o in metadata.get("outputs", [])
@@ -85,14 +107,7 @@ def console(request, deployment_id: int):
             context.update(
                 {
                     "result": result,
-                    "previews": [
-                        {
-                            **o,
-                            "preview": o["data"][:PREVIEW_ELEMENTS],
-                            "truncated": len(o["data"] or []) > PREVIEW_ELEMENTS,
-                        }
-                        for o in result["outputs"]
-                    ],
+                    "previews": [_preview(o) for o in result["outputs"]],
                     "raw": json.dumps({k: v for k, v in result.items() if k != "sent"}, indent=2)[:20000],
                     "python": snippet.python_snippet(
                         base=base, model=model, version=version, inputs=result["sent"], keyed=keyed
