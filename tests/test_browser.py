@@ -132,3 +132,52 @@ def test_the_overview_shows_a_status_change_without_a_reload(page, django_user_m
     expect(tile).to_contain_text("Unhealthy", timeout=15_000)
     expect(tile).to_have_attribute("title", "add_sub v1 UNAVAILABLE: unloaded")
     assert page.evaluate("window.__marker") == "same page"  # updated in place, never reloaded
+
+
+def test_a_deployer_tries_a_model_in_the_console(page, django_user_model):  # noqa: F811
+    from deployments.services.deployments import deployment_create
+    from deployments.services.repositories import repository_load_example
+    from tests.archives import EXAMPLES
+    from tests.conftest import make_user
+    from tests.engine import local_target, run_pending
+    from workers.targets import local, local_processes
+
+    deployer = make_user(django_user_model, "deployer", "deployer")
+    repository = repository_load_example(path=EXAMPLES / "add_sub", actor=deployer).repository
+    deployment = deployment_create(name="tryme", repository=repository, target=local_target(), actor=deployer)
+    try:
+        assert run_pending(deployment).status == "succeeded"
+        page.goto(f"/login/?next=/deployments/{deployment.pk}/")
+        page.get_by_label("Username").fill("deployer")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Test inference").click()
+        page.get_by_label("Data for INPUT0").fill("[1, 2, 3, 4]")
+        page.get_by_label("Data for INPUT1").fill("[10, 20, 30, 40]")
+        page.get_by_role("button", name="Infer").click()
+        result = page.locator("#result")
+        expect(result).to_contain_text("add_sub v1")
+        expect(result.locator("tr", has_text="OUTPUT0")).to_contain_text("11.0, 22.0, 33.0, 44.0")
+        expect(result).to_contain_text("tritonhttpclient.InferenceServerClient")
+        page.get_by_label("Data for INPUT0").fill("[1, 2]")
+        page.get_by_role("button", name="Infer").click()
+        expect(page.get_by_role("alert")).to_contain_text("2 values for shape [4]")
+    finally:
+        record = local.read_record(deployment.pk)
+        if record:
+            local_processes.stop(local_processes.ProcessRecord(record["pid"], record["start_ticks"]), grace=5)
+
+
+def test_a_rejected_upload_shows_its_reason_in_the_form(page, django_user_model, tmp_path):  # noqa: F811
+    from tests.conftest import make_user
+
+    make_user(django_user_model, "deployer", "deployer")
+    bogus = tmp_path / "notes.zip"
+    bogus.write_bytes(b"this is not a zip")
+    page.goto("/login/?next=/repositories/")
+    page.get_by_label("Username").fill("deployer")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_label("Archive").set_input_files(str(bogus))
+    page.get_by_role("button", name="Upload and validate").click()
+    expect(page.get_by_role("alert")).to_contain_text("not a .zip, .tar.gz or .tgz archive")

@@ -279,3 +279,31 @@ def test_metrics_from_a_real_triton_become_per_model_rates(deployer, cleanup):
     assert rate.value > 0
     assert MetricPoint.objects.filter(deployment=deployment, name="compute_ms", model="add_sub").exists()
     assert metrics.series(deployment, "requests_per_s")["add_sub"][0][1] == round(rate.value, 4)
+
+
+def test_the_score_console_sends_json_to_an_entry_script(deployer, cleanup, client):
+    from django.urls import reverse
+
+    from deployments.models import AuditEvent
+
+    repository = repository_load_example(path=EXAMPLES / "add_sub", actor=deployer).repository
+    deployment = deployment_create(
+        name="scored-console",
+        repository=repository,
+        target=local_target(),
+        actor=deployer,
+        mode="entry_script",
+        entry_script=ENTRY_SCRIPT,
+    )
+    cleanup(deployment)
+    assert run_pending(deployment).status == Operation.Status.SUCCEEDED
+    client.force_login(deployer)
+    url = reverse("deployment-console", args=[deployment.pk])
+    assert "JSON body for" in client.get(url).content.decode()
+    answer = client.post(url, {"body": '{"a": [1, 2, 3, 4], "b": [1, 1, 1, 1]}'}, HTTP_HX_REQUEST="true")
+    fragment = answer.content.decode()
+    assert "HTTP 200" in fragment
+    assert "[2.0, 3.0, 4.0, 5.0]" in fragment
+    assert AuditEvent.objects.filter(action="console.inferred", details__model="(score)").count() == 1
+    bad = client.post(url, {"body": "{not json"}, HTTP_HX_REQUEST="true")
+    assert bad.status_code == 400

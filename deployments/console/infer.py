@@ -264,3 +264,32 @@ def console_infer_binary(*, deployment: Deployment, actor, body: bytes, header_l
         raise DomainError(_triton_error(payload, response.status_code), code="triton_error")
     _audit(deployment, actor, model, version, shapes, "ok", client_ms)
     return payload, response.headers.get("Inference-Header-Content-Length"), client_ms
+
+
+def console_score(*, deployment: Deployment, actor, body: str, timeout: float = 10.0) -> dict:
+    """Entry-script deployments: a JSON body to their /score, the answer back."""
+    if not actor.has_perm("deployments.use_console"):
+        raise NotAllowed("Sending test requests needs the deployer role or above.")
+    if deployment.status not in Deployment.RUNNING or not deployment.scoring_uri.rstrip("/").endswith("/score"):
+        raise WrongState("Only a running entry-script deployment answers /score.")
+    try:
+        json.loads(body)
+    except ValueError as exc:
+        raise DomainError(f"The body is not valid JSON ({exc}).", path="body") from None
+    headers = {**_headers(deployment), "Content-Type": "application/json"}
+    started = time.perf_counter()
+    try:
+        with _http().stream(
+            "POST",
+            deployment.scoring_uri,
+            content=body.encode(),
+            headers=headers,
+            timeout=min(max(timeout, 0.1), MAX_TIMEOUT),
+        ) as response:
+            payload = _read_capped(response)
+    except httpx.HTTPError as exc:
+        _audit(deployment, actor, "(score)", "", {}, "unreachable", None)
+        raise WrongState(f"The deployment did not answer: {type(exc).__name__}.") from None
+    client_ms = (time.perf_counter() - started) * 1000
+    _audit(deployment, actor, "(score)", "", {}, f"HTTP {response.status_code}", client_ms)
+    return {"status": response.status_code, "body": payload.decode("utf-8", "replace"), "latency_ms": client_ms}

@@ -11,7 +11,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
 from deployments.console import snippet, tensors
-from deployments.console.infer import PREVIEW_ELEMENTS, _base, console_infer, model_metadata
+from deployments.console.infer import PREVIEW_ELEMENTS, _base, console_infer, console_score, model_metadata
 from deployments.errors import DomainError
 from deployments.selectors.deployments import deployment_detail
 from deployments.views.access import require_perm
@@ -68,6 +68,8 @@ def console(request, deployment_id: int):
     if deployment is None:
         raise Http404("No such deployment.")
     require_perm(request.user, "deployments.use_console", "The console needs the deployer role.")
+    if deployment.mode == "entry_script":
+        return _score_console(request, deployment)
     models = list(deployment.repository.models.all()) if deployment.repository else []
     model = request.GET.get("model") or request.POST.get("model") or (models[0].name if models else "")
     version = request.GET.get("version") or request.POST.get("version") or ""
@@ -117,6 +119,23 @@ def console(request, deployment_id: int):
                     ),
                 }
             )
+        template = "deployments/console.html#result" if request.htmx else "deployments/console.html"
+        return render(request, template, context, status=400 if "error" in context else 200)
+    return render(request, "deployments/console.html", context)
+
+
+def _score_console(request, deployment):
+    context = {"deployment": deployment, "score": True, "body": request.POST.get("body", '{"a": [1, 2, 3, 4]}')}
+    if request.method == "POST":
+        try:
+            context["answer"] = console_score(
+                deployment=deployment,
+                actor=request.user,
+                body=context["body"],
+                timeout=float(request.POST.get("timeout") or 10),
+            )
+        except (DomainError, ValueError) as exc:
+            context["error"] = getattr(exc, "message", str(exc))
         template = "deployments/console.html#result" if request.htmx else "deployments/console.html"
         return render(request, template, context, status=400 if "error" in context else 200)
     return render(request, "deployments/console.html", context)
