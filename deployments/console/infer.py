@@ -8,6 +8,7 @@ transport is httpx. Every call is audited as console.inferred: model,
 version, shapes, status and latency, never the data.
 """
 
+import atexit
 import json
 import time
 
@@ -38,6 +39,7 @@ def _http() -> httpx.Client:
             limits=httpx.Limits(max_keepalive_connections=20),
             headers={"Accept-Encoding": "identity"},
         )
+        atexit.register(_client.close)
     return _client
 
 
@@ -146,27 +148,10 @@ def console_infer(
         headers.update({"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(json_size)})
     else:
         headers["Content-Type"] = "application/json"
-    url = _base(deployment) + f"/v2/models/{model}" + (f"/versions/{version}" if version else "") + "/infer"
     shapes = {tensor.name(): list(array.shape) for tensor, array, _ in built}
-    started = time.perf_counter()
-    try:
-        with _http().stream("POST", url, content=body, headers=headers, timeout=timeout) as response:
-            payload = _read_capped(response)
-    except httpx.TimeoutException:
-        _audit(deployment, actor, model, version, shapes, "timeout", None)
-        raise DomainError(f"No answer within {timeout:g} s.", code="timeout") from None
-    except httpx.HTTPError as exc:
-        _audit(deployment, actor, model, version, shapes, "unreachable", None)
-        raise WrongState(f"The deployment did not answer: {type(exc).__name__}.") from None
-    client_ms = (time.perf_counter() - started) * 1000
-    if response.status_code != 200:
-        message = _triton_error(payload, response.status_code)
-        _audit(deployment, actor, model, version, shapes, f"error {response.status_code}", client_ms)
-        raise DomainError(message, code="triton_error")
-    header_length = response.headers.get("Inference-Header-Content-Length")
-    result = triton_http.InferenceServerClient.parse_response_body(
-        payload, header_length=int(header_length) if header_length else None
-    )
+    call = _Call(deployment, actor, model, version, shapes)
+    payload, header_length, client_ms = call.post(body, headers, timeout)
+    result = triton_http.InferenceServerClient.parse_response_body(payload, header_length=header_length)
     answer = result.get_response()
     outputs_json = []
     for output in answer.get("outputs", []):
@@ -179,7 +164,8 @@ def console_infer(
                 "data": _jsonable(array),
             }
         )
-    _audit(deployment, actor, model, answer.get("model_version", version), shapes, "ok", client_ms)
+    call.version = answer.get("model_version", version)
+    call.done(client_ms)
     result = {
         "model_name": answer.get("model_name", model),
         "model_version": answer.get("model_version", version),
@@ -198,6 +184,41 @@ def console_infer(
             for tensor, array, _ in built
         ]
     return result
+
+
+class _Call:
+    """One inference POST to the deployment: errors become domain errors with
+    Triton's words, and every outcome is audited."""
+
+    def __init__(self, deployment, actor, model: str, version: str, shapes: dict):
+        self.deployment, self.actor, self.model, self.version, self.shapes = deployment, actor, model, version, shapes
+
+    def post(self, content: bytes, headers: dict, timeout: float) -> tuple[bytes, int | None, float]:
+        url = _base(self.deployment) + f"/v2/models/{self.model}"
+        url += (f"/versions/{self.version}" if self.version else "") + "/infer"
+        timeout = min(timeout, MAX_TIMEOUT)
+        started = time.perf_counter()
+        try:
+            with _http().stream("POST", url, content=content, headers=headers, timeout=timeout) as response:
+                payload = _read_capped(response)
+        except httpx.TimeoutException:
+            self._audit("timeout", None)
+            raise DomainError(f"No answer within {timeout:g} s.", code="timeout") from None
+        except httpx.HTTPError as exc:
+            self._audit("unreachable", None)
+            raise WrongState(f"The deployment did not answer: {type(exc).__name__}.") from None
+        client_ms = (time.perf_counter() - started) * 1000
+        if response.status_code != 200:
+            self._audit(f"error {response.status_code}", client_ms)
+            raise DomainError(_triton_error(payload, response.status_code), code="triton_error")
+        header_length = response.headers.get("Inference-Header-Content-Length")
+        return payload, int(header_length) if header_length else None, client_ms
+
+    def done(self, client_ms: float) -> None:
+        self._audit("ok", client_ms)
+
+    def _audit(self, status: str, latency: float | None) -> None:
+        _audit(self.deployment, self.actor, self.model, self.version, self.shapes, status, latency)
 
 
 def _jsonable(array):
@@ -227,7 +248,7 @@ def _audit(deployment, actor, model, version, shapes, status, latency) -> None:
 def console_infer_binary(*, deployment: Deployment, actor, body: bytes, header_length: int, timeout: float = 30.0):
     """Triton's binary tensor extension, passed through: the JSON header names
     the model (and version) and describes the tensors; their bytes follow.
-    Returns (status, response bytes, response header length, client ms)."""
+    Returns (response bytes, response header length, client ms)."""
     _check(deployment, actor)
     try:
         header = json.loads(body[:header_length])
@@ -238,32 +259,17 @@ def console_infer_binary(*, deployment: Deployment, actor, body: bytes, header_l
     model, version = header.pop("model"), str(header.pop("version", "") or "")
     shapes = {t.get("name"): t.get("shape") for t in header["inputs"] if isinstance(t, dict)}
     for name, shape in shapes.items():
-        tensors._check_shape(str(name), shape)
+        tensors.check_shape(str(name), shape)
     json_part = json.dumps(header).encode()
     headers = {
         **_headers(deployment),
         "Content-Type": "application/octet-stream",
         "Inference-Header-Content-Length": str(len(json_part)),
     }
-    url = _base(deployment) + f"/v2/models/{model}" + (f"/versions/{version}" if version else "") + "/infer"
-    started = time.perf_counter()
-    try:
-        with _http().stream(
-            "POST", url, content=json_part + body[header_length:], headers=headers, timeout=min(timeout, MAX_TIMEOUT)
-        ) as response:
-            payload = _read_capped(response)
-    except httpx.TimeoutException:
-        _audit(deployment, actor, model, version, shapes, "timeout", None)
-        raise DomainError(f"No answer within {timeout:g} s.", code="timeout") from None
-    except httpx.HTTPError as exc:
-        _audit(deployment, actor, model, version, shapes, "unreachable", None)
-        raise WrongState(f"The deployment did not answer: {type(exc).__name__}.") from None
-    client_ms = (time.perf_counter() - started) * 1000
-    if response.status_code != 200:
-        _audit(deployment, actor, model, version, shapes, f"error {response.status_code}", client_ms)
-        raise DomainError(_triton_error(payload, response.status_code), code="triton_error")
-    _audit(deployment, actor, model, version, shapes, "ok", client_ms)
-    return payload, response.headers.get("Inference-Header-Content-Length"), client_ms
+    call = _Call(deployment, actor, model, version, shapes)
+    payload, answer_header_length, client_ms = call.post(json_part + body[header_length:], headers, timeout)
+    call.done(client_ms)
+    return payload, answer_header_length, client_ms
 
 
 def console_score(*, deployment: Deployment, actor, body: str, timeout: float = 10.0) -> dict:

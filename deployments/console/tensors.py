@@ -18,7 +18,7 @@ def numpy_dtype(datatype: str):
     return dtype
 
 
-def _check_shape(name: str, shape) -> list[int]:
+def check_shape(name: str, shape) -> list[int]:
     if (
         not isinstance(shape, list)
         or not shape
@@ -38,7 +38,7 @@ def _check_shape(name: str, shape) -> list[int]:
 
 def from_json(name: str, datatype: str, shape, data) -> np.ndarray:
     """Nested lists (or a flat list) of values -> an array of exactly `shape`."""
-    shape = _check_shape(name, shape)
+    shape = check_shape(name, shape)
     if isinstance(data, str):
         try:
             data = json.loads(data)
@@ -61,7 +61,7 @@ def from_json(name: str, datatype: str, shape, data) -> np.ndarray:
 
 
 def random(name: str, datatype: str, shape, *, seed: int | None = None) -> np.ndarray:
-    shape = _check_shape(name, shape)
+    shape = check_shape(name, shape)
     generator = np.random.default_rng(seed)
     if datatype == "BYTES":
         return np.array([f"sample-{i}".encode() for i in range(int(np.prod(shape)))], dtype=np.object_).reshape(shape)
@@ -77,7 +77,7 @@ def random(name: str, datatype: str, shape, *, seed: int | None = None) -> np.nd
 def from_text(name: str, shape, text: str) -> np.ndarray:
     """BYTES input from text: one element per line."""
     lines = text.splitlines() or [""]
-    shape = _check_shape(name, shape) if shape else [len(lines)]
+    shape = check_shape(name, shape) if shape else [len(lines)]
     return from_json(name, "BYTES", shape, lines)
 
 

@@ -15,23 +15,17 @@ import tempfile
 import threading
 from pathlib import Path
 
-import httpx
-
+from workers.targets.azure_common import TAG_DIGEST, TAG_OPERATION, TAG_SPEC, probe_triton
 from workers.targets.azure_errors import translate
 from workers.targets.base import (
     DeploymentRef,
     DeployResult,
     DeploySpec,
-    ModelState,
     Observation,
     Progress,
     TargetError,
 )
 
-TAG_OPERATION = "triton-dashboard-operation"
-TAG_SPEC = "triton-dashboard-spec"
-TAG_DIGEST = "triton-dashboard-repository"
-_PROBE_TIMEOUT = 5.0
 # Model.register only accepts paths under the current directory, and the
 # directory is process-wide: one registration at a time per process.
 _CWD_LOCK = threading.Lock()
@@ -256,33 +250,7 @@ class AzureMLv1Target:
         return observation
 
     def _probe(self, service, ref: DeploymentRef, observation: Observation) -> None:
-        base = service.scoring_uri.rstrip("/")
-        key = self._key(service)
-        observation.key = key
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        try:
-            with httpx.Client(timeout=_PROBE_TIMEOUT, headers=headers, follow_redirects=False) as client:
-                observation.live = client.get(f"{base}/v2/health/live").status_code == 200
-                observation.ready = client.get(f"{base}/v2/health/ready").status_code == 200
-                if not ref.models:
-                    # An adopted webservice: which Triton models it holds is not recorded here.
-                    observation.models.append(
-                        ModelState("(server)", "", observation.ready, "" if observation.ready else "server not ready")
-                    )
-                for name, versions in ref.models:
-                    for version in versions:
-                        answer = client.get(f"{base}/v2/models/{name}/versions/{version}/ready")
-                        observation.models.append(
-                            ModelState(
-                                name,
-                                str(version),
-                                answer.status_code == 200,
-                                "" if answer.status_code == 200 else f"HTTP {answer.status_code}",
-                            )
-                        )
-        except httpx.HTTPError as exc:
-            observation.live = False
-            observation.detail = f"{observation.detail}; probe failed: {type(exc).__name__}"
+        probe_triton(service.scoring_uri.rstrip("/"), self._key(service), ref, observation)
 
     def list_services(self) -> list[dict]:
         """The workspace's webservices on this target's compute, for adoption."""

@@ -17,24 +17,19 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 from django.conf import settings as django_settings
 
+from workers.targets.azure_common import TAG_DIGEST, TAG_OPERATION, TAG_SPEC, probe_triton
 from workers.targets.azure_errors import is_permanent, translate
 from workers.targets.base import (
     DeploymentRef,
     DeployResult,
     DeploySpec,
-    ModelState,
     Observation,
     Progress,
     TargetError,
 )
 
-TAG_OPERATION = "triton-dashboard-operation"
-TAG_SPEC = "triton-dashboard-spec"
-TAG_DIGEST = "triton-dashboard-repository"
-_PROBE_TIMEOUT = 5.0
 _POLL_EVERY = 2.0
 _STATES = {
     "Succeeded": "succeeded",
@@ -249,26 +244,10 @@ class AzureMLv2Target:
         return observation
 
     def _probe(self, client, ref: DeploymentRef, endpoint, observation: Observation) -> None:
-        base = endpoint.scoring_uri.rstrip("/").removesuffix("/score")
         with translate("reading the endpoint keys"):
             keys = client.online_endpoints.get_keys(ref.name)
         key = getattr(keys, "primary_key", None) or getattr(keys, "access_token", "")
-        observation.key = key
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        try:
-            with httpx.Client(timeout=_PROBE_TIMEOUT, headers=headers, follow_redirects=False) as http:
-                observation.live = http.get(f"{base}/v2/health/live").status_code == 200
-                observation.ready = http.get(f"{base}/v2/health/ready").status_code == 200
-                for name, versions in ref.models:
-                    for version in versions:
-                        answer = http.get(f"{base}/v2/models/{name}/versions/{version}/ready")
-                        ready = answer.status_code == 200
-                        observation.models.append(
-                            ModelState(name, str(version), ready, "" if ready else f"HTTP {answer.status_code}")
-                        )
-        except httpx.HTTPError as exc:
-            observation.live = False
-            observation.detail = f"{observation.detail}; probe failed: {type(exc).__name__}"
+        probe_triton(endpoint.scoring_uri.rstrip("/").removesuffix("/score"), key, ref, observation)
 
     def set_traffic(self, ref: DeploymentRef, traffic: dict[str, int], progress: Progress) -> None:
         client = self._client()

@@ -1,0 +1,37 @@
+"""What the SDK v1 and v2 adapters share: the tags they put on Azure
+resources, and the probe of a Triton behind an Azure scoring URI."""
+
+import httpx
+
+from workers.targets.base import DeploymentRef, ModelState, Observation
+
+# Tags on webservices, deployments and models: which operation submitted
+# them (a re-driven attempt finds its own work), which spec, which repository.
+TAG_OPERATION = "triton-dashboard-operation"
+TAG_SPEC = "triton-dashboard-spec"
+TAG_DIGEST = "triton-dashboard-repository"
+PROBE_TIMEOUT = 5.0
+
+
+def probe_triton(base: str, key: str, ref: DeploymentRef, observation: Observation) -> None:
+    """Liveness, readiness and each known model version, with the endpoint key."""
+    observation.key = key
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    try:
+        with httpx.Client(timeout=PROBE_TIMEOUT, headers=headers, follow_redirects=False) as client:
+            observation.live = client.get(f"{base}/v2/health/live").status_code == 200
+            observation.ready = client.get(f"{base}/v2/health/ready").status_code == 200
+            if not ref.models:
+                # An adopted service: which Triton models it holds is not recorded here.
+                reason = "" if observation.ready else "server not ready"
+                observation.models.append(ModelState("(server)", "", observation.ready, reason))
+            for name, versions in ref.models:
+                for version in versions:
+                    answer = client.get(f"{base}/v2/models/{name}/versions/{version}/ready")
+                    ready = answer.status_code == 200
+                    observation.models.append(
+                        ModelState(name, str(version), ready, "" if ready else f"HTTP {answer.status_code}")
+                    )
+    except httpx.HTTPError as exc:
+        observation.live = False
+        observation.detail = f"{observation.detail}; probe failed: {type(exc).__name__}"
