@@ -19,6 +19,7 @@ from tests import processes
 from tests.archives import EXAMPLES
 from tests.conftest import make_user
 from tests.engine import local_target
+from tests.services import IN_CI
 from workers.targets import local, local_processes
 from workers.tasks import run_operation
 
@@ -83,6 +84,8 @@ def _use_broker(url: str) -> None:
 @pytest.fixture
 def broker(tmp_path, settings):
     if not shutil.which("redis-server"):
+        if IN_CI:
+            pytest.fail("redis-server is not installed, and CI must run every test")
         pytest.skip("redis-server is not installed")
     server = PrivateRedis(tmp_path)
     server.start()
