@@ -23,6 +23,21 @@ output [
   { name: "NOT_FLAGS" data_type: TYPE_BOOL dims: [ 2 ] }
 ]
 """
+IMAGE_CONFIG = """backend: "python"
+max_batch_size: 0
+input [ { name: "IMAGE" data_type: TYPE_FP32 dims: [ 3, 8, 8 ] } ]
+output [ { name: "MEANS" data_type: TYPE_FP32 dims: [ 3 ] } ]
+"""
+IMAGE_MODEL = """import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        return [pb_utils.InferenceResponse([pb_utils.Tensor(
+            "MEANS", pb_utils.get_input_tensor_by_name(r, "IMAGE").as_numpy().mean(axis=(1, 2)).astype(np.float32))])
+            for r in requests]
+"""
 DTYPES_MODEL = """import numpy as np
 import triton_python_backend_utils as pb_utils
 
@@ -53,6 +68,9 @@ def deployed(django_user_model, tmp_path):
     (repo / "dtypes" / "1").mkdir(parents=True)
     (repo / "dtypes" / "config.pbtxt").write_text(DTYPES_CONFIG)
     (repo / "dtypes" / "1" / "model.py").write_text(DTYPES_MODEL)
+    (repo / "image_stats" / "1").mkdir(parents=True)
+    (repo / "image_stats" / "config.pbtxt").write_text(IMAGE_CONFIG)
+    (repo / "image_stats" / "1" / "model.py").write_text(IMAGE_MODEL)
     repository = repository_load_example(path=repo, actor=deployer).repository
     assert repository.status == "valid", repository.findings
     deployment = deployment_create(name="console", repository=repository, target=local_target(), actor=deployer)
@@ -328,3 +346,45 @@ def test_the_console_page_takes_npy_files_and_shows_top_classes(client, deployed
     )
     assert refused.status_code == 400
     assert "the file holds int64, the model wants FP32" in refused.content.decode()
+
+
+def test_an_image_becomes_a_scaled_normalised_nchw_tensor(client, deployed):
+    import io
+    import re
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image
+
+    deployer, deployment = deployed
+    client.force_login(deployer)
+    png = io.BytesIO()
+    Image.new("RGB", (16, 16), (255, 0, 128)).save(png, format="PNG")
+    url = reverse("deployment-console", args=[deployment.pk]) + "?model=image_stats"
+
+    def send(**extra):
+        form = {
+            "model": "image_stats",
+            "mode-IMAGE": "image",
+            "shape-IMAGE": "[3, 8, 8]",
+            "file-IMAGE": SimpleUploadedFile("red.png", png.getvalue()),
+            "layout-IMAGE": "NCHW",
+            "scaling-IMAGE": "0-1",
+            **extra,
+        }
+        return client.post(url, form, HTTP_HX_REQUEST="true")
+
+    fragment = send().content.decode()
+    means = re.search(
+        r"<code>MEANS</code></td><td>FP32</td><td>\[3\]</td>\s*<td class=\"mono\">\s*([^<]*?)\s*<br>", fragment
+    )
+    assert [float(v) for v in means.group(1).split(",")] == pytest.approx([1.0, 0.0, 128 / 255], abs=1e-4)
+    fragment = send(**{"mean-IMAGE": "0.5", "std-IMAGE": "0.5"}).content.decode()
+    means = re.search(
+        r"<code>MEANS</code></td><td>FP32</td><td>\[3\]</td>\s*<td class=\"mono\">\s*([^<]*?)\s*<br>", fragment
+    )
+    assert [float(v) for v in means.group(1).split(",")] == pytest.approx(
+        [1.0, -1.0, (128 / 255 - 0.5) / 0.5], abs=1e-4
+    )
+    refused = send(**{"shape-IMAGE": "[4, 8, 8]"})
+    assert refused.status_code == 400
+    assert "4 channels" in refused.content.decode()

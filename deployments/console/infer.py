@@ -107,6 +107,17 @@ def _build_input(spec: dict) -> tuple[triton_http.InferInput, np.ndarray, bool]:
         array = tensors.from_text(name, spec.get("shape"), spec.get("data") or "")
     elif mode == "npy":
         array = tensors.from_npy(name, datatype, spec.get("file"))
+    elif mode == "image":
+        array = tensors.from_image(
+            name,
+            datatype,
+            spec.get("shape"),
+            spec.get("file"),
+            layout=spec.get("layout", "NCHW"),
+            scaling=spec.get("scaling", "0-1"),
+            mean=spec.get("mean", ""),
+            std=spec.get("std", ""),
+        )
     else:
         array = tensors.from_json(name, datatype, spec.get("shape"), spec.get("data"))
     tensor = triton_http.InferInput(name, list(array.shape), datatype)

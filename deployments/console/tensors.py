@@ -99,3 +99,64 @@ def from_npy(name: str, datatype: str, upload) -> np.ndarray:
                 path=f"inputs.{name}.file",
             )
     return array
+
+
+SCALINGS = {"none": None, "0-1": (0.0, 255.0), "-1-1": (127.5, 127.5)}
+
+
+def from_image(
+    name: str,
+    datatype: str,
+    shape,
+    upload,
+    *,
+    layout: str = "NCHW",
+    scaling: str = "0-1",
+    mean: str = "",
+    std: str = "",
+) -> np.ndarray:
+    """An uploaded image resized to the tensor's height and width, in NCHW or
+    NHWC, scaled, then normalised by per-channel mean and std."""
+    from PIL import Image, UnidentifiedImageError
+
+    shape = check_shape(name, shape)
+    if upload is None:
+        raise DomainError(f"input {name}: choose an image file.", path=f"inputs.{name}.file")
+    if layout not in ("NCHW", "NHWC") or len(shape) not in (3, 4):
+        raise DomainError(
+            f"input {name}: images fill a [C, H, W] or [H, W, C] tensor (batch optional).", path=f"inputs.{name}.shape"
+        )
+    dims = shape[-3:]
+    channels, height, width = (dims[0], dims[1], dims[2]) if layout == "NCHW" else (dims[2], dims[0], dims[1])
+    if channels not in (1, 3):
+        raise DomainError(
+            f"input {name}: {channels} channels; images give 1 (grey) or 3 (RGB).", path=f"inputs.{name}.shape"
+        )
+    try:
+        image = Image.open(upload)
+        image = image.convert("RGB" if channels == 3 else "L").resize((width, height))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DomainError(
+            f"input {name}: not an image this console can read ({exc}).", path=f"inputs.{name}.file"
+        ) from None
+    pixels = np.asarray(image, dtype=np.float32).reshape(height, width, channels)
+    if scaling not in SCALINGS:
+        raise DomainError(f"input {name}: scaling is one of {', '.join(SCALINGS)}.", path=f"inputs.{name}.scaling")
+    if SCALINGS[scaling]:
+        offset, divisor = SCALINGS[scaling]
+        pixels = (pixels - (offset if scaling == "-1-1" else 0.0)) / divisor
+    for label, raw, apply in (("mean", mean, np.subtract), ("std", std, np.divide)):
+        if raw.strip():
+            try:
+                values = np.array([float(v) for v in raw.split(",")], dtype=np.float32)
+            except ValueError:
+                raise DomainError(
+                    f"input {name}: {label} is comma-separated numbers.", path=f"inputs.{name}.{label}"
+                ) from None
+            if values.size not in (1, channels):
+                raise DomainError(f"input {name}: {label} needs 1 or {channels} values.", path=f"inputs.{name}.{label}")
+            pixels = apply(pixels, values)
+    if layout == "NCHW":
+        pixels = pixels.transpose(2, 0, 1)
+    array = pixels.reshape(shape)
+    return array.astype(numpy_dtype(datatype)) if datatype != "BYTES" else array

@@ -44,8 +44,10 @@ def _spec_from_post(post, files, field: dict) -> dict:
         "mode": mode,
         "data": post.get(f"data-{name}", ""),
     }
-    if mode == "npy":
+    if mode in ("npy", "image"):
         spec["file"] = files.get(f"file-{name}")
+    if mode == "image":
+        spec.update({key: post.get(f"{key}-{name}", "") for key in ("layout", "scaling", "mean", "std")})
     return spec
 
 
