@@ -119,6 +119,21 @@ def test_the_console_api_speaks_every_datatype_and_reports_trittons_errors(
     assert outputs["OUTPUT0"]["datatype"] == "FP32"
     assert body["model_name"] == "add_sub"
     assert body["latency_ms"]["client"] > 0
+    assert body["latency_ms"]["server"] is None  # not asked for
+    timed = infer(
+        client,
+        header,
+        deployment,
+        {
+            "model": "add_sub",
+            "server_timing": True,
+            "inputs": [
+                {"name": "INPUT0", "datatype": "FP32", "shape": [4], "data": [1, 2, 3, 4]},
+                {"name": "INPUT1", "datatype": "FP32", "shape": [4], "data": [1, 2, 3, 4]},
+            ],
+        },
+    ).json()["latency_ms"]
+    assert 0 < timed["server"] <= timed["client"]
 
     text = infer(
         client,
@@ -223,7 +238,7 @@ def test_the_console_api_speaks_every_datatype_and_reports_trittons_errors(
     assert too_few.json()["errors"][0]["message"] == "input INPUT0: 2 values for shape [4], which needs 4."
 
     events = AuditEvent.objects.filter(action="console.inferred", object_id=str(deployment.pk)).order_by("seq")
-    assert events.count() == 7  # every call that reached the server, errors included
+    assert events.count() == 8  # every call that reached the server, errors included
     first = events.first().details
     assert first["shapes"] == {"INPUT0": [4], "INPUT1": [4]}
     assert first["status"] == "ok"

@@ -161,6 +161,7 @@ def infer(request, deployment_id: int):
         binary_data=bool(body.get("binary_data", True)),
         request_id=str(body.get("request_id") or ""),
         timeout=body.get("timeout") or 10.0,
+        server_timing=bool(body.get("server_timing", False)),
     )
     return JsonResponse(result)
 

@@ -141,6 +141,7 @@ def console_infer(
     request_id: str = "",
     timeout: float = 10.0,
     keep_inputs: bool = False,
+    server_timing: bool = False,
 ) -> dict:
     _check(deployment, actor)
     if not isinstance(inputs, list) or not inputs:
@@ -161,7 +162,9 @@ def console_infer(
         headers["Content-Type"] = "application/json"
     shapes = {tensor.name(): list(array.shape) for tensor, array, _ in built}
     call = _Call(deployment, actor, model, version, shapes)
+    before = _success_stats(deployment, model, version) if server_timing else None
     payload, header_length, client_ms = call.post(body, headers, timeout)
+    server_ms = _server_ms(before, _success_stats(deployment, model, version)) if server_timing else None
     result = triton_http.InferenceServerClient.parse_response_body(payload, header_length=header_length)
     answer = result.get_response()
     outputs_json = []
@@ -181,7 +184,7 @@ def console_infer(
         "model_name": answer.get("model_name", model),
         "model_version": answer.get("model_version", version),
         "outputs": outputs_json,
-        "latency_ms": {"client": round(client_ms, 3), "server": None},
+        "latency_ms": {"client": round(client_ms, 3), "server": server_ms},
     }
     if keep_inputs:
         # For the page's snippets; the API does not echo what it was sent.
@@ -195,6 +198,26 @@ def console_infer(
             for tensor, array, _ in built
         ]
     return result
+
+
+def _success_stats(deployment: Deployment, model: str, version: str) -> tuple[int, int] | None:
+    """(successful requests, their total ns) from Triton's statistics, or None."""
+    path = f"/v2/models/{model}" + (f"/versions/{version}" if version else "") + "/stats"
+    try:
+        answer = _http().get(_base(deployment) + path, headers=_headers(deployment), timeout=2)
+        stats = answer.json()["model_stats"]
+    except (httpx.HTTPError, ValueError, KeyError):
+        return None
+    count = sum(int(s["inference_stats"]["success"]["count"]) for s in stats)
+    total = sum(int(s["inference_stats"]["success"]["ns"]) for s in stats)
+    return count, total
+
+
+def _server_ms(before, after) -> float | None:
+    """Time Triton spent on this request (queue + compute), from the statistics' delta."""
+    if not before or not after or after[0] - before[0] != 1:
+        return None  # unknown, or other requests ran meanwhile
+    return round((after[1] - before[1]) / 1e6, 3)
 
 
 class _Call:

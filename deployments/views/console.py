@@ -102,6 +102,7 @@ def console(request, deployment_id: int):
                 request_id=request.POST.get("request_id", "")[:64],
                 timeout=float(request.POST.get("timeout") or 10),
                 keep_inputs=True,
+                server_timing=True,
             )
         except (DomainError, ValueError) as exc:
             context["error"] = getattr(exc, "message", str(exc))
