@@ -47,7 +47,7 @@ MAX_TIMEOUT = 60.0
 PREVIEW_ELEMENTS = 64
 
 
-def _base(deployment: Deployment) -> str:
+def base_url(deployment: Deployment) -> str:
     return deployment.scoring_uri.rstrip("/").removesuffix("/score")
 
 
@@ -81,7 +81,7 @@ def model_metadata(deployment: Deployment, model: str, version: str = "") -> dic
     """Triton's metadata for the model (inputs, outputs, versions), from the server itself."""
     path = f"/v2/models/{model}" + (f"/versions/{version}" if version else "")
     try:
-        answer = _http().get(_base(deployment) + path, headers=_headers(deployment), timeout=5)
+        answer = _http().get(base_url(deployment) + path, headers=_headers(deployment), timeout=5)
     except httpx.HTTPError as exc:
         raise WrongState(f"The deployment did not answer: {type(exc).__name__}.") from None
     if answer.status_code != 200:
@@ -204,7 +204,7 @@ def _success_stats(deployment: Deployment, model: str, version: str) -> tuple[in
     """(successful requests, their total ns) from Triton's statistics, or None."""
     path = f"/v2/models/{model}" + (f"/versions/{version}" if version else "") + "/stats"
     try:
-        answer = _http().get(_base(deployment) + path, headers=_headers(deployment), timeout=2)
+        answer = _http().get(base_url(deployment) + path, headers=_headers(deployment), timeout=2)
         stats = answer.json()["model_stats"]
     except (httpx.HTTPError, ValueError, KeyError):
         return None
@@ -228,7 +228,7 @@ class _Call:
         self.deployment, self.actor, self.model, self.version, self.shapes = deployment, actor, model, version, shapes
 
     def post(self, content: bytes, headers: dict, timeout: float) -> tuple[bytes, int | None, float]:
-        url = _base(self.deployment) + f"/v2/models/{self.model}"
+        url = base_url(self.deployment) + f"/v2/models/{self.model}"
         url += (f"/versions/{self.version}" if self.version else "") + "/infer"
         timeout = min(timeout, MAX_TIMEOUT)
         started = time.perf_counter()

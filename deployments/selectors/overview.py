@@ -1,6 +1,6 @@
 from dataclasses import dataclass
 
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from deployments.models import AuditEvent, Deployment, ModelRepository
@@ -22,8 +22,9 @@ def overview_summary(user) -> OverviewSummary:
     can_read_audit = user.has_perm("deployments.view_auditevent")
     repositories = None
     if user.has_perm("deployments.view_modelrepository"):
-        statuses = list(ModelRepository.objects.visible_to(user).values_list("status", flat=True))
-        repositories = {"total": len(statuses), "invalid": statuses.count(ModelRepository.Status.INVALID)}
+        repositories = ModelRepository.objects.visible_to(user).aggregate(
+            total=Count("id"), invalid=Count("id", filter=Q(status=ModelRepository.Status.INVALID))
+        )
     deployments = None
     if user.has_perm("deployments.view_deployment"):
         by_status = dict(

@@ -12,17 +12,13 @@ from deployments import spec as deployment_spec
 from deployments.audit import audit
 from deployments.errors import DomainError, NotAllowed, WrongState
 from deployments.models import Deployment, ModelRepository, Operation, Target
+from deployments.services.permissions import require
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 # Azure ML webservice and online endpoint names: 3 to 32, starting with a letter.
 _AZURE_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
 _PIP_REQUIREMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-\[\],<>=!~ ]*$")
 _RESOURCE_LIMITS = {"gpu_cores": 16, "cpu_cores": 64, "memory_gb": 512}
-
-
-def _require(actor, perm: str, action: str) -> None:
-    if actor is None or not actor.has_perm(perm):
-        raise NotAllowed(f"{action} needs the deployer or admin role.")
 
 
 def enqueue(operation: Operation) -> None:
@@ -151,7 +147,7 @@ def deployment_create(
     resources: dict | None = None,
     auth_enabled: bool = True,
 ) -> Deployment:
-    _require(actor, "deployments.add_deployment", "Deploying")
+    require(actor, "deployments.add_deployment", "Deploying")
     name = _validate_name(name)
     if target.is_azure and not _AZURE_NAME.match(name):
         raise DomainError(
@@ -201,7 +197,7 @@ def _lock(deployment: Deployment) -> Deployment:
 @transaction.atomic
 def deployment_redeploy(*, deployment: Deployment, actor, changes: dict | None = None) -> Deployment:
     """The same spec again (a no-op at the target when it still runs), or a changed one."""
-    _require(actor, "deployments.add_deployment", "Redeploying")
+    require(actor, "deployments.add_deployment", "Redeploying")
     locked = _lock(deployment)
     if locked.adopted or locked.repository_id is None:
         raise WrongState(
@@ -239,7 +235,7 @@ def deployment_redeploy(*, deployment: Deployment, actor, changes: dict | None =
 @transaction.atomic
 def deployment_set_traffic(*, deployment: Deployment, actor, traffic) -> Deployment:
     """Shift an SDK v2 endpoint's traffic between its Azure deployments (safe rollout, rollback)."""
-    _require(actor, "deployments.add_deployment", "Changing traffic")
+    require(actor, "deployments.add_deployment", "Changing traffic")
     locked = _lock(deployment)
     if locked.target.kind not in ("azureml_v2_kubernetes", "azureml_v2_managed"):
         raise WrongState("Only Azure ML SDK v2 endpoints split traffic between deployments.")
@@ -281,7 +277,7 @@ def deployment_set_traffic(*, deployment: Deployment, actor, traffic) -> Deploym
 
 @transaction.atomic
 def deployment_delete(*, deployment: Deployment, actor) -> Deployment:
-    _require(actor, "deployments.delete_deployment", "Deleting a deployment")
+    require(actor, "deployments.delete_deployment", "Deleting a deployment")
     locked = _lock(deployment)
     before = _snapshot(locked)
     locked.desired_state = Deployment.Desired.ABSENT

@@ -124,8 +124,9 @@ def apply_observation(deployment: Deployment, observation: Observation) -> bool:
             locked.key_encrypted = crypto.encrypt(observation.key)
             fields.append("key_encrypted")
         locked.save(update_fields=fields)
-        if changed or not locked.health_samples.exists():
-            # Every transition (and the first verdict) starts a segment of the availability timeline.
+        if changed:
+            # Every transition starts a segment of the availability timeline (the
+            # first verdict is one too: a deployment starts out deploying).
             HealthSample.objects.create(
                 deployment=locked,
                 at=timezone.now(),
@@ -135,7 +136,6 @@ def apply_observation(deployment: Deployment, observation: Observation) -> bool:
                 ready=observation.ready,
                 model_states=locked.observed.get("models", []),
             )
-        if changed:
             audit(
                 action="deployment.status_changed",
                 obj=locked,

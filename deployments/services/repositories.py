@@ -7,10 +7,11 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from deployments.audit import audit
-from deployments.errors import DomainError, NotAllowed, WrongState
+from deployments.errors import DomainError, WrongState
 from deployments.model_repository import intake
 from deployments.model_repository.errors import IntakeError
 from deployments.models import ModelRepository, TritonModel
+from deployments.services.permissions import require
 
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
 
@@ -19,11 +20,6 @@ _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
 class IntakeOutcome:
     repository: ModelRepository
     created: bool  # False: identical content was already recorded
-
-
-def _require(actor, perm: str, action: str) -> None:
-    if actor is None or not actor.has_perm(perm):
-        raise NotAllowed(f"{action} needs the deployer or admin role.")
 
 
 def _clean_name(name: str, fallback: str) -> str:
@@ -120,7 +116,7 @@ def _record(*, staged: intake.StagedRepository, name: str, source: str, source_n
 
 def repository_upload(*, name: str, archive, filename: str, actor) -> IntakeOutcome:
     """Record an uploaded .zip / .tar.gz. Unsafe or unreadable: rejected whole."""
-    _require(actor, "deployments.add_modelrepository", "Uploading a repository")
+    require(actor, "deployments.add_modelrepository", "Uploading a repository")
     name = _clean_name(name, _name_from_filename(filename))
     if archive is None:
         raise DomainError("Choose a .zip or .tar.gz archive to upload.", path="archive")
@@ -137,7 +133,7 @@ def repository_upload(*, name: str, archive, filename: str, actor) -> IntakeOutc
 
 def repository_import(*, name: str, path: str, actor) -> IntakeOutcome:
     """Record a directory on the server, under one of REPOSITORY_IMPORT_ROOTS."""
-    _require(actor, "deployments.add_modelrepository", "Importing a repository")
+    require(actor, "deployments.add_modelrepository", "Importing a repository")
     name = _clean_name(name, Path(path or "").name)
     try:
         source = intake.resolve_import_path(path)
@@ -151,7 +147,7 @@ def repository_import(*, name: str, path: str, actor) -> IntakeOutcome:
 
 def repository_load_example(*, path: Path, actor) -> IntakeOutcome:
     """Record one of the bundled examples (a trusted path, so no import-root check)."""
-    _require(actor, "deployments.add_modelrepository", "Loading an example")
+    require(actor, "deployments.add_modelrepository", "Loading an example")
     staged = intake.stage_directory(path)
     return _record(
         staged=staged,
@@ -163,7 +159,7 @@ def repository_load_example(*, path: Path, actor) -> IntakeOutcome:
 
 
 def repository_delete(*, repository: ModelRepository, actor) -> None:
-    _require(actor, "deployments.delete_modelrepository", "Deleting a repository")
+    require(actor, "deployments.delete_modelrepository", "Deleting a repository")
     with transaction.atomic():
         locked = ModelRepository.objects.select_for_update().filter(pk=repository.pk).first()
         if locked is None:

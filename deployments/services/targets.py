@@ -7,14 +7,10 @@ from django.utils import timezone
 from deployments.audit import audit
 from deployments.errors import DomainError, NotAllowed
 from deployments.models import Environment, Target
+from deployments.services.permissions import require
 from deployments.target_settings import clean_settings
 
 _SECRET_KEYS = {"client_secret"}
-
-
-def _require(actor, perm: str, action: str) -> None:
-    if actor is None or not actor.has_perm(perm):
-        raise NotAllowed(f"{action} needs the admin role.")
 
 
 def _clean_secrets(secrets) -> dict:
@@ -47,7 +43,7 @@ def target_create(
     settings: dict | None = None,
     secrets: dict | None = None,
 ) -> Target:
-    _require(actor, "deployments.add_target", "Creating a target")
+    require(actor, "deployments.add_target", "Creating a target", role="admin")
     name = (name or "").strip()
     if not name or len(name) > 100:
         raise DomainError("Give the target a name of at most 100 characters.", path="name")
@@ -68,7 +64,7 @@ def target_update(
     *, actor, target: Target, settings: dict | None = None, auth_method: str | None = None, secrets: dict | None = None
 ) -> Target:
     """Change settings and credentials; secrets left out keep their stored value."""
-    _require(actor, "deployments.change_target", "Changing a target")
+    require(actor, "deployments.change_target", "Changing a target", role="admin")
     locked = Target.objects.select_for_update().select_related("environment").get(pk=target.pk)
     before = _public(locked)
     new_secrets = _clean_secrets(secrets)
@@ -129,7 +125,7 @@ def target_test_run(*, target_id: int, requested_by: str) -> dict:
 
 @transaction.atomic
 def target_adopt_request(*, actor, target: Target) -> None:
-    _require(actor, "deployments.add_deployment", "Adopting webservices")
+    require(actor, "deployments.add_deployment", "Adopting webservices")
     if target.kind != Target.Kind.AZUREML_V1_AKS:
         raise DomainError("Adoption lists SDK v1 AKS webservices; this target is not one.")
     from workers.tasks import adopt_services

@@ -6,3 +6,9 @@ from django.core.exceptions import PermissionDenied
 def require_perm(user, perm: str, message: str) -> None:
     if not user.has_perm(perm):
         raise PermissionDenied(message)
+
+
+def field_for(form, path: str) -> str | None:
+    """The form field a domain error's path names ("resources.gpu_cores" -> "gpu_cores"), or None."""
+    name = path.split(".")[-1]
+    return name if name in form.fields else None

@@ -11,7 +11,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
 from deployments.console import snippet, tensors
-from deployments.console.infer import PREVIEW_ELEMENTS, _base, console_infer, console_score, model_metadata
+from deployments.console.infer import PREVIEW_ELEMENTS, base_url, console_infer, console_score, model_metadata
 from deployments.errors import DomainError
 from deployments.selectors.deployments import deployment_detail
 from deployments.views.access import require_perm
@@ -108,7 +108,7 @@ def console(request, deployment_id: int):
             context["error"] = getattr(exc, "message", str(exc))
         else:
             keyed = bool(deployment.key_encrypted)
-            base = _base(deployment)
+            base = base_url(deployment)
             context.update(
                 {
                     "result": result,

@@ -15,7 +15,7 @@ from deployments.services.deployments import (
     deployment_redeploy,
     deployment_set_traffic,
 )
-from deployments.views.access import require_perm
+from deployments.views.access import field_for, require_perm
 from workers.targets import TargetError, adapter_for
 from workers.targets.base import DeploymentRef
 
@@ -65,7 +65,7 @@ def create(request):
                 actor=request.user,
             )
         except DomainError as exc:
-            form.add_error(exc.path.split(".")[-1] if exc.path.split(".")[-1] in form.fields else None, exc.message)
+            form.add_error(field_for(form, exc.path), exc.message)
         else:
             messages.success(request, f"Deployment “{deployment.name}” requested.")
             return redirect("deployment", deployment_id=deployment.pk)

@@ -7,14 +7,9 @@ from deployments.errors import DomainError
 from deployments.forms import TargetForm
 from deployments.models import Target
 from deployments.services.targets import target_adopt_request, target_create, target_test_request, target_update
-from deployments.views.access import require_perm
+from deployments.views.access import field_for, require_perm
 
 STOP_POLLING = 286
-
-
-def _field(form, path: str):
-    name = path.split(".")[-1]
-    return name if name in form.fields else None
 
 
 def targets(request):
@@ -46,7 +41,7 @@ def create(request):
                 secrets=form.secrets(),
             )
         except DomainError as exc:
-            form.add_error(_field(form, exc.path), exc.message)
+            form.add_error(field_for(form, exc.path), exc.message)
         else:
             messages.success(request, f"Target “{target.name}” created. Test its connection below.")
             return redirect("target", target_id=target.pk)
@@ -86,7 +81,7 @@ def detail(request, target_id: int):
                     secrets=form.secrets(),
                 )
             except DomainError as exc:
-                form.add_error(_field(form, exc.path), exc.message)
+                form.add_error(field_for(form, exc.path), exc.message)
             else:
                 messages.success(request, "Target saved.")
                 return redirect("target", target_id=target.pk)
