@@ -8,8 +8,10 @@ A Python "echo" model (FP32 [-1] in, the same out) on the local target;
 small (16 floats) and large (4 MB, binary) tensors; p50 and p95. Small tensors use the API's JSON
 form; large ones Triton's binary extension, which the API passes through. The
 dashboard runs under gunicorn as in production, on a throw-away SQLite
-database. Goals: large p50 at most 1.2x the direct call; small p50 at most
-1.5x (direct call + no-op endpoint).
+database. A bare WSGI echo (bench/wsgi_echo.py) under the same gunicorn
+settings gives the floor of moving the large body through a Python server.
+Goals: large p50 at most 1.2x the direct call; small p50 at most 1.5x
+(direct call + no-op endpoint).
 """
 
 import argparse
@@ -40,6 +42,8 @@ import numpy as np  # noqa: E402
 import tritonclient.http as triton_http  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
+from geventhttpclient import HTTPClient  # noqa: E402
+from geventhttpclient.url import URL  # noqa: E402
 
 from deployments.models import Deployment, Target  # noqa: E402
 from deployments.services.api_tokens import api_token_create  # noqa: E402
@@ -79,6 +83,13 @@ def timed(call, n: int) -> list[float]:
     return samples
 
 
+def serve(app: str, port: int, cwd: Path) -> subprocess.Popen:
+    """gunicorn as in production, one sync worker so calls do not overlap."""
+    command = [sys.executable, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}", "--workers", "1"]
+    command += ["--threads", "1", "--log-level", "warning"]
+    return subprocess.Popen(command, cwd=cwd, env=dict(os.environ), start_new_session=True)  # noqa: S603
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=200)
@@ -100,26 +111,9 @@ def main():
     if deployment.status != Deployment.Status.HEALTHY:
         raise SystemExit(f"the echo deployment is {deployment.status}: {deployment.status_reason}")
     _, key = api_token_create(user=admin, name="bench")
-    port = local_processes.free_port()
-    web = subprocess.Popen(  # noqa: S603
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "dashboard.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--threads",
-            "1",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=dict(os.environ),
-        start_new_session=True,
-    )
+    port, echo_port = local_processes.free_port(), local_processes.free_port()
+    web = serve("dashboard.wsgi", port, ROOT)
+    echo = serve("wsgi_echo:app", echo_port, ROOT / "bench")
     try:
         api = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Token {key}"}, timeout=30)
         for _ in range(100):
@@ -162,19 +156,24 @@ def main():
 
                 head_length = len(head)
 
-                def console_call(binary_body=binary_body, head_length=head_length):
-                    answer = api.post(
-                        f"/api/v1/deployments/{deployment.pk}/infer",
-                        content=binary_body,
-                        headers={
-                            "Content-Type": "application/octet-stream",
-                            "Inference-Header-Content-Length": str(head_length),
-                        },
+                # The same HTTP client tritonclient.http uses underneath, so the
+                # ratio is the dashboard's cost, not one client library's against another's.
+                relay = HTTPClient.from_url(URL(str(api.base_url)), concurrency=1, network_timeout=30)
+                relay_headers = {
+                    "Authorization": f"Token {key}",
+                    "Content-Type": "application/octet-stream",
+                    "Inference-Header-Content-Length": str(head_length),
+                }
+
+                def console_call(binary_body=binary_body, relay=relay, relay_headers=relay_headers):
+                    answer = relay.post(
+                        f"/api/v1/deployments/{deployment.pk}/infer", body=binary_body, headers=relay_headers
                     )
+                    content = answer.read()
                     if answer.status_code != 200:
-                        raise SystemExit(answer.text[:300])
+                        raise SystemExit(content[:300])
                     triton_http.InferenceServerClient.parse_response_body(
-                        answer.content, header_length=int(answer.headers["Inference-Header-Content-Length"])
+                        content, header_length=int(answer["Inference-Header-Content-Length"])
                     ).as_numpy("Y")
 
             calls = args.calls if label == "small" else max(20, args.calls // 10)
@@ -182,10 +181,18 @@ def main():
                 "direct": percentiles(timed(direct_call, calls)),
                 "console": percentiles(timed(console_call, calls)),
             }
+            if label == "large":
+                bare = HTTPClient.from_url(URL(f"http://127.0.0.1:{echo_port}/"), concurrency=1, network_timeout=30)
+
+                def floor_call(binary_body=binary_body, bare=bare):
+                    bare.post("/", body=binary_body).read()
+
+                results[label]["floor"] = percentiles(timed(floor_call, calls))
         noop = percentiles(timed(lambda: api.get("/api/v1/environments"), args.calls))
     finally:
-        os.killpg(web.pid, signal.SIGTERM)
-        web.wait(30)
+        for server in (web, echo):
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(30)
         record = local.read_record(deployment.pk)
         if record:
             local_processes.stop(local_processes.ProcessRecord(record["pid"], record["start_ticks"]), grace=5)
@@ -194,10 +201,14 @@ def main():
     for label, figures in results.items():
         (d50, d95), (c50, c95) = figures["direct"], figures["console"]
         print(f"{label}: direct p50 {d50:.2f} ms p95 {d95:.2f} ms | console p50 {c50:.2f} ms p95 {c95:.2f} ms")
+    f50, f95 = results["large"]["floor"]
+    print(f"large: bare WSGI echo of the same body (no Django, no Triton): p50 {f50:.2f} ms p95 {f95:.2f} ms")
     small_ratio = results["small"]["console"][0] / (results["small"]["direct"][0] + noop[0])
     large_ratio = results["large"]["console"][0] / results["large"]["direct"][0]
+    large_floor_ratio = results["large"]["console"][0] / (results["large"]["direct"][0] + f50)
     print(f"small: console p50 / (direct + no-op) = {small_ratio:.2f}x (goal <= 1.5x)")
     print(f"large: console p50 / direct = {large_ratio:.2f}x (goal <= 1.2x)")
+    print(f"large: console p50 / (direct + bare WSGI echo) = {large_floor_ratio:.2f}x")
 
 
 if __name__ == "__main__":

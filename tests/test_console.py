@@ -1,5 +1,6 @@
 """The test-inference console's server side, against a real local Triton."""
 
+import json
 import shutil
 
 import pytest
@@ -403,3 +404,66 @@ def test_an_image_becomes_a_scaled_normalised_nchw_tensor(client, deployed):
     refused = send(**{"shape-IMAGE": "[4, 8, 8]"})
     assert refused.status_code == 400
     assert "4 channels" in refused.content.decode()
+
+
+def test_binary_tensors_stream_through_the_api_both_ways(client, token_for, deployed, monkeypatch):
+    """Triton's binary extension passed through in small pieces: the request
+    goes to Triton as it is read and the answer comes back as it arrives."""
+    import numpy as np
+    import tritonclient.http as triton_http
+
+    from deployments.console import infer as console
+
+    monkeypatch.setattr(console, "RELAY_CHUNK", 7)  # many pieces each way, not one buffer
+    deployer, deployment = deployed
+    first, second = np.array([1, 2, 3, 4], dtype=np.float32), np.array([10, 20, 30, 40], dtype=np.float32)
+
+    def binary_request(shape):
+        tensors = []
+        for name, values in (("INPUT0", first), ("INPUT1", second)):
+            tensor = triton_http.InferInput(name, shape, "FP32")
+            tensor.set_data_from_numpy(values.reshape(shape), binary_data=True)
+            tensors.append(tensor)
+        raw, json_size = triton_http.InferenceServerClient.generate_request_body(
+            tensors, outputs=[triton_http.InferRequestedOutput("OUTPUT0", binary_data=True)]
+        )
+        head = json.dumps({**json.loads(raw[:json_size]), "model": "add_sub"}).encode()
+        return head + raw[json_size:], len(head)
+
+    def send(body, header_length):
+        return client.post(
+            reverse("api:deployment-infer", args=[deployment.pk]),
+            body,
+            content_type="application/octet-stream",
+            HTTP_AUTHORIZATION=token_for(deployer),
+            HTTP_INFERENCE_HEADER_CONTENT_LENGTH=str(header_length),
+        )
+
+    body, header_length = binary_request([4])
+    answer = send(body, header_length)
+    assert answer.status_code == 200
+    content = b"".join(answer.streaming_content)
+    assert int(answer["Content-Length"]) == len(content)
+    result = triton_http.InferenceServerClient.parse_response_body(
+        content, header_length=int(answer["Inference-Header-Content-Length"])
+    )
+    assert result.as_numpy("OUTPUT0").tolist() == [11, 22, 33, 44]
+    assert float(answer["X-Latency-Client-Ms"]) > 0
+
+    wrong_shape = send(*binary_request([2, 2]))
+    assert wrong_shape.status_code == 400
+    assert "Expected [4], got [2,2]" in wrong_shape.json()["errors"][0]["message"]
+
+    beyond = send(body, len(body) + 1)
+    assert beyond.status_code == 400
+    assert "Inference-Header-Content-Length" in beyond.json()["errors"][0]["message"]
+    not_json = send(b"{nope" + body, 5 + header_length)
+    assert not_json.status_code == 400
+    assert "JSON request header" in not_json.json()["errors"][0]["message"]
+
+    statuses = list(
+        AuditEvent.objects.filter(action="console.inferred", object_id=str(deployment.pk))
+        .order_by("seq")
+        .values_list("details__status", flat=True)
+    )
+    assert statuses == ["ok", "error 400"]  # the two calls that reached Triton

@@ -167,24 +167,45 @@ def infer(request, deployment_id: int):
 
 
 def _infer_binary(request, deployment):
-    """Triton's binary extension in and out, for large tensors: no JSON of floats."""
-    from django.http import HttpResponse
+    """Triton's binary extension in and out, for large tensors: no JSON of
+    floats, and the bytes streamed through rather than held in memory."""
+    from django.http import StreamingHttpResponse
 
-    from deployments.console.infer import MAX_RESPONSE_BYTES, console_infer_binary
+    from deployments.console.infer import MAX_RESPONSE_BYTES, RELAY_CHUNK, console_infer_binary
 
     header_length = request.headers.get("Inference-Header-Content-Length", "")
     if not header_length.isdigit():
         raise DomainError("Binary requests need an Inference-Header-Content-Length header.", path="headers")
+    total = int(request.META.get("CONTENT_LENGTH") or 0)
+    if total > MAX_RESPONSE_BYTES:
+        raise DomainError("The request is larger than the console accepts (64 MB).")
+    if not 0 < int(header_length) <= total:
+        raise DomainError("Inference-Header-Content-Length must lie within the body's length.", path="headers")
     # Read the stream ourselves: request.body would refuse anything over
     # DATA_UPLOAD_MAX_MEMORY_SIZE, which is sized for forms, not tensors.
-    body = request.read(MAX_RESPONSE_BYTES + 1)
-    if len(body) > MAX_RESPONSE_BYTES:
-        raise DomainError("The request is larger than the console accepts (64 MB).")
-    payload, answer_header_length, client_ms = console_infer_binary(
-        deployment=deployment, actor=request.user, body=body, header_length=int(header_length)
+    head = request.read(int(header_length))
+    answer = console_infer_binary(
+        deployment=deployment,
+        actor=request.user,
+        head=head,
+        rest=_body_chunks(request, total - len(head), RELAY_CHUNK),
+        rest_length=total - len(head),
     )
-    response = HttpResponse(payload, content_type="application/octet-stream")
-    if answer_header_length:
-        response["Inference-Header-Content-Length"] = answer_header_length
-    response["X-Latency-Client-Ms"] = f"{client_ms:.3f}"
+    response = StreamingHttpResponse(answer.chunks, content_type="application/octet-stream")
+    if answer.content_length is not None:
+        response["Content-Length"] = str(answer.content_length)
+    if answer.header_length:
+        response["Inference-Header-Content-Length"] = answer.header_length
+    response["X-Latency-Client-Ms"] = f"{answer.client_ms:.3f}"
     return response
+
+
+def _body_chunks(request, length: int, size: int):
+    """The rest of the request body as it arrives; a body shorter than its
+    Content-Length stops the upload rather than send Triton a torn tensor."""
+    while length > 0:
+        chunk = request.read(min(size, length))
+        if not chunk:
+            raise DomainError("The request body ended before its Content-Length.")
+        length -= len(chunk)
+        yield chunk

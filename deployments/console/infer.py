@@ -9,8 +9,11 @@ version, shapes, status and latency, never the data.
 """
 
 import atexit
+import itertools
 import json
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import httpx
 import numpy as np
@@ -24,6 +27,7 @@ from deployments.errors import DomainError, NotAllowed, WrongState
 from deployments.models import Deployment
 
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+RELAY_CHUNK = 1024 * 1024
 _client: httpx.Client | None = None
 
 
@@ -227,14 +231,19 @@ class _Call:
     def __init__(self, deployment, actor, model: str, version: str, shapes: dict):
         self.deployment, self.actor, self.model, self.version, self.shapes = deployment, actor, model, version, shapes
 
-    def post(self, content: bytes, headers: dict, timeout: float) -> tuple[bytes, int | None, float]:
+    def open(self, content, headers: dict, timeout: float) -> tuple[httpx.Response, float]:
+        """Sends the request and returns the answer with its body still unread
+        (the caller closes it), and the time to its headers. Anything but a
+        200 is read, audited and raised with Triton's own words."""
         url = base_url(self.deployment) + f"/v2/models/{self.model}"
         url += (f"/versions/{self.version}" if self.version else "") + "/infer"
         timeout = min(timeout, MAX_TIMEOUT)
         started = time.perf_counter()
+        client = _http()
         try:
-            with _http().stream("POST", url, content=content, headers=headers, timeout=timeout) as response:
-                payload = _read_capped(response)
+            response = client.send(
+                client.build_request("POST", url, content=content, headers=headers, timeout=timeout), stream=True
+            )
         except httpx.TimeoutException:
             self._audit("timeout", None)
             raise DomainError(f"No answer within {timeout:g} s.", code="timeout") from None
@@ -243,10 +252,28 @@ class _Call:
             raise WrongState(f"The deployment did not answer: {type(exc).__name__}.") from None
         client_ms = (time.perf_counter() - started) * 1000
         if response.status_code != 200:
+            try:
+                payload = _read_capped(response)
+            except httpx.HTTPError:
+                payload = b""
+            finally:
+                response.close()
             self._audit(f"error {response.status_code}", client_ms)
             raise DomainError(_triton_error(payload, response.status_code), code="triton_error")
+        return response, client_ms
+
+    def post(self, content: bytes, headers: dict, timeout: float) -> tuple[bytes, int | None, float]:
+        started = time.perf_counter()
+        response, _ = self.open(content, headers, timeout)
+        try:
+            payload = _read_capped(response)
+        except httpx.HTTPError as exc:
+            self._audit("unreachable", None)
+            raise WrongState(f"The deployment stopped answering: {type(exc).__name__}.") from None
+        finally:
+            response.close()
         header_length = response.headers.get("Inference-Header-Content-Length")
-        return payload, int(header_length) if header_length else None, client_ms
+        return payload, int(header_length) if header_length else None, (time.perf_counter() - started) * 1000
 
     def done(self, client_ms: float) -> None:
         self._audit("ok", client_ms)
@@ -279,13 +306,29 @@ def _audit(deployment, actor, model, version, shapes, status, latency) -> None:
         )
 
 
-def console_infer_binary(*, deployment: Deployment, actor, body: bytes, header_length: int, timeout: float = 30.0):
-    """Triton's binary tensor extension, passed through: the JSON header names
-    the model (and version) and describes the tensors; their bytes follow.
-    Returns (response bytes, response header length, client ms)."""
+@dataclass
+class StreamedAnswer:
+    """Triton's answer to a binary request, its body not read yet: the API
+    hands the chunks straight to its client."""
+
+    header_length: str | None
+    content_length: int | None
+    chunks: Iterator[bytes]
+    client_ms: float
+
+
+def console_infer_binary(
+    *, deployment: Deployment, actor, head: bytes, rest: Iterator[bytes], rest_length: int, timeout: float = 30.0
+) -> StreamedAnswer:
+    """Triton's binary tensor extension, passed through without buffering:
+    `head` is the JSON request header (it names the model and version and
+    describes the tensors); the tensors' `rest_length` bytes follow from
+    `rest` and go to Triton as they arrive, and Triton's answer comes back
+    the same way, so a large tensor crosses the dashboard as a stream rather
+    than as two whole copies."""
     _check(deployment, actor)
     try:
-        header = json.loads(body[:header_length])
+        header = json.loads(head)
     except (ValueError, UnicodeDecodeError):
         raise DomainError("The first Inference-Header-Content-Length bytes must be the JSON request header.") from None
     if not isinstance(header, dict) or not isinstance(header.get("model"), str) or not header.get("inputs"):
@@ -299,11 +342,37 @@ def console_infer_binary(*, deployment: Deployment, actor, body: bytes, header_l
         **_headers(deployment),
         "Content-Type": "application/octet-stream",
         "Inference-Header-Content-Length": str(len(json_part)),
+        # A known length keeps the upload a plain body, not chunked encoding.
+        "Content-Length": str(len(json_part) + rest_length),
     }
     call = _Call(deployment, actor, model, version, shapes)
-    payload, answer_header_length, client_ms = call.post(json_part + body[header_length:], headers, timeout)
+    response, client_ms = call.open(itertools.chain((json_part,), rest), headers, timeout)
+    length = response.headers.get("Content-Length")
+    if length and int(length) > MAX_RESPONSE_BYTES:
+        response.close()
+        call._audit("answer too large", client_ms)
+        raise DomainError(f"The answer is larger than {MAX_RESPONSE_BYTES // 1024 // 1024} MB; ask for fewer outputs.")
     call.done(client_ms)
-    return payload, answer_header_length, client_ms
+    return StreamedAnswer(
+        header_length=response.headers.get("Inference-Header-Content-Length"),
+        content_length=int(length) if length else None,
+        chunks=_relay(response),
+        client_ms=client_ms,
+    )
+
+
+def _relay(response: httpx.Response) -> Iterator[bytes]:
+    """The answer's bytes as they arrive, at most MAX_RESPONSE_BYTES of them
+    (Triton states its length, so the cap above normally refuses first)."""
+    size = 0
+    try:
+        for chunk in response.iter_raw(RELAY_CHUNK):
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                return
+            yield chunk
+    finally:
+        response.close()
 
 
 def console_score(*, deployment: Deployment, actor, body: str, timeout: float = 10.0) -> dict:
