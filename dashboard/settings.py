@@ -264,6 +264,29 @@ OPERATION_RESEND_AFTER = _parse("OPERATION_RESEND_AFTER", env.int, default=30)
 # Worker deaths after which an operation stops being re-driven.
 OPERATION_MAX_ATTEMPTS = _parse("OPERATION_MAX_ATTEMPTS", env.int, default=3)
 
+# --- notifications -------------------------------------------------------------
+
+# Mail goes through Django's backend: SMTP when EMAIL_HOST is set, otherwise
+# written to the console log (make run) so nothing is silently dropped.
+EMAIL_HOST = env.str("EMAIL_HOST", default="")
+EMAIL_PORT = _parse("EMAIL_PORT", env.int, default=587)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = _bool("EMAIL_USE_TLS", default=True)
+EMAIL_TIMEOUT = 10
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend",
+)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="triton-dashboard@localhost")
+# Where links in notifications point, e.g. https://dashboard.example.com.
+DASHBOARD_URL = env.str("DASHBOARD_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Seconds between webhook attempts; one attempt more than there are delays.
+WEBHOOK_RETRY_DELAYS = [int(v) for v in env.list("WEBHOOK_RETRY_DELAYS", default=["10", "60", "300", "900"])]
+WEBHOOK_TIMEOUT = _parse("WEBHOOK_TIMEOUT", env.float, default=5.0)
+
 # --- Celery ------------------------------------------------------------------
 
 if PRODUCTION:

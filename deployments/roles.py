@@ -17,7 +17,9 @@ _VIEW = {
     "deployments.view_operation",
     "deployments.view_target",
     "deployments.view_environment",
+    "deployments.view_deployrequest",
 }
+_APPROVE = {"deployments.approve_deployrequest"}
 _DEPLOY = {
     "deployments.add_modelrepository",
     "deployments.delete_modelrepository",
@@ -31,12 +33,15 @@ _ADMINISTER = {
     "deployments.add_environment",
     "deployments.change_environment",
     "deployments.view_workerheartbeat",
+    "deployments.add_environmentmembership",
+    "deployments.delete_environmentmembership",
+    "deployments.view_webhookdelivery",
 }
 ROLE_PERMISSIONS: dict[str, set[str]] = {
     VIEWER: _VIEW,
     DEPLOYER: _VIEW | _DEPLOY,
-    APPROVER: _VIEW,
-    ADMIN: _VIEW | _DEPLOY | _ADMINISTER,
+    APPROVER: _VIEW | _APPROVE,
+    ADMIN: _VIEW | _DEPLOY | _APPROVE | _ADMINISTER,
 }
 
 

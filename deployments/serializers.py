@@ -48,12 +48,40 @@ def operation_json(operation) -> dict:
     }
 
 
+def request_json(request) -> dict:
+    approvals = list(request.approvals.all())
+    return {
+        "id": request.pk,
+        "kind": request.kind,
+        "status": "expired" if request.is_expired else request.status,
+        "spec_digest": request.spec_digest,
+        "requested_by": request.requested_by_name,
+        "requested_at": request.requested_at.isoformat(),
+        "expires_at": request.expires_at.isoformat(),
+        "approvals_required": request.approvals_required,
+        "approvals": sum(a.decision == "approve" for a in approvals),
+        "decisions": [
+            {"by": a.approver_name, "decision": a.decision, "comment": a.comment, "at": a.at.isoformat()}
+            for a in approvals
+        ],
+        "params": request.params,
+    }
+
+
 def approval_json(deployment) -> dict:
-    required = deployment.target.environment.approvals_required
-    if not required:
-        return {"required": False, "status": "not_required"}
-    pending = deployment.status == "pending_approval"
-    return {"required": True, "approvals_required": required, "status": "pending" if pending else "approved"}
+    """The deployment's approval state: its environment's policy and the
+    latest request (pending, or how the last one ended)."""
+    environment = deployment.target.environment
+    latest = getattr(deployment, "latest_requests", None)
+    if latest is None:
+        latest = list(deployment.requests.prefetch_related("approvals").order_by("-id")[:1])
+    body = {"required": environment.approvals_required > 0, "approvals_required": environment.approvals_required}
+    if latest:
+        body["status"] = "expired" if latest[0].is_expired else latest[0].status
+        body["request"] = request_json(latest[0])
+    else:
+        body["status"] = "not_required" if not environment.approvals_required else "none"
+    return body
 
 
 def deployment_json(deployment, *, detail: bool = False) -> dict:

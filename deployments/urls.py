@@ -3,6 +3,7 @@ from django.urls import include, path
 
 from deployments.views import (
     account,
+    approvals,
     audit_log,
     console,
     deployments,
@@ -10,7 +11,6 @@ from deployments.views import (
     overview,
     repositories,
     targets,
-    upcoming,
 )
 
 urlpatterns = [
@@ -45,6 +45,10 @@ urlpatterns = [
     path("deployments/<int:deployment_id>/charts/<str:chart>.json", health.chart_data, name="deployment-chart"),
     path("fleet/", health.fleet_fragment, name="fleet"),
     path("deployments/<int:deployment_id>/console/", console.console, name="deployment-console"),
-    *[path(f"{section}/", upcoming.upcoming, {"section": section}, name=section) for section in upcoming.SECTIONS],
+    path("approvals/", approvals.approvals, name="approvals"),
+    path("approvals/<int:request_id>/", approvals.detail, name="approval"),
+    path("approvals/<int:request_id>/approve/", approvals.approve, name="approval-approve"),
+    path("approvals/<int:request_id>/reject/", approvals.reject, name="approval-reject"),
+    path("approvals/<int:request_id>/cancel/", approvals.cancel, name="approval-cancel"),
     path("api/v1/", include("deployments.api.urls")),
 ]

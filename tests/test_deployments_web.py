@@ -41,7 +41,7 @@ def test_the_api_creates_a_deployment_and_queues_one_operation(client, deployer,
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["status"] == "queued"
-    assert body["approval"] == {"required": False, "status": "not_required"}
+    assert body["approval"] == {"required": False, "approvals_required": 0, "status": "not_required"}
     assert body["repository"]["digest"] == repository.digest
     deployment = Deployment.objects.get(pk=body["id"])
     assert deployment.operations.get().status == Operation.Status.QUEUED

@@ -2,11 +2,13 @@
 
 from celery import shared_task
 from celery.signals import worker_ready
+from django.core.mail import send_mail
 
 from deployments.health.metrics import scrape_all
 from deployments.health.poller import health_round
 from deployments.services.operations import operation_execute, reconcile
 from deployments.services.targets import target_adopt_run, target_test_run
+from deployments.services.webhooks import webhook_deliver
 from deployments.services.worker_heartbeats import worker_heartbeat_record
 from deployments.single_run import single_run
 
@@ -66,3 +68,17 @@ def scrape_metrics():
         if acquired:
             return scrape_all()
     return None
+
+
+@shared_task(name="workers.send_email", ignore_result=True, autoretry_for=(OSError,), retry_backoff=30, max_retries=5)
+def send_email(recipients: list[str], subject: str, body: str):
+    send_mail(subject, body, None, recipients)
+
+
+@shared_task(name="workers.deliver_webhook", ignore_result=True)
+def deliver_webhook(delivery_id: int):
+    """Each attempt is recorded on the delivery; a failed one is tried again
+    after the next of WEBHOOK_RETRY_DELAYS (all below the visibility timeout)."""
+    retry_in = webhook_deliver(delivery_id=delivery_id)
+    if retry_in is not None:
+        deliver_webhook.apply_async((delivery_id,), countdown=retry_in)

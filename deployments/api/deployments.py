@@ -1,12 +1,14 @@
 from django.http import JsonResponse
 from django.urls import reverse
 
+from deployments import policy
 from deployments.api.auth import api_view
 from deployments.api.responses import api_error, json_body
-from deployments.errors import DomainError, NotAllowed
-from deployments.models import Deployment, ModelRepository, Target
+from deployments.errors import DomainError, NotAllowed, WrongState
+from deployments.models import Deployment, DeployRequest, ModelRepository, Target
 from deployments.selectors.deployments import deployment_detail, deployment_list
 from deployments.serializers import deployment_json
+from deployments.services.approvals import deployment_approve, deployment_reject, deployment_request_cancel
 from deployments.services.deployments import (
     deployment_create,
     deployment_delete,
@@ -43,7 +45,7 @@ def _by_id_or_name(queryset, value, label: str):
 @api_view("GET", "POST")
 def deployments(request):
     if request.method == "GET":
-        if not request.user.has_perm("deployments.view_deployment"):
+        if not policy.can_somewhere(request.user, "deployments.view_deployment"):
             raise NotAllowed("Seeing deployments needs the viewer role or above.")
         filters = {key: request.GET.get(key, "") for key in ("target", "status", "environment")}
         if filters["status"] and filters["status"] not in Deployment.Status.values:
@@ -65,7 +67,9 @@ def deployments(request):
     if unknown:
         raise DomainError(f"Unknown fields: {', '.join(sorted(unknown))}.", path=sorted(unknown)[0])
     repository = _by_id_or_name(ModelRepository.objects.visible_to(request.user), body.get("repository"), "repository")
-    target = _by_id_or_name(Target.objects.select_related("environment"), body.get("target"), "target")
+    target = _by_id_or_name(
+        Target.objects.visible_to(request.user).select_related("environment"), body.get("target"), "target"
+    )
     deployment = deployment_create(
         name=body.get("name", ""),
         repository=repository,
@@ -104,6 +108,42 @@ def redeploy(request, deployment_id: int):
     changes = json_body(request) if request.content_type == "application/json" and request.body else {}
     found = deployment_redeploy(deployment=found, actor=request.user, changes=changes)
     return JsonResponse(deployment_json(found), status=202)
+
+
+def _pending_request(deployment: Deployment) -> DeployRequest:
+    request = deployment.requests.filter(status=DeployRequest.Status.PENDING).first()
+    if request is None:
+        raise WrongState("Nothing about this deployment is waiting for approval.")
+    return request
+
+
+@api_view("POST")
+def approve(request, deployment_id: int):
+    found = _visible(request, deployment_id)
+    if found is None:
+        return api_error(404, "not_found", "No such deployment.")
+    comment = json_body(request).get("comment", "") if request.body else ""
+    deployment_approve(deploy_request=_pending_request(found), actor=request.user, comment=str(comment or ""))
+    return JsonResponse(deployment_json(_visible(request, deployment_id), detail=True))
+
+
+@api_view("POST")
+def reject(request, deployment_id: int):
+    found = _visible(request, deployment_id)
+    if found is None:
+        return api_error(404, "not_found", "No such deployment.")
+    comment = json_body(request).get("comment", "") if request.body else ""
+    deployment_reject(deploy_request=_pending_request(found), actor=request.user, comment=str(comment or ""))
+    return JsonResponse(deployment_json(_visible(request, deployment_id), detail=True))
+
+
+@api_view("POST")
+def cancel(request, deployment_id: int):
+    found = _visible(request, deployment_id)
+    if found is None:
+        return api_error(404, "not_found", "No such deployment.")
+    deployment_request_cancel(deploy_request=_pending_request(found), actor=request.user)
+    return JsonResponse(deployment_json(_visible(request, deployment_id), detail=True))
 
 
 @api_view("GET")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from deployments.api import deployments, repositories, targets, views
+from deployments.api import approvals, deployments, repositories, targets, views
 
 app_name = "api"
 
@@ -16,6 +16,10 @@ urlpatterns = [
     path("deployments", deployments.deployments, name="deployments"),
     path("deployments/<int:deployment_id>", deployments.deployment, name="deployment"),
     path("deployments/<int:deployment_id>/redeploy", deployments.redeploy, name="deployment-redeploy"),
+    path("deployments/<int:deployment_id>/approve", deployments.approve, name="deployment-approve"),
+    path("deployments/<int:deployment_id>/reject", deployments.reject, name="deployment-reject"),
+    path("deployments/<int:deployment_id>/cancel", deployments.cancel, name="deployment-cancel"),
+    path("approvals", approvals.approvals, name="approvals"),
     path("deployments/<int:deployment_id>/logs", deployments.logs, name="deployment-logs"),
     path("deployments/<int:deployment_id>/traffic", deployments.traffic, name="deployment-traffic"),
     path("deployments/<int:deployment_id>/infer", deployments.infer, name="deployment-infer"),

@@ -1,24 +1,30 @@
 from deployments.models.api_token import ApiToken
 from deployments.models.audit_event import AuditEvent
+from deployments.models.deploy_request import Approval, DeployRequest
 from deployments.models.deployment import Deployment
-from deployments.models.environment import Environment
+from deployments.models.environment import Environment, EnvironmentMembership
 from deployments.models.health_sample import HealthSample
 from deployments.models.metric_point import MetricPoint
 from deployments.models.model_repository import ModelRepository, TritonModel
 from deployments.models.operation import Operation
 from deployments.models.target import Target
+from deployments.models.webhook_delivery import WebhookDelivery
 from deployments.models.worker_heartbeat import WorkerHeartbeat
 
 __all__ = [
     "ApiToken",
+    "Approval",
     "AuditEvent",
+    "DeployRequest",
     "Deployment",
     "Environment",
+    "EnvironmentMembership",
     "HealthSample",
     "MetricPoint",
     "ModelRepository",
     "Operation",
     "Target",
     "TritonModel",
+    "WebhookDelivery",
     "WorkerHeartbeat",
 ]

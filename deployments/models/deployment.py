@@ -4,9 +4,9 @@ from django.db import models
 
 class DeploymentQuerySet(models.QuerySet):
     def visible_to(self, user):
-        if user.is_authenticated and user.has_perm("deployments.view_deployment"):
-            return self
-        return self.none()
+        from deployments import policy
+
+        return policy.restrict(self, user, "deployments.view_deployment", environment_field="target__environment_id")
 
 
 class Deployment(models.Model):
@@ -88,10 +88,11 @@ class Deployment(models.Model):
     class Meta:
         ordering = ["-updated_at", "-id"]
         constraints = [
-            # One live deployment of a name per target; deleted ones keep their history.
+            # One live deployment of a name per target; deleted and rejected
+            # ones keep their history without holding the name.
             models.UniqueConstraint(
                 fields=["target", "name"],
-                condition=~models.Q(status="deleted"),
+                condition=~models.Q(status__in=["deleted", "rejected"]),
                 name="deployment_name_unique_per_target",
             )
         ]

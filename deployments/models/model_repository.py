@@ -6,11 +6,11 @@ from django.db import models
 
 class ModelRepositoryQuerySet(models.QuerySet):
     def visible_to(self, user):
-        # Repositories are shared by the whole team; per-environment
-        # visibility applies to deployments, not to their sources.
-        if user.is_authenticated and user.has_perm("deployments.view_modelrepository"):
-            return self
-        return self.none()
+        # Repositories are shared by the whole team (anyone with a role
+        # anywhere); per-environment visibility applies to what is deployed.
+        from deployments import policy
+
+        return self if policy.can_somewhere(user, "deployments.view_modelrepository") else self.none()
 
 
 class ModelRepository(models.Model):

@@ -5,6 +5,13 @@ from django.db import models
 from deployments import crypto
 
 
+class TargetQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        from deployments import policy
+
+        return policy.restrict(self, user, "deployments.view_target", environment_field="environment_id")
+
+
 class Target(models.Model):
     """Where deployments run: a local Triton, or an Azure ML workspace's compute."""
 
@@ -36,6 +43,8 @@ class Target(models.Model):
     last_test = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TargetQuerySet.as_manager()
 
     class Meta:
         ordering = ["environment__position", "name"]

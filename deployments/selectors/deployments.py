@@ -1,12 +1,25 @@
 from django.db.models import Prefetch
 
-from deployments.models import Deployment, Operation
+from deployments.models import Deployment, DeployRequest, Operation
+
+
+def _requests():
+    # Newest first: the deployment's approval state is the first one.
+    return Prefetch(
+        "requests",
+        queryset=DeployRequest.objects.order_by("-id").prefetch_related("approvals"),
+        to_attr="latest_requests",
+    )
 
 
 def deployment_list(user, *, target: str = "", status: str = "", environment: str = ""):
     """Deployments the user may see, with what the list shows, in a fixed
     number of queries. Filters take a target or environment name and a status."""
-    deployments = Deployment.objects.visible_to(user).select_related("target__environment", "repository")
+    deployments = (
+        Deployment.objects.visible_to(user)
+        .select_related("target__environment", "repository")
+        .prefetch_related(_requests())
+    )
     if target:
         deployments = deployments.filter(target__name=target)
     if environment:
@@ -20,7 +33,9 @@ def deployment_detail(user, deployment_id: int) -> Deployment | None:
     return (
         Deployment.objects.visible_to(user)
         .select_related("target__environment", "repository", "created_by")
-        .prefetch_related(Prefetch("operations", queryset=Operation.objects.order_by("-created_at", "-id")))
+        .prefetch_related(
+            Prefetch("operations", queryset=Operation.objects.order_by("-created_at", "-id")), _requests()
+        )
         .filter(pk=deployment_id)
         .first()
     )

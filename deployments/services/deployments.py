@@ -10,8 +10,9 @@ from django.utils import timezone
 
 from deployments import spec as deployment_spec
 from deployments.audit import audit
-from deployments.errors import DomainError, NotAllowed, WrongState
+from deployments.errors import DomainError, WrongState
 from deployments.models import Deployment, ModelRepository, Operation, Target
+from deployments.services import approvals
 from deployments.services.permissions import require
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -29,13 +30,8 @@ def enqueue(operation: Operation) -> None:
     transaction.on_commit(lambda: run_operation.delay(operation_id))
 
 
-def start_operation(*, deployment: Deployment, kind: str, actor, reason: str = "") -> Operation | None:
-    """Queue `kind` for the deployment, unless its environment wants approval first."""
-    if kind == Operation.Kind.DEPLOY and deployment.target.environment.approvals_required:
-        # Approvals (their own issue) release it; nothing deploys to such an environment before.
-        deployment.status = Deployment.Status.PENDING_APPROVAL
-        deployment.save(update_fields=["status", "updated_at"])
-        return None
+def start_operation(*, deployment: Deployment, kind: str, actor, reason: str = "") -> Operation:
+    """Queue `kind` for the deployment (callers have settled whether it needs approval)."""
     operation = Operation.objects.create(
         deployment=deployment,
         kind=kind,
@@ -147,7 +143,7 @@ def deployment_create(
     resources: dict | None = None,
     auth_enabled: bool = True,
 ) -> Deployment:
-    require(actor, "deployments.add_deployment", "Deploying")
+    require(actor, "deployments.add_deployment", "Deploying", environment=target.environment)
     name = _validate_name(name)
     if target.is_azure and not _AZURE_NAME.match(name):
         raise DomainError(
@@ -168,7 +164,7 @@ def deployment_create(
         resources=resources,
         auth_enabled=auth_enabled,
     )
-    if Deployment.objects.filter(target=target, name=name).exclude(status=Deployment.Status.DELETED).exists():
+    if Deployment.objects.filter(target=target, name=name).exclude(status__in=Deployment.TERMINAL).exists():
         raise DomainError(f"Target {target.name} already has a deployment named {name}.", path="name")
     deployment = Deployment.objects.create(
         name=name,
@@ -181,7 +177,12 @@ def deployment_create(
         **spec,
     )
     audit(action="deployment.requested", actor=actor, obj=deployment, after=_snapshot(deployment))
-    start_operation(deployment=deployment, kind=Operation.Kind.DEPLOY, actor=actor)
+    if target.environment.needs_approval("deploy"):
+        deployment.status = Deployment.Status.PENDING_APPROVAL
+        deployment.save(update_fields=["status", "updated_at"])
+        approvals.request_change(deployment=deployment, kind="deploy", actor=actor)
+    else:
+        start_operation(deployment=deployment, kind=Operation.Kind.DEPLOY, actor=actor)
     return deployment
 
 
@@ -196,8 +197,11 @@ def _lock(deployment: Deployment) -> Deployment:
 
 @transaction.atomic
 def deployment_redeploy(*, deployment: Deployment, actor, changes: dict | None = None) -> Deployment:
-    """The same spec again (a no-op at the target when it still runs), or a changed one."""
-    require(actor, "deployments.add_deployment", "Redeploying")
+    """The same spec again (a no-op at the target when it still runs), or a
+    changed one. Where the environment asks for approvals, a spec that was
+    never let through becomes a request and the deployment keeps running
+    what it runs until the request is approved."""
+    require(actor, "deployments.add_deployment", "Redeploying", environment=deployment.target.environment)
     locked = _lock(deployment)
     if locked.adopted or locked.repository_id is None:
         raise WrongState(
@@ -211,37 +215,58 @@ def deployment_redeploy(*, deployment: Deployment, actor, changes: dict | None =
             f"These cannot be changed by a redeploy: {', '.join(sorted(unknown))}.", path=sorted(unknown)[0]
         )
     spec = _clean_spec(target=locked.target, **{**deployment_spec.spec_of(locked), **changes})
-    for field, value in spec.items():
-        setattr(locked, field, value)
-    locked.spec_digest = deployment_spec.spec_digest(
-        repository_digest=locked.repository_digest, target_id=locked.target_id, **spec
-    )
-    locked.desired_state = Deployment.Desired.PRESENT
-    locked.status = Deployment.Status.QUEUED
-    locked.status_reason = ""
-    locked.save()
+    digest = deployment_spec.spec_digest(repository_digest=locked.repository_digest, target_id=locked.target_id, **spec)
+    details = {"spec_changed": before["spec_digest"] != digest}
+    if locked.target.environment.needs_approval("deploy") and not approvals.was_released(locked, digest):
+        if locked.status in (Deployment.Status.PENDING_APPROVAL, *Deployment.TERMINAL):
+            # Nothing runs: the row itself shows the spec being asked for.
+            _apply_spec(locked, spec, digest, status=Deployment.Status.PENDING_APPROVAL)
+        audit(
+            action="deployment.redeploy_requested",
+            actor=actor,
+            obj=locked,
+            before=before,
+            after={**before, **spec, "spec_digest": digest},
+            details={**details, "needs_approval": True},
+        )
+        approvals.request_change(
+            deployment=locked,
+            kind="deploy",
+            actor=actor,
+            spec=approvals.proposed_spec(locked, **spec, spec_digest=digest),
+        )
+        return locked
+    _apply_spec(locked, spec, digest, status=Deployment.Status.QUEUED)
     audit(
         action="deployment.redeploy_requested",
         actor=actor,
         obj=locked,
         before=before,
         after=_snapshot(locked),
-        details={"spec_changed": before["spec_digest"] != locked.spec_digest},
+        details=details,
     )
+    approvals.cancel_pending(deployment=locked, actor=actor, why="an approved spec was deployed instead")
     start_operation(deployment=locked, kind=Operation.Kind.DEPLOY, actor=actor, reason="redeploy")
     return locked
+
+
+def _apply_spec(deployment: Deployment, spec: dict, digest: str, *, status: str) -> None:
+    for field, value in spec.items():
+        setattr(deployment, field, value)
+    deployment.spec_digest = digest
+    deployment.desired_state = Deployment.Desired.PRESENT
+    deployment.status = status
+    deployment.status_reason = ""
+    deployment.save()
 
 
 @transaction.atomic
 def deployment_set_traffic(*, deployment: Deployment, actor, traffic) -> Deployment:
     """Shift an SDK v2 endpoint's traffic between its Azure deployments (safe rollout, rollback)."""
-    require(actor, "deployments.add_deployment", "Changing traffic")
+    require(actor, "deployments.add_deployment", "Changing traffic", environment=deployment.target.environment)
     locked = _lock(deployment)
     if locked.target.kind not in ("azureml_v2_kubernetes", "azureml_v2_managed"):
         raise WrongState("Only Azure ML SDK v2 endpoints split traffic between deployments.")
-    if locked.target.environment.approvals_required:
-        environment = locked.target.environment.name
-        raise NotAllowed(f"Traffic changes in {environment} need an approval, which this version cannot grant yet.")
     if not isinstance(traffic, dict) or not traffic:
         raise DomainError("traffic maps Azure deployment names to percentages.", path="traffic")
     known = set((locked.observed or {}).get("traffic", {}))
@@ -262,6 +287,9 @@ def deployment_set_traffic(*, deployment: Deployment, actor, traffic) -> Deploym
         before={"traffic": before},
         after={"traffic": traffic},
     )
+    if locked.target.environment.needs_approval("traffic"):
+        approvals.request_change(deployment=locked, kind="traffic", actor=actor, params={"traffic": traffic})
+        return locked
     operation = Operation.objects.create(
         deployment=locked,
         kind=Operation.Kind.TRAFFIC,
@@ -277,9 +305,21 @@ def deployment_set_traffic(*, deployment: Deployment, actor, traffic) -> Deploym
 
 @transaction.atomic
 def deployment_delete(*, deployment: Deployment, actor) -> Deployment:
-    require(actor, "deployments.delete_deployment", "Deleting a deployment")
+    require(actor, "deployments.delete_deployment", "Deleting", environment=deployment.target.environment)
     locked = _lock(deployment)
     before = _snapshot(locked)
+    released = locked.operations.filter(kind=Operation.Kind.DEPLOY).exists()
+    if released and locked.target.environment.needs_approval("delete"):
+        audit(
+            action="deployment.delete_requested",
+            actor=actor,
+            obj=locked,
+            before=before,
+            details={"needs_approval": True},
+        )
+        approvals.request_change(deployment=locked, kind="delete", actor=actor)
+        return locked
+    approvals.cancel_pending(deployment=locked, actor=actor, why="the deployment is being deleted")
     locked.desired_state = Deployment.Desired.ABSENT
     locked.status = Deployment.Status.DELETING
     locked.save(update_fields=["desired_state", "status", "updated_at"])

@@ -20,6 +20,8 @@ from django.utils import timezone
 from deployments import crypto
 from deployments.audit import audit
 from deployments.models import Deployment, HealthSample, Operation
+from deployments.services import notifications
+from deployments.services.approvals import requests_expire
 from deployments.services.deployments import enqueue
 from workers.targets import TargetError, adapter_for
 from workers.targets.base import DeploymentRef, DeploySpec, Observation
@@ -176,6 +178,7 @@ def _fail(operation: Operation, deployment: Deployment, message: str, *, needs_a
             obj=deployment,
             details={"operation": operation.pk, "kind": operation.kind, "error": message},
         )
+        notifications.deployment_failed(deployment, message)
 
 
 def operation_execute(*, operation_id: int, task_id: str) -> Outcome:
@@ -351,6 +354,6 @@ def _restart(deployment: Deployment, observation: Observation) -> int:
 
 def reconcile() -> dict[str, int]:
     now = timezone.now()
-    figures = {"reaped": _reap_stale(now), "resent": _resend_queued(now)}
+    figures = {"reaped": _reap_stale(now), "resent": _resend_queued(now), "expired": requests_expire(now)}
     figures.update(_observe(now))
     return figures

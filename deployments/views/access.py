@@ -2,9 +2,13 @@
 
 from django.core.exceptions import PermissionDenied
 
+from deployments import policy
+
 
 def require_perm(user, perm: str, message: str) -> None:
-    if not user.has_perm(perm):
+    """`perm` in at least one environment; which rows the user then sees is
+    the querysets' `.visible_to(user)`."""
+    if not policy.can_somewhere(user, perm):
         raise PermissionDenied(message)
 
 

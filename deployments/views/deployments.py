@@ -4,11 +4,13 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from deployments import policy
 from deployments.errors import DomainError
 from deployments.forms import DeploymentForm
 from deployments.models import Deployment
 from deployments.selectors.deployments import deployment_detail, deployment_list
 from deployments.selectors.health import health_view
+from deployments.serializers import approval_json
 from deployments.services.deployments import (
     deployment_create,
     deployment_delete,
@@ -38,7 +40,7 @@ def deployments(request):
             "page": page,
             "filters": filters,
             "statuses": Deployment.Status.choices,
-            "can_add": request.user.has_perm("deployments.add_deployment"),
+            "can_add": policy.can_somewhere(request.user, "deployments.add_deployment"),
         },
     )
 
@@ -92,8 +94,9 @@ def detail(request, deployment_id: int):
         "deployment": deployment,
         "health": health_view(deployment),
         "logs": _logs(deployment),
-        "can_change": request.user.has_perm("deployments.add_deployment"),
-        "can_delete": request.user.has_perm("deployments.delete_deployment"),
+        "can_change": policy.can(request.user, "deployments.add_deployment", deployment.target.environment),
+        "can_delete": policy.can(request.user, "deployments.delete_deployment", deployment.target.environment),
+        "approval": approval_json(deployment),
     }
     if request.htmx:
         # The poll renders the very fragment the page embeds.

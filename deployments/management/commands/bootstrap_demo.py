@@ -17,6 +17,9 @@ from deployments.models import Environment, Target
 from deployments.services.repositories import repository_load_example
 
 DEMO_ADMIN = "admin"
+# A second person, so prod's four-eyes rule can be tried: the admin asks, the
+# approver approves (or the other way round).
+DEMO_APPROVER = "approver"
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "model_repositories"
 
 
@@ -30,6 +33,7 @@ class Command(BaseCommand):
     def handle(self, *args, url, no_examples, **options):
         roles.ensure_roles()
         password = self._ensure_admin()
+        approver_password = self._ensure_approver()
         self._ensure_environments_and_local_targets()
         if not no_examples:
             self._load_examples()
@@ -43,15 +47,33 @@ class Command(BaseCommand):
                 f"  sign in as {DEMO_ADMIN!r} with the password printed at the first `make run`"
                 " (forgot it? .venv/bin/python manage.py changepassword admin)"
             )
+        if approver_password:
+            self.stdout.write(
+                f"  prod needs one approval by someone else: sign in as {DEMO_APPROVER!r} with password: "
+                f"{approver_password}"
+            )
         self.stdout.write("")
+
+    @transaction.atomic
+    def _ensure_approver(self) -> str | None:
+        user_model = get_user_model()
+        if user_model.objects.filter(username=DEMO_APPROVER).exists():
+            return None
+        password = secrets.token_urlsafe(12)
+        approver = user_model.objects.create_user(DEMO_APPROVER, email="", password=password)
+        approver.groups.add(Group.objects.get(name=roles.APPROVER))
+        audit(action="user.created", actor_name="make run", obj=approver, details={"roles": [roles.APPROVER]})
+        return password
 
     @transaction.atomic
     def _ensure_environments_and_local_targets(self):
         # A local target in every environment, so every flow can be tried without Azure.
         for position, name in enumerate(["dev", "staging", "prod"]):
-            environment, created = Environment.objects.get_or_create(name=name, defaults={"position": position})
+            # prod asks for one approval (four eyes), the others for none.
+            policy = {"position": position, "approvals_required": 1 if name == "prod" else 0}
+            environment, created = Environment.objects.get_or_create(name=name, defaults=policy)
             if created:
-                audit(action="environment.created", actor_name="make run", obj=environment)
+                audit(action="environment.created", actor_name="make run", obj=environment, after=policy)
             target, created = Target.objects.get_or_create(
                 name=f"local-{name}", defaults={"kind": Target.Kind.LOCAL, "environment": environment}
             )
