@@ -114,9 +114,9 @@ def test_the_database_refuses_self_approval(requester, approver, repository, pro
         )
     if connection.vendor == "postgresql":
         # Lying about who the requester was does not get past the pair key.
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         with pytest.raises(IntegrityError), transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             Approval.objects.create(
                 request=request,
                 approver=requester,
@@ -165,7 +165,8 @@ def test_a_running_deployment_keeps_its_spec_until_the_change_is_approved(reques
     deployment.refresh_from_db()
     assert (deployment.status, deployment.spec_digest, deployment.worker_count) == ("healthy", running, 1)
     request = _pending(deployment)
-    assert request.current["worker_count"] == 1 and request.spec["worker_count"] == 3
+    assert request.current["worker_count"] == 1
+    assert request.spec["worker_count"] == 3
 
     # The same, already approved spec again needs no approval.
     deployment_request_cancel(deploy_request=request, actor=requester)
