@@ -62,6 +62,8 @@ def deployments(request):
             next_url = request.build_absolute_uri(f"{reverse('api:deployments')}?{query.urlencode()}")
         return JsonResponse({"results": [deployment_json(d) for d in page[:PAGE_SIZE]], "next": next_url})
 
+    if not policy.can_somewhere(request.user, "deployments.add_deployment"):
+        raise NotAllowed("Deploying needs the deployer role or above.")
     body = json_body(request)
     unknown = set(body) - _CREATE_FIELDS
     if unknown:

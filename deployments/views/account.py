@@ -1,6 +1,6 @@
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from deployments.errors import DomainError
 from deployments.models import ApiToken
@@ -15,6 +15,7 @@ def _profile_context(request, **extra):
     }
 
 
+@require_safe
 def profile(request):
     return render(request, "deployments/profile.html", _profile_context(request))
 

@@ -1,7 +1,7 @@
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from deployments import policy
 from deployments.errors import DomainError
@@ -9,6 +9,7 @@ from deployments.selectors.approvals import TABS, inbox, repository_changes, req
 from deployments.services.approvals import deployment_approve, deployment_reject, deployment_request_cancel
 
 
+@require_safe
 def approvals(request):
     tab = request.GET.get("tab", "waiting")
     if tab not in TABS:
@@ -25,6 +26,7 @@ def _visible_or_404(request, request_id: int):
     return found
 
 
+@require_safe
 def detail(request, request_id: int):
     found = _visible_or_404(request, request_id)
     user = request.user

@@ -1,5 +1,6 @@
 from django.contrib import messages
 from django.shortcuts import render
+from django.views.decorators.http import require_safe
 
 from deployments.errors import DomainError
 from deployments.selectors.audit_log import AuditFilters, audit_page, parse_audit_filters
@@ -8,6 +9,7 @@ from deployments.views.access import require_perm
 PAGE_SIZE = 50
 
 
+@require_safe
 def audit_log(request):
     require_perm(request.user, "deployments.view_auditevent", "Reading the audit log needs the viewer role.")
     try:

@@ -2,7 +2,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from deployments import policy
 from deployments.errors import DomainError
@@ -27,6 +27,7 @@ LOG_LINES = 100
 STOP_POLLING = 286
 
 
+@require_safe
 def deployments(request):
     require_perm(request.user, "deployments.view_deployment", "Seeing deployments needs the viewer role.")
     filters = {key: request.GET.get(key, "") for key in ("target", "status", "environment")}
@@ -88,6 +89,7 @@ def _logs(deployment) -> list[str]:
         return [f"(logs unavailable: {exc.message})"]
 
 
+@require_safe
 def detail(request, deployment_id: int):
     deployment = _visible_or_404(request, deployment_id)
     context = {
@@ -128,6 +130,7 @@ def delete(request, deployment_id: int):
     return _act(request, deployment_id, deployment_delete, "Delete requested: the server is being stopped.")
 
 
+@require_safe
 def logs(request, deployment_id: int):
     deployment = _visible_or_404(request, deployment_id)
     return HttpResponse("\n".join(_logs(deployment)), content_type="text/plain; charset=utf-8")

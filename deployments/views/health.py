@@ -1,5 +1,6 @@
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_safe
 
 from deployments.health.metrics import series
 from deployments.models import Deployment
@@ -13,6 +14,7 @@ CHARTS = {
 }
 
 
+@require_safe
 def chart_data(request, deployment_id: int, chart: str):
     # The bare row: a chart needs neither the operations nor the repository.
     deployment = Deployment.objects.visible_to(request.user).filter(pk=deployment_id).first()
@@ -27,6 +29,7 @@ def chart_data(request, deployment_id: int, chart: str):
     return JsonResponse({"title": title, "unit": unit, "series": data})
 
 
+@require_safe
 def fleet_fragment(request):
     require_perm(request.user, "deployments.view_deployment", "Seeing deployments needs the viewer role.")
     return render(request, "deployments/overview.html#fleet", {"fleet": fleet(request.user)})

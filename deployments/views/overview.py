@@ -1,8 +1,10 @@
 from django.shortcuts import render
+from django.views.decorators.http import require_safe
 
 from deployments.selectors.overview import fleet, overview_summary
 
 
+@require_safe
 def overview(request):
     context = {"summary": overview_summary(request.user)}
     if request.user.has_perm("deployments.view_deployment"):

@@ -4,9 +4,9 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
-from deployments.errors import DomainError
+from deployments.errors import DomainError, NotAllowed
 from deployments.model_repository.layout import file_tree
 from deployments.selectors.repositories import repository_detail, repository_list
 from deployments.services.repositories import repository_delete, repository_import, repository_upload
@@ -26,6 +26,7 @@ def _list_context(request, **extra):
     }
 
 
+@require_safe
 def repositories(request):
     require_perm(request.user, "deployments.view_modelrepository", "Seeing repositories needs the viewer role.")
     return render(request, "deployments/repositories.html", _list_context(request))
@@ -54,7 +55,7 @@ def _after_intake(request, outcome):
 def _form_error(request, form: str, exc: DomainError, **values):
     context = _list_context(request, **{f"{form}_error": exc.message, f"{form}_values": values})
     template = f"deployments/repositories.html#{form}-form" if request.htmx else "deployments/repositories.html"
-    return render(request, template, context, status=400)
+    return render(request, template, context, status=403 if isinstance(exc, NotAllowed) else 400)
 
 
 @require_POST
@@ -90,6 +91,7 @@ def _visible_or_404(request, repository_id: int):
     return repository
 
 
+@require_safe
 def detail(request, repository_id: int):
     repository = _visible_or_404(request, repository_id)
     tree = file_tree(repository.path) if repository.path.is_dir() else []

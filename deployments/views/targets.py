@@ -1,7 +1,7 @@
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from deployments.errors import DomainError
 from deployments.forms import TargetForm
@@ -12,6 +12,7 @@ from deployments.views.access import field_for, require_perm
 STOP_POLLING = 286
 
 
+@require_safe
 def targets(request):
     require_perm(request.user, "deployments.view_target", "Seeing targets needs the viewer role.")
     return render(
