@@ -42,6 +42,8 @@ def event_hash(event: AuditEvent) -> str:
         "source_ip": event.source_ip,
         "prev_hash": event.prev_hash,
     }
+    if event.environment:
+        payload["environment"] = event.environment
     return hashlib.sha256(_canonical(payload)).hexdigest()
 
 
@@ -71,9 +73,11 @@ def audit(
     before=None,
     after=None,
     details=None,
+    environment: str = "",
 ) -> AuditEvent:
     """Append one event, inside the caller's transaction when there is one."""
     if obj is not None:
+        environment = environment or _environment_of(obj)
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or str(obj.pk)
         object_repr = object_repr or str(obj)
@@ -93,6 +97,7 @@ def audit(
             object_type=object_type,
             object_id=object_id,
             object_repr=object_repr[:200],
+            environment=environment,
             before=_json_safe(before),
             after=_json_safe(after),
             details=_json_safe(details or {}),
@@ -103,6 +108,17 @@ def audit(
         event.hash = event_hash(event)
         event.save()
     return event
+
+
+def _environment_of(obj) -> str:
+    from deployments.models import Deployment, Environment
+
+    if isinstance(obj, Environment):
+        return obj.name
+    if isinstance(obj, Deployment):
+        return obj.target.environment.name
+    environment = getattr(obj, "environment", None)
+    return environment.name if isinstance(environment, Environment) else ""
 
 
 @dataclass(frozen=True)

@@ -129,3 +129,22 @@ def deployment_json(deployment, *, detail: bool = False) -> dict:
             }
         )
     return body
+
+
+def audit_event_json(event) -> dict:
+    return {
+        "seq": event.seq,
+        "at": event.at.isoformat(),
+        "actor": event.actor_name,
+        "action": event.action,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "object_repr": event.object_repr,
+        "environment": event.environment,
+        "details": event.details,
+        "before": event.before,
+        "after": event.after,
+        "request_id": event.request_id,
+        "source_ip": event.source_ip,
+        "hash": event.hash,
+    }

@@ -136,7 +136,18 @@ def test_only_admins_manage_targets(client, admin, viewer, token_for, prod):
     assert [t["name"] for t in listed.json()["results"]] == ["aks"]
     assert SECRET not in listed.content.decode()
     envs = client.get(reverse("api:environments"), HTTP_AUTHORIZATION=token_for(viewer)).json()
-    assert envs["results"] == [{"id": prod.pk, "name": "prod", "approvals_required": 1}]
+    assert envs["results"] == [
+        {
+            "id": prod.pk,
+            "name": "prod",
+            "approvals_required": 1,
+            "approver_group": None,
+            "approval_lifetime_hours": 72,
+            "approve_deletes": True,
+            "approve_traffic": True,
+            "webhook": False,
+        }
+    ]
 
 
 def test_the_pages_never_render_the_secret(client, admin, prod):

@@ -1,11 +1,13 @@
 from django.http import JsonResponse
 from django.urls import reverse
 
+from deployments import policy
 from deployments.api.auth import api_view
 from deployments.audit import verify_chain
 from deployments.errors import DomainError, NotAllowed
-from deployments.selectors.audit_log import audit_page, parse_audit_filters
+from deployments.selectors.audit_log import audit_page, parse_audit_filters, visible_events
 from deployments.selectors.system_status import broker_status, database_status, worker_status
+from deployments.serializers import audit_event_json
 
 AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX = 50, 500
 
@@ -29,7 +31,7 @@ def health(request):
 
 
 def _require_audit_access(user):
-    if not user.has_perm("deployments.view_auditevent"):
+    if not policy.can_somewhere(user, "deployments.view_auditevent"):
         raise NotAllowed("Reading the audit log needs the viewer role or above.")
 
 
@@ -47,40 +49,25 @@ def _int_param(params, name: str, default: int | None, maximum: int | None = Non
     return value
 
 
-def serialize_audit_event(event) -> dict:
-    return {
-        "seq": event.seq,
-        "at": event.at.isoformat(),
-        "actor": event.actor_name,
-        "action": event.action,
-        "object_type": event.object_type,
-        "object_id": event.object_id,
-        "object_repr": event.object_repr,
-        "details": event.details,
-        "before": event.before,
-        "after": event.after,
-        "request_id": event.request_id,
-        "source_ip": event.source_ip,
-    }
-
-
 @api_view("GET")
 def audit_list(request):
     _require_audit_access(request.user)
     filters = parse_audit_filters(request.GET)
     limit = _int_param(request.GET, "limit", AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX)
     before = _int_param(request.GET, "before", None)
-    events, next_cursor = audit_page(filters, before_seq=before, limit=limit)
+    events, next_cursor = audit_page(filters, before_seq=before, limit=limit, events=visible_events(request.user))
     next_url = None
     if next_cursor is not None:
         query = request.GET.copy()
         query["before"] = str(next_cursor)
         next_url = request.build_absolute_uri(f"{reverse('api:audit')}?{query.urlencode()}")
-    return JsonResponse({"results": [serialize_audit_event(e) for e in events], "next": next_url})
+    return JsonResponse({"results": [audit_event_json(e) for e in events], "next": next_url})
 
 
 @api_view("GET")
 def audit_verify(request):
-    _require_audit_access(request.user)
+    # The whole chain: only for those who may read the whole log.
+    if not request.user.has_perm("deployments.view_auditevent"):
+        raise NotAllowed("Verifying the audit log needs the viewer role or above.")
     report = verify_chain()
     return JsonResponse({"ok": report.ok, "checked": report.checked, "first_bad_seq": report.first_bad_seq})

@@ -27,6 +27,9 @@ class AuditEvent(models.Model):
     object_type = models.CharField(max_length=64, blank=True)
     object_id = models.CharField(max_length=64, blank=True)
     object_repr = models.CharField(max_length=200, blank=True)
+    # The environment the object belongs to, for filtering and for members of
+    # one environment; hashed when set (older events without it verify as before).
+    environment = models.CharField(max_length=50, blank=True)
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
     details = models.JSONField(default=dict, blank=True)
@@ -44,6 +47,7 @@ class AuditEvent(models.Model):
             models.Index(fields=["actor_name", "-seq"], name="audit_actor_seq"),
             models.Index(fields=["object_type", "object_id", "-seq"], name="audit_object_seq"),
             models.Index(fields=["at"], name="audit_at"),
+            models.Index(fields=["environment", "-seq"], name="audit_environment_seq"),
         ]
 
     def __str__(self):

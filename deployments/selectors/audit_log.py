@@ -4,8 +4,9 @@ from datetime import datetime
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.timezone import is_naive, make_aware
 
+from deployments import policy
 from deployments.errors import DomainError
-from deployments.models import AuditEvent
+from deployments.models import AuditEvent, Environment
 
 
 @dataclass(frozen=True)
@@ -13,6 +14,7 @@ class AuditFilters:
     actor: str = ""
     action: str = ""
     object: str = ""
+    environment: str = ""
     since: datetime | None = None
     until: datetime | None = None
 
@@ -21,6 +23,7 @@ class AuditFilters:
             "actor": self.actor,
             "action": self.action,
             "object": self.object,
+            "environment": self.environment,
             "since": self.since.isoformat() if self.since else "",
             "until": self.until.isoformat() if self.until else "",
         }
@@ -47,18 +50,32 @@ def parse_audit_filters(params) -> AuditFilters:
         actor=params.get("actor", "").strip(),
         action=params.get("action", "").strip(),
         object=params.get("object", "").strip(),
+        environment=params.get("environment", "").strip(),
         since=_parse_moment("since", params.get("since", "")),
         until=_parse_moment("until", params.get("until", "")),
     )
 
 
-def audit_events(filters: AuditFilters):
+def visible_events(user):
+    """Everything for a global viewer; a member of some environments only sees
+    their events (events about no environment, e.g. sign-ins, stay global)."""
+    if user.has_perm("deployments.view_auditevent"):
+        return AuditEvent.objects.all()
+    names = Environment.objects.filter(
+        pk__in=policy.environments_with(user, "deployments.view_auditevent")
+    ).values_list("name", flat=True)
+    return AuditEvent.objects.filter(environment__in=list(names))
+
+
+def audit_events(filters: AuditFilters, events=None):
     """Events matching the filters, newest first.
 
     action "deployment." (trailing dot) matches a whole family; object is
     "type" or "type:id", e.g. "auth.user:3".
     """
-    events = AuditEvent.objects.all()
+    events = AuditEvent.objects.all() if events is None else events
+    if filters.environment:
+        events = events.filter(environment=filters.environment)
     if filters.actor:
         events = events.filter(actor_name=filters.actor)
     if filters.action:
@@ -78,13 +95,23 @@ def audit_events(filters: AuditFilters):
     return events.order_by("-seq")
 
 
-def audit_page(filters: AuditFilters, *, before_seq: int | None, limit: int):
+def audit_page(filters: AuditFilters, *, before_seq: int | None, limit: int, events=None):
     """One keyset page: up to `limit` events older than `before_seq`, and the
     cursor for the next page (None on the last one). Cost does not grow with
     how deep the reader pages, unlike OFFSET."""
-    events = audit_events(filters)
+    events = audit_events(filters, events)
     if before_seq is not None:
         events = events.filter(seq__lt=before_seq)
     rows = list(events[: limit + 1])
     next_cursor = rows[limit - 1].seq if len(rows) > limit else None
     return rows[:limit], next_cursor
+
+
+def object_history(user, obj, *, limit: int = 20) -> dict:
+    """The newest events about `obj` for its page's History section (empty
+    for someone who may not read the log)."""
+    label = f"{obj._meta.label_lower}:{obj.pk}"
+    if not policy.can_somewhere(user, "deployments.view_auditevent"):
+        return {"history": [], "history_object": label}
+    events = visible_events(user).filter(object_type=obj._meta.label_lower, object_id=str(obj.pk)).order_by("-seq")
+    return {"history": list(events[:limit]), "history_object": label}

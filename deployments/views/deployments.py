@@ -8,6 +8,7 @@ from deployments import policy
 from deployments.errors import DomainError
 from deployments.forms import DeploymentForm
 from deployments.models import Deployment
+from deployments.selectors.audit_log import object_history
 from deployments.selectors.deployments import deployment_detail, deployment_list
 from deployments.selectors.health import health_view
 from deployments.serializers import approval_json
@@ -106,7 +107,9 @@ def detail(request, deployment_id: int):
         if not deployment.in_progress:
             response.status_code = STOP_POLLING
         return response
-    return render(request, "deployments/deployment_detail.html", context)
+    return render(
+        request, "deployments/deployment_detail.html", {**context, **object_history(request.user, deployment)}
+    )
 
 
 def _act(request, deployment_id: int, service, done: str):

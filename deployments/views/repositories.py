@@ -8,6 +8,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from deployments.errors import DomainError, NotAllowed
 from deployments.model_repository.layout import file_tree
+from deployments.selectors.audit_log import object_history
 from deployments.selectors.repositories import repository_detail, repository_list
 from deployments.services.repositories import repository_delete, repository_import, repository_upload
 from deployments.views.access import require_perm
@@ -102,6 +103,7 @@ def detail(request, repository_id: int):
             "repository": repository,
             "tree": tree,
             "can_delete": request.user.has_perm("deployments.delete_modelrepository"),
+            **object_history(request.user, repository),
         },
     )
 

@@ -6,6 +6,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from deployments.errors import DomainError
 from deployments.forms import TargetForm
 from deployments.models import Target
+from deployments.selectors.audit_log import object_history
 from deployments.services.targets import target_adopt_request, target_create, target_test_request, target_update
 from deployments.views.access import field_for, require_perm
 
@@ -89,7 +90,7 @@ def detail(request, target_id: int):
     return render(
         request,
         "deployments/target_detail.html",
-        {"target": target, "form": form, "can_change": can_change},
+        {"target": target, "form": form, "can_change": can_change, **object_history(request.user, target)},
         status=400 if form.errors else 200,
     )
 
