@@ -6,6 +6,7 @@ NAVIGATION = [
     ("Repositories", "repositories"),
     ("Deployments", "deployments"),
     ("Targets", "targets"),
+    ("Environments", "environments"),
     ("Approvals", "approvals"),
     ("Audit", "audit"),
 ]

@@ -98,3 +98,40 @@ class TargetForm(forms.Form):
 
     def secrets(self) -> dict:
         return {"client_secret": self.cleaned_data["client_secret"]} if self.cleaned_data.get("client_secret") else {}
+
+
+class EnvironmentForm(forms.Form):
+    """An environment's policy; the service checks the values."""
+
+    name = forms.SlugField(max_length=50)
+    position = forms.IntegerField(min_value=0, initial=0, help_text="order in lists")
+    approvals_required = forms.IntegerField(min_value=0, max_value=10, initial=0)
+    approver_group = forms.CharField(required=False, help_text="only its members may approve (optional)")
+    approval_lifetime_hours = forms.IntegerField(min_value=1, initial=72)
+    approve_deletes = forms.BooleanField(required=False, initial=True)
+    approve_traffic = forms.BooleanField(required=False, initial=True)
+    webhook_url = forms.URLField(required=False, assume_scheme="https")
+    webhook_secret = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="signs each delivery (HMAC-SHA256); stored encrypted, never shown; empty keeps the stored one",
+    )
+
+    POLICY = (
+        "position",
+        "approvals_required",
+        "approver_group",
+        "approval_lifetime_hours",
+        "approve_deletes",
+        "approve_traffic",
+        "webhook_url",
+    )
+
+    @classmethod
+    def initial_for(cls, environment) -> dict:
+        initial = {field: getattr(environment, field) for field in cls.POLICY if field != "approver_group"}
+        initial["approver_group"] = environment.approver_group.name if environment.approver_group else ""
+        return {**initial, "name": environment.name}
+
+    def policy(self) -> dict:
+        return {field: self.cleaned_data[field] for field in self.POLICY}

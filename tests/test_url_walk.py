@@ -6,7 +6,15 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from deployments.models import AuditEvent, Deployment, DeployRequest, ModelRepository, Operation, Target
+from deployments.models import (
+    AuditEvent,
+    Deployment,
+    DeployRequest,
+    EnvironmentMembership,
+    ModelRepository,
+    Operation,
+    Target,
+)
 from deployments.services.api_tokens import api_token_create
 from deployments.services.deployments import deployment_create
 from deployments.services.repositories import repository_load_example
@@ -38,6 +46,7 @@ def world(django_user_model):
     target = local_target("local-prod", "prod", approvals=1)
     deployment = deployment_create(name="walked", repository=repository, target=target, actor=owner)
     _, _ = api_token_create(user=owner, name="owner's")
+    membership = EnvironmentMembership.objects.create(user=owner, environment=target.environment, role="approver")
     return {
         "repository_id": repository.pk,
         "target_id": target.pk,
@@ -46,7 +55,7 @@ def world(django_user_model):
         "token_id": owner.api_tokens.get().pk,
         "chart": "requests",
         "environment_id": target.environment_id,
-        "membership_id": 1,
+        "membership_id": membership.pk,
         "delivery_id": 1,
     }
 
@@ -67,6 +76,7 @@ def _state():
         Operation.objects.count(),
         ModelRepository.objects.count(),
         Target.objects.count(),
+        EnvironmentMembership.objects.count(),
     )
 
 
