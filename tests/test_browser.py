@@ -181,3 +181,72 @@ def test_a_rejected_upload_shows_its_reason_in_the_form(page, django_user_model,
     page.get_by_label("Archive").set_input_files(str(bogus))
     page.get_by_role("button", name="Upload and validate").click()
     expect(page.get_by_role("alert")).to_contain_text("not a .zip, .tar.gz or .tgz archive")
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_a_prod_deploy_needs_a_second_person_and_the_audit_proves_it(page, django_user_model, celery_worker):  # noqa: F811
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+    from django.db import connection, transaction
+
+    from deployments.services.repositories import repository_load_example
+    from tests.archives import EXAMPLES
+    from tests.conftest import make_user
+    from tests.engine import local_target
+    from workers.targets import local, local_processes
+
+    alice = make_user(django_user_model, "alice", "deployer")
+    make_user(django_user_model, "bob", "approver")
+    repository = repository_load_example(path=EXAMPLES / "add_sub", actor=alice).repository
+    prod = local_target("local-prod", "prod", approvals=1)
+
+    def sign_in(username, next_url):
+        page.goto(f"/login/?next={next_url}")
+        page.get_by_label("Username").fill(username)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+
+    # Alice asks for a prod deploy and cannot approve it herself.
+    sign_in("alice", f"/deployments/new/%3Frepository%3D{repository.pk}")
+    page.get_by_label("Name").fill("shipit")
+    page.get_by_label("Target").select_option(str(prod.pk))
+    page.get_by_role("button", name="Deploy").click()
+    expect(page.locator("#live .status").first).to_have_text("pending_approval")
+    expect(page.locator(".approval-state")).to_contain_text("Waiting for approval: deploy request")
+    page.get_by_role("link", name="deploy request").click()
+    expect(page.get_by_text("You asked for this change: someone else must approve it.")).to_be_visible()
+    expect(page.get_by_role("button", name="Approve")).to_have_count(0)
+    page.goto("/approvals/")
+    expect(page.get_by_text("Nothing is waiting for your decision.")).to_be_visible()
+    page.get_by_role("button", name="Log out").click()
+
+    # Bob finds it waiting for him, sees what would change, and approves.
+    sign_in("bob", "/approvals/")
+    page.get_by_role("link", name="Deploy of shipit").click()
+    expect(page.get_by_text("Nothing runs yet: this is the first deploy.")).to_be_visible()
+    page.get_by_label("Comment (optional)").fill("checked the repository")
+    page.get_by_role("button", name="Approve").click()
+    expect(page.get_by_text("Approved.", exact=True)).to_be_visible()
+    page.get_by_role("link", name="shipit").first.click()
+    expect(page.locator("#live .status").first).to_have_text("healthy", timeout=120_000)
+    deployment_id = int(page.url.rstrip("/").split("/")[-1])
+
+    # The log says who asked and who approved, and its chain holds.
+    page.goto("/audit/?environment=prod")
+    rows = page.locator("tbody tr")
+    expect(rows.filter(has_text="deployment.approval_requested")).to_contain_text("alice")
+    expect(rows.filter(has_text="deployment.approved")).to_contain_text("bob")
+    call_command("verify_audit")
+
+    approved = AuditEvent.objects.get(action="deployment.approved")
+    with transaction.atomic(), connection.cursor() as cursor:
+        # What someone with raw database access could do: triggers off, one word changed.
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute("UPDATE deployments_auditevent SET actor_name = 'alice' WHERE seq = %s", [approved.seq])
+    with pytest.raises(CommandError, match=f"seq {approved.seq}: content does not match its hash"):
+        call_command("verify_audit")
+
+    record = local.read_record(deployment_id)
+    if record:
+        local_processes.stop(local_processes.ProcessRecord(record["pid"], record["start_ticks"]), grace=5)
