@@ -146,17 +146,35 @@ def test_traffic_shifts_gradually_and_rolls_back(admin, repository, fake_v2, cli
     assert [e.after["traffic"] for e in changes] == [{blue: 90, green: 10}, {blue: 100, green: 0}]
 
 
-def test_traffic_changes_wait_for_approvals_where_the_environment_requires_them(admin, repository, fake_v2):  # noqa: F811
-    from deployments.errors import NotAllowed
+def test_traffic_changes_wait_for_approvals_where_the_environment_requires_them(  # noqa: F811
+    admin, repository, fake_v2, django_user_model
+):
     from deployments.models import Environment
+    from deployments.services.approvals import deployment_approve
     from deployments.services.deployments import deployment_set_traffic
+    from tests.conftest import make_user
 
+    Environment.objects.filter(name="prod").update(approvals_required=0)
     target = v2_target(admin, fake_v2)
     deployment = deployment_create(name="guarded", repository=repository, target=target, actor=admin)
     run_pending(deployment)
+    blue = azure_deployment_name(deployment.spec_digest)
+    deployment_redeploy(deployment=deployment, actor=admin, changes={"resources": {"cpu_cores": 2}})
+    run_pending(deployment)
+    green = azure_deployment_name(deployment.spec_digest)
     Environment.objects.filter(name="prod").update(approvals_required=1)
-    with pytest.raises(NotAllowed, match="need an approval"):
-        deployment_set_traffic(deployment=deployment, actor=admin, traffic={"x": 100})
+    deployment = Deployment.objects.select_related("target__environment").get(pk=deployment.pk)
+
+    deployment_set_traffic(deployment=deployment, actor=admin, traffic={blue: 50, green: 50})
+    assert not deployment.operations.filter(status=Operation.Status.QUEUED).exists()
+    request = deployment.requests.get(status="pending")
+    assert (request.kind, request.params) == ("traffic", {"traffic": {blue: 50, green: 50}})
+    assert fake_v2.endpoint("guarded")["properties"]["traffic"] == {blue: 100}  # unchanged while it waits
+
+    deployment_approve(deploy_request=request, actor=make_user(django_user_model, "approver", "approver"))
+    operation = run_pending(deployment)
+    assert (operation.kind, operation.status) == ("traffic", Operation.Status.SUCCEEDED)
+    assert fake_v2.endpoint("guarded")["properties"]["traffic"] == {blue: 50, green: 50}
 
 
 def test_when_our_wait_ends_first_the_deployment_stays_deploying(admin, repository, fake_v2, settings):  # noqa: F811

@@ -96,7 +96,11 @@ class Deployment(models.Model):
                 name="deployment_name_unique_per_target",
             )
         ]
-        indexes = [models.Index(fields=["status"], name="deployment_status")]
+        indexes = [
+            models.Index(fields=["status"], name="deployment_status"),
+            # The lists' order: newest change first.
+            models.Index(fields=["-updated_at", "-id"], name="deployment_updated"),
+        ]
         permissions = [("use_console", "Can send test inference requests to a deployment")]
 
     def __str__(self):

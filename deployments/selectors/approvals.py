@@ -4,7 +4,6 @@ import hashlib
 from pathlib import Path
 
 from django.core.cache import cache
-from django.db.models import Count, Q
 from django.utils import timezone
 
 from deployments import policy
@@ -29,10 +28,7 @@ def inbox(user, tab: str, *, before_id: int | None = None, limit: int = 50):
     waiting: pending requests this user may decide and has not; mine: the
     user's own; recent: decided ones."""
     requests = (
-        DeployRequest.objects.visible_to(user)
-        .select_related("deployment", "environment")
-        .prefetch_related("approvals")
-        .annotate(approved=Count("approvals", filter=Q(approvals__decision="approve")))
+        DeployRequest.objects.visible_to(user).select_related("deployment", "environment").prefetch_related("approvals")
     )
     if tab == "waiting":
         deciders = [env.pk for env in Environment.objects.all() if policy.may_approve(user, env)]
@@ -50,6 +46,10 @@ def inbox(user, tab: str, *, before_id: int | None = None, limit: int = 50):
     if before_id is not None:
         requests = requests.filter(pk__lt=before_id)
     rows = list(requests.order_by("-id")[: limit + 1])
+    for row in rows:
+        # From the prefetched decisions: a COUNT annotation would group every
+        # matching row before the LIMIT applies.
+        row.approved = sum(a.decision == "approve" for a in row.approvals.all())
     return rows[:limit], (rows[limit - 1].pk if len(rows) > limit else None)
 
 

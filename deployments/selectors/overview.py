@@ -48,23 +48,47 @@ def overview_summary(user) -> OverviewSummary:
 @dataclass(frozen=True)
 class Fleet:
     deployments: list
+    total: int
     pending_approval: int
     in_progress: int
     recent_failures: list
 
+    @property
+    def hidden(self) -> int:
+        return self.total - len(self.deployments)
+
+
+# Tiles on the Overview: enough for a team's fleet at a glance; beyond that
+# the ones needing attention come first and the list page has the rest.
+FLEET_TILES = 120
+# Statuses needing attention first, in this order; then everything else.
+_ATTENTION_ORDER = ["failed", "unhealthy", "degraded", "deploying", "deleting", "queued", "pending_approval"]
+
 
 def fleet(user) -> Fleet:
-    """Every live deployment with its status, for the Overview grid."""
-    deployments = list(
-        Deployment.objects.visible_to(user)
-        .exclude(status=Deployment.Status.DELETED)
-        .select_related("target__environment")
-        .order_by("target__environment__position", "name")
+    """Live deployments with their status for the Overview grid: those needing
+    attention first, at most FLEET_TILES, and the counts of all of them."""
+    live = Deployment.objects.visible_to(user).exclude(status__in=Deployment.TERMINAL)
+    by_status = dict(live.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    # One small query per status bucket (each uses the status index) rather
+    # than ranking and sorting every live deployment.
+    deployments, ordered = (
+        [],
+        live.select_related("target__environment").order_by("target__environment__position", "name"),
     )
+    for status in [*_ATTENTION_ORDER, None]:
+        room = FLEET_TILES - len(deployments)
+        if room <= 0:
+            break
+        if status is None:
+            deployments += ordered.exclude(status__in=_ATTENTION_ORDER)[:room]
+        elif by_status.get(status):
+            deployments += ordered.filter(status=status)[:room]
     return Fleet(
         deployments=deployments,
-        pending_approval=sum(d.status == Deployment.Status.PENDING_APPROVAL for d in deployments),
-        in_progress=sum(d.in_progress for d in deployments),
+        total=sum(by_status.values()),
+        pending_approval=by_status.get(Deployment.Status.PENDING_APPROVAL, 0),
+        in_progress=sum(by_status.get(status, 0) for status in Deployment.IN_PROGRESS),
         recent_failures=list(AuditEvent.objects.filter(action="deployment.failed").order_by("-seq")[:5])
         if user.has_perm("deployments.view_auditevent")
         else [],
