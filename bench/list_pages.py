@@ -112,8 +112,14 @@ def seed_deployments(count: int, start: int, target: Target, repository, admin, 
                    '{}', '', false, %(admin)s, now(), now() - (i || ' seconds')::interval
             FROM generate_series(%(start)s, %(upto)s) AS i
             """,
-            {"repository": repository.pk, "digest": repository.digest, "target": target.pk, "admin": admin.pk,
-             "start": start, "upto": start + count - 1},
+            {
+                "repository": repository.pk,
+                "digest": repository.digest,
+                "target": target.pk,
+                "admin": admin.pk,
+                "start": start,
+                "upto": start + count - 1,
+            },
         )
         cursor.execute(
             """
@@ -161,7 +167,7 @@ def main():
         call_command("bootstrap_demo", "--no-examples", stdout=open(os.devnull, "w"))  # noqa: SIM115
         users = get_user_model().objects
         admin = users.get(username="admin")
-        requester = users.create_user("requester", password="bench-password-123")
+        requester = users.create_user("requester")  # never signs in: no password
         repository = repository_load_example(path=EXAMPLES / "add_sub", actor=admin).repository
         prod = Target.objects.get(name="local-prod")
         client = Client(SERVER_NAME="127.0.0.1")
@@ -175,14 +181,20 @@ def main():
         seed_events(100, base + 1)
         seed_deployments(100, 1, prod, repository, admin, requester)
         small = measure(client, args.calls, 50)
-        print(f"seeded: {AuditEvent.objects.count():,} events, {Deployment.objects.count():,} deployments, "
-              f"{DeployRequest.objects.count():,} requests", flush=True)
+        print(
+            f"seeded: {AuditEvent.objects.count():,} events, {Deployment.objects.count():,} deployments, "
+            f"{DeployRequest.objects.count():,} requests",
+            flush=True,
+        )
 
         started = time.perf_counter()
         seed_events(args.events, 101)
         seed_deployments(args.deployments - 100, 101, prod, repository, admin, requester)
-        print(f"seeded: {AuditEvent.objects.count():,} events, {Deployment.objects.count():,} deployments, "
-              f"{DeployRequest.objects.count():,} requests in {time.perf_counter() - started:.0f} s", flush=True)
+        print(
+            f"seeded: {AuditEvent.objects.count():,} events, {Deployment.objects.count():,} deployments, "
+            f"{DeployRequest.objects.count():,} requests in {time.perf_counter() - started:.0f} s",
+            flush=True,
+        )
         large = measure(client, args.calls, args.events // 2)
     finally:
         connections.close_all()

@@ -136,6 +136,8 @@ def test_a_changed_spec_voids_the_approvals_given(requester, approver, second_ap
     first.refresh_from_db()
     assert first.status == DeployRequest.Status.PENDING  # 1 of 2
 
+    with pytest.raises(WrongState, match="already waiting for approval"):
+        deployment_redeploy(deployment=deployment, actor=requester)  # the same spec keeps its approval
     deployment_redeploy(deployment=deployment, actor=requester, changes={"worker_count": 2})
     first.refresh_from_db()
     assert first.status == DeployRequest.Status.SUPERSEDED

@@ -146,8 +146,11 @@ def test_traffic_shifts_gradually_and_rolls_back(admin, repository, fake_v2, cli
     assert [e.after["traffic"] for e in changes] == [{blue: 90, green: 10}, {blue: 100, green: 0}]
 
 
-def test_traffic_changes_wait_for_approvals_where_the_environment_requires_them(  # noqa: F811
-    admin, repository, fake_v2, django_user_model
+def test_traffic_changes_wait_for_approvals_where_the_environment_requires_them(
+    admin,
+    repository,
+    fake_v2,  # noqa: F811
+    django_user_model,
 ):
     from deployments.models import Environment
     from deployments.services.approvals import deployment_approve

@@ -5,15 +5,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('deployments', '0012_audit_environment'),
+        ("deployments", "0012_audit_environment"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='deployment',
-            index=models.Index(fields=['-updated_at', '-id'], name='deployment_updated'),
+            model_name="deployment",
+            index=models.Index(fields=["-updated_at", "-id"], name="deployment_updated"),
         ),
     ]

@@ -48,17 +48,23 @@ def request_change(*, deployment: Deployment, kind: str, actor, spec: dict | Non
     to the old spec do not carry over."""
     environment = deployment.target.environment
     now = timezone.now()
-    for old in DeployRequest.objects.select_for_update().filter(deployment=deployment, status=Status.PENDING):
+    spec = spec or proposed_spec(deployment)
+    digest = spec["spec_digest"] if kind == DeployRequest.Kind.DEPLOY else deployment.spec_digest
+    pending = DeployRequest.objects.select_for_update().filter(deployment=deployment, status=Status.PENDING)
+    same = pending.filter(kind=kind, spec_digest=digest, params=params or {}, expires_at__gt=now).first()
+    if same is not None:
+        # Asking again for the same thing must not void the approvals it has.
+        raise WrongState(f"This change is already waiting for approval (request #{same.pk}).")
+    for old in pending:
         old.status, old.decided_at = Status.SUPERSEDED, now
         old.save(update_fields=["status", "decided_at"])
         audit(action="deployment.request_superseded", actor=actor, obj=deployment, details={"request": old.pk})
-    spec = spec or proposed_spec(deployment)
     released = deployment.operations.filter(kind=Operation.Kind.DEPLOY).exists()
     request = DeployRequest.objects.create(
         deployment=deployment,
         environment=environment,
         kind=kind,
-        spec_digest=spec["spec_digest"] if kind == DeployRequest.Kind.DEPLOY else deployment.spec_digest,
+        spec_digest=digest,
         spec=spec if kind == DeployRequest.Kind.DEPLOY else {},
         current=proposed_spec(deployment) if released else {},
         params=params or {},
