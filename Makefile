@@ -6,7 +6,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 STAMP := $(VENV)/.installed-$(shell cat requirements/dev.lock requirements/bootstrap.lock | sha256sum | cut -c1-16)
 
-.PHONY: install run test lint format check-containers lock clean
+.PHONY: install run test lint format check-containers check-security lock clean
 
 # A virtual environment with exactly the locked versions. The stamp's name
 # carries the locks' digest, so changing a lock reinstalls.
@@ -36,6 +36,16 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# Django's deployment checklist on production settings (throw-away values),
+# and known vulnerabilities with a fix in the locked dependencies.
+check-security: install
+	DASHBOARD_ENV=production ALLOWED_HOSTS=ci.example.com \
+	  SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))') \
+	  ENCRYPTION_KEYS=$$($(PY) -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())') \
+	  DATABASE_URL=postgres://dashboard@db.example.com:5432/dashboard REDIS_URL=redis://redis.example.com:6379/0 \
+	  $(PY) manage.py check --deploy --fail-level WARNING
+	$(PY) .ci/audit_dependencies.py
 
 # No Docker engine runs here: validate the compose file and lint the Dockerfile.
 check-containers: install

@@ -101,11 +101,14 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "axes",
+    "csp",
     "deployments",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "deployments.request_context.RequestContextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -114,8 +117,12 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # After messages: it tells the person why they were signed out.
+    "deployments.session_limits.SessionLimitsMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a lockout into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -182,6 +189,69 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "overview"
 LOGOUT_REDIRECT_URL = "login"
+
+# Local username/password accounts; teams on single sign-on can turn them off.
+PASSWORD_LOGIN = _bool("PASSWORD_LOGIN", default=True)
+
+# Single sign-on with OpenID Connect: on when OIDC_ISSUER is set. The other
+# endpoints come from the issuer's discovery document (deployments/sso/).
+OIDC_ISSUER = env.str("OIDC_ISSUER", default="").strip()
+OIDC_ENABLED = bool(OIDC_ISSUER)
+OIDC_PROVIDER_NAME = env.str("OIDC_PROVIDER_NAME", default="Microsoft Entra ID")
+if OIDC_ENABLED:
+    OIDC_RP_CLIENT_ID = env.str("OIDC_CLIENT_ID", default="").strip()
+    OIDC_RP_CLIENT_SECRET = env.str("OIDC_CLIENT_SECRET", default="")
+    if not OIDC_RP_CLIENT_ID or not OIDC_RP_CLIENT_SECRET:
+        raise ImproperlyConfigured("OIDC_ISSUER is set: OIDC_CLIENT_ID and OIDC_CLIENT_SECRET must be set too.")
+    if not OIDC_ISSUER.startswith("https://") and PRODUCTION:
+        raise ImproperlyConfigured("OIDC_ISSUER must be an https:// URL when DASHBOARD_ENV=production.")
+    OIDC_RP_SIGN_ALGO = "RS256"
+    OIDC_RP_SCOPES = env.str("OIDC_SCOPES", default="openid email profile")
+    OIDC_USE_NONCE = True
+    OIDC_USE_PKCE = True
+    OIDC_PKCE_CODE_CHALLENGE_METHOD = "S256"
+    OIDC_TIMEOUT = _parse("OIDC_TIMEOUT", env.float, default=10.0)
+    OIDC_AUTHENTICATION_CALLBACK_URL = "sso-callback"
+    OIDC_GROUPS_CLAIM = env.str("OIDC_GROUPS_CLAIM", default="groups")
+    OIDC_ROLE_MAP = env.str("OIDC_ROLE_MAP", default="")
+    # An identity whose groups grant no role is turned away (and loses any
+    # role it had) rather than signed in to an empty dashboard.
+    OIDC_REQUIRE_ROLE = _bool("OIDC_REQUIRE_ROLE", default=True)
+    from deployments.sso.role_map import parse as _parse_role_map
+
+    _parse_role_map(OIDC_ROLE_MAP)  # a malformed map stops start-up, naming the entry
+if not PASSWORD_LOGIN and not OIDC_ENABLED:
+    raise ImproperlyConfigured("PASSWORD_LOGIN=false needs single sign-on (OIDC_ISSUER), or nobody can sign in.")
+
+AUTHENTICATION_BACKENDS = [
+    # django-axes first: it refuses a locked-out (username, address) before any check.
+    "axes.backends.AxesStandaloneBackend",
+    *(["django.contrib.auth.backends.ModelBackend"] if PASSWORD_LOGIN else []),
+    *(["deployments.sso.backend.DashboardOIDCBackend"] if OIDC_ENABLED else []),
+]
+
+# API requests with a bad token: after this many from one address within the
+# window (seconds), that address gets 429 until the window ends.
+API_TOKEN_FAILURE_LIMIT = _parse("API_TOKEN_FAILURE_LIMIT", env.int, default=20)
+API_TOKEN_FAILURE_WINDOW = _parse("API_TOKEN_FAILURE_WINDOW", env.int, default=60)
+
+# Brute force: failures are counted per (username, address), so an attacker
+# cannot lock a user out everywhere by failing from one place.
+AXES_FAILURE_LIMIT = _parse("AXES_FAILURE_LIMIT", env.int, default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=_parse("AXES_COOLOFF_MINUTES", env.int, default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "deployments/locked_out.html"
+AXES_VERBOSE = False
+# Behind a proxy, the client address comes from X-Forwarded-For (one hop).
+AXES_IPWARE_PROXY_COUNT = _parse("PROXY_COUNT", env.int, default=1 if PRODUCTION else 0)
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+
+# Sessions end after SESSION_IDLE_MINUTES without a request, and in any case
+# SESSION_MAX_HOURS after sign-in (deployments/session_limits.py).
+SESSION_IDLE_TIMEOUT = timedelta(minutes=_parse("SESSION_IDLE_MINUTES", env.int, default=30))
+SESSION_ABSOLUTE_TIMEOUT = timedelta(hours=_parse("SESSION_MAX_HOURS", env.int, default=12))
+SESSION_COOKIE_AGE = int(SESSION_ABSOLUTE_TIMEOUT.total_seconds())
 
 # --- i18n / static -----------------------------------------------------------
 
@@ -292,6 +362,17 @@ WEBHOOK_TIMEOUT = _parse("WEBHOOK_TIMEOUT", env.float, default=5.0)
 if PRODUCTION:
     _required("REDIS_URL", "a redis:// URL for the Celery broker")
 REDIS_URL = env.str("REDIS_URL", default="")
+# Shared by every web process (token-failure counts, cached repository
+# diffs): Redis in production, files under VAR_DIR locally.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
 # Redis redelivers an unacknowledged task after this many seconds; every
 # countdown and time limit must stay below it or a task would run twice.
 CELERY_VISIBILITY_TIMEOUT = _parse("CELERY_VISIBILITY_TIMEOUT", env.int, default=3600)
@@ -344,6 +425,25 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- security ----------------------------------------------------------------
+
+from csp.constants import NONCE, NONE, SELF  # noqa: E402
+
+# Every response: no inline script without the request's nonce, no inline
+# styles, nothing from elsewhere, no plugins, no <base>, no framing.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    }
+}
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

@@ -21,7 +21,18 @@ def _login_failed(sender, credentials, request=None, **kwargs):
     audit(action="user.login_failed", actor_name="anonymous", details={"username": username})
 
 
+def _locked_out(sender, request, username, ip_address, **kwargs):
+    audit(
+        action="user.locked_out",
+        actor_name="anonymous",
+        details={"username": str(username or "")[:150], "address": ip_address},
+    )
+
+
 def connect() -> None:
+    from axes.signals import user_locked_out
+
+    user_locked_out.connect(_locked_out, dispatch_uid="audit_user_locked_out")
     signals.user_logged_in.connect(_logged_in, dispatch_uid="audit_user_logged_in")
     signals.user_logged_out.connect(_logged_out, dispatch_uid="audit_user_logged_out")
     signals.user_login_failed.connect(_login_failed, dispatch_uid="audit_user_login_failed")

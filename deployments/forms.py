@@ -3,6 +3,7 @@
 from django import forms
 
 from deployments.models import Deployment, Environment, ModelRepository, Target
+from deployments.services.environments import POLICY_FIELDS
 
 
 class DeploymentForm(forms.Form):
@@ -117,15 +118,7 @@ class EnvironmentForm(forms.Form):
         help_text="signs each delivery (HMAC-SHA256); stored encrypted, never shown; empty keeps the stored one",
     )
 
-    POLICY = (
-        "position",
-        "approvals_required",
-        "approver_group",
-        "approval_lifetime_hours",
-        "approve_deletes",
-        "approve_traffic",
-        "webhook_url",
-    )
+    POLICY = POLICY_FIELDS
 
     @classmethod
     def initial_for(cls, environment) -> dict:

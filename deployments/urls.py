@@ -1,6 +1,8 @@
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 
+from deployments.sso import views as sso_views
 from deployments.views import (
     account,
     approvals,
@@ -11,16 +13,15 @@ from deployments.views import (
     health,
     overview,
     repositories,
+    sign_in,
     targets,
 )
 
 urlpatterns = [
     path("", overview.overview, name="overview"),
-    path(
-        "login/",
-        auth_views.LoginView.as_view(template_name="deployments/login.html", redirect_authenticated_user=True),
-        name="login",
-    ),
+    path("login/", sign_in.SignInView.as_view(), name="login"),
+    path("sso/login/", login_not_required(sso_views.sign_in), name="sso-login"),
+    path("sso/callback/", login_not_required(sso_views.callback), name="sso-callback"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("profile/", account.profile, name="profile"),
     path("profile/tokens/", account.token_create, name="token-create"),

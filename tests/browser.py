@@ -34,8 +34,15 @@ def page(transactional_db, live_server, tmp_path):
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             context = browser.new_context(base_url=live_server.url)
             page = context.new_page()
+            # Anything the Content Security Policy blocks shows up in the console.
+            violations = []
+            page.on(
+                "console",
+                lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None,
+            )
             try:
                 yield page
+                assert not violations, f"blocked by the Content Security Policy: {violations}"
             finally:
                 page.screenshot(path=str(tmp_path / "last.png"))
                 browser.close()

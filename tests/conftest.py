@@ -45,6 +45,14 @@ def token_for():
 
 
 @pytest.fixture(autouse=True)
+def fresh_cache():
+    """The cache (token-failure counts, repository diffs) outlives a test otherwise."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def storage_root(settings, tmp_path_factory):
     """Each test writes into its own storage root, so file assertions are exact."""
     settings.STORAGE_ROOT = tmp_path_factory.mktemp("storage")

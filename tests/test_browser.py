@@ -6,6 +6,7 @@ from playwright.sync_api import expect
 from deployments.models import AuditEvent
 from tests.browser import page  # noqa: F401 - the fixture
 from tests.conftest import PASSWORD
+from tests.test_sso import provider, sso  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -250,3 +251,31 @@ def test_a_prod_deploy_needs_a_second_person_and_the_audit_proves_it(page, djang
     record = local.read_record(deployment_id)
     if record:
         local_processes.stop(local_processes.ProcessRecord(record["pid"], record["start_ticks"]), grace=5)
+
+
+def test_a_team_member_signs_in_through_sso_and_is_refused_once_out_of_the_group(page, sso):  # noqa: F811
+    from tests.fakes.oidc import Person
+
+    sso.signed_in = Person(
+        sub="sub-carol",
+        username="carol@example.com",
+        email="carol@example.com",
+        groups=["ml-engineers", "ml-prod-approvers"],
+    )
+    page.goto("/login/")
+    page.get_by_role("button", name="Sign in with Test IdP").click()
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    page.goto("/profile/")
+    expect(page.locator("main")).to_contain_text("carol@example.com")
+    expect(page.locator("main")).to_contain_text("deployer")
+    page.goto("/deployments/new/")
+    expect(page.get_by_role("button", name="Deploy")).to_be_visible()
+
+    page.get_by_role("button", name="Log out").click()
+    sso.signed_in.groups = []  # removed from the groups at the provider
+    page.get_by_role("button", name="Sign in with Test IdP").click()
+    expect(page.get_by_role("heading", name="Sign-in refused")).to_be_visible()
+    expect(page.get_by_role("alert")).to_contain_text("none of the groups that give a role")
+    page.goto("/deployments/new/")
+    expect(page).to_have_url("/login/?next=/deployments/new/")
+    assert AuditEvent.objects.filter(action="user.roles_changed").count() == 2

@@ -131,7 +131,7 @@ def test_a_changed_spec_gets_a_new_digest(deployer, repository, target):
     deployment.refresh_from_db()
     assert deployment.spec_digest != first
     event = AuditEvent.objects.filter(action="deployment.redeploy_requested").order_by("-seq").first()
-    assert event.details == {"spec_changed": True}
+    assert event.details == {"spec_changed": True, "needs_approval": False}
 
 
 def test_viewers_and_outsiders_cannot_change_anything(

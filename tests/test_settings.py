@@ -53,6 +53,21 @@ def test_production_settings_pass_the_deploy_checklist():
         ({"DEBUG": "true"}, "DEBUG must be off"),
         ({"DEBUG": "maybe"}, "DEBUG is malformed"),
         ({"DASHBOARD_ENV": "prod"}, "DASHBOARD_ENV must be 'local' or 'production'"),
+        ({"OIDC_ISSUER": "https://login.example.com/t/v2.0"}, "OIDC_CLIENT_ID and OIDC_CLIENT_SECRET must be set"),
+        (
+            {"OIDC_ISSUER": "http://login.example.com/", "OIDC_CLIENT_ID": "a", "OIDC_CLIENT_SECRET": "b"},
+            "OIDC_ISSUER must be an https:// URL",
+        ),
+        (
+            {
+                "OIDC_ISSUER": "https://login.example.com/",
+                "OIDC_CLIENT_ID": "a",
+                "OIDC_CLIENT_SECRET": "b",
+                "OIDC_ROLE_MAP": "ml-admins=root",
+            },
+            "OIDC_ROLE_MAP entry 'ml-admins=root'",
+        ),
+        ({"PASSWORD_LOGIN": "false"}, "PASSWORD_LOGIN=false needs single sign-on"),
     ],
 )
 def test_production_refuses_to_start_naming_the_setting(overrides, message):

@@ -19,13 +19,13 @@ from deployments.services.api_tokens import api_token_create
 from deployments.services.deployments import deployment_create
 from deployments.services.repositories import repository_load_example
 from tests.archives import EXAMPLES
-from tests.conftest import PASSWORD, make_user
+from tests.conftest import make_user
 from tests.engine import local_target
 
 pytestmark = pytest.mark.django_db
 
 # Patterns anyone signed in may use on themselves, or that need no sign-in.
-OWN_ACCOUNT = {"login", "logout", "profile", "token-create", "api:health"}
+OWN_ACCOUNT = {"login", "logout", "profile", "token-create", "api:health", "sso-login", "sso-callback"}
 
 
 def _patterns(resolver=None, prefix=""):
@@ -123,7 +123,7 @@ def test_a_viewer_sees_but_cannot_change_anything(client, viewer, world, token_f
 def test_every_page_post_needs_its_csrf_token(django_user_model, world):
     admin = make_user(django_user_model, "csrf-admin", "admin")
     client = Client(enforce_csrf_checks=True)
-    assert client.login(username=admin.username, password=PASSWORD)
+    client.force_login(admin)
     before, wrong = _state(), []
     for name, url, _ in _urls(world):
         if name.startswith("api:"):

@@ -8,10 +8,13 @@ needs no CSRF token.
 from datetime import timedelta
 from functools import wraps
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.core.cache import cache
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from deployments import request_context
 from deployments.api.responses import api_error
 from deployments.errors import DomainError, NotAllowed, WrongState
 from deployments.models import ApiToken
@@ -21,7 +24,7 @@ from deployments.models.api_token import hash_token_key
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-def authenticate_token(request):
+def authenticate_token(request) -> ApiToken | None:
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "token" or not key.strip():
         return None
@@ -31,7 +34,26 @@ def authenticate_token(request):
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > _LAST_USED_RESOLUTION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token.user
+    return token
+
+
+def _failures_key(request) -> str:
+    return f"api-token-failures:{request_context.current().source_ip or 'unknown'}"
+
+
+def _too_many_failures(request) -> bool:
+    return cache.get(_failures_key(request), 0) >= settings.API_TOKEN_FAILURE_LIMIT
+
+
+def _count_failure(request) -> None:
+    key = _failures_key(request)
+    # add() then incr(): the window starts at the first failure and does not
+    # slide with later ones, so the address is free again after it.
+    cache.add(key, 0, settings.API_TOKEN_FAILURE_WINDOW)
+    try:
+        cache.incr(key)
+    except ValueError:  # expired between the two calls
+        cache.set(key, 1, settings.API_TOKEN_FAILURE_WINDOW)
 
 
 def _unauthorized():
@@ -53,10 +75,17 @@ def api_view(*methods: str, authenticated: bool = True):
                 response["Allow"] = ", ".join(methods)
                 return response
             if authenticated:
-                user = authenticate_token(request)
-                if user is None:
+                if _too_many_failures(request):
+                    response = api_error(429, "too_many_failures", "Too many requests with bad tokens; wait a minute.")
+                    response["Retry-After"] = str(settings.API_TOKEN_FAILURE_WINDOW)
+                    return response
+                token = authenticate_token(request)
+                if token is None:
+                    _count_failure(request)
                     return _unauthorized()
-                request.user = user
+                if token.scope == ApiToken.Scope.READ and request.method not in ("GET", "HEAD"):
+                    return api_error(403, "read_only_token", "This token is read-only; use a deploy-scoped token.")
+                request.user = token.user
             try:
                 return view(request, *args, **kwargs)
             except NotAllowed as exc:

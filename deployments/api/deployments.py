@@ -119,33 +119,31 @@ def _pending_request(deployment: Deployment) -> DeployRequest:
     return request
 
 
-@api_view("POST")
-def approve(request, deployment_id: int):
+def _decide(request, deployment_id: int, service, *, with_comment: bool = True):
+    """Approve, reject or cancel the deployment's pending request."""
     found = _visible(request, deployment_id)
     if found is None:
         return api_error(404, "not_found", "No such deployment.")
-    comment = json_body(request).get("comment", "") if request.body else ""
-    deployment_approve(deploy_request=_pending_request(found), actor=request.user, comment=str(comment or ""))
+    extra = {}
+    if with_comment:
+        extra["comment"] = str((json_body(request) if request.body else {}).get("comment") or "")
+    service(deploy_request=_pending_request(found), actor=request.user, **extra)
     return JsonResponse(deployment_json(_visible(request, deployment_id), detail=True))
+
+
+@api_view("POST")
+def approve(request, deployment_id: int):
+    return _decide(request, deployment_id, deployment_approve)
 
 
 @api_view("POST")
 def reject(request, deployment_id: int):
-    found = _visible(request, deployment_id)
-    if found is None:
-        return api_error(404, "not_found", "No such deployment.")
-    comment = json_body(request).get("comment", "") if request.body else ""
-    deployment_reject(deploy_request=_pending_request(found), actor=request.user, comment=str(comment or ""))
-    return JsonResponse(deployment_json(_visible(request, deployment_id), detail=True))
+    return _decide(request, deployment_id, deployment_reject)
 
 
 @api_view("POST")
 def cancel(request, deployment_id: int):
-    found = _visible(request, deployment_id)
-    if found is None:
-        return api_error(404, "not_found", "No such deployment.")
-    deployment_request_cancel(deploy_request=_pending_request(found), actor=request.user)
-    return JsonResponse(deployment_json(_visible(request, deployment_id), detail=True))
+    return _decide(request, deployment_id, deployment_request_cancel, with_comment=False)
 
 
 @api_view("GET")

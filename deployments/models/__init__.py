@@ -7,6 +7,7 @@ from deployments.models.health_sample import HealthSample
 from deployments.models.metric_point import MetricPoint
 from deployments.models.model_repository import ModelRepository, TritonModel
 from deployments.models.operation import Operation
+from deployments.models.sso_identity import SsoIdentity
 from deployments.models.target import Target
 from deployments.models.webhook_delivery import WebhookDelivery
 from deployments.models.worker_heartbeat import WorkerHeartbeat
@@ -23,6 +24,7 @@ __all__ = [
     "MetricPoint",
     "ModelRepository",
     "Operation",
+    "SsoIdentity",
     "Target",
     "TritonModel",
     "WebhookDelivery",

@@ -56,6 +56,9 @@ class EnvironmentMembership(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices)
+    # Set from the identity provider's groups at each sign-in (and removed
+    # there); roles an admin grants by hand are not touched by sign-in.
+    sso_managed = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -12,6 +12,8 @@ _SHOWN = {"healthy", "degraded", "unhealthy", "failed"}
 @dataclass(frozen=True)
 class Segment:
     status: str
+    # Where it starts and how wide it is, in percent of the window.
+    offset: float
     percent: float
     since: object
 
@@ -36,7 +38,8 @@ def timeline(deployment: Deployment, hours: int = 24) -> list[Segment]:
     segments = []
     for (at, status), (until, _) in zip(points, [*points[1:], (now, None)], strict=True):
         width = (until - at).total_seconds() / window * 100
-        segments.append(Segment(status if status in _SHOWN else "other", round(width, 2), at))
+        offset = (at - start).total_seconds() / window * 100
+        segments.append(Segment(status if status in _SHOWN else "other", round(offset, 2), round(width, 2), at))
     return segments
 
 

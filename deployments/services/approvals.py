@@ -115,19 +115,24 @@ def _check_decider(request: DeployRequest, actor, verb: str) -> None:
         raise WrongState("You have already decided on this request.")
 
 
-@transaction.atomic
-def deployment_approve(*, deploy_request: DeployRequest, actor, comment: str = "") -> DeployRequest:
-    request = _locked(deploy_request)
-    _check_decider(request, actor, "approve")
-    Approval.objects.create(
+def _record(request: DeployRequest, actor, decision: str, comment: str) -> Approval:
+    # requester_id is copied for the database's own four-eyes constraint.
+    return Approval.objects.create(
         request=request,
         approver=actor,
         approver_name=actor.get_username(),
         requester_id=request.requested_by_id,
-        decision=Approval.Decision.APPROVE,
+        decision=decision,
         comment=(comment or "").strip(),
         spec_digest=request.spec_digest,
     )
+
+
+@transaction.atomic
+def deployment_approve(*, deploy_request: DeployRequest, actor, comment: str = "") -> DeployRequest:
+    request = _locked(deploy_request)
+    _check_decider(request, actor, "approve")
+    _record(request, actor, Approval.Decision.APPROVE, comment)
     given = request.approvals.filter(decision=Approval.Decision.APPROVE).count()
     operation = _release(request) if given >= request.approvals_required else None
     audit(
@@ -200,15 +205,7 @@ def deployment_reject(*, deploy_request: DeployRequest, actor, comment: str) -> 
         raise DomainError("Say why in a comment: the requester reads it.", path="comment")
     request = _locked(deploy_request)
     _check_decider(request, actor, "reject")
-    Approval.objects.create(
-        request=request,
-        approver=actor,
-        approver_name=actor.get_username(),
-        requester_id=request.requested_by_id,
-        decision=Approval.Decision.REJECT,
-        comment=comment,
-        spec_digest=request.spec_digest,
-    )
+    _record(request, actor, Approval.Decision.REJECT, comment)
     request.status, request.decided_at = Status.REJECTED, timezone.now()
     request.save(update_fields=["status", "decided_at"])
     _close_unreleased(request, Deployment.Status.REJECTED, f"Rejected by {actor.get_username()}: {comment}")

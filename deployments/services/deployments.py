@@ -216,35 +216,24 @@ def deployment_redeploy(*, deployment: Deployment, actor, changes: dict | None =
         )
     spec = _clean_spec(target=locked.target, **{**deployment_spec.spec_of(locked), **changes})
     digest = deployment_spec.spec_digest(repository_digest=locked.repository_digest, target_id=locked.target_id, **spec)
-    details = {"spec_changed": before["spec_digest"] != digest}
-    if locked.target.environment.needs_approval("deploy") and not approvals.was_released(locked, digest):
-        if locked.status in (Deployment.Status.PENDING_APPROVAL, *Deployment.TERMINAL):
-            # Nothing runs: the row itself shows the spec being asked for.
-            _apply_spec(locked, spec, digest, status=Deployment.Status.PENDING_APPROVAL)
-        audit(
-            action="deployment.redeploy_requested",
-            actor=actor,
-            obj=locked,
-            before=before,
-            after={**before, **spec, "spec_digest": digest},
-            details={**details, "needs_approval": True},
-        )
-        approvals.request_change(
-            deployment=locked,
-            kind="deploy",
-            actor=actor,
-            spec=approvals.proposed_spec(locked, **spec, spec_digest=digest),
-        )
-        return locked
-    _apply_spec(locked, spec, digest, status=Deployment.Status.QUEUED)
+    needs_approval = locked.target.environment.needs_approval("deploy") and not approvals.was_released(locked, digest)
+    if not needs_approval:
+        _apply_spec(locked, spec, digest, status=Deployment.Status.QUEUED)
+    elif locked.status in (Deployment.Status.PENDING_APPROVAL, *Deployment.TERMINAL):
+        # Nothing runs: the row itself shows the spec being asked for.
+        _apply_spec(locked, spec, digest, status=Deployment.Status.PENDING_APPROVAL)
     audit(
         action="deployment.redeploy_requested",
         actor=actor,
         obj=locked,
         before=before,
-        after=_snapshot(locked),
-        details=details,
+        after={**before, **spec, "spec_digest": digest},
+        details={"spec_changed": before["spec_digest"] != digest, "needs_approval": needs_approval},
     )
+    if needs_approval:
+        spec = approvals.proposed_spec(locked, **spec, spec_digest=digest)
+        approvals.request_change(deployment=locked, kind="deploy", actor=actor, spec=spec)
+        return locked
     approvals.cancel_pending(deployment=locked, actor=actor, why="an approved spec was deployed instead")
     start_operation(deployment=locked, kind=Operation.Kind.DEPLOY, actor=actor, reason="redeploy")
     return locked

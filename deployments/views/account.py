@@ -1,5 +1,6 @@
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from deployments.errors import DomainError
@@ -11,6 +12,7 @@ def _profile_context(request, **extra):
     return {
         "tokens": ApiToken.objects.filter(user=request.user),
         "roles": sorted(request.user.groups.values_list("name", flat=True)),
+        "now": timezone.now(),
         **extra,
     }
 
@@ -23,7 +25,13 @@ def profile(request):
 @require_http_methods(["POST"])
 def token_create(request):
     try:
-        token, key = api_token_create(user=request.user, name=request.POST.get("name", ""))
+        days = request.POST.get("expires_in_days", "")
+        token, key = api_token_create(
+            user=request.user,
+            name=request.POST.get("name", ""),
+            scope=request.POST.get("scope", ApiToken.Scope.DEPLOY),
+            expires_in_days=int(days) if days.isdigit() else None,
+        )
     except DomainError as exc:
         context = _profile_context(request, token_error=exc.message, token_name=request.POST.get("name", ""))
     else:

@@ -55,17 +55,6 @@ class Command(BaseCommand):
         self.stdout.write("")
 
     @transaction.atomic
-    def _ensure_approver(self) -> str | None:
-        user_model = get_user_model()
-        if user_model.objects.filter(username=DEMO_APPROVER).exists():
-            return None
-        password = secrets.token_urlsafe(12)
-        approver = user_model.objects.create_user(DEMO_APPROVER, email="", password=password)
-        approver.groups.add(Group.objects.get(name=roles.APPROVER))
-        audit(action="user.created", actor_name="make run", obj=approver, details={"roles": [roles.APPROVER]})
-        return password
-
-    @transaction.atomic
     def _ensure_environments_and_local_targets(self):
         # A local target in every environment, so every flow can be tried without Azure.
         for position, name in enumerate(["dev", "staging", "prod"]):
@@ -88,13 +77,21 @@ class Command(BaseCommand):
                 repository = outcome.repository
                 self.stdout.write(f"  example repository {path.name}: {repository.status}")
 
-    @transaction.atomic
     def _ensure_admin(self) -> str | None:
+        return self._ensure_user(DEMO_ADMIN, roles.ADMIN, superuser=True)
+
+    def _ensure_approver(self) -> str | None:
+        return self._ensure_user(DEMO_APPROVER, roles.APPROVER, superuser=False)
+
+    @transaction.atomic
+    def _ensure_user(self, username: str, role: str, *, superuser: bool) -> str | None:
+        """Create the user with a random password, returned to print once; None if it exists."""
         user_model = get_user_model()
-        if user_model.objects.filter(username=DEMO_ADMIN).exists():
+        if user_model.objects.filter(username=username).exists():
             return None
         password = secrets.token_urlsafe(12)
-        admin = user_model.objects.create_superuser(DEMO_ADMIN, email="", password=password)
-        admin.groups.add(Group.objects.get(name=roles.ADMIN))
-        audit(action="user.created", actor_name="make run", obj=admin, details={"roles": [roles.ADMIN]})
+        create = user_model.objects.create_superuser if superuser else user_model.objects.create_user
+        user = create(username, email="", password=password)
+        user.groups.add(Group.objects.get(name=role))
+        audit(action="user.created", actor_name="make run", obj=user, details={"roles": [role]})
         return password
