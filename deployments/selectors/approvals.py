@@ -53,11 +53,6 @@ def inbox(user, tab: str, *, before_id: int | None = None, limit: int = 50):
     return rows[:limit], (rows[limit - 1].pk if len(rows) > limit else None)
 
 
-def waiting_count(user) -> int:
-    rows, _ = inbox(user, "waiting", limit=100)
-    return len(rows)
-
-
 def request_detail(user, request_id: int) -> DeployRequest | None:
     return (
         DeployRequest.objects.visible_to(user)

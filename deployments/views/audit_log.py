@@ -1,4 +1,5 @@
 import csv
+import itertools
 import json
 
 from django.contrib import messages
@@ -86,17 +87,12 @@ def export(request, fmt: str):
             writer.writerow([json.dumps(row[f]) if isinstance(row[f], dict | list) else row[f] for f in EXPORT_FIELDS])
             for row in rows
         )
-        body = _chain([writer.writerow(EXPORT_FIELDS)], lines)
+        body = itertools.chain([writer.writerow(EXPORT_FIELDS)], lines)
         response = StreamingHttpResponse(body, content_type="text/csv; charset=utf-8")
     else:
         response = StreamingHttpResponse(_json_array(rows), content_type="application/json")
     response["Content-Disposition"] = f'attachment; filename="audit.{fmt}"'
     return response
-
-
-def _chain(first, rest):
-    yield from first
-    yield from rest
 
 
 def _json_array(rows):
