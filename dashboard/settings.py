@@ -243,9 +243,10 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "deployments/locked_out.html"
 AXES_VERBOSE = False
-# Behind a proxy, the client address comes from X-Forwarded-For (one hop).
-AXES_IPWARE_PROXY_COUNT = _parse("PROXY_COUNT", env.int, default=1 if PRODUCTION else 0)
-AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+# Proxies in front of the dashboard whose X-Forwarded-For entries are
+# believed (deployments/client_address.py): 1 behind one load balancer.
+TRUSTED_PROXY_COUNT = _parse("TRUSTED_PROXY_COUNT", env.int, default=1 if PRODUCTION else 0)
+AXES_CLIENT_IP_CALLABLE = "deployments.client_address.client_address"
 
 # Sessions end after SESSION_IDLE_MINUTES without a request, and in any case
 # SESSION_MAX_HOURS after sign-in (deployments/session_limits.py).

@@ -6,6 +6,8 @@ import re
 import uuid
 from dataclasses import dataclass
 
+from deployments.client_address import client_address
+
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -35,7 +37,7 @@ class RequestContextMiddleware:
         supplied = request.headers.get("X-Request-ID", "")
         request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
         request.request_id = request_id
-        token = _current.set(RequestContext(request_id, request.META.get("REMOTE_ADDR") or None))
+        token = _current.set(RequestContext(request_id, client_address(request)))
         try:
             response = self.get_response(request)
         finally:

@@ -246,3 +246,31 @@ def test_tokens_have_a_scope_a_lifetime_and_a_rate_limit(client, django_user_mod
     assert limited.status_code == 429
     assert limited["Retry-After"] == "60"
     assert client.get(url, HTTP_AUTHORIZATION=f"Token {good}", REMOTE_ADDR="192.0.2.10").status_code == 200
+
+
+def test_behind_a_proxy_the_address_is_the_one_the_proxy_saw(client, django_user_model, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    settings.AXES_FAILURE_LIMIT = 2
+    make_user(django_user_model, "alice", "viewer")
+    # The client wrote the first entry itself; the proxy appended the real one.
+    for spoofed in ("192.0.2.1", "192.0.2.2"):
+        client.post(
+            reverse("login"),
+            {"username": "alice", "password": "wrong password"},
+            REMOTE_ADDR="10.0.0.2",
+            HTTP_X_FORWARDED_FOR=f"{spoofed}, 203.0.113.5",
+        )
+    failed = AuditEvent.objects.filter(action="user.login_failed")
+    assert {event.source_ip for event in failed} == {"203.0.113.5"}
+    # Changing the spoofable part does not escape the lockout; another real address is not locked.
+    assert _login_via_proxy(client, "alice", "198.51.100.1, 203.0.113.5").status_code == 429
+    assert _login_via_proxy(client, "alice", "203.0.113.77").status_code == 302
+
+
+def _login_via_proxy(client, username, forwarded):
+    return client.post(
+        reverse("login"),
+        {"username": username, "password": PASSWORD},
+        REMOTE_ADDR="10.0.0.2",
+        HTTP_X_FORWARDED_FOR=forwarded,
+    )
