@@ -37,6 +37,10 @@ os.environ.pop("REDIS_URL", None)
 
 import psycopg  # noqa: E402
 
+if "bench" not in NAME:
+    # It is dropped before and after the run: never point this at a real database.
+    raise SystemExit(f"BENCH_DATABASE={NAME!r}: use a name with 'bench' in it; this database is dropped.")
+
 
 def _admin_sql(sql: str) -> None:
     with psycopg.connect(ADMIN_URL, autocommit=True) as connection:

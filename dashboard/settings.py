@@ -247,6 +247,7 @@ AXES_VERBOSE = False
 # believed (deployments/client_address.py): 1 behind one load balancer.
 TRUSTED_PROXY_COUNT = _parse("TRUSTED_PROXY_COUNT", env.int, default=1 if PRODUCTION else 0)
 AXES_CLIENT_IP_CALLABLE = "deployments.client_address.client_address"
+AXES_WHITELIST_CALLABLE = "deployments.sso.views.exempt_from_lockout"
 
 # Sessions end after SESSION_IDLE_MINUTES without a request, and in any case
 # SESSION_MAX_HOURS after sign-in (deployments/session_limits.py).
@@ -351,11 +352,17 @@ EMAIL_BACKEND = env.str(
     if EMAIL_HOST
     else "django.core.mail.backends.console.EmailBackend",
 )
+# Where the file-based mail backend writes (EMAIL_BACKEND=...filebased.EmailBackend).
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="triton-dashboard@localhost")
 # Where links in notifications point, e.g. https://dashboard.example.com.
 DASHBOARD_URL = env.str("DASHBOARD_URL", default="http://127.0.0.1:8000").rstrip("/")
 # Seconds between webhook attempts; one attempt more than there are delays.
-WEBHOOK_RETRY_DELAYS = [int(v) for v in env.list("WEBHOOK_RETRY_DELAYS", default=["10", "60", "300", "900"])]
+WEBHOOK_RETRY_DELAYS = _parse(
+    "WEBHOOK_RETRY_DELAYS",
+    lambda name, default: [int(v) for v in env.list(name, default=default)],
+    default=["10", "60", "300", "900"],
+)
 WEBHOOK_TIMEOUT = _parse("WEBHOOK_TIMEOUT", env.float, default=5.0)
 
 # --- Celery ------------------------------------------------------------------

@@ -73,11 +73,11 @@ def audit(
     before=None,
     after=None,
     details=None,
-    environment: str = "",
 ) -> AuditEvent:
     """Append one event, inside the caller's transaction when there is one."""
+    environment = ""
     if obj is not None:
-        environment = environment or _environment_of(obj)
+        environment = _environment_of(obj)
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or str(obj.pk)
         object_repr = object_repr or str(obj)

@@ -18,6 +18,8 @@ def _login_failed(sender, credentials, request=None, **kwargs):
     # Django has already masked the password in `credentials`; keep only the
     # name that was tried, which is what an admin investigating needs.
     username = str(credentials.get("username", ""))[:150]
+    if not username:
+        return  # a refused single sign-on: its callback audits it with the reason
     audit(action="user.login_failed", actor_name="anonymous", details={"username": username})
 
 

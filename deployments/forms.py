@@ -2,6 +2,7 @@
 
 from django import forms
 
+from deployments import policy
 from deployments.models import Deployment, Environment, ModelRepository, Target
 from deployments.services.environments import POLICY_FIELDS
 
@@ -32,7 +33,14 @@ class DeploymentForm(forms.Form):
         self.fields["repository"].queryset = ModelRepository.objects.visible_to(user).filter(
             status=ModelRepository.Status.VALID
         )
-        self.fields["target"].queryset = Target.objects.select_related("environment")
+        # Only targets the user may deploy to: a dev-only deployer is not
+        # offered prod and refused after filling in the whole form.
+        self.fields["target"].queryset = policy.restrict(
+            Target.objects.select_related("environment"),
+            user,
+            "deployments.add_deployment",
+            environment_field="environment_id",
+        )
         self.fields["target"].label_from_instance = lambda t: f"{t.name} ({t.get_kind_display()}, {t.environment.name})"
         self.fields["repository"].label_from_instance = lambda r: f"{r.name} ({r.short_digest})"
 

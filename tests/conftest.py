@@ -77,3 +77,16 @@ def celery_worker(tmp_path, settings):
     yield worker
     processes.stop(worker)
     print(log.read_text()[-5000:])
+
+
+@pytest.fixture
+def cleanup():
+    """cleanup(deployment): stop its local Triton when the test ends, whatever happens."""
+    from workers.targets import local, local_processes
+
+    started = []
+    yield started.append
+    for deployment in started:
+        record = local.read_record(deployment.pk)
+        if record:
+            local_processes.stop(local_processes.ProcessRecord(record["pid"], record["start_ticks"]), grace=5)

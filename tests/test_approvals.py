@@ -4,7 +4,6 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.core import mail
 from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -26,6 +25,7 @@ from deployments.services.approvals import (
 )
 from deployments.services.deployments import deployment_create, deployment_delete, deployment_redeploy
 from deployments.services.repositories import repository_load_example
+from tests import processes
 from tests.archives import EXAMPLES
 from tests.conftest import make_user
 from tests.engine import local_target
@@ -100,6 +100,7 @@ def test_it_holds_a_prod_deploy_until_someone_else_approves(requester, approver,
     ]
 
 
+@pytest.mark.postgres
 def test_the_database_refuses_self_approval(requester, approver, repository, prod):
     deployment = deployment_create(name="held", repository=repository, target=prod, actor=requester)
     request = _pending(deployment)
@@ -112,19 +113,18 @@ def test_the_database_refuses_self_approval(requester, approver, repository, pro
             decision="approve",
             spec_digest=request.spec_digest,
         )
-    if connection.vendor == "postgresql":
-        # Lying about who the requester was does not get past the pair key.
-        with connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        with pytest.raises(IntegrityError), transaction.atomic():
-            Approval.objects.create(
-                request=request,
-                approver=requester,
-                approver_name="requester",
-                requester=approver,
-                decision="approve",
-                spec_digest=request.spec_digest,
-            )
+    # Lying about who the requester was does not get past the pair key (PostgreSQL).
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Approval.objects.create(
+            request=request,
+            approver=requester,
+            approver_name="requester",
+            requester=approver,
+            decision="approve",
+            spec_digest=request.spec_digest,
+        )
     assert not Approval.objects.exists()
 
 
@@ -209,7 +209,7 @@ def test_only_the_requester_cancels_and_requests_expire(requester, approver, rep
     assert AuditEvent.objects.filter(action="deployment.request_expired").count() == 1
 
 
-def test_deletes_and_roles_per_environment(django_user_model, requester, approver, repository, prod):
+def test_deletes_and_roles_per_environment(client, django_user_model, requester, approver, repository, prod):
     live = deployment_create(name="live", repository=repository, target=prod, actor=requester)
     deployment_approve(deploy_request=_pending(live), actor=approver)
     Operation.objects.update(status=Operation.Status.SUCCEEDED)
@@ -232,10 +232,25 @@ def test_deletes_and_roles_per_environment(django_user_model, requester, approve
     member = django_user_model.objects.get(pk=member.pk)  # a fresh request's user
     with pytest.raises(NotAllowed, match="in prod"):
         deployment_create(name="theirs", repository=repository, target=prod, actor=member)
-    hidden = deployment_create(name="hidden", repository=repository, target=staging, actor=requester)
+    hidden = deployment_create(name="off-limits", repository=repository, target=staging, actor=requester)
     visible = set(Deployment.objects.visible_to(member).values_list("name", flat=True))
     assert visible == {"mine", "live"}
     assert hidden.name not in visible
+
+    # The pages agree: targets listed, targets offered for a deploy, and the
+    # deployments a repository page names.
+    client.force_login(member)
+    targets_page = client.get(reverse("targets")).content.decode()
+    assert "local-dev" in targets_page
+    assert "local-prod" in targets_page  # a viewer there
+    assert "local-staging" not in targets_page
+    assert client.get(reverse("target", args=[staging.pk])).status_code == 404
+    form = client.get(reverse("deployment-create")).content.decode()
+    assert "local-dev" in form
+    assert "local-prod" not in form  # may not deploy there
+    repository_page = client.get(reverse("repository", args=[repository.pk])).content.decode()
+    assert "mine" in repository_page
+    assert "off-limits" not in repository_page
 
 
 def test_an_approver_group_narrows_who_may_approve(django_user_model, requester, approver, repository, prod):
@@ -292,30 +307,40 @@ def test_the_api_approves_rejects_and_says_why_not(client, token_for, requester,
     assert no_comment.status_code == 409  # nothing pending any more
 
 
-def test_approval_emails_go_to_the_right_people(
-    requester, approver, repository, prod, django_capture_on_commit_callbacks, monkeypatch
-):
-    from workers import tasks
+@pytest.fixture
+def mail_to_files(monkeypatch, tmp_path):
+    """The worker the next fixture starts writes each mail to a file here."""
+    folder = tmp_path / "mail"
+    monkeypatch.setenv("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+    monkeypatch.setenv("EMAIL_FILE_PATH", str(folder))
+    return folder
 
-    # Mail is sent here, in this process; the released deploy stays queued.
-    monkeypatch.setattr(tasks.send_email, "delay", lambda *args: tasks.send_email.run(*args))
-    with django_capture_on_commit_callbacks(execute=True):
-        deployment = deployment_create(name="mailed", repository=repository, target=prod, actor=requester)
-    assert [(m.to, m.subject) for m in mail.outbox] == [
-        (["approver@example.com"], "[prod] requester asks to deploy mailed")
-    ]
-    assert f"/approvals/{_pending(deployment).pk}/" in mail.outbox[0].body
-    with django_capture_on_commit_callbacks(execute=True):
-        deployment_approve(deploy_request=_pending(deployment), actor=approver)
-    assert mail.outbox[1].to == ["requester@example.com"]
-    assert mail.outbox[1].subject == "[prod] approver approved the deploy of mailed"
+
+@pytest.mark.redis
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_approval_emails_go_to_the_right_people(mail_to_files, celery_worker, requester, approver, repository, prod):
+    def mails():
+        return [path.read_text() for path in sorted(mail_to_files.glob("*.log"))] if mail_to_files.exists() else []
+
+    deployment = deployment_create(name="mailed", repository=repository, target=prod, actor=requester)
+    processes.wait_for(lambda: len(mails()) == 1, within=30, what="the request's mail", process=celery_worker)
+    (asked,) = mails()
+    assert "To: approver@example.com" in asked
+    assert "Subject: [prod] requester asks to deploy mailed" in asked
+    assert f"/approvals/{_pending(deployment).pk}/" in asked
+    assert "requester@example.com" not in asked  # not to the requester, who cannot approve
+
+    deployment_reject(deploy_request=_pending(deployment), actor=approver, comment="wrong repository")
+    processes.wait_for(lambda: len(mails()) == 2, within=30, what="the decision's mail", process=celery_worker)
+    decided = next(text for text in mails() if text != asked)
+    assert "To: requester@example.com" in decided
+    assert "Subject: [prod] approver rejected the deploy of mailed" in decided
 
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_last_approvals_release_one_operation(requester, approver, second_approver, repository):
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks need PostgreSQL")
     two = local_target("local-prod", "prod", approvals=2)
     deployment = deployment_create(name="race", repository=repository, target=two, actor=requester)
     request = _pending(deployment)

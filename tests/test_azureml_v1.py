@@ -73,8 +73,10 @@ def test_register_deploy_healthy_infer_delete(admin, target, repository, fake_v1
     result = client.infer("add_sub", inputs, headers={"Authorization": f"Bearer {key}"})
     assert result.as_numpy("OUTPUT0").tolist() == [3, 3, 3, 3]
 
+    fake_v1.append_log("add-sub", "Triton started: add_sub READY")
     logs = run_logs(deployment)
-    assert isinstance(logs, list)
+    assert logs
+    assert logs[-1].endswith("Triton started: add_sub READY")  # the service's log, through the SDK
 
     deployment_delete(deployment=deployment, actor=admin)
     assert run_pending(deployment).status == Operation.Status.SUCCEEDED

@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import httpx
 import pytest
 from django.urls import reverse
 
@@ -453,6 +454,20 @@ def test_binary_tensors_stream_through_the_api_both_ways(client, token_for, depl
     wrong_shape = send(*binary_request([2, 2]))
     assert wrong_shape.status_code == 400
     assert "Expected [4], got [2,2]" in wrong_shape.json()["errors"][0]["message"]
+
+    # A model "name" that climbs out of /v2/models/ never reaches Triton.
+    escape = infer(
+        client,
+        token_for(deployer),
+        deployment,
+        {
+            "model": "../repository/models/add_sub/unload?x=",
+            "inputs": [{"name": "X", "datatype": "FP32", "shape": [1], "data": [1]}],
+        },
+    )
+    assert escape.status_code == 400
+    assert escape.json()["errors"][0]["path"] == "model"
+    assert httpx.get(f"{deployment.scoring_uri}/v2/models/add_sub/ready", timeout=5).status_code == 200
 
     beyond = send(body, len(body) + 1)
     assert beyond.status_code == 400

@@ -10,7 +10,7 @@ from cryptography.fernet import Fernet
 from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import reverse
 from django.utils import timezone
 
 from deployments import crypto, session_limits
@@ -19,6 +19,7 @@ from deployments.services.api_tokens import api_token_create, api_token_revoke
 from deployments.services.targets import target_create
 from tests.conftest import PASSWORD, make_user
 from tests.engine import local_target
+from tests.urls import url_patterns
 
 pytestmark = pytest.mark.django_db
 
@@ -102,16 +103,12 @@ def test_production_session_cookies_are_secure_httponly_samesite():
 
 def _page_urls():
     """Every page and fragment without an object id."""
-
-    def walk(resolver, prefix=""):
-        for entry in resolver.url_patterns:
-            if isinstance(entry, URLResolver):
-                yield from walk(entry, prefix + (f"{entry.namespace}:" if entry.namespace else ""))
-            elif isinstance(entry, URLPattern) and entry.name and not entry.pattern.regex.groupindex:
-                yield prefix + entry.name
-
-    for name in walk(get_resolver()):
-        if not name.startswith(("admin:", "api:", "sso-")) and name not in {"logout", "token-create"}:
+    for name, parameters in url_patterns():
+        if (
+            not parameters
+            and not name.startswith(("admin:", "api:", "sso-"))
+            and name not in {"logout", "token-create"}
+        ):
             yield reverse(name)
 
 

@@ -76,6 +76,14 @@ def test_a_hung_endpoint_costs_its_timeout_and_never_blocks_the_others(simulator
     )
 
 
+def test_an_endpoint_with_no_recorded_models_is_judged_by_its_server(simulator):
+    """Adopted services: the poller must agree with the reconciler's probe
+    (a "(server)" state), or the two would flip the status every round."""
+    (result,) = asyncio.run(poll_round([ProbeTarget(0, simulator.url(0))], concurrency=1, timeout=1))
+    assert [(m.name, m.ready) for m in result.observation.models] == [("(server)", True)]
+    assert status_from(result.observation)[0] == S.HEALTHY
+
+
 def test_probes_send_the_endpoint_key(simulator):
     simulator.endpoints[0] = SimEndpoint(key="k-123")
     good = asyncio.run(

@@ -168,3 +168,18 @@ def test_without_an_issuer_there_is_no_sso(client):
     assert client.get(reverse("sso-login")).status_code == 404
     assert client.get(reverse("sso-callback"), {"code": "x", "state": "y"}).status_code == 404
     assert "Sign in with" not in client.get(reverse("login")).content.decode()
+
+
+def test_a_forged_error_callback_shows_no_foreign_text_and_locks_nobody_out(client, sso, settings):
+    settings.AXES_FAILURE_LIMIT = 2
+    for _ in range(3):
+        page = client.get(reverse("sso-callback"), {"error": "access_denied", "error_description": "Call +1 555 0100"})
+        assert page.status_code == 403
+        text = page.content.decode()
+        assert "access_denied" in text
+        assert "555 0100" not in text
+    weird = client.get(reverse("sso-callback"), {"error": "<b>x</b>"}).content.decode()
+    assert "<b>x</b>" not in weird
+    # Refused sign-ins are not password guesses: the same address still signs in.
+    sso.signed_in = ALICE
+    assert sign_in(client).status_code == 302

@@ -197,3 +197,20 @@ def test_the_connection_fragment_polls_until_the_test_ends(client, admin, prod):
     done = client.get(reverse("target", args=[target.pk]), HTTP_HX_REQUEST="true")
     assert done.status_code == 286
     assert "fine" in done.content.decode()
+
+
+def test_a_test_no_worker_answers_stops_waiting_and_can_be_retried(client, admin, prod):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    target = target_create(actor=admin, name="box", kind="local", environment=prod)
+    long_ago = (timezone.now() - Target.TEST_GIVEN_UP_AFTER - timedelta(seconds=1)).isoformat()
+    Target.objects.filter(pk=target.pk).update(last_test={"state": "running", "at": long_ago, "by": "boss"})
+    client.force_login(admin)
+    fragment = client.get(reverse("target", args=[target.pk]), HTTP_HX_REQUEST="true")
+    assert fragment.status_code == 286  # no more polling
+    body = fragment.content.decode()
+    assert "no answer from a worker" in body
+    assert "is the Celery worker running?" in body
+    assert "disabled" not in body  # the button works again

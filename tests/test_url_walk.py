@@ -4,7 +4,7 @@ are added, because the list comes from the resolver, not from this file."""
 
 import pytest
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import reverse
 
 from deployments.models import (
     AuditEvent,
@@ -21,21 +21,12 @@ from deployments.services.repositories import repository_load_example
 from tests.archives import EXAMPLES
 from tests.conftest import make_user
 from tests.engine import local_target
+from tests.urls import url_patterns
 
 pytestmark = pytest.mark.django_db
 
 # Patterns anyone signed in may use on themselves, or that need no sign-in.
 OWN_ACCOUNT = {"login", "logout", "profile", "token-create", "api:health", "sso-login", "sso-callback"}
-
-
-def _patterns(resolver=None, prefix=""):
-    resolver = resolver or get_resolver()
-    for entry in resolver.url_patterns:
-        if isinstance(entry, URLResolver):
-            namespace = f"{entry.namespace}:" if entry.namespace else ""
-            yield from _patterns(entry, prefix + namespace)
-        elif isinstance(entry, URLPattern) and entry.name:
-            yield prefix + entry.name, list(entry.pattern.regex.groupindex)
 
 
 @pytest.fixture
@@ -61,7 +52,7 @@ def world(django_user_model):
 
 
 def _urls(world):
-    for name, kwargs in _patterns():
+    for name, kwargs in url_patterns():
         if name in OWN_ACCOUNT or name.startswith("admin:"):
             # Django's admin is for staff only; the tests below check that it turns others away.
             continue

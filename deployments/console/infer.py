@@ -11,6 +11,7 @@ version, shapes, status and latency, never the data.
 import atexit
 import itertools
 import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,6 +52,23 @@ MAX_TIMEOUT = 60.0
 PREVIEW_ELEMENTS = 64
 
 
+# Triton model names and version folders. Checked before they go into a URL:
+# a name like "../repository/models/x/unload" would otherwise reach another
+# Triton endpoint with the deployment's key.
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
+_VERSION = re.compile(r"^[0-9]{1,18}$")
+
+
+def model_path(model: str, version: str = "", suffix: str = "") -> str:
+    """/v2/models/<model>[/versions/<version>]<suffix>, refusing anything that is not a plain name."""
+    if not isinstance(model, str) or not _MODEL_NAME.match(model):
+        raise DomainError("model is a Triton model name (letters, digits, '_', '.', '-').", path="model")
+    version = str(version or "")
+    if version and not _VERSION.match(version):
+        raise DomainError("version is a whole number, e.g. 1.", path="version")
+    return f"/v2/models/{model}" + (f"/versions/{version}" if version else "") + suffix
+
+
 def base_url(deployment: Deployment) -> str:
     return deployment.scoring_uri.rstrip("/").removesuffix("/score")
 
@@ -83,7 +101,7 @@ def _read_capped(response: httpx.Response) -> bytes:
 
 def model_metadata(deployment: Deployment, model: str, version: str = "") -> dict:
     """Triton's metadata for the model (inputs, outputs, versions), from the server itself."""
-    path = f"/v2/models/{model}" + (f"/versions/{version}" if version else "")
+    path = model_path(model, version)
     try:
         answer = _http().get(base_url(deployment) + path, headers=_headers(deployment), timeout=5)
     except httpx.HTTPError as exc:
@@ -206,7 +224,7 @@ def console_infer(
 
 def _success_stats(deployment: Deployment, model: str, version: str) -> tuple[int, int] | None:
     """(successful requests, their total ns) from Triton's statistics, or None."""
-    path = f"/v2/models/{model}" + (f"/versions/{version}" if version else "") + "/stats"
+    path = model_path(model, version, "/stats")
     try:
         answer = _http().get(base_url(deployment) + path, headers=_headers(deployment), timeout=2)
         stats = answer.json()["model_stats"]
@@ -235,8 +253,7 @@ class _Call:
         """Sends the request and returns the answer with its body still unread
         (the caller closes it), and the time to its headers. Anything but a
         200 is read, audited and raised with Triton's own words."""
-        url = base_url(self.deployment) + f"/v2/models/{self.model}"
-        url += (f"/versions/{self.version}" if self.version else "") + "/infer"
+        url = base_url(self.deployment) + model_path(self.model, self.version, "/infer")
         timeout = min(timeout, MAX_TIMEOUT)
         started = time.perf_counter()
         client = _http()

@@ -2,6 +2,7 @@
 in Azure's Triton guide) and curl. The key is never written out."""
 
 import json
+import shlex
 from urllib.parse import urlsplit
 
 KEY_PLACEHOLDER = "<your endpoint key>"
@@ -51,7 +52,9 @@ def python_snippet(*, base: str, model: str, version: str, inputs: list[dict], k
 
 
 def curl_snippet(*, base: str, model: str, version: str, inputs: list[dict], keyed: bool) -> str:
-    path = f"/v2/models/{model}" + (f"/versions/{version}" if version else "") + "/infer"
+    from deployments.console.infer import model_path
+
+    path = model_path(model, version, "/infer")
     body = {
         "inputs": [
             {
@@ -63,8 +66,9 @@ def curl_snippet(*, base: str, model: str, version: str, inputs: list[dict], key
             for s in inputs
         ]
     }
-    auth = f" \\\n  -H 'Authorization: Bearer {KEY_PLACEHOLDER}'" if keyed else ""
+    # Quoted for the shell: text inputs may hold quotes of their own.
+    auth = f" \\\n  -H {shlex.quote(f'Authorization: Bearer {KEY_PLACEHOLDER}')}" if keyed else ""
     return (
-        f"curl -sS -X POST '{base.rstrip('/')}{path}'{auth} \\\n"
-        f"  -H 'Content-Type: application/json' \\\n  -d '{json.dumps(body)}'\n"
+        f"curl -sS -X POST {shlex.quote(base.rstrip('/') + path)}{auth} \\\n"
+        f"  -H 'Content-Type: application/json' \\\n  -d {shlex.quote(json.dumps(body))}\n"
     )

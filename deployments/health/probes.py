@@ -8,7 +8,7 @@ and never delays the others. Probes share one keep-alive client.
 import asyncio
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import httpx
@@ -20,7 +20,8 @@ from workers.targets.base import ModelState, Observation
 class ProbeTarget:
     deployment_id: int
     scoring_uri: str
-    key: str = ""
+    # The endpoint key: kept out of repr, so no log or traceback shows it.
+    key: str = field(default="", repr=False)
     # (model name, versions) to check one by one.
     models: tuple[tuple[str, tuple[int, ...]], ...] = ()
     # It did not answer last time: probed in a lane of its own, so that a
@@ -81,6 +82,12 @@ async def _probe(client: httpx.AsyncClient, target: ProbeTarget) -> tuple[Observ
     for (name, version), answer in zip(versions, model_answers, strict=True):
         ready = answer.status_code == 200
         observation.models.append(ModelState(name, str(version), ready, "" if ready else "not ready"))
+    if not target.models:
+        # An adopted service: its models are not recorded, so the server
+        # stands for them (as the reconciler's probe_triton says too).
+        observation.models.append(
+            ModelState("(server)", "", observation.ready, "" if observation.ready else "server not ready")
+        )
     if any(not m.ready for m in observation.models):
         await _explain(client, target, headers, observation)
     return observation, latency
@@ -94,7 +101,11 @@ async def _explain(client, target: ProbeTarget, headers: dict, observation: Obse
         return
     if answer.status_code != 200:
         return
-    reasons = {(entry.get("name"), str(entry.get("version", ""))): entry for entry in answer.json()}
+    try:
+        index = [entry for entry in answer.json() if isinstance(entry, dict)]
+    except (ValueError, TypeError):
+        return  # not Triton's index: the "not ready" stands without a reason
+    reasons = {(entry.get("name"), str(entry.get("version", ""))): entry for entry in index}
     for state in observation.models:
         entry = reasons.get((state.name, state.version))
         if entry and not state.ready:
@@ -110,6 +121,8 @@ async def _probe_bounded(client, semaphore, target: ProbeTarget, timeout: float)
             observation, latency = Observation(exists=True, detail=f"no answer within {timeout:g} s"), None
         except httpx.HTTPError as exc:
             observation, latency = Observation(exists=True, detail=f"unreachable: {type(exc).__name__}"), None
+        except Exception as exc:
+            observation, latency = Observation(exists=True, detail=f"probe failed: {type(exc).__name__}"), None
     return ProbeResult(target.deployment_id, observation, latency)
 
 

@@ -1,6 +1,9 @@
 import json
+from datetime import timedelta
 
 from django.db import models
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from deployments import crypto
 
@@ -61,6 +64,20 @@ class Target(models.Model):
 
     def set_secrets(self, secrets: dict) -> None:
         self.credentials_encrypted = crypto.encrypt(json.dumps(secrets)) if secrets else ""
+
+    # A test no worker finished in this long never will (no worker running, or
+    # it died): the page stops waiting and offers the button again.
+    TEST_GIVEN_UP_AFTER = timedelta(minutes=2)
+
+    @property
+    def test_state(self) -> str:
+        """ok, failed, running, stalled, or "" (never tested)."""
+        state = self.last_test.get("state", "")
+        if state == "running":
+            started = parse_datetime(self.last_test.get("at") or "")
+            if started is None or timezone.now() - started > self.TEST_GIVEN_UP_AFTER:
+                return "stalled"
+        return state
 
     @property
     def has_secrets(self) -> bool:

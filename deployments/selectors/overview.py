@@ -3,7 +3,9 @@ from dataclasses import dataclass
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from deployments.models import AuditEvent, Deployment, ModelRepository
+from deployments import policy
+from deployments.models import Deployment, ModelRepository
+from deployments.selectors.audit_log import visible_events
 from deployments.selectors.system_status import WorkerStatus, worker_status
 
 RECENT_EVENTS = 8
@@ -19,14 +21,15 @@ class OverviewSummary:
 
 
 def overview_summary(user) -> OverviewSummary:
-    can_read_audit = user.has_perm("deployments.view_auditevent")
+    can_read_audit = policy.can_somewhere(user, "deployments.view_auditevent")
+    events = visible_events(user)
     repositories = None
-    if user.has_perm("deployments.view_modelrepository"):
+    if policy.can_somewhere(user, "deployments.view_modelrepository"):
         repositories = ModelRepository.objects.visible_to(user).aggregate(
             total=Count("id"), invalid=Count("id", filter=Q(status=ModelRepository.Status.INVALID))
         )
     deployments = None
-    if user.has_perm("deployments.view_deployment"):
+    if policy.can_somewhere(user, "deployments.view_deployment"):
         by_status = dict(
             Deployment.objects.visible_to(user)
             .exclude(status=Deployment.Status.DELETED)
@@ -38,8 +41,8 @@ def overview_summary(user) -> OverviewSummary:
     start_of_day = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     return OverviewSummary(
         workers=worker_status(),
-        events_today=AuditEvent.objects.filter(at__gte=start_of_day).count() if can_read_audit else None,
-        recent_events=list(AuditEvent.objects.order_by("-seq")[:RECENT_EVENTS]) if can_read_audit else [],
+        events_today=events.filter(at__gte=start_of_day).count() if can_read_audit else None,
+        recent_events=list(events.order_by("-seq")[:RECENT_EVENTS]) if can_read_audit else [],
         repositories=repositories,
         deployments=deployments,
     )
@@ -89,7 +92,5 @@ def fleet(user) -> Fleet:
         total=sum(by_status.values()),
         pending_approval=by_status.get(Deployment.Status.PENDING_APPROVAL, 0),
         in_progress=sum(by_status.get(status, 0) for status in Deployment.IN_PROGRESS),
-        recent_failures=list(AuditEvent.objects.filter(action="deployment.failed").order_by("-seq")[:5])
-        if user.has_perm("deployments.view_auditevent")
-        else [],
+        recent_failures=list(visible_events(user).filter(action="deployment.failed").order_by("-seq")[:5]),
     )

@@ -3,12 +3,11 @@ from django.db.models import Prefetch
 from deployments.models import Deployment, ModelRepository
 
 
-def _live_deployments():
-    return Prefetch(
-        "deployments",
-        queryset=Deployment.objects.exclude(status=Deployment.Status.DELETED).select_related("target").order_by("name"),
-        to_attr="live_deployments",
-    )
+def _live_deployments(user):
+    # Only those the user may see: a repository page must not name (or link
+    # to) deployments in environments the user has no role in.
+    live = Deployment.objects.visible_to(user).exclude(status__in=Deployment.TERMINAL)
+    return Prefetch("deployments", queryset=live.select_related("target").order_by("name"), to_attr="live_deployments")
 
 
 def repository_list(user):
@@ -17,7 +16,7 @@ def repository_list(user):
     return (
         ModelRepository.objects.visible_to(user)
         .select_related("uploaded_by")
-        .prefetch_related("models", _live_deployments())
+        .prefetch_related("models", _live_deployments(user))
         .order_by("-uploaded_at", "-id")
     )
 
@@ -26,7 +25,7 @@ def repository_detail(user, repository_id: int) -> ModelRepository | None:
     return (
         ModelRepository.objects.visible_to(user)
         .select_related("uploaded_by")
-        .prefetch_related("models", _live_deployments())
+        .prefetch_related("models", _live_deployments(user))
         .filter(pk=repository_id)
         .first()
     )

@@ -92,6 +92,9 @@ def request_change(*, deployment: Deployment, kind: str, actor, spec: dict | Non
 
 
 def _locked(request: DeployRequest) -> DeployRequest:
+    # The deployment first, then the request: the order redeploy, delete and
+    # traffic changes take them in, so the two can never deadlock.
+    _lock_deployment(request.deployment_id)
     locked = (
         DeployRequest.objects.select_for_update(of=("self",))
         .select_related("environment", "deployment__target__environment")
@@ -155,7 +158,7 @@ def deployment_approve(*, deploy_request: DeployRequest, actor, comment: str = "
 
 def _release(request: DeployRequest) -> Operation:
     """The last approval landed: apply the change and queue its operation."""
-    from deployments.services.deployments import enqueue
+    from deployments.services.deployments import start_operation
 
     deployment = Deployment.objects.select_for_update().select_related("target").get(pk=request.deployment_id)
     if deployment.operations.filter(status__in=Operation.ACTIVE).exists():
@@ -183,18 +186,15 @@ def _release(request: DeployRequest) -> Operation:
         kind = Operation.Kind.TRAFFIC
     deployment.status_reason = ""
     deployment.save()
-    operation = Operation.objects.create(
+    operation = start_operation(
         deployment=deployment,
         kind=kind,
-        spec_digest=deployment.spec_digest,
-        params=request.params,
+        actor=request.requested_by,
         reason=f"approved request #{request.pk}",
-        created_by=request.requested_by,
-        enqueued_at=timezone.now(),
+        params=request.params,
     )
     request.status, request.decided_at, request.operation = Status.APPROVED, timezone.now(), operation
     request.save(update_fields=["status", "decided_at", "operation"])
-    enqueue(operation)
     return operation
 
 
@@ -257,14 +257,18 @@ def cancel_pending(*, deployment: Deployment, actor, why: str) -> None:
         )
 
 
+def _lock_deployment(deployment_id: int) -> None:
+    list(Deployment.objects.select_for_update().filter(pk=deployment_id).values_list("pk"))
+
+
 def requests_expire(now=None) -> int:
     """Pending requests past their lifetime lapse, each with its audit event."""
     now = now or timezone.now()
     expired = 0
-    for request_id in DeployRequest.objects.filter(status=Status.PENDING, expires_at__lte=now).values_list(
-        "pk", flat=True
-    ):
+    lapsed = DeployRequest.objects.filter(status=Status.PENDING, expires_at__lte=now)
+    for request_id, deployment_id in lapsed.values_list("pk", "deployment_id"):
         with transaction.atomic():
+            _lock_deployment(deployment_id)
             request = (
                 DeployRequest.objects.select_for_update()
                 .filter(pk=request_id, status=Status.PENDING)

@@ -30,12 +30,13 @@ def enqueue(operation: Operation) -> None:
     transaction.on_commit(lambda: run_operation.delay(operation_id))
 
 
-def start_operation(*, deployment: Deployment, kind: str, actor, reason: str = "") -> Operation:
+def start_operation(*, deployment: Deployment, kind: str, actor, reason: str = "", params=None) -> Operation:
     """Queue `kind` for the deployment (callers have settled whether it needs approval)."""
     operation = Operation.objects.create(
         deployment=deployment,
         kind=kind,
         spec_digest=deployment.spec_digest,
+        params=params or {},
         reason=reason,
         created_by=actor,
         enqueued_at=timezone.now(),
@@ -279,16 +280,13 @@ def deployment_set_traffic(*, deployment: Deployment, actor, traffic) -> Deploym
     if locked.target.environment.needs_approval("traffic"):
         approvals.request_change(deployment=locked, kind="traffic", actor=actor, params={"traffic": traffic})
         return locked
-    operation = Operation.objects.create(
+    start_operation(
         deployment=locked,
         kind=Operation.Kind.TRAFFIC,
-        spec_digest=locked.spec_digest,
-        params={"traffic": traffic},
+        actor=actor,
         reason="traffic change",
-        created_by=actor,
-        enqueued_at=timezone.now(),
+        params={"traffic": traffic},
     )
-    enqueue(operation)
     return locked
 
 

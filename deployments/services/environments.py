@@ -2,6 +2,7 @@
 audited with what it was before (the webhook secret never appears)."""
 
 import re
+from urllib.parse import urlsplit
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -34,9 +35,16 @@ def _public(environment: Environment) -> dict:
         "approval_lifetime_hours": environment.approval_lifetime_hours,
         "approve_deletes": environment.approve_deletes,
         "approve_traffic": environment.approve_traffic,
-        "webhook_url": environment.webhook_url,
+        # Only where it goes: many receivers (Slack, Teams) carry their
+        # secret in the URL's path, and the log is readable by every viewer.
+        "webhook": _origin(environment.webhook_url),
         "has_webhook_secret": bool(environment.webhook_secret_encrypted),
     }
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/…" if url else ""
 
 
 def _apply(environment: Environment, policy: dict, webhook_secret: str | None) -> None:

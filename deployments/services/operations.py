@@ -22,7 +22,7 @@ from deployments.audit import audit
 from deployments.models import Deployment, HealthSample, Operation
 from deployments.services import notifications
 from deployments.services.approvals import requests_expire
-from deployments.services.deployments import enqueue
+from deployments.services.deployments import enqueue, start_operation
 from workers.targets import TargetError, adapter_for
 from workers.targets.base import DeploymentRef, DeploySpec, Observation
 
@@ -111,7 +111,11 @@ def apply_observation(deployment: Deployment, observation: Observation) -> bool:
         drift = f"drift: the target runs spec {observation.spec_digest[:12]}, desired {deployment.spec_digest[:12]}"
         reason = f"{drift}; {reason}" if reason else f"{drift} (redeploy to apply)"
     with transaction.atomic():
-        locked = Deployment.objects.select_for_update().get(pk=deployment.pk)
+        locked = (
+            Deployment.objects.select_for_update(of=("self",))
+            .select_related("target__environment")
+            .get(pk=deployment.pk)
+        )
         if locked.status not in Deployment.RUNNING | {Deployment.Status.DEPLOYING}:
             return False  # an operation took over meanwhile; its outcome decides
         changed = locked.status != status
@@ -184,7 +188,9 @@ def _fail(operation: Operation, deployment: Deployment, message: str, *, needs_a
 def operation_execute(*, operation_id: int, task_id: str) -> Outcome:
     if not _claim(operation_id, task_id):
         return Outcome(ran=False)  # another delivery has it, or it is finished
-    operation = Operation.objects.select_related("deployment__target", "deployment__repository").get(pk=operation_id)
+    operation = Operation.objects.select_related("deployment__target__environment", "deployment__repository").get(
+        pk=operation_id
+    )
     deployment = operation.deployment
     progress = lambda message: _step(operation.pk, message)  # noqa: E731 - a callback, named for reading
     in_progress = Deployment.Status.DELETING if operation.kind == Operation.Kind.DELETE else Deployment.Status.DEPLOYING
@@ -265,7 +271,7 @@ def _reap_stale(now) -> int:
     stale = Operation.objects.filter(
         status=Operation.Status.RUNNING,
         heartbeat_at__lt=now - timedelta(seconds=settings.OPERATION_STALE_AFTER),
-    ).select_related("deployment")
+    ).select_related("deployment__target__environment")  # the audit event names the environment
     count = 0
     for operation in stale:
         with transaction.atomic():
@@ -341,14 +347,12 @@ def _restart(deployment: Deployment, observation: Observation) -> int:
             action="deployment.restarted", obj=locked, details={"restarts": locked.restarts, "why": observation.detail}
         )
         # A restart re-applies what was approved; it needs no new approval.
-        operation = Operation.objects.create(
+        start_operation(
             deployment=locked,
             kind=Operation.Kind.DEPLOY,
-            spec_digest=locked.spec_digest,
+            actor=None,
             reason=f"restart {locked.restarts}: {observation.detail}",
-            enqueued_at=timezone.now(),
         )
-        enqueue(operation)
     return 1
 
 

@@ -10,7 +10,7 @@ from deployments.audit import audit
 from deployments.errors import DomainError, WrongState
 from deployments.model_repository import intake
 from deployments.model_repository.errors import IntakeError
-from deployments.models import ModelRepository, TritonModel
+from deployments.models import Deployment, ModelRepository, TritonModel
 from deployments.services.permissions import require
 
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
@@ -164,7 +164,7 @@ def repository_delete(*, repository: ModelRepository, actor) -> None:
         locked = ModelRepository.objects.select_for_update().filter(pk=repository.pk).first()
         if locked is None:
             raise WrongState("This repository was already deleted.")
-        in_use = list(locked.deployments.exclude(status="deleted").values_list("name", flat=True)[:5])
+        in_use = list(locked.deployments.exclude(status__in=Deployment.TERMINAL).values_list("name", flat=True)[:5])
         if in_use:
             raise WrongState(f"In use by deployment(s) {', '.join(in_use)}: delete them first.")
         snapshot = {"name": locked.name, "digest": locked.digest, "status": locked.status}

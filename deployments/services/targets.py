@@ -5,7 +5,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from deployments.audit import audit
-from deployments.errors import DomainError, NotAllowed
+from deployments.errors import DomainError
 from deployments.models import Environment, Target
 from deployments.services.permissions import require
 from deployments.target_settings import clean_settings
@@ -93,8 +93,7 @@ def target_update(
 
 @transaction.atomic
 def target_test_request(*, actor, target: Target) -> None:
-    if actor is None or not actor.has_perm("deployments.view_target"):
-        raise NotAllowed("Testing a target needs the viewer role or above.")
+    require(actor, "deployments.view_target", "Testing a target", environment=target.environment, role="viewer")
     Target.objects.filter(pk=target.pk).update(
         last_test={"state": "running", "at": timezone.now().isoformat(), "by": actor.get_username()}
     )
@@ -125,7 +124,7 @@ def target_test_run(*, target_id: int, requested_by: str) -> dict:
 
 @transaction.atomic
 def target_adopt_request(*, actor, target: Target) -> None:
-    require(actor, "deployments.add_deployment", "Adopting webservices")
+    require(actor, "deployments.add_deployment", "Adopting webservices", environment=target.environment)
     if target.kind != Target.Kind.AZUREML_V1_AKS:
         raise DomainError("Adoption lists SDK v1 AKS webservices; this target is not one.")
     from workers.tasks import adopt_services
@@ -147,7 +146,9 @@ def target_adopt_run(*, target_id: int, requested_by: str) -> list[str]:
         if service["managed_here"]:
             continue  # deployed from here: its deployment exists already
         with transaction.atomic():
-            known = Deployment.objects.filter(target=target, name=service["name"]).exclude(status="deleted")
+            known = Deployment.objects.filter(target=target, name=service["name"]).exclude(
+                status__in=Deployment.TERMINAL
+            )
             if known.exists():
                 continue
             deployment = Deployment.objects.create(

@@ -6,6 +6,7 @@ import hmac
 
 import httpx
 from django.conf import settings
+from django.db.models import F
 from django.utils import timezone
 
 from deployments import crypto
@@ -25,6 +26,14 @@ def webhook_deliver(*, delivery_id: int) -> int | None:
     delivery = WebhookDelivery.objects.select_related("environment").filter(pk=delivery_id).first()
     if delivery is None or delivery.status != WebhookDelivery.Status.PENDING:
         return None
+    # Claim this attempt: a message Redis redelivers (acks_late) finds the
+    # count moved on and sends nothing, so the receiver gets each attempt once.
+    claimed = WebhookDelivery.objects.filter(
+        pk=delivery.pk, status=WebhookDelivery.Status.PENDING, attempts=delivery.attempts
+    ).update(attempts=F("attempts") + 1)
+    if claimed != 1:
+        return None
+    delivery.attempts += 1
     body = delivery.body.encode()
     headers = {
         "Content-Type": "application/json",
@@ -44,7 +53,6 @@ def webhook_deliver(*, delivery_id: int) -> int | None:
             error = f"HTTP {status}: {answer.text[:200]}"
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"[:300]
-    delivery.attempts += 1
     delivery.response_status = status
     delivery.error = error
     delays = settings.WEBHOOK_RETRY_DELAYS
@@ -52,7 +60,7 @@ def webhook_deliver(*, delivery_id: int) -> int | None:
         delivery.status, delivery.delivered_at = WebhookDelivery.Status.DELIVERED, timezone.now()
     elif delivery.attempts > len(delays):
         delivery.status = WebhookDelivery.Status.FAILED
-    delivery.save(update_fields=["attempts", "response_status", "error", "status", "delivered_at"])
+    delivery.save(update_fields=["response_status", "error", "status", "delivered_at"])
     if delivery.status == WebhookDelivery.Status.PENDING:
         return delays[delivery.attempts - 1]
     return None

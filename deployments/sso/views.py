@@ -1,16 +1,20 @@
 """The sign-in redirect and callback, with a page that says why a sign-in
 was refused (and an audit event) instead of a silent bounce."""
 
+import re
+
 import requests
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
 from django.http import Http404
 from django.shortcuts import render
+from django.urls import reverse
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
 from deployments.audit import audit
 from deployments.sso import discovery
 
+_ERROR_CODE = re.compile(r"^[a-z_]{1,40}$")
 STALE = "This sign-in link was already used or was started in another browser; start again."
 
 
@@ -50,13 +54,23 @@ class CallbackView(OIDCAuthenticationCallbackView):
 
     def login_failure(self):
         request = self.request
-        reason = (
-            getattr(request, "sso_refusal", "")
-            or request.GET.get("error_description")
-            or request.GET.get("error")
-            or STALE
-        )
-        return refused(request, reason)
+        return refused(request, getattr(request, "sso_refusal", "") or _provider_error(request.GET.get("error", "")))
+
+
+def _provider_error(code: str) -> str:
+    """The provider's error code (OAuth 2.0 codes are short words), never its
+    free text: anyone can put that in a callback URL."""
+    if not code:
+        return STALE
+    if not _ERROR_CODE.match(code):
+        return "The identity provider refused the sign-in."
+    return f"The identity provider refused the sign-in ({code}). Start again, or ask an administrator."
+
+
+def exempt_from_lockout(request, credentials) -> bool:
+    """For django-axes: a refused single sign-on is not a password guess and
+    must not lock an address (an office behind one NAT) out of signing in."""
+    return getattr(request, "path", "") == reverse("sso-callback")
 
 
 def _plain(message: str) -> str:

@@ -96,7 +96,7 @@ def detail(request, deployment_id: int):
     context = {
         "deployment": deployment,
         "health": health_view(deployment),
-        "logs": _logs(deployment),
+        "logs": None,  # the log section fetches itself (see logs())
         "can_change": policy.can(request.user, "deployments.add_deployment", deployment.target.environment),
         "can_delete": policy.can(request.user, "deployments.delete_deployment", deployment.target.environment),
         "approval": approval_json(deployment),
@@ -135,8 +135,12 @@ def delete(request, deployment_id: int):
 
 @require_safe
 def logs(request, deployment_id: int):
+    """Plain text, or the page's log section when htmx asks for it."""
     deployment = _visible_or_404(request, deployment_id)
-    return HttpResponse("\n".join(_logs(deployment)), content_type="text/plain; charset=utf-8")
+    lines = _logs(deployment)
+    if request.htmx:
+        return render(request, "deployments/deployment_detail.html#log", {"deployment": deployment, "logs": lines})
+    return HttpResponse("\n".join(lines), content_type="text/plain; charset=utf-8")
 
 
 def _traffic_from(post) -> dict[str, int]:

@@ -20,7 +20,7 @@ def targets(request):
         request,
         "deployments/targets.html",
         {
-            "targets": Target.objects.select_related("environment"),
+            "targets": Target.objects.visible_to(request.user).select_related("environment"),
             "can_add": request.user.has_perm("deployments.add_target"),
         },
     )
@@ -51,9 +51,7 @@ def create(request):
 
 
 def _visible_or_404(request, target_id: int) -> Target:
-    if not request.user.has_perm("deployments.view_target"):
-        raise Http404("No such target.")
-    target = Target.objects.select_related("environment").filter(pk=target_id).first()
+    target = Target.objects.visible_to(request.user).select_related("environment").filter(pk=target_id).first()
     if target is None:
         raise Http404("No such target.")
     return target
@@ -65,7 +63,7 @@ def detail(request, target_id: int):
     can_change = request.user.has_perm("deployments.change_target")
     if request.htmx and request.method == "GET":
         response = render(request, "deployments/target_detail.html#connection", {"target": target})
-        if target.last_test.get("state") != "running":
+        if target.test_state != "running":
             response.status_code = STOP_POLLING
         return response
     form = TargetForm(request.POST or None, initial=TargetForm.initial_for(target))
