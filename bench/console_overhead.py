@@ -50,7 +50,8 @@ from deployments.services.api_tokens import api_token_create  # noqa: E402
 from deployments.services.deployments import deployment_create  # noqa: E402
 from deployments.services.operations import operation_execute  # noqa: E402
 from deployments.services.repositories import repository_load_example  # noqa: E402
-from workers.targets import local, local_processes  # noqa: E402
+from workers.targets.local import adapter as local  # noqa: E402
+from workers.targets.local import processes as local_processes  # noqa: E402
 
 ECHO_CONFIG = """backend: "python"
 max_batch_size: 0

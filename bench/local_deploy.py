@@ -35,10 +35,12 @@ django.setup()
 import httpx  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
+from deployments import queue  # noqa: E402
 from deployments.models import Deployment, Environment, Target  # noqa: E402
 from deployments.services.deployments import deployment_create, deployment_delete  # noqa: E402
 from deployments.services.repositories import repository_load_example  # noqa: E402
-from workers.targets import local_processes, triton_runtime  # noqa: E402
+from workers.targets.local import processes as local_processes  # noqa: E402
+from workers.targets.local import runtime as triton_runtime  # noqa: E402
 
 
 def by_hand(repository: Path, runtime) -> float:
@@ -96,8 +98,11 @@ def main():
     target = Target.objects.get(name="local-dev", environment=Environment.objects.get(name="dev"))
     runtime = triton_runtime.prepare()
 
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "dashboard", "worker", "--concurrency", "1", "-l", "WARNING"],
+    worker = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+        [
+            *[sys.executable, "-m", "celery", "-A", "dashboard", "worker", "--concurrency", "1", "-l", "WARNING"],
+            *["--queues", ",".join(queue.worker_queues())],
+        ],
         cwd=ROOT,
         env=dict(os.environ),
         start_new_session=True,

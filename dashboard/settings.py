@@ -8,6 +8,7 @@ Two modes, chosen by DASHBOARD_ENV:
   or weak one stops the process before it serves, naming the variable.
 """
 
+import socket
 from datetime import timedelta
 from pathlib import Path
 
@@ -121,6 +122,8 @@ MIDDLEWARE = [
     "deployments.session_limits.SessionLimitsMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Domain errors a view left unhandled: a message on the page, never a 500.
+    "deployments.page_errors.DomainErrorMiddleware",
     # Last, as django-axes asks: it turns a lockout into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -311,6 +314,15 @@ LOCAL_TRITON_RUNTIME_DIR = Path(env.str("LOCAL_TRITON_RUNTIME_DIR", default=str(
 LOCAL_TRITON_READY_TIMEOUT = _parse("LOCAL_TRITON_READY_TIMEOUT", env.int, default=120)
 LOCAL_TRITON_STOP_GRACE = _parse("LOCAL_TRITON_STOP_GRACE", env.int, default=10)
 
+# --- target kinds and worker hosts -------------------------------------------
+
+# This process's host, as host-bound targets (local) name it: their operations
+# go to the queue host.<WORKER_HOST>, which only this host's worker consumes.
+WORKER_HOST = env.str("WORKER_HOST", default="") or socket.gethostname()
+# Kinds made for the test suite (the in-memory "fake") are offered under DEBUG
+# or with this on; never in production.
+TARGET_TEST_KINDS = _bool("TARGET_TEST_KINDS", default=False)
+
 # --- health poller ----------------------------------------------------------------
 
 HEALTH_POLL_INTERVAL = _parse("HEALTH_POLL_INTERVAL", env.int, default=15)
@@ -389,13 +401,15 @@ if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 else:
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        # Exchange bindings; kombu's default is ./control, wherever the process starts.
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
         # The folder is polled; kombu's 1 s default would add up to a second to every click.
         "polling_interval": 0.2,
@@ -411,6 +425,24 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 WORKER_HEARTBEAT_INTERVAL = timedelta(seconds=_parse("WORKER_HEARTBEAT_INTERVAL", env.int, default=30))
+
+# Three queues, so that a burst of webhooks or a slow health round never
+# delays a deploy; host-bound operations go to host.<WORKER_HOST> instead
+# (deployments/queue.py chooses). Every worker consumes what it is started
+# with (-Q): see the Procfile and docker-compose.yml.
+CELERY_TASK_DEFAULT_QUEUE = "operations"
+CELERY_TASK_ROUTES = {
+    "workers.run_operation": {"queue": "operations"},
+    "workers.test_target": {"queue": "operations"},
+    "workers.adopt_services": {"queue": "operations"},
+    "workers.reconcile": {"queue": "periodic"},
+    "workers.observe_host": {"queue": "periodic"},
+    "workers.health_round": {"queue": "periodic"},
+    "workers.scrape_metrics": {"queue": "periodic"},
+    "workers.heartbeat": {"queue": "periodic"},
+    "workers.send_email": {"queue": "notifications"},
+    "workers.deliver_webhook": {"queue": "notifications"},
+}
 
 CELERY_BEAT_SCHEDULE = {
     "metrics-scrape": {"task": "workers.scrape_metrics", "schedule": 60.0, "options": {"expires": 60.0}},

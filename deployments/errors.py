@@ -20,3 +20,8 @@ class NotAllowed(DomainError):
 
 class WrongState(DomainError):
     code = "conflict"
+
+
+class Conflict(WrongState):
+    """What was asked for exists already or is under way (a race with another
+    request, usually): a 409 in the API, a message on the page."""

@@ -5,6 +5,7 @@ from django import forms
 from deployments import policy
 from deployments.models import Deployment, Environment, ModelRepository, Target
 from deployments.services.environments import POLICY_FIELDS
+from workers.targets import registry
 
 
 class DeploymentForm(forms.Form):
@@ -41,7 +42,7 @@ class DeploymentForm(forms.Form):
             "deployments.add_deployment",
             environment_field="environment_id",
         )
-        self.fields["target"].label_from_instance = lambda t: f"{t.name} ({t.get_kind_display()}, {t.environment.name})"
+        self.fields["target"].label_from_instance = lambda t: f"{t.name} ({t.kind_label}, {t.environment.name})"
         self.fields["repository"].label_from_instance = lambda r: f"{r.name} ({r.short_digest})"
 
     def resources(self) -> dict:
@@ -52,38 +53,53 @@ class DeploymentForm(forms.Form):
         }
 
 
+def _kind_choices():
+    return [(kind.name, kind.label) for kind in registry.offered()]
+
+
 class TargetForm(forms.Form):
-    """One form for every kind; the service checks which fields a kind needs."""
+    """One form for every kind: the settings, credentials and resources any
+    kind on offer takes (each says which kinds use it); the kind's descriptor
+    then checks which of them it needs."""
 
     name = forms.CharField(max_length=100)
-    kind = forms.ChoiceField(choices=Target.Kind.choices)
+    kind = forms.ChoiceField(choices=_kind_choices)
     environment = forms.ModelChoiceField(queryset=Environment.objects.all())
     auth_method = forms.ChoiceField(choices=Target.AuthMethod.choices, initial=Target.AuthMethod.NONE)
-    subscription_id = forms.CharField(required=False)
-    resource_group = forms.CharField(required=False)
-    workspace_name = forms.CharField(required=False)
-    compute_name = forms.CharField(required=False, help_text="AKS / Kubernetes compute, e.g. aks-gpu")
-    instance_type = forms.CharField(required=False, help_text="v2: e.g. Standard_NC6s_v3 or a Kubernetes instance type")
-    tenant_id = forms.CharField(required=False)
-    client_id = forms.CharField(required=False)
-    client_secret = forms.CharField(
-        required=False,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="stored encrypted, never shown again; leave empty to keep the stored one",
+    RESOURCES = (
+        ("gpu_cores", "Default GPU cores"),
+        ("cpu_cores", "Default CPU cores"),
+        ("memory_gb", "Default memory (GB)"),
     )
-    gpu_cores = forms.FloatField(required=False, min_value=0, label="Default GPU cores")
-    cpu_cores = forms.FloatField(required=False, min_value=0, label="Default CPU cores")
-    memory_gb = forms.FloatField(required=False, min_value=0, label="Default memory (GB)")
 
-    SETTINGS = (
-        "subscription_id",
-        "resource_group",
-        "workspace_name",
-        "compute_name",
-        "instance_type",
-        "tenant_id",
-        "client_id",
-    )
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        kinds = registry.offered()
+        self.setting_names, self.secret_names = [], []
+        for setting, users in _shared(kinds, lambda kind: [f for f in kind.settings if f.form]):
+            self.setting_names.append(setting.name)
+            self.fields[setting.name] = forms.CharField(
+                required=False, label=setting.label, help_text=_help(setting.help, users, kinds)
+            )
+        for name, users in _shared(kinds, lambda kind: kind.auth_settings):
+            self.setting_names.append(name)
+            self.fields[name] = forms.CharField(
+                required=False, label=name.replace("_", " ").capitalize(), help_text=_help("", users, kinds)
+            )
+        for name, users in _shared(kinds, lambda kind: kind.secret_fields):
+            self.secret_names.append(name)
+            self.fields[name] = forms.CharField(
+                required=False,
+                widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+                help_text=_help(
+                    "stored encrypted, never shown again; leave empty to keep the stored one", users, kinds
+                ),
+            )
+        users = [kind for kind in kinds if kind.default_resources]
+        for name, label in self.RESOURCES if users else ():
+            self.fields[name] = forms.FloatField(
+                required=False, min_value=0, label=label, help_text=_help("", users, kinds)
+            )
 
     @classmethod
     def initial_for(cls, target: Target) -> dict:
@@ -93,20 +109,37 @@ class TargetForm(forms.Form):
             "kind": target.kind,
             "environment": target.environment_id,
             "auth_method": target.auth_method,
-            **{key: target.settings.get(key, "") for key in cls.SETTINGS},
+            **{key: value for key, value in target.settings.items() if key != "default_resources"},
             **resources,
         }
 
     def settings(self) -> dict:
         data = self.cleaned_data
-        settings = {key: data[key] for key in self.SETTINGS if data.get(key)}
-        resources = {k: data[k] for k in ("gpu_cores", "cpu_cores", "memory_gb") if data.get(k) is not None}
+        settings = {key: data[key] for key in self.setting_names if data.get(key)}
+        resources = {k: data[k] for k, _ in self.RESOURCES if data.get(k) is not None}
         if resources:
             settings["default_resources"] = resources
         return settings
 
     def secrets(self) -> dict:
-        return {"client_secret": self.cleaned_data["client_secret"]} if self.cleaned_data.get("client_secret") else {}
+        return {key: self.cleaned_data[key] for key in self.secret_names if self.cleaned_data.get(key)}
+
+
+def _shared(kinds, items_of):
+    """(item, kinds that have it) for every item any kind has, in first-seen order."""
+    found: dict = {}
+    for kind in kinds:
+        for item in items_of(kind):
+            key = getattr(item, "name", item)
+            found.setdefault(key, (item, []))[1].append(kind)
+    return list(found.values())
+
+
+def _help(text: str, users: list, kinds: list) -> str:
+    if len(users) == len(kinds):
+        return text
+    which = ", ".join(kind.label for kind in users)
+    return f"{text} ({which})" if text else which
 
 
 class EnvironmentForm(forms.Form):

@@ -70,7 +70,7 @@ def celery_worker(tmp_path, settings):
     env = processes.child_env(DATABASE_URL=processes.test_database_url(), STORAGE_ROOT=str(settings.STORAGE_ROOT))
     log = tmp_path / "worker.log"
     worker = processes.start(
-        ["celery", "-A", "dashboard", "worker", "--concurrency", "1", "--hostname", "test-worker@%h", "-l", "INFO"],
+        processes.celery_worker("test-worker"),
         env=env,
         log=log,
     )
@@ -82,7 +82,8 @@ def celery_worker(tmp_path, settings):
 @pytest.fixture
 def cleanup():
     """cleanup(deployment): stop its local Triton when the test ends, whatever happens."""
-    from workers.targets import local, local_processes
+    from workers.targets.local import adapter as local
+    from workers.targets.local import processes as local_processes
 
     started = []
     yield started.append
@@ -90,3 +91,13 @@ def cleanup():
         record = local.read_record(deployment.pk)
         if record:
             local_processes.stop(local_processes.ProcessRecord(record["pid"], record["start_ticks"]), grace=5)
+
+
+@pytest.fixture(autouse=True)
+def quick_password_hashing(settings):
+    """The fast tier signs users in hundreds of times: there, a cheap hasher.
+    The full tier keeps the real one (its servers run with default settings)."""
+    from tests.services import FAST_TIER
+
+    if FAST_TIER:
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

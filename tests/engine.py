@@ -5,11 +5,12 @@ import uuid
 
 from deployments.models import Environment, Operation, Target
 from deployments.services.operations import operation_execute
+from workers.targets import local
 
 
 def local_target(name="local-dev", environment="dev", approvals=0) -> Target:
     env, _ = Environment.objects.get_or_create(name=environment, defaults={"approvals_required": approvals})
-    return Target.objects.create(name=name, kind=Target.Kind.LOCAL, environment=env)
+    return Target.objects.create(name=name, kind=local.KIND.name, environment=env)
 
 
 def run_pending(deployment) -> Operation:

@@ -70,3 +70,13 @@ def child_env(**overrides: str | None) -> dict[str, str]:
         else:
             env[key] = value
     return env
+
+
+def celery_worker(name: str) -> list[str]:
+    """A worker as the Procfile starts one: every routed queue and this host's own."""
+    from deployments import queue
+
+    return [
+        *["celery", "-A", "dashboard", "worker", "--concurrency", "1", "--hostname", f"{name}@%h", "-l", "INFO"],
+        *["--queues", ",".join(queue.worker_queues())],
+    ]

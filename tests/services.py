@@ -13,6 +13,10 @@ settings take DATABASE_URL and REDIS_URL from the environment.
 Outside CI a missing service skips the tests marked as needing it (and the
 others run on SQLite and the file-system broker). Under CI=true a missing
 service fails the run: a green CI must mean every test ran.
+
+TEST_TIER=fast (`make test-fast`) is the quick tier: SQLite, the file-system
+broker, and only the tests that need none of PostgreSQL, Redis, Chromium, a
+real Triton or the Azure SDKs (the others are deselected, not skipped).
 """
 
 import os
@@ -24,6 +28,9 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+FAST_TIER = os.environ.get("TEST_TIER", "") == "fast"
+# What the fast tier leaves to `make test`.
+SLOW_MARKERS = ("postgres", "redis", "browser", "triton", "azure")
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/triton_dashboard")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -62,11 +69,15 @@ def _browser_problem() -> str | None:
     return None
 
 
-PROBLEMS = {
-    "postgres": _postgres_problem(),
-    "redis": _redis_problem(),
-    "browser": _browser_problem(),
-}
+PROBLEMS = (
+    {}
+    if FAST_TIER
+    else {
+        "postgres": _postgres_problem(),
+        "redis": _redis_problem(),
+        "browser": _browser_problem(),
+    }
+)
 
 # Everything the dashboard writes during tests goes to a throw-away folder.
 VAR_DIR = Path(tempfile.mkdtemp(prefix="triton-dashboard-tests-"))
@@ -77,13 +88,15 @@ os.environ["HOME"] = str(VAR_DIR / "home")
 (VAR_DIR / "home" / ".azureml").mkdir(parents=True)
 os.environ["AZUREML_LOG_DEPRECATION_WARNING_ENABLED"] = "False"
 os.environ["DASHBOARD_ENV"] = "local"
+# The in-memory "fake" kind of target is offered to the tests.
+os.environ["TARGET_TEST_KINDS"] = "true"
 for name in ("SECRET_KEY", "ENCRYPTION_KEYS", "ALLOWED_HOSTS", "DEBUG"):
     os.environ.pop(name, None)
-if PROBLEMS["postgres"] is None:
+if not FAST_TIER and PROBLEMS["postgres"] is None:
     os.environ["DATABASE_URL"] = DATABASE_URL
 else:
     os.environ.pop("DATABASE_URL", None)
-if PROBLEMS["redis"] is None:
+if not FAST_TIER and PROBLEMS["redis"] is None:
     os.environ["REDIS_URL"] = REDIS_URL
 else:
     os.environ.pop("REDIS_URL", None)
@@ -96,6 +109,10 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    if FAST_TIER:
+        slow = [item for item in items if any(item.get_closest_marker(name) for name in SLOW_MARKERS)]
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if item not in slow]
     for item in items:
         for name, problem in PROBLEMS.items():
             if problem and item.get_closest_marker(name):

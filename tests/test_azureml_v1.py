@@ -16,7 +16,7 @@ from tests.archives import EXAMPLES
 from tests.azure import azure_target, data_plane, fake_v1  # noqa: F401 - fixtures
 from tests.engine import run_pending
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.azure]
 
 
 @pytest.fixture
@@ -85,8 +85,8 @@ def test_register_deploy_healthy_infer_delete(admin, target, repository, fake_v1
 
 
 def run_logs(deployment):
-    from workers.targets import adapter_for
     from workers.targets.base import DeploymentRef
+    from workers.targets.registry import adapter_for
 
     return adapter_for(deployment.target).logs(DeploymentRef.of(deployment), 50)
 
@@ -99,6 +99,25 @@ def test_a_quota_error_reaches_the_deployment_with_azures_message(admin, target,
     assert deployment.status == Deployment.Status.FAILED
     assert "QuotaExceeded" in deployment.status_reason
     assert "Not enough GPU quota" in deployment.status_reason
+
+
+def test_a_conflict_at_azure_is_retried_and_a_quota_error_is_not(admin, target, repository, fake_v1):  # noqa: F811
+    # Both come back through the real azureml-core as WebserviceException; the
+    # adapter boundary tells them apart by Azure's status and code.
+    fake_v1.fail_next_deploy("Conflict", "Another operation is in progress.", stage="create", http_status=409)
+    busy = deployment_create(name="busy", repository=repository, target=target, actor=admin)
+    operation = run_pending(busy)
+    assert operation.status == Operation.Status.QUEUED  # its retry is scheduled
+    assert operation.error.startswith("submitting the webservice: ")
+    assert "409" in operation.error
+    assert "Another operation is in progress." in operation.error
+
+    fake_v1.fail_next_deploy("QuotaExceeded", "Not enough GPU quota in aks-gpu.", stage="validate")
+    starved = deployment_create(name="starved", repository=repository, target=target, actor=admin)
+    operation = run_pending(starved)
+    assert operation.status == Operation.Status.FAILED
+    assert operation.attempts == 1
+    assert "Not enough GPU quota in aks-gpu." in operation.error
 
 
 def test_a_liveness_502_shows_as_unhealthy_with_the_reason(admin, target, repository, fake_v1):  # noqa: F811

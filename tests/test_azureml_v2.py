@@ -15,9 +15,9 @@ from deployments.services.targets import target_test_run
 from tests.archives import EXAMPLES
 from tests.azure import azure_target, data_plane, fake_v2  # noqa: F401 - fixtures
 from tests.engine import run_pending
-from workers.targets.azureml_v2 import azure_deployment_name
+from workers.targets.azureml_v2.adapter import azure_deployment_name
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.azure]
 
 
 def v2_target(admin, fake, kind="azureml_v2_kubernetes"):
@@ -75,6 +75,25 @@ def test_a_quota_error_fails_the_deploy_with_azures_message(admin, repository, f
     assert operation.attempts == 1  # a quota error is not retried
     assert "QuotaExceeded" in deployment.status_reason
     assert "Not enough quota" in deployment.status_reason
+
+
+def test_a_busy_endpoint_is_retried_and_a_refused_one_is_not(admin, repository, fake_v2):  # noqa: F811
+    # ARM answers through the real azure-ai-ml as HttpResponseError; 409 (an
+    # operation in progress) is worth a retry, 403 (no permission) is not.
+    target = v2_target(admin, fake_v2)
+    fake_v2.fail_next_request("PUT", "onlineEndpoints/busy", 409, "Conflict", "An operation is in progress.")
+    busy = deployment_create(name="busy", repository=repository, target=target, actor=admin)
+    operation = run_pending(busy)
+    assert operation.status == Operation.Status.QUEUED  # its retry is scheduled
+    assert operation.error.startswith("creating the endpoint: ")
+    assert "An operation is in progress." in operation.error
+
+    fake_v2.fail_next_request("PUT", "onlineEndpoints/denied", 403, "AuthorizationFailed", "No permission to write.")
+    denied = deployment_create(name="denied", repository=repository, target=target, actor=admin)
+    operation = run_pending(denied)
+    assert operation.status == Operation.Status.FAILED
+    assert operation.attempts == 1
+    assert "No permission to write." in operation.error
 
 
 def test_a_managed_endpoint_deploys_too(admin, repository, fake_v2):  # noqa: F811

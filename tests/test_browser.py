@@ -82,7 +82,8 @@ def test_a_deployer_deploys_watches_it_go_healthy_and_deletes_it(page, django_us
     from tests.archives import EXAMPLES
     from tests.conftest import make_user
     from tests.engine import local_target
-    from workers.targets import local, local_processes
+    from workers.targets.local import adapter as local
+    from workers.targets.local import processes as local_processes
 
     deployer = make_user(django_user_model, "deployer", "deployer")
     repository = repository_load_example(path=EXAMPLES / "add_sub", actor=deployer).repository
@@ -141,7 +142,8 @@ def test_a_deployer_tries_a_model_in_the_console(page, django_user_model):  # no
     from tests.archives import EXAMPLES
     from tests.conftest import make_user
     from tests.engine import local_target, run_pending
-    from workers.targets import local, local_processes
+    from workers.targets.local import adapter as local
+    from workers.targets.local import processes as local_processes
 
     deployer = make_user(django_user_model, "deployer", "deployer")
     repository = repository_load_example(path=EXAMPLES / "add_sub", actor=deployer).repository

@@ -13,9 +13,10 @@ from deployments.services.repositories import repository_load_example
 from tests.archives import EXAMPLES
 from tests.conftest import make_user
 from tests.engine import local_target, run_pending
-from workers.targets import local, local_processes
+from workers.targets.local import adapter as local
+from workers.targets.local import processes as local_processes
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.triton]
 
 DTYPES_CONFIG = """backend: "python"
 max_batch_size: 0

@@ -7,9 +7,9 @@ import pytest
 from deployments import crypto
 from deployments.health.poller import availability, health_round, latency_figures
 from deployments.health.probes import ProbeTarget, poll_round
+from deployments.health.verdict import status_from
 from deployments.models import AuditEvent, Deployment, HealthSample, Operation
 from deployments.services.deployments import deployment_create
-from deployments.services.operations import status_from
 from deployments.services.repositories import repository_load_example
 from tests.archives import EXAMPLES
 from tests.conftest import make_user

@@ -11,6 +11,9 @@ import pytest
 
 from tests import processes
 
+# The whole `make run` stack, with a local Triton behind it.
+pytestmark = pytest.mark.triton
+
 
 @pytest.fixture
 def local_env(tmp_path):

@@ -11,6 +11,7 @@ import redis
 from django.utils import timezone
 
 from dashboard.celery import app as celery_app
+from deployments import queue
 from deployments.models import Deployment, Operation
 from deployments.services.deployments import deployment_create
 from deployments.services.operations import MAX_RETRY_DELAY, reconcile
@@ -20,7 +21,8 @@ from tests.archives import EXAMPLES
 from tests.conftest import make_user
 from tests.engine import local_target
 from tests.services import IN_CI
-from workers.targets import local, local_processes
+from workers.targets.local import adapter as local
+from workers.targets.local import processes as local_processes
 from workers.tasks import run_operation
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -64,7 +66,8 @@ class PrivateRedis:
         self.start()
 
     def queued(self) -> int:
-        return redis.Redis.from_url(self.url).llen("celery")
+        client = redis.Redis.from_url(self.url)
+        return sum(client.llen(name) for name in queue.worker_queues())
 
 
 def _pings(client) -> bool:
@@ -107,7 +110,7 @@ def start_worker(broker, tmp_path, settings):
             STORAGE_ROOT=str(settings.STORAGE_ROOT),
         )
         worker = processes.start(
-            ["celery", "-A", "dashboard", "worker", "--concurrency", "1", "--hostname", f"{name}@%h", "-l", "INFO"],
+            processes.celery_worker(name),
             env=env,
             log=tmp_path / f"{name}.log",
         )

@@ -178,6 +178,7 @@ def test_viewers_cannot_create_or_change_targets(client, viewer, admin, prod):
     assert client.post(reverse("target", args=[target.pk]), {"auth_method": "azure_cli"}).status_code == 403
 
 
+@pytest.mark.triton
 def test_testing_a_local_target_starts_triton_once(admin, prod):
     target = target_create(actor=admin, name="box", kind="local", environment=prod)
     result = target_test_run(target_id=target.pk, requested_by="boss")

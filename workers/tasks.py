@@ -1,26 +1,26 @@
-"""Celery tasks: thin wrappers that call services with ids, never objects."""
+"""Celery tasks: thin wrappers that call services with ids, never objects.
+
+The services are imported inside each task: the services send tasks by name
+(deployments/queue.py) and never import this module, so the arrow runs one
+way, from here to them.
+"""
 
 from celery import shared_task
 from celery.signals import worker_ready
-from django.core.mail import send_mail
-
-from deployments.health.metrics import scrape_all
-from deployments.health.poller import health_round
-from deployments.services.operations import operation_execute, reconcile
-from deployments.services.targets import target_adopt_run, target_test_run
-from deployments.services.webhooks import webhook_deliver
-from deployments.services.worker_heartbeats import worker_heartbeat_record
-from deployments.single_run import single_run
 
 
 @shared_task(bind=True, name="workers.heartbeat", ignore_result=True)
 def heartbeat(self):
     """Sent by beat; whichever worker takes it proves the queue is being served."""
+    from deployments.services.worker_heartbeats import worker_heartbeat_record
+
     worker_heartbeat_record(hostname=self.request.hostname or "unknown")
 
 
 @worker_ready.connect
 def _announce_worker(sender, **kwargs):
+    from deployments.services.worker_heartbeats import worker_heartbeat_record
+
     # Say so at once rather than a heartbeat interval after start-up.
     worker_heartbeat_record(hostname=sender.hostname)
 
@@ -29,32 +29,54 @@ def _announce_worker(sender, **kwargs):
 def run_operation(self, operation_id: int):
     """Run one Operation. State is in its row: a second delivery finds it
     claimed and does nothing; a transient failure re-queues it with a delay."""
-    outcome = operation_execute(operation_id=operation_id, task_id=self.request.id or "")
-    if outcome.retry_in is not None:
-        run_operation.apply_async((operation_id,), countdown=outcome.retry_in)
+    from deployments.services.operations import operation_execute
+
+    operation_execute(operation_id=operation_id, task_id=self.request.id or "")
 
 
 @shared_task(name="workers.reconcile", ignore_result=True)
 def reconcile_deployments():
+    from deployments.services.operations import reconcile
+    from deployments.single_run import single_run
+
     with single_run("workers.reconcile") as acquired:
         if acquired:
             return reconcile()
     return None
 
 
+@shared_task(name="workers.observe_host", ignore_result=True)
+def observe_host(host: str):
+    """The reconciler's look at one host's local servers, on that host."""
+    from deployments.services.operations import observe
+    from deployments.single_run import single_run
+
+    with single_run(f"workers.observe_host.{host}") as acquired:
+        if acquired:
+            return observe(host=host)
+    return None
+
+
 @shared_task(name="workers.test_target", ignore_result=True)
 def test_target(target_id: int, requested_by: str):
+    from deployments.services.targets import target_test_run
+
     target_test_run(target_id=target_id, requested_by=requested_by)
 
 
 @shared_task(name="workers.adopt_services", ignore_result=True)
 def adopt_services(target_id: int, requested_by: str):
+    from deployments.services.targets import target_adopt_run
+
     target_adopt_run(target_id=target_id, requested_by=requested_by)
 
 
 @shared_task(name="workers.health_round", ignore_result=True)
 def poll_health():
     """A round that overlaps the previous one is skipped, not stacked."""
+    from deployments.health.poller import health_round
+    from deployments.single_run import single_run
+
     with single_run("workers.health_round") as acquired:
         if acquired:
             report = health_round()
@@ -64,6 +86,9 @@ def poll_health():
 
 @shared_task(name="workers.scrape_metrics", ignore_result=True)
 def scrape_metrics():
+    from deployments.health.metrics import scrape_all
+    from deployments.single_run import single_run
+
     with single_run("workers.scrape_metrics") as acquired:
         if acquired:
             return scrape_all()
@@ -72,6 +97,8 @@ def scrape_metrics():
 
 @shared_task(name="workers.send_email", ignore_result=True, autoretry_for=(OSError,), retry_backoff=30, max_retries=5)
 def send_email(recipients: list[str], subject: str, body: str):
+    from django.core.mail import send_mail
+
     send_mail(subject, body, None, recipients)
 
 
@@ -79,6 +106,9 @@ def send_email(recipients: list[str], subject: str, body: str):
 def deliver_webhook(delivery_id: int):
     """Each attempt is recorded on the delivery; a failed one is tried again
     after the next of WEBHOOK_RETRY_DELAYS (all below the visibility timeout)."""
+    from deployments import queue
+    from deployments.services.webhooks import webhook_deliver
+
     retry_in = webhook_deliver(delivery_id=delivery_id)
     if retry_in is not None:
-        deliver_webhook.apply_async((delivery_id,), countdown=retry_in)
+        queue.deliver_webhook_later(delivery_id, retry_in)

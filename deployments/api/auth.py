@@ -11,12 +11,14 @@ from functools import wraps
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.cache import cache
+from django.db import IntegrityError
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from deployments import request_context
 from deployments.api.responses import api_error
 from deployments.errors import DomainError, NotAllowed, WrongState
+from deployments.integrity import conflict_from
 from deployments.models import ApiToken
 from deployments.models.api_token import hash_token_key
 
@@ -91,9 +93,14 @@ def api_view(*methods: str, authenticated: bool = True):
             except NotAllowed as exc:
                 return api_error(403, exc.code, exc.message)
             except WrongState as exc:
-                return api_error(409, exc.code, exc.message)
+                return api_error(409, exc.code, exc.message, exc.path)
             except DomainError as exc:
                 return api_error(400, exc.code, exc.message, exc.path)
+            except IntegrityError as exc:
+                conflict = conflict_from(exc)
+                if conflict is None:
+                    raise
+                return api_error(409, conflict.code, conflict.message, conflict.path)
 
         return wrapper
 

@@ -6,7 +6,7 @@ from deployments.api.auth import api_view
 from deployments.api.responses import api_error, json_body
 from deployments.errors import DomainError, NotAllowed, WrongState
 from deployments.models import Deployment, DeployRequest, ModelRepository, Target
-from deployments.selectors.deployments import deployment_detail, deployment_list
+from deployments.selectors.deployments import deployment_detail, deployment_list, server_log
 from deployments.serializers import deployment_json
 from deployments.services.approvals import deployment_approve, deployment_reject, deployment_request_cancel
 from deployments.services.deployments import (
@@ -15,8 +15,6 @@ from deployments.services.deployments import (
     deployment_redeploy,
     deployment_set_traffic,
 )
-from workers.targets import TargetError, adapter_for
-from workers.targets.base import DeploymentRef
 
 PAGE_SIZE = 50
 _CREATE_FIELDS = {
@@ -155,10 +153,7 @@ def logs(request, deployment_id: int):
         tail = max(1, min(int(request.GET.get("tail", 200)), 5000))
     except ValueError:
         raise DomainError("tail is a whole number.", path="tail") from None
-    try:
-        lines = adapter_for(found.target).logs(DeploymentRef.of(found), tail)
-    except TargetError as exc:
-        lines = [f"(logs unavailable: {exc.message})"]
+    lines = server_log(found, tail)
     operations = [
         f"[operation {op.pk} {op.kind}] {step['at']} {step['message']}"
         for op in reversed(list(found.operations.all()))

@@ -24,8 +24,9 @@ from django.db import transaction
 from deployments import crypto
 from deployments.audit import audit
 from deployments.console import tensors
-from deployments.errors import DomainError, NotAllowed, WrongState
+from deployments.errors import DomainError, WrongState
 from deployments.models import Deployment
+from deployments.services.permissions import require
 
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 RELAY_CHUNK = 1024 * 1024
@@ -79,8 +80,7 @@ def _headers(deployment: Deployment) -> dict[str, str]:
 
 
 def _check(deployment: Deployment, actor) -> None:
-    if not actor.has_perm("deployments.use_console"):
-        raise NotAllowed("Sending test requests needs the deployer role or above.")
+    require(actor, "deployments.use_console", "Sending test requests", environment=deployment.target.environment)
     if deployment.status not in Deployment.RUNNING or not deployment.scoring_uri:
         raise WrongState(f"{deployment.name} is {deployment.get_status_display().lower()}: nothing answers yet.")
     if deployment.mode == Deployment.Mode.ENTRY_SCRIPT:
@@ -394,8 +394,7 @@ def _relay(response: httpx.Response) -> Iterator[bytes]:
 
 def console_score(*, deployment: Deployment, actor, body: str, timeout: float = 10.0) -> dict:
     """Entry-script deployments: a JSON body to their /score, the answer back."""
-    if not actor.has_perm("deployments.use_console"):
-        raise NotAllowed("Sending test requests needs the deployer role or above.")
+    require(actor, "deployments.use_console", "Sending test requests", environment=deployment.target.environment)
     if deployment.status not in Deployment.RUNNING or not deployment.scoring_uri.rstrip("/").endswith("/score"):
         raise WrongState("Only a running entry-script deployment answers /score.")
     try:

@@ -6,6 +6,7 @@ model, and the average queue and compute time per request; gauges (CPU and
 GPU utilisation, memory) are kept as read.
 """
 
+import logging
 from collections import defaultdict
 from datetime import timedelta
 
@@ -16,6 +17,10 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from deployments.models import Deployment, MetricPoint, Operation
+from workers.targets import registry
+from workers.targets.base import Capability, DeploymentRef, TargetError
+
+log = logging.getLogger(__name__)
 
 _COUNTERS = {
     "nv_inference_request_success": "success",
@@ -88,9 +93,6 @@ def scrape(deployment: Deployment, url: str, *, now=None) -> int:
 
 def scrape_all() -> dict[str, int]:
     """Every running deployment whose target exposes /metrics; then prune."""
-    from workers.targets import TargetError, adapter_for
-    from workers.targets.base import DeploymentRef
-
     figures = {"scraped": 0, "points": 0, "failed": 0}
     deployments = (
         Deployment.objects.filter(status__in=Deployment.RUNNING)
@@ -98,12 +100,16 @@ def scrape_all() -> dict[str, int]:
         .select_related("target")
     )
     for deployment in deployments:
-        try:
-            url = adapter_for(deployment.target).metrics_url(DeploymentRef.of(deployment))
-        except (TargetError, AttributeError):
-            continue  # this kind of target exposes no /metrics
-        if not url:
+        if not deployment.target.descriptor.has(Capability.METRICS):
             continue
+        try:
+            url = registry.adapter_for(deployment.target).metrics_url(DeploymentRef.of(deployment))
+        except TargetError as exc:
+            log.warning("no metrics address for deployment %s: %s", deployment.pk, exc.message)
+            figures["failed"] += 1
+            continue
+        if not url:
+            continue  # not running right now
         try:
             figures["points"] += scrape(deployment, url)
             figures["scraped"] += 1

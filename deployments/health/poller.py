@@ -14,8 +14,9 @@ from django.utils import timezone
 from deployments import crypto
 from deployments.audit import audit
 from deployments.health.probes import ProbeResult, ProbeTarget, poll_round
+from deployments.health.verdict import observation_json, status_from
 from deployments.models import Deployment, HealthSample, Operation
-from deployments.services.operations import observation_json, status_from
+from workers.targets.descriptor import Probe
 
 # Probe latencies kept per deployment for the rolling p50/p95 (1 h at 15 s).
 LATENCY_WINDOW = 240
@@ -98,14 +99,17 @@ def _window(latencies: list, latency: float | None) -> list:
 
 def health_round() -> RoundReport:
     started = timezone.now()
-    deployments = list(
-        Deployment.objects.filter(
+    deployments = [
+        deployment
+        for deployment in Deployment.objects.filter(
             desired_state=Deployment.Desired.PRESENT, status__in=Deployment.RUNNING, scoring_uri__gt=""
         )
         .exclude(operations__status__in=Operation.ACTIVE)
-        .select_related("repository")
+        .select_related("repository", "target")
         .prefetch_related("repository__models")
-    )
+        # Kinds with no address to probe from here are observed by the reconciler alone.
+        if deployment.target.descriptor.probe == Probe.TRITON_HTTP
+    ]
     results = asyncio.run(
         poll_round(
             _targets(deployments), concurrency=settings.HEALTH_CONCURRENCY, timeout=settings.HEALTH_PROBE_TIMEOUT

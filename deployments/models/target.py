@@ -6,6 +6,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from deployments import crypto
+from workers.targets import registry
 
 
 class TargetQuerySet(models.QuerySet):
@@ -18,22 +19,16 @@ class TargetQuerySet(models.QuerySet):
 class Target(models.Model):
     """Where deployments run: a local Triton, or an Azure ML workspace's compute."""
 
-    class Kind(models.TextChoices):
-        LOCAL = "local", "Local Triton"
-        AZUREML_V1_AKS = "azureml_v1_aks", "Azure ML v1 (AKS)"
-        AZUREML_V2_KUBERNETES = "azureml_v2_kubernetes", "Azure ML v2 (Kubernetes)"
-        AZUREML_V2_MANAGED = "azureml_v2_managed", "Azure ML v2 (managed)"
-
     class AuthMethod(models.TextChoices):
         NONE = "none", "None (local)"
         SERVICE_PRINCIPAL = "service_principal", "Service principal"
         MANAGED_IDENTITY = "managed_identity", "Managed identity"
         AZURE_CLI = "azure_cli", "Azure CLI login"
 
-    AZURE_KINDS = {Kind.AZUREML_V1_AKS, Kind.AZUREML_V2_KUBERNETES, Kind.AZUREML_V2_MANAGED}
-
     name = models.CharField(max_length=100, unique=True)
-    kind = models.CharField(max_length=32, choices=Kind.choices)
+    # A name from workers/targets/registry.py; no choices= here, so a new kind
+    # is its package and a registry line, not a migration.
+    kind = models.CharField(max_length=32)
     environment = models.ForeignKey("deployments.Environment", on_delete=models.PROTECT, related_name="targets")
     # Non-secret, kind-specific settings (workspace coordinates, compute name,
     # tenant and client ids, default resources). Secrets never live here.
@@ -56,8 +51,21 @@ class Target(models.Model):
         return self.name
 
     @property
-    def is_azure(self) -> bool:
-        return self.kind in self.AZURE_KINDS
+    def descriptor(self):
+        return registry.descriptor(self.kind)
+
+    @property
+    def kind_label(self) -> str:
+        return self.descriptor.label
+
+    @property
+    def capabilities(self) -> set[str]:
+        """For templates: {% if "traffic" in target.capabilities %}."""
+        return {str(capability) for capability in self.descriptor.capabilities}
+
+    @property
+    def where(self) -> str:
+        return self.descriptor.where(self.settings)
 
     def secrets(self) -> dict:
         return json.loads(crypto.decrypt(self.credentials_encrypted)) if self.credentials_encrypted else {}

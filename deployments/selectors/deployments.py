@@ -1,6 +1,8 @@
 from django.db.models import Prefetch
 
 from deployments.models import Deployment, DeployRequest, Operation
+from workers.targets import registry
+from workers.targets.base import Capability, DeploymentRef, TargetError
 
 
 def _requests():
@@ -39,3 +41,13 @@ def deployment_detail(user, deployment_id: int) -> Deployment | None:
         .filter(pk=deployment_id)
         .first()
     )
+
+
+def server_log(deployment: Deployment, tail: int) -> list[str]:
+    """The tail of the target's server log; a target that cannot answer now
+    says why in the one line returned. Kinds without logs: registry.Unsupported."""
+    registry.require(deployment.target, Capability.LOGS)
+    try:
+        return registry.adapter_for(deployment.target).logs(DeploymentRef.of(deployment), tail)
+    except TargetError as exc:
+        return [f"(logs unavailable: {exc.message})"]

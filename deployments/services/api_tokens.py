@@ -1,15 +1,15 @@
 from datetime import timedelta
 
-from django.db import transaction
 from django.utils import timezone
 
 from deployments.audit import audit
 from deployments.errors import DomainError, WrongState
+from deployments.integrity import atomic
 from deployments.models import ApiToken
 from deployments.models.api_token import TOKEN_PREFIX, hash_token_key, new_token_key
 
 
-@transaction.atomic
+@atomic
 def api_token_create(
     *, user, name: str, scope: str = ApiToken.Scope.DEPLOY, expires_in_days: int | None = None
 ) -> tuple[ApiToken, str]:
@@ -48,7 +48,7 @@ def api_token_create(
     return token, key
 
 
-@transaction.atomic
+@atomic
 def api_token_revoke(*, token: ApiToken, actor) -> ApiToken:
     token = ApiToken.objects.select_for_update().get(pk=token.pk)
     if token.revoked_at is not None:

@@ -16,6 +16,7 @@ from deployments import policy
 from deployments import spec as deployment_spec
 from deployments.audit import audit
 from deployments.errors import DomainError, NotAllowed, WrongState
+from deployments.integrity import atomic
 from deployments.models import Approval, Deployment, DeployRequest, ModelRepository, Operation
 from deployments.services import notifications
 
@@ -131,7 +132,7 @@ def _record(request: DeployRequest, actor, decision: str, comment: str) -> Appro
     )
 
 
-@transaction.atomic
+@atomic
 def deployment_approve(*, deploy_request: DeployRequest, actor, comment: str = "") -> DeployRequest:
     request = _locked(deploy_request)
     _check_decider(request, actor, "approve")
@@ -198,7 +199,7 @@ def _release(request: DeployRequest) -> Operation:
     return operation
 
 
-@transaction.atomic
+@atomic
 def deployment_reject(*, deploy_request: DeployRequest, actor, comment: str) -> DeployRequest:
     comment = (comment or "").strip()
     if not comment:
@@ -226,7 +227,7 @@ def _close_unreleased(request: DeployRequest, status: str, reason: str) -> None:
     )
 
 
-@transaction.atomic
+@atomic
 def deployment_request_cancel(*, deploy_request: DeployRequest, actor) -> DeployRequest:
     request = _locked(deploy_request)
     if actor.pk != request.requested_by_id and not actor.is_superuser:

@@ -5,29 +5,22 @@ commit. The work itself happens in services/operations.py, in a worker."""
 import ast
 import re
 
-from django.db import transaction
 from django.utils import timezone
 
+from deployments import queue
 from deployments import spec as deployment_spec
 from deployments.audit import audit
-from deployments.errors import DomainError, WrongState
+from deployments.errors import Conflict, DomainError, WrongState
+from deployments.integrity import atomic
 from deployments.models import Deployment, ModelRepository, Operation, Target
 from deployments.services import approvals
 from deployments.services.permissions import require
+from workers.targets import registry
+from workers.targets.base import Capability
+from workers.targets.descriptor import RESOURCE_LIMITS
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-# Azure ML webservice and online endpoint names: 3 to 32, starting with a letter.
-_AZURE_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
 _PIP_REQUIREMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-\[\],<>=!~ ]*$")
-_RESOURCE_LIMITS = {"gpu_cores": 16, "cpu_cores": 64, "memory_gb": 512}
-
-
-def enqueue(operation: Operation) -> None:
-    """Send the operation's task once the transaction that created it commits."""
-    from workers.tasks import run_operation
-
-    operation_id = operation.pk
-    transaction.on_commit(lambda: run_operation.delay(operation_id))
 
 
 def start_operation(*, deployment: Deployment, kind: str, actor, reason: str = "", params=None) -> Operation:
@@ -41,7 +34,7 @@ def start_operation(*, deployment: Deployment, kind: str, actor, reason: str = "
         created_by=actor,
         enqueued_at=timezone.now(),
     )
-    enqueue(operation)
+    queue.run_operation(operation)
     return operation
 
 
@@ -89,12 +82,12 @@ def _validate_resources(resources, target: Target) -> dict:
     resources = {**target.settings.get("default_resources", {}), **(resources or {})}
     clean = {}
     for key, value in resources.items():
-        if key not in _RESOURCE_LIMITS:
+        if key not in RESOURCE_LIMITS:
             raise DomainError(
                 f"Unknown resource '{key}' (use gpu_cores, cpu_cores, memory_gb).", path=f"resources.{key}"
             )
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value > _RESOURCE_LIMITS[key]:
-            raise DomainError(f"{key} must be a number from 0 to {_RESOURCE_LIMITS[key]}.", path=f"resources.{key}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value > RESOURCE_LIMITS[key]:
+            raise DomainError(f"{key} must be a number from 0 to {RESOURCE_LIMITS[key]}.", path=f"resources.{key}")
         clean[key] = value
     return clean
 
@@ -108,6 +101,8 @@ def _validate_worker_count(value) -> int:
 def _clean_spec(*, target: Target, mode, entry_script, pip_packages, worker_count, resources, auth_enabled) -> dict:
     if mode not in Deployment.Mode.values:
         raise DomainError("mode is 'triton' or 'entry_script'.", path="mode")
+    if mode == Deployment.Mode.ENTRY_SCRIPT:
+        registry.require(target, Capability.ENTRY_SCRIPT)
     if not isinstance(auth_enabled, bool):
         raise DomainError("auth_enabled is true or false.", path="auth_enabled")
     return {
@@ -130,7 +125,7 @@ def _snapshot(deployment: Deployment) -> dict:
     }
 
 
-@transaction.atomic
+@atomic
 def deployment_create(
     *,
     name: str,
@@ -146,11 +141,8 @@ def deployment_create(
 ) -> Deployment:
     require(actor, "deployments.add_deployment", "Deploying", environment=target.environment)
     name = _validate_name(name)
-    if target.is_azure and not _AZURE_NAME.match(name):
-        raise DomainError(
-            "On Azure ML the name becomes the webservice or endpoint name: 3 to 32 characters, starting with a letter.",
-            path="name",
-        )
+    if target.descriptor.name_rule is not None:
+        target.descriptor.name_rule.check(name)
     if repository.status != ModelRepository.Status.VALID:
         raise DomainError(
             f"Repository “{repository.name}” is invalid ({len(repository.errors)} errors); fix them and upload again.",
@@ -166,7 +158,7 @@ def deployment_create(
         auth_enabled=auth_enabled,
     )
     if Deployment.objects.filter(target=target, name=name).exclude(status__in=Deployment.TERMINAL).exists():
-        raise DomainError(f"Target {target.name} already has a deployment named {name}.", path="name")
+        raise Conflict(f"Target {target.name} already has a deployment named {name}.", path="name")
     deployment = Deployment.objects.create(
         name=name,
         repository=repository,
@@ -196,7 +188,7 @@ def _lock(deployment: Deployment) -> Deployment:
     return locked
 
 
-@transaction.atomic
+@atomic
 def deployment_redeploy(*, deployment: Deployment, actor, changes: dict | None = None) -> Deployment:
     """The same spec again (a no-op at the target when it still runs), or a
     changed one. Where the environment asks for approvals, a spec that was
@@ -250,13 +242,12 @@ def _apply_spec(deployment: Deployment, spec: dict, digest: str, *, status: str)
     deployment.save()
 
 
-@transaction.atomic
+@atomic
 def deployment_set_traffic(*, deployment: Deployment, actor, traffic) -> Deployment:
-    """Shift an SDK v2 endpoint's traffic between its Azure deployments (safe rollout, rollback)."""
+    """Shift an endpoint's traffic between its deployments (safe rollout, rollback)."""
     require(actor, "deployments.add_deployment", "Changing traffic", environment=deployment.target.environment)
+    registry.require(deployment.target, Capability.TRAFFIC)
     locked = _lock(deployment)
-    if locked.target.kind not in ("azureml_v2_kubernetes", "azureml_v2_managed"):
-        raise WrongState("Only Azure ML SDK v2 endpoints split traffic between deployments.")
     if not isinstance(traffic, dict) or not traffic:
         raise DomainError("traffic maps Azure deployment names to percentages.", path="traffic")
     known = set((locked.observed or {}).get("traffic", {}))
@@ -290,7 +281,7 @@ def deployment_set_traffic(*, deployment: Deployment, actor, traffic) -> Deploym
     return locked
 
 
-@transaction.atomic
+@atomic
 def deployment_delete(*, deployment: Deployment, actor) -> Deployment:
     require(actor, "deployments.delete_deployment", "Deleting", environment=deployment.target.environment)
     locked = _lock(deployment)

@@ -6,11 +6,11 @@ from urllib.parse import urlsplit
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db import transaction
 
 from deployments import crypto
 from deployments.audit import audit
-from deployments.errors import DomainError, WrongState
+from deployments.errors import Conflict, DomainError, WrongState
+from deployments.integrity import atomic
 from deployments.models import Environment, EnvironmentMembership
 from deployments.services.permissions import require
 
@@ -77,14 +77,14 @@ def _apply(environment: Environment, policy: dict, webhook_secret: str | None) -
         environment.webhook_secret_encrypted = crypto.encrypt(webhook_secret)
 
 
-@transaction.atomic
+@atomic
 def environment_create(*, actor, name: str, policy: dict | None = None, webhook_secret: str = "") -> Environment:
     require(actor, "deployments.add_environment", "Creating an environment", role="admin")
     name = (name or "").strip()
     if not _NAME.match(name):
         raise DomainError("Environment names are lower-case letters, digits and '-', e.g. prod-eu.", path="name")
     if Environment.objects.filter(name=name).exists():
-        raise DomainError(f"An environment named {name} exists already.", path="name")
+        raise Conflict(f"An environment named {name} exists already.", path="name")
     environment = Environment(name=name)
     _apply(environment, policy or {}, webhook_secret)
     environment.save()
@@ -92,7 +92,7 @@ def environment_create(*, actor, name: str, policy: dict | None = None, webhook_
     return environment
 
 
-@transaction.atomic
+@atomic
 def environment_update(*, actor, environment: Environment, policy: dict, webhook_secret: str = "") -> Environment:
     require(actor, "deployments.change_environment", "Changing an environment", role="admin")
     locked = Environment.objects.select_for_update().get(pk=environment.pk)
@@ -111,7 +111,7 @@ def environment_update(*, actor, environment: Environment, policy: dict, webhook
     return locked
 
 
-@transaction.atomic
+@atomic
 def membership_set(*, actor, environment: Environment, username: str, role: str) -> EnvironmentMembership:
     require(actor, "deployments.add_environmentmembership", "Granting roles", role="admin")
     if role not in EnvironmentMembership.Role.values:
@@ -134,7 +134,7 @@ def membership_set(*, actor, environment: Environment, username: str, role: str)
     return membership
 
 
-@transaction.atomic
+@atomic
 def membership_remove(*, actor, membership: EnvironmentMembership) -> None:
     require(actor, "deployments.delete_environmentmembership", "Removing roles", role="admin")
     locked = EnvironmentMembership.objects.select_for_update().filter(pk=membership.pk).first()

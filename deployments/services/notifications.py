@@ -7,12 +7,11 @@ import json
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from deployments import policy
+from deployments import policy, queue
 from deployments.models import WebhookDelivery
 from deployments.roles import ROLE_PERMISSIONS
 
@@ -25,9 +24,7 @@ def _email(recipients, subject: str, body: str) -> None:
     recipients = sorted({address for address in recipients if address})
     if not recipients:
         return
-    from workers.tasks import send_email
-
-    transaction.on_commit(lambda: send_email.delay(recipients, subject, body))
+    queue.send_email(recipients, subject, body)
 
 
 def _webhook(environment, event: str, data: dict) -> None:
@@ -40,9 +37,7 @@ def _webhook(environment, event: str, data: dict) -> None:
     delivery = WebhookDelivery.objects.create(
         environment=environment, event=event, url=environment.webhook_url, body=body
     )
-    from workers.tasks import deliver_webhook
-
-    transaction.on_commit(lambda: deliver_webhook.delay(delivery.pk))
+    queue.deliver_webhook(delivery.pk)
 
 
 def approvers_of(environment, *, excluding_id):

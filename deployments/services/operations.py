@@ -17,14 +17,15 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from deployments import crypto
+from deployments import crypto, queue
 from deployments.audit import audit
+from deployments.health.verdict import observation_json, status_from
 from deployments.models import Deployment, HealthSample, Operation
 from deployments.services import notifications
 from deployments.services.approvals import requests_expire
-from deployments.services.deployments import enqueue, start_operation
-from workers.targets import TargetError, adapter_for
-from workers.targets.base import DeploymentRef, DeploySpec, Observation
+from deployments.services.deployments import start_operation
+from workers.targets import registry
+from workers.targets.base import Capability, DeploymentRef, DeploySpec, Observation, TargetError
 
 log = logging.getLogger(__name__)
 MAX_STEPS = 200
@@ -35,7 +36,8 @@ MAX_RETRY_DELAY = 300
 
 @dataclass(frozen=True)
 class Outcome:
-    """What the task should do next: nothing, or retry after `retry_in` seconds."""
+    """What happened: whether this delivery ran it, and in how many seconds a
+    transient failure's retry was scheduled (None: no retry)."""
 
     ran: bool
     retry_in: int | None = None
@@ -68,38 +70,6 @@ def _spec(deployment: Deployment, operation: Operation) -> DeploySpec:
         auth_enabled=deployment.auth_enabled,
         idempotency_key=str(operation.idempotency_key),
     )
-
-
-def status_from(observation: Observation) -> tuple[str, str]:
-    """One status and a human reason from what the target says."""
-    if observation.provisioning == "transitioning":
-        return Deployment.Status.DEPLOYING, observation.detail or "the target is still provisioning"
-    if observation.provisioning == "failed":
-        return Deployment.Status.FAILED, observation.detail or "the target reports a failed deployment"
-    if not observation.exists:
-        return Deployment.Status.UNHEALTHY, observation.detail or "nothing is running at the target"
-    if not observation.live:
-        return Deployment.Status.UNHEALTHY, observation.detail or "server not live"
-    unavailable = [m for m in observation.models if not m.ready]
-    reasons = "; ".join(f"{m.name} v{m.version} {m.reason or 'not ready'}" for m in unavailable)
-    if not observation.models:
-        return Deployment.Status.UNHEALTHY, "no model is loaded"
-    if not unavailable and observation.ready:
-        return Deployment.Status.HEALTHY, ""
-    if len(unavailable) < len(observation.models):
-        return Deployment.Status.DEGRADED, reasons
-    return Deployment.Status.UNHEALTHY, reasons or "server not ready"
-
-
-def observation_json(observation: Observation) -> dict:
-    return {
-        "live": observation.live,
-        "ready": observation.ready,
-        "checked_at": timezone.now().isoformat(),
-        "models": [m.as_dict() for m in observation.models],
-        "detail": observation.detail,
-        "traffic": observation.traffic,
-    }
 
 
 def apply_observation(deployment: Deployment, observation: Observation) -> bool:
@@ -203,7 +173,7 @@ def operation_execute(*, operation_id: int, task_id: str) -> Outcome:
         )
     progress(f"Attempt {operation.attempts}: {operation.get_kind_display().lower()} on {deployment.target.name}")
     try:
-        adapter = adapter_for(deployment.target)
+        adapter = registry.adapter_for(deployment.target)
         if operation.kind == Operation.Kind.DEPLOY:
             if deployment.repository is None:
                 raise TargetError("the repository was deleted", permanent=True)
@@ -225,6 +195,7 @@ def operation_execute(*, operation_id: int, task_id: str) -> Outcome:
                 error=exc.message,
                 enqueued_at=timezone.now() + timedelta(seconds=delay),
             )
+            queue.run_operation_later(operation_id=operation.pk, target=deployment.target, countdown=delay)
             return Outcome(ran=True, retry_in=delay)
         progress(f"Failed: {exc.message}")
         _fail(operation, deployment, exc.message)
@@ -290,7 +261,7 @@ def _reap_stale(now) -> int:
                 continue
             _step(locked.pk, "Worker lost (no heartbeat); re-driving")
             Operation.objects.filter(pk=locked.pk).update(status=Operation.Status.QUEUED, enqueued_at=now)
-            enqueue(locked)
+            queue.run_operation(locked)
     return count
 
 
@@ -304,12 +275,16 @@ def _resend_queued(now) -> int:
     for operation in waiting:
         with transaction.atomic():
             if Operation.objects.filter(pk=operation.pk, status=Operation.Status.QUEUED).update(enqueued_at=now):
-                enqueue(operation)
+                queue.run_operation(operation)
                 count += 1
     return count
 
 
-def _observe(now) -> dict[str, int]:
+def observe(*, host: str | None = None) -> dict[str, int]:
+    """Observe every watched deployment this process may observe: all but
+    those of host-bound kinds on other hosts, whose processes only their own
+    host can see. Those are handed to their host's queue (observe_host).
+    With `host`, only that host's host-bound deployments."""
     figures = {"observed": 0, "changed": 0, "restarted": 0}
     # DEPLOYING without an operation: submitted to a target that provisions
     # asynchronously (Azure); observation says when it settles.
@@ -320,16 +295,26 @@ def _observe(now) -> dict[str, int]:
         .select_related("target__environment", "repository")
         .prefetch_related("repository__models")
     )
+    elsewhere = set()
     for deployment in deployments:
+        kind = deployment.target.descriptor
+        where = registry.target_host(deployment.target) if kind.host_bound else None
+        if host is not None and where != host:
+            continue
+        if host is None and where not in (None, settings.WORKER_HOST):
+            elsewhere.add(where)
+            continue
         try:
-            observation = adapter_for(deployment.target).status(DeploymentRef.of(deployment))
+            observation = registry.adapter_for(deployment.target).status(DeploymentRef.of(deployment))
         except TargetError as exc:
             observation = Observation(exists=True, detail=exc.message)
         figures["observed"] += 1
-        if not observation.exists and deployment.target.kind == "local":
+        if not observation.exists and kind.has(Capability.RESTART):
             figures["restarted"] += _restart(deployment, observation)
             continue
         figures["changed"] += apply_observation(deployment, observation)
+    for other in sorted(elsewhere):
+        queue.observe_host(other)
     return figures
 
 
@@ -359,5 +344,5 @@ def _restart(deployment: Deployment, observation: Observation) -> int:
 def reconcile() -> dict[str, int]:
     now = timezone.now()
     figures = {"reaped": _reap_stale(now), "resent": _resend_queued(now), "expired": requests_expire(now)}
-    figures.update(_observe(now))
+    figures.update(observe())
     return figures

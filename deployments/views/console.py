@@ -6,15 +6,16 @@ import io
 import json
 
 import numpy as np
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
+from deployments import policy
 from deployments.console import snippet, tensors
 from deployments.console.infer import PREVIEW_ELEMENTS, base_url, console_infer, console_score, model_metadata
 from deployments.errors import DomainError
 from deployments.selectors.deployments import deployment_detail
-from deployments.views.access import require_perm
 
 # Outputs up to this size get a .npy download link (a data: URL, nothing stored).
 NPY_DOWNLOAD_ELEMENTS = 1024 * 1024
@@ -69,7 +70,8 @@ def console(request, deployment_id: int):
     deployment = deployment_detail(request.user, deployment_id)
     if deployment is None:
         raise Http404("No such deployment.")
-    require_perm(request.user, "deployments.use_console", "The console needs the deployer role.")
+    if not policy.can(request.user, "deployments.use_console", deployment.target.environment):
+        raise PermissionDenied(f"The console in {deployment.target.environment} needs the deployer role there.")
     if deployment.mode == "entry_script":
         return _score_console(request, deployment)
     models = list(deployment.repository.models.all()) if deployment.repository else []

@@ -9,7 +9,7 @@ from deployments.errors import DomainError
 from deployments.forms import DeploymentForm
 from deployments.models import Deployment
 from deployments.selectors.audit_log import object_history
-from deployments.selectors.deployments import deployment_detail, deployment_list
+from deployments.selectors.deployments import deployment_detail, deployment_list, server_log
 from deployments.selectors.health import health_view
 from deployments.serializers import approval_json
 from deployments.services.deployments import (
@@ -19,8 +19,6 @@ from deployments.services.deployments import (
     deployment_set_traffic,
 )
 from deployments.views.access import field_for, require_perm
-from workers.targets import TargetError, adapter_for
-from workers.targets.base import DeploymentRef
 
 PAGE_SIZE = 25
 LOG_LINES = 100
@@ -83,13 +81,6 @@ def _visible_or_404(request, deployment_id: int) -> Deployment:
     return deployment
 
 
-def _logs(deployment) -> list[str]:
-    try:
-        return adapter_for(deployment.target).logs(DeploymentRef.of(deployment), LOG_LINES)
-    except TargetError as exc:
-        return [f"(logs unavailable: {exc.message})"]
-
-
 @require_safe
 def detail(request, deployment_id: int):
     deployment = _visible_or_404(request, deployment_id)
@@ -99,6 +90,7 @@ def detail(request, deployment_id: int):
         "logs": None,  # the log section fetches itself (see logs())
         "can_change": policy.can(request.user, "deployments.add_deployment", deployment.target.environment),
         "can_delete": policy.can(request.user, "deployments.delete_deployment", deployment.target.environment),
+        "can_use_console": policy.can(request.user, "deployments.use_console", deployment.target.environment),
         "approval": approval_json(deployment),
     }
     if request.htmx:
@@ -137,7 +129,7 @@ def delete(request, deployment_id: int):
 def logs(request, deployment_id: int):
     """Plain text, or the page's log section when htmx asks for it."""
     deployment = _visible_or_404(request, deployment_id)
-    lines = _logs(deployment)
+    lines = server_log(deployment, LOG_LINES)
     if request.htmx:
         return render(request, "deployments/deployment_detail.html#log", {"deployment": deployment, "logs": lines})
     return HttpResponse("\n".join(lines), content_type="text/plain; charset=utf-8")

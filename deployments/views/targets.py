@@ -3,12 +3,15 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from deployments import policy
 from deployments.errors import DomainError
 from deployments.forms import TargetForm
 from deployments.models import Target
 from deployments.selectors.audit_log import object_history
 from deployments.services.targets import target_adopt_request, target_create, target_test_request, target_update
 from deployments.views.access import field_for, require_perm
+from workers.targets import registry
+from workers.targets.base import Capability
 
 STOP_POLLING = 286
 
@@ -47,7 +50,12 @@ def create(request):
         else:
             messages.success(request, f"Target “{target.name}” created. Test its connection below.")
             return redirect("target", target_id=target.pk)
-    return render(request, "deployments/target_form.html", {"form": form}, status=400 if form.errors else 200)
+    return render(
+        request,
+        "deployments/target_form.html",
+        {"form": form, "kinds": registry.offered()},
+        status=400 if form.errors else 200,
+    )
 
 
 def _visible_or_404(request, target_id: int) -> Target:
@@ -88,7 +96,14 @@ def detail(request, target_id: int):
     return render(
         request,
         "deployments/target_detail.html",
-        {"target": target, "form": form, "can_change": can_change, **object_history(request.user, target)},
+        {
+            "target": target,
+            "form": form,
+            "can_change": can_change,
+            "can_adopt": target.descriptor.has(Capability.ADOPT)
+            and policy.can(request.user, "deployments.add_deployment", target.environment),
+            **object_history(request.user, target),
+        },
         status=400 if form.errors else 200,
     )
 
@@ -106,12 +121,7 @@ def test(request, target_id: int):
 @require_POST
 def adopt(request, target_id: int):
     target = _visible_or_404(request, target_id)
-    try:
-        target_adopt_request(actor=request.user, target=target)
-    except DomainError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(
-            request, "Listing the workspace's webservices: unknown ones appear under Deployments as adopted."
-        )
+    # A refusal (a kind without adoption) is told by the pages' error boundary.
+    target_adopt_request(actor=request.user, target=target)
+    messages.success(request, "Listing the workspace's webservices: unknown ones appear under Deployments as adopted.")
     return redirect("target", target_id=target.pk)

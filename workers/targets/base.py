@@ -1,9 +1,11 @@
-"""The one small interface every kind of target implements."""
+"""What every kind of target shares: the adapter interface, the values that
+cross it, and the one error type the engine sees."""
 
+import contextlib
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 
 class TargetError(Exception):
@@ -13,6 +15,25 @@ class TargetError(Exception):
         super().__init__(message)
         self.message = message
         self.permanent = permanent
+
+
+class Capability(enum.StrEnum):
+    """What a kind can do beyond deploy, status and delete. Pages and the API
+    offer an action only where the target's kind has it."""
+
+    TRAFFIC = "traffic", "a traffic split between deployments of one endpoint"
+    ADOPT = "adopt", "adopting services deployed without the dashboard"
+    METRICS = "metrics", "Triton's Prometheus /metrics"
+    LOGS = "logs", "server logs"
+    KEYS = "keys", "endpoint keys"
+    RESTART = "restart", "restarting a server that died"
+    ENTRY_SCRIPT = "entry_script", "entry-script (score.py) mode"
+
+    def __new__(cls, value: str, meaning: str):
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.meaning = meaning
+        return member
 
 
 @dataclass(frozen=True)
@@ -91,13 +112,85 @@ class Observation:
 Progress = Callable[[str | None], None]
 
 
-class TargetAdapter(Protocol):
-    def deploy(self, spec: DeploySpec, progress: Progress) -> DeployResult: ...
+@dataclass(frozen=True)
+class ServiceListing:
+    """A service found at the target (for adoption)."""
 
-    def status(self, ref: DeploymentRef) -> Observation: ...
+    name: str
+    state: str
+    scoring_uri: str
+    models: list[str]
+    # Deployed by this dashboard (its deployment exists already).
+    managed_here: bool
+    compute: str = ""
 
-    def delete(self, ref: DeploymentRef, progress: Progress) -> None: ...
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "state": self.state,
+            "scoring_uri": self.scoring_uri,
+            "models": self.models,
+            "managed_here": self.managed_here,
+            "compute": self.compute,
+        }
 
-    def logs(self, ref: DeploymentRef, tail: int) -> list[str]: ...
 
-    def test_connection(self) -> str: ...
+class TargetAdapter:
+    """The complete interface. deploy, status, delete and test_connection are
+    every kind's; each other method belongs to a capability (CAPABILITY_METHODS)
+    and a kind that declares the capability overrides it (a test checks)."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def deploy(self, spec: DeploySpec, progress: Progress) -> DeployResult:
+        raise NotImplementedError
+
+    def status(self, ref: DeploymentRef) -> Observation:
+        raise NotImplementedError
+
+    def delete(self, ref: DeploymentRef, progress: Progress) -> None:
+        raise NotImplementedError
+
+    def test_connection(self) -> str:
+        raise NotImplementedError
+
+    def logs(self, ref: DeploymentRef, tail: int) -> list[str]:
+        raise NotImplementedError
+
+    def keys(self, ref: DeploymentRef) -> list[str]:
+        raise NotImplementedError
+
+    def set_traffic(self, ref: DeploymentRef, traffic: dict[str, int], progress: Progress) -> None:
+        raise NotImplementedError
+
+    def list_services(self) -> list[ServiceListing]:
+        raise NotImplementedError
+
+    def metrics_url(self, ref: DeploymentRef) -> str:
+        raise NotImplementedError
+
+
+# The adapter method behind each capability; calling one the kind lacks is
+# refused at the boundary (registry.adapter_for), naming kind and capability.
+CAPABILITY_METHODS = {
+    "logs": Capability.LOGS,
+    "keys": Capability.KEYS,
+    "set_traffic": Capability.TRAFFIC,
+    "list_services": Capability.ADOPT,
+    "metrics_url": Capability.METRICS,
+}
+
+
+@contextlib.contextmanager
+def doing(what: str):
+    """Name the step an SDK call belongs to. The exception is not translated
+    here (the registry's boundary does that once); it only carries the step,
+    so the message says "registering the model: <the SDK's words>"."""
+    try:
+        yield
+    except Exception as exc:
+        if not hasattr(exc, "target_doing"):
+            with contextlib.suppress(AttributeError):  # a few C exceptions take no attributes
+                exc.target_doing = what
+        raise

@@ -15,6 +15,7 @@ from deployments import roles
 from deployments.audit import audit
 from deployments.models import Environment, Target
 from deployments.services.repositories import repository_load_example
+from workers.targets import local
 
 DEMO_ADMIN = "admin"
 # A second person, so prod's four-eyes rule can be tried: the admin asks, the
@@ -64,7 +65,7 @@ class Command(BaseCommand):
             if created:
                 audit(action="environment.created", actor_name="make run", obj=environment, after=policy)
             target, created = Target.objects.get_or_create(
-                name=f"local-{name}", defaults={"kind": Target.Kind.LOCAL, "environment": environment}
+                name=f"local-{name}", defaults={"kind": local.KIND.name, "environment": environment}
             )
             if created:
                 audit(action="target.created", actor_name="make run", obj=target, after={"kind": target.kind})

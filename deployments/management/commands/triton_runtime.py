@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from workers.targets import triton_runtime
+from workers.targets.local import runtime as triton_runtime
 
 
 class Command(BaseCommand):

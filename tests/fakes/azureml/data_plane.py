@@ -8,7 +8,8 @@ import httpx
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from workers.targets import local_processes, triton_runtime
+from workers.targets.local import processes as local_processes
+from workers.targets.local import runtime as triton_runtime
 
 
 class _Server:

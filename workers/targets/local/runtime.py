@@ -130,7 +130,7 @@ def smoke_test(runtime: TritonRuntime, timeout: float = 30) -> str:
     """Start the server once on an empty repository and ask its version."""
     import httpx
 
-    from workers.targets import local_processes
+    from workers.targets.local import processes as local_processes
 
     with tempfile.TemporaryDirectory() as empty:
         port = local_processes.free_port()

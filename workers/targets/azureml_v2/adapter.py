@@ -19,15 +19,16 @@ from pathlib import Path
 
 from django.conf import settings as django_settings
 
-from workers.targets.azure_common import TAG_DIGEST, TAG_OPERATION, TAG_SPEC, probe_triton
-from workers.targets.azure_errors import is_permanent, translate
+from workers.targets.azure.common import TAG_DIGEST, TAG_OPERATION, TAG_SPEC, probe_triton
 from workers.targets.base import (
     DeploymentRef,
     DeployResult,
     DeploySpec,
     Observation,
     Progress,
+    TargetAdapter,
     TargetError,
+    doing,
 )
 
 _POLL_EVERY = 2.0
@@ -46,11 +47,14 @@ def azure_deployment_name(spec_digest: str) -> str:
     return f"s{spec_digest[:10]}"
 
 
-class AzureMLv2Target:
+class AzureMLv2Target(TargetAdapter):
+    """Online endpoints; the subclasses say on which compute."""
+
+    kubernetes = False
+
     def __init__(self, target):
-        self.target = target
+        super().__init__(target)
         self.settings = target.settings
-        self.kubernetes = target.kind == "azureml_v2_kubernetes"
 
     # --- client ----------------------------------------------------------------
 
@@ -73,7 +77,7 @@ class AzureMLv2Target:
     def _client(self):
         from azure.ai.ml import MLClient
 
-        with translate("connecting to the workspace"):
+        with doing("connecting to the workspace"):
             return MLClient(
                 self._credential(),
                 self.settings["subscription_id"],
@@ -83,7 +87,7 @@ class AzureMLv2Target:
             )
 
     @staticmethod
-    def _follow(poller, progress: Progress, doing: str, wait: float | None = None) -> bool:
+    def _follow(poller, progress: Progress, what: str, wait: float | None = None) -> bool:
         """Wait for a long-running operation while heartbeating; True when done."""
         deadline = None if wait is None else time.monotonic() + wait
         while not poller.done():
@@ -91,13 +95,13 @@ class AzureMLv2Target:
                 return False
             progress(None)
             poller.wait(_POLL_EVERY)
-        with translate(doing):
+        with doing(what):
             poller.result()
         return True
 
     def test_connection(self) -> str:
         client = self._client()
-        with translate("reading the workspace"):
+        with doing("reading the workspace"):
             workspace = client.workspaces.get(self.settings["workspace_name"])
         where = f"compute {self.settings['compute_name']}" if self.kubernetes else "managed compute"
         return f"workspace {workspace.name} ({workspace.location}) reached; deploys to {where}"
@@ -122,7 +126,7 @@ class AzureMLv2Target:
             folder = staging / "model_repository"
             shutil.copytree(spec.repository_path, folder)
             progress(f"Registering the repository as triton_model {spec.name}")
-            with translate("registering the model"):
+            with doing("registering the model"):
                 model = client.models.create_or_update(
                     Model(
                         name=spec.name,
@@ -149,10 +153,10 @@ class AzureMLv2Target:
         extra = {"compute": self.settings["compute_name"]} if self.kubernetes else {}
         endpoint = kind(name=spec.name, auth_mode="key" if spec.auth_enabled else "aml_token", **extra)
         progress(f"Creating online endpoint {spec.name}")
-        with translate("creating the endpoint"):
+        with doing("creating the endpoint"):
             poller = client.online_endpoints.begin_create_or_update(endpoint)
         self._follow(poller, progress, "creating the endpoint")
-        with translate("reading the endpoint"):
+        with doing("reading the endpoint"):
             return client.online_endpoints.get(spec.name)
 
     def deploy(self, spec: DeploySpec, progress: Progress) -> DeployResult:
@@ -182,7 +186,7 @@ class AzureMLv2Target:
                 tags={TAG_OPERATION: spec.idempotency_key, TAG_SPEC: spec.spec_digest},
             )
             progress(f"Creating deployment {name} on endpoint {spec.name}")
-            with translate("creating the deployment"):
+            with doing("creating the deployment"):
                 poller = client.online_deployments.begin_create_or_update(deployment)
             if not self._follow(
                 poller, progress, "creating the deployment", wait=django_settings.AZUREML_V2_DEPLOY_WAIT
@@ -193,7 +197,7 @@ class AzureMLv2Target:
         if not any(endpoint.traffic.values()):
             progress(f"First deployment of the endpoint: {name} takes 100% of the traffic")
             endpoint.traffic = {name: 100}
-            with translate("setting traffic"):
+            with doing("setting traffic"):
                 poller = client.online_endpoints.begin_create_or_update(endpoint)
             self._follow(poller, progress, "setting traffic")
             endpoint = client.online_endpoints.get(spec.name)
@@ -220,12 +224,10 @@ class AzureMLv2Target:
 
         client = self._client()
         try:
-            endpoint = client.online_endpoints.get(ref.name)
+            with doing("reading the endpoint"):
+                endpoint = client.online_endpoints.get(ref.name)
         except ResourceNotFoundError:
             return Observation(exists=False, detail=f"no online endpoint named {ref.name}")
-        except Exception as exc:  # translate keeps the SDK's message
-            with translate("reading the endpoint"):
-                raise exc
         deployment = self._deployment_for(client, ref, endpoint)
         if deployment is None:
             return Observation(exists=True, provisioning="transitioning", detail="the endpoint has no deployment yet")
@@ -243,19 +245,27 @@ class AzureMLv2Target:
             self._probe(client, ref, endpoint, observation)
         return observation
 
+    def _endpoint_keys(self, client, name: str) -> list[str]:
+        with doing("reading the endpoint keys"):
+            keys = client.online_endpoints.get_keys(name)
+        found = [getattr(keys, "primary_key", None), getattr(keys, "secondary_key", None)]
+        found = [key for key in found if key] or [getattr(keys, "access_token", "") or ""]
+        return [key for key in found if key]
+
+    def keys(self, ref: DeploymentRef) -> list[str]:
+        return self._endpoint_keys(self._client(), ref.name)
+
     def _probe(self, client, ref: DeploymentRef, endpoint, observation: Observation) -> None:
-        with translate("reading the endpoint keys"):
-            keys = client.online_endpoints.get_keys(ref.name)
-        key = getattr(keys, "primary_key", None) or getattr(keys, "access_token", "")
+        key = next(iter(self._endpoint_keys(client, ref.name)), "")
         probe_triton(endpoint.scoring_uri.rstrip("/").removesuffix("/score"), key, ref, observation)
 
     def set_traffic(self, ref: DeploymentRef, traffic: dict[str, int], progress: Progress) -> None:
         client = self._client()
-        with translate("reading the endpoint"):
+        with doing("reading the endpoint"):
             endpoint = client.online_endpoints.get(ref.name)
         progress("Traffic " + ", ".join(f"{name} {share}%" for name, share in sorted(traffic.items())))
         endpoint.traffic = traffic
-        with translate("setting traffic"):
+        with doing("setting traffic"):
             poller = client.online_endpoints.begin_create_or_update(endpoint)
         self._follow(poller, progress, "setting traffic")
 
@@ -265,12 +275,11 @@ class AzureMLv2Target:
         client = self._client()
         progress(f"Deleting online endpoint {ref.name} and its deployments")
         try:
-            poller = client.online_endpoints.begin_delete(name=ref.name)
+            with doing("deleting the endpoint"):
+                poller = client.online_endpoints.begin_delete(name=ref.name)
         except ResourceNotFoundError:
             progress("No such endpoint: nothing to delete")
             return
-        except Exception as exc:
-            raise TargetError(f"deleting the endpoint: {exc}", permanent=is_permanent(str(exc))) from exc
         self._follow(poller, progress, "deleting the endpoint")
         progress("Endpoint deleted; registered models are kept")
 
@@ -285,6 +294,10 @@ class AzureMLv2Target:
             return []
         if deployment is None:
             return []
-        with translate("reading the deployment logs"):
+        with doing("reading the deployment logs"):
             text = client.online_deployments.get_logs(name=deployment.name, endpoint_name=ref.name, lines=tail)
         return (text or "").splitlines()[-tail:]
+
+
+class AzureMLv2KubernetesTarget(AzureMLv2Target):
+    kubernetes = True

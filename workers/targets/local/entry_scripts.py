@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 from packaging.requirements import InvalidRequirement, Requirement
 
-from workers.targets import local_processes
 from workers.targets.base import DeploySpec, Progress, TargetError
+from workers.targets.local import processes as local_processes
 
 _START_TIMEOUT = 60
 

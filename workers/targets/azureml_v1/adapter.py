@@ -15,15 +15,17 @@ import tempfile
 import threading
 from pathlib import Path
 
-from workers.targets.azure_common import TAG_DIGEST, TAG_OPERATION, TAG_SPEC, probe_triton
-from workers.targets.azure_errors import translate
+from workers.targets.azure.common import TAG_DIGEST, TAG_OPERATION, TAG_SPEC, probe_triton
 from workers.targets.base import (
     DeploymentRef,
     DeployResult,
     DeploySpec,
     Observation,
     Progress,
+    ServiceListing,
+    TargetAdapter,
     TargetError,
+    doing,
 )
 
 # Model.register only accepts paths under the current directory, and the
@@ -61,9 +63,9 @@ def _inside(directory: Path):
             os.chdir(previous)
 
 
-class AzureMLv1Target:
+class AzureMLv1Target(TargetAdapter):
     def __init__(self, target):
-        self.target = target
+        super().__init__(target)
         self.settings = target.settings
 
     # --- workspace and auth ----------------------------------------------------
@@ -93,7 +95,7 @@ class AzureMLv1Target:
     def _workspace(self):
         from azureml.core import Workspace
 
-        with translate("opening the workspace"):
+        with doing("opening the workspace"):
             return Workspace(
                 subscription_id=self.settings["subscription_id"],
                 resource_group=self.settings["resource_group"],
@@ -104,7 +106,7 @@ class AzureMLv1Target:
     def _compute(self, workspace):
         from azureml.core.compute import ComputeTarget
 
-        with translate(f"finding compute {self.settings['compute_name']}"):
+        with doing(f"finding compute {self.settings['compute_name']}"):
             return ComputeTarget(workspace=workspace, name=self.settings["compute_name"])
 
     def _service(self, workspace, name: str):
@@ -112,11 +114,13 @@ class AzureMLv1Target:
         from azureml.exceptions import WebserviceException
 
         try:
-            return Webservice(workspace, name)
+            with doing(f"reading webservice {name}"):
+                return Webservice(workspace, name)
         except WebserviceException as exc:
+            # Not found means gone here; any other answer goes to the boundary.
             if "WebserviceNotFound" in str(exc) or "No service with name" in str(exc):
                 return None
-            raise TargetError(f"reading webservice {name}: {exc}", permanent=False) from exc
+            raise
 
     def test_connection(self) -> str:
         workspace = self._workspace()
@@ -131,7 +135,7 @@ class AzureMLv1Target:
 
         # Registration is idempotent by content: a model already carrying this
         # repository's digest is reused instead of registered again.
-        with translate("listing registered models"):
+        with doing("listing registered models"):
             existing = Model.list(workspace, name=spec.name, tags=[[TAG_DIGEST, spec.repository_digest]])
         if existing:
             model = max(existing, key=lambda m: m.version)
@@ -142,7 +146,7 @@ class AzureMLv1Target:
             # The guide's layout: models/triton/<model>/<version>/<file>.
             shutil.copytree(spec.repository_path, staging / "models" / "triton")
             progress(f"Registering the repository as model {spec.name} (Model.register, framework MULTI)")
-            with _inside(staging), translate("registering the model"):
+            with _inside(staging), doing("registering the model"):
                 model = Model.register(
                     workspace=workspace,
                     model_path="models",
@@ -161,7 +165,7 @@ class AzureMLv1Target:
         from azureml.core.model import InferenceConfig
 
         (source / "score.py").write_text(spec.entry_script)
-        with translate("reading the AzureML-Triton environment"):
+        with doing("reading the AzureML-Triton environment"):
             environment = Environment.get(workspace, "AzureML-Triton").clone(f"{spec.name}-env")
         for package in spec.pip_packages:
             environment.python.conda_dependencies.add_pip_package(package)
@@ -195,7 +199,7 @@ class AzureMLv1Target:
             progress(
                 f"Submitting webservice {spec.name} to {self.settings['compute_name']} (Model.deploy; not waiting)"
             )
-            with translate("submitting the webservice"):
+            with doing("submitting the webservice"):
                 service = Model.deploy(
                     workspace=workspace,
                     name=spec.name,
@@ -215,7 +219,7 @@ class AzureMLv1Target:
     def _key(self, service) -> str:
         if not service.auth_enabled and not getattr(service, "token_auth_enabled", False):
             return ""
-        with translate("reading the webservice key"):
+        with doing("reading the webservice key"):
             if getattr(service, "token_auth_enabled", False):
                 return service.get_token()[0]
             return service.get_keys()[0]
@@ -225,7 +229,7 @@ class AzureMLv1Target:
         service = self._service(workspace, ref.name)
         if service is None:
             return Observation(exists=False, detail=f"no webservice named {ref.name} in the workspace")
-        with translate("reading the webservice state"):
+        with doing("reading the webservice state"):
             service.update_deployment_state()
         state = service.state or ""
         detail = _error_text(service.error)
@@ -252,22 +256,29 @@ class AzureMLv1Target:
     def _probe(self, service, ref: DeploymentRef, observation: Observation) -> None:
         probe_triton(service.scoring_uri.rstrip("/"), self._key(service), ref, observation)
 
-    def list_services(self) -> list[dict]:
+    def keys(self, ref: DeploymentRef) -> list[str]:
+        service = self._service(self._workspace(), ref.name)
+        if service is None or not service.auth_enabled:
+            return []
+        with doing("reading the webservice keys"):
+            return [key for key in service.get_keys() if key]
+
+    def list_services(self) -> list[ServiceListing]:
         """The workspace's webservices on this target's compute, for adoption."""
         from azureml.core.webservice import Webservice
 
         workspace = self._workspace()
-        with translate("listing webservices"):
+        with doing("listing webservices"):
             services = Webservice.list(workspace, compute_type="AKS")
         return [
-            {
-                "name": service.name,
-                "state": service.state,
-                "scoring_uri": service.scoring_uri or "",
-                "models": [f"{m.name}:{m.version}" for m in (service.models or [])],
-                "managed_here": TAG_OPERATION in (service.tags or {}),
-                "compute": getattr(service, "compute_name", ""),
-            }
+            ServiceListing(
+                name=service.name,
+                state=service.state or "",
+                scoring_uri=service.scoring_uri or "",
+                models=[f"{m.name}:{m.version}" for m in (service.models or [])],
+                managed_here=TAG_OPERATION in (service.tags or {}),
+                compute=getattr(service, "compute_name", "") or "",
+            )
             for service in services
         ]
 
@@ -278,7 +289,7 @@ class AzureMLv1Target:
             progress(f"No webservice {ref.name} in the workspace: nothing to delete")
             return
         progress(f"Deleting webservice {ref.name}")
-        with translate("deleting the webservice"):
+        with doing("deleting the webservice"):
             service.delete()
         progress("Webservice deleted; the registered model is kept")
 
@@ -287,5 +298,5 @@ class AzureMLv1Target:
         service = self._service(workspace, ref.name)
         if service is None:
             return []
-        with translate("reading the webservice logs"):
+        with doing("reading the webservice logs"):
             return (service.get_logs(num_lines=tail) or "").splitlines()[-tail:]

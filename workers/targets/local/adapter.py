@@ -16,7 +16,6 @@ from pathlib import Path
 import httpx
 from django.conf import settings
 
-from workers.targets import entry_scripts, local_processes, local_staging, triton_runtime
 from workers.targets.base import (
     DeploymentRef,
     DeployResult,
@@ -24,8 +23,13 @@ from workers.targets.base import (
     ModelState,
     Observation,
     Progress,
+    TargetAdapter,
     TargetError,
 )
+from workers.targets.local import entry_scripts
+from workers.targets.local import processes as local_processes
+from workers.targets.local import runtime as triton_runtime
+from workers.targets.local import staging as local_staging
 
 _PROBE_TIMEOUT = 3.0
 # Seconds between "still alive" heartbeats while waiting on Triton.
@@ -77,13 +81,25 @@ def _repository_index(client: httpx.Client, base: str) -> list[dict]:
     return response.json()
 
 
-class LocalTarget:
+class LocalTarget(TargetAdapter):
     def __init__(self, target=None):
-        self.target = target
+        super().__init__(target)
+
+    def _on_this_host(self) -> None:
+        """Servers are processes of one host: another host's worker must never
+        start or stop them (operations are routed to the host's queue; this is
+        the guard behind that routing)."""
+        host = (self.target.settings or {}).get("host") if self.target is not None else None
+        if host and host != settings.WORKER_HOST:
+            raise TargetError(
+                f"target {self.target.name} runs its servers on host {host}; this worker is on {settings.WORKER_HOST}",
+                permanent=False,
+            )
 
     # --- deploy ----------------------------------------------------------------
 
     def deploy(self, spec: DeploySpec, progress: Progress) -> DeployResult:
+        self._on_this_host()
         if spec.mode == "entry_script":
             entry_scripts.check_packages(spec.pip_packages)
         try:
@@ -210,6 +226,7 @@ class LocalTarget:
     # --- observe ---------------------------------------------------------------
 
     def status(self, ref: DeploymentRef) -> Observation:
+        self._on_this_host()
         record = read_record(ref.id)
         if not local_processes.is_running(_process(record)):
             return Observation(exists=False, detail="no tritonserver process is running")
@@ -243,6 +260,7 @@ class LocalTarget:
     # --- delete and logs -------------------------------------------------------
 
     def delete(self, ref: DeploymentRef, progress: Progress) -> None:
+        self._on_this_host()
         self._stop_everything(ref.id, progress)
         for staged in workdir(ref.id).glob("models-*"):
             shutil.rmtree(staged, ignore_errors=True)

@@ -1,0 +1,85 @@
+"""The Azure SDKs' exceptions as TargetError: the one translation both Azure
+kinds hand to the registry's boundary. It keeps the SDK's own message and
+decides whether trying again can help.
+
+Transient: throttling (429), timeouts (408), conflicts with an operation in
+progress (409), server errors (5xx), connection resets and time-outs.
+Permanent: validation, quota, authorisation, not found, and any other 4xx.
+An exception that is none of the SDKs' (nor a network error) is not
+translated: it is a bug of ours and is reported as one.
+"""
+
+import re
+
+from workers.targets.base import TargetError
+
+# Azure error codes that no retry will fix, whatever the HTTP status says.
+_PERMANENT_CODES = (
+    "QuotaExceeded",
+    "AuthorizationFailed",
+    "InvalidAuthenticationToken",
+    "ResourceNotFound",
+    "ResourceGroupNotFound",
+    "WorkspaceNotFound",
+    "BadArgument",
+    "ValidationError",
+    "UserError",
+    "ImageBuildFailure",
+    "InvalidModel",
+)
+_TRANSIENT_STATUS = {408, 409, 429}
+_STATUS = re.compile(r"(?:Response Code|status code|StatusCode|Code)[:=\s]+(\d{3})", re.IGNORECASE)
+# Modules whose exceptions are the SDKs' answers (and their HTTP stacks').
+_SDK_MODULES = ("azure.", "azureml.", "msrest", "adal", "msal", "requests.", "urllib3.", "httpx", "httpcore")
+
+
+def is_permanent(message: str, status: int | None = None) -> bool:
+    if any(code in message for code in _PERMANENT_CODES):
+        return True
+    if status is None:
+        found = _STATUS.search(message)
+        status = int(found.group(1)) if found else None
+    if status is None:
+        return False
+    return 400 <= status < 500 and status not in _TRANSIENT_STATUS
+
+
+def _status_of(exc: BaseException) -> int | None:
+    for holder in (exc, getattr(exc, "response", None)):
+        status = getattr(holder, "status_code", None)
+        if isinstance(status, int):
+            return status
+    return None
+
+
+def _from_sdk(exc: BaseException) -> bool:
+    return any(type(exc).__module__.startswith(module) for module in _SDK_MODULES)
+
+
+def translate_error(exc: BaseException, doing: str) -> TargetError | None:
+    message = f"{doing}: {str(exc) or type(exc).__name__}"
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return TargetError(message, permanent=False)
+    if not _from_sdk(exc):
+        return None
+    try:
+        from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
+    except ImportError:  # pragma: no cover - both Azure kinds install azure-core
+        pass
+    else:
+        if isinstance(exc, ClientAuthenticationError):
+            return TargetError(message, permanent=True)
+        if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
+            return TargetError(message, permanent=False)
+    try:
+        from azure.ai.ml.exceptions import ValidationException
+    except ImportError:  # pragma: no cover
+        pass
+    else:
+        if isinstance(exc, ValidationException):
+            return TargetError(message, permanent=True)
+    import requests
+
+    if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+        return TargetError(message, permanent=False)
+    return TargetError(message, permanent=is_permanent(message, _status_of(exc)))

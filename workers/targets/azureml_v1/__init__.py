@@ -1,0 +1,17 @@
+"""Azure ML SDK v1 AKS webservices (azureml-core, the seed guide's API; its
+support ended on 2026-06-30: kept for existing webservices and for moving them)."""
+
+from workers.targets import azure
+from workers.targets.azure import settings as azure_settings
+from workers.targets.base import Capability
+from workers.targets.descriptor import KindDescriptor
+
+KIND = KindDescriptor(
+    name="azureml_v1_aks",
+    label="Azure ML v1 (AKS)",
+    adapter="workers.targets.azureml_v1.adapter:AzureMLv1Target",
+    capabilities=frozenset({Capability.ADOPT, Capability.LOGS, Capability.KEYS, Capability.ENTRY_SCRIPT}),
+    settings=(*azure_settings.WORKSPACE, azure_settings.COMPUTE, azure_settings.replicas("num_replicas")),
+    **azure.KIND_DEFAULTS,
+)
+KINDS = (KIND,)

@@ -1,0 +1,39 @@
+"""Azure ML SDK v2 (azure-ai-ml) online endpoints, on an attached Kubernetes
+compute or on managed compute: one adapter, two kinds."""
+
+from workers.targets import azure
+from workers.targets.azure import settings as azure_settings
+from workers.targets.base import Capability
+from workers.targets.descriptor import KindDescriptor
+
+# Entry-script mode is not built for SDK v2 yet: the capability is left out.
+_CAPABILITIES = frozenset({Capability.TRAFFIC, Capability.LOGS, Capability.KEYS})
+
+KUBERNETES = KindDescriptor(
+    name="azureml_v2_kubernetes",
+    label="Azure ML v2 (Kubernetes)",
+    adapter="workers.targets.azureml_v2.adapter:AzureMLv2KubernetesTarget",
+    capabilities=_CAPABILITIES,
+    settings=(
+        *azure_settings.WORKSPACE,
+        azure_settings.COMPUTE,
+        azure_settings.INSTANCE_TYPE,
+        azure_settings.replicas("instance_count"),
+        azure_settings.LOCATION,
+    ),
+    **azure.KIND_DEFAULTS,
+)
+MANAGED = KindDescriptor(
+    name="azureml_v2_managed",
+    label="Azure ML v2 (managed)",
+    adapter="workers.targets.azureml_v2.adapter:AzureMLv2Target",
+    capabilities=_CAPABILITIES,
+    settings=(
+        *azure_settings.WORKSPACE,
+        azure_settings.INSTANCE_TYPE,
+        azure_settings.replicas("instance_count"),
+        azure_settings.LOCATION,
+    ),
+    **azure.KIND_DEFAULTS,
+)
+KINDS = (KUBERNETES, MANAGED)

@@ -1,0 +1,181 @@
+"""A kind of target described in one place: what it needs, what it can do,
+how its errors read. Each kind package declares one (or, for two flavours of
+one adapter, two) and registry.py lists them; nothing else knows a kind.
+
+Descriptors are cheap to import: the adapter class is named, not imported,
+because the Azure SDKs take seconds to load and the web tier never runs them.
+"""
+
+import importlib
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from deployments.errors import DomainError
+from workers.targets.base import Capability, TargetError
+
+# Settings a value may take, by check name: (clean value) or DomainError.
+_AZURE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._()-]{0,89}$")
+RESOURCE_LIMITS = {"gpu_cores": 16, "cpu_cores": 64, "memory_gb": 512}
+
+
+def _text(key: str, value) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise DomainError(f"{key} is required for this kind of target.", path=f"settings.{key}")
+    return value.strip()
+
+
+def check_guid(key: str, value) -> str:
+    try:
+        return str(uuid.UUID(_text(key, value)))
+    except ValueError:
+        raise DomainError(f"{key} is a GUID.", path=f"settings.{key}") from None
+
+
+def check_azure_name(key: str, value) -> str:
+    value = _text(key, value)
+    if not _AZURE_NAME.match(value):
+        raise DomainError(f"{key} has characters Azure does not allow.", path=f"settings.{key}")
+    return value
+
+
+def check_text(key: str, value) -> str:
+    return _text(key, value)
+
+
+def check_count(key: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
+        raise DomainError(f"{key} is a whole number from 1 to 100.", path=f"settings.{key}")
+    return value
+
+
+def check_resources(key: str, value) -> dict:
+    if not isinstance(value, dict):
+        raise DomainError(f"{key} is an object.", path=f"settings.{key}")
+    for name, amount in value.items():
+        if name not in RESOURCE_LIMITS or isinstance(amount, bool) or not isinstance(amount, (int, float)):
+            raise DomainError(f"{key}.{name} is not a known number.", path=f"settings.{key}.{name}")
+        if not 0 <= amount <= RESOURCE_LIMITS[name]:
+            raise DomainError(f"{name} must be from 0 to {RESOURCE_LIMITS[name]}.", path=f"settings.{key}.{name}")
+    return value
+
+
+@dataclass(frozen=True)
+class SettingField:
+    """One non-secret setting. `form` fields appear on the target form."""
+
+    name: str
+    label: str
+    check: Callable[[str, object], object] = check_text
+    required: bool = False
+    help: str = ""
+    form: bool = True
+
+
+@dataclass(frozen=True)
+class NameRule:
+    """What a deployment's name must look like on this kind (it becomes a
+    service or endpoint name there)."""
+
+    pattern: re.Pattern
+    message: str
+
+    def check(self, name: str) -> None:
+        if not self.pattern.match(name):
+            raise DomainError(self.message, path="name")
+
+
+# (auth_method, settings, secrets) -> settings the method needs, cleaned; or DomainError.
+AuthCheck = Callable[[str, dict, dict], dict]
+
+
+def no_credentials(auth_method: str, settings: dict, secrets: dict) -> dict:
+    if auth_method != "none":
+        raise DomainError("This kind of target takes no credentials.", path="auth_method")
+    return {}
+
+
+class Probe:
+    """How the health poller sees a deployment's data plane."""
+
+    # GET the scoring URI's Triton /v2 health routes (or an entry server's /)
+    # with the endpoint key: one asynchronous fan-out over the fleet.
+    TRITON_HTTP = "triton_http"
+    # No address to probe from here: the reconciler's status() is the observation.
+    ADAPTER = "adapter"
+
+
+@dataclass(frozen=True)
+class KindDescriptor:
+    name: str
+    label: str
+    # "module:Class", imported when a worker first needs it.
+    adapter: str
+    capabilities: frozenset[Capability] = frozenset()
+    settings: tuple[SettingField, ...] = ()
+    secret_fields: tuple[str, ...] = ()
+    auth_methods: tuple[str, ...] = ("none",)
+    check_auth: AuthCheck = no_credentials
+    # Settings only some auth methods use (kept out of "unknown settings").
+    auth_settings: tuple[str, ...] = ()
+    default_resources: bool = False
+    name_rule: NameRule | None = None
+    probe: str = Probe.TRITON_HTTP
+    # Its operations manage processes on one host: they run on that host's
+    # queue (queue_for) and nowhere else.
+    host_bound: bool = False
+    # exception -> TargetError, or None when it is not the kind's own
+    # (SDK, network, process) error but a bug of ours.
+    translate_error: Callable[[BaseException, str], TargetError | None] = lambda exc, doing: None
+    # Offered only under DEBUG or to the test suite (TARGET_TEST_KINDS).
+    test_only: bool = False
+    # A short remark shown beside the kind on pages, and the form's guidance.
+    note: str = ""
+    guidance: str = ""
+    # Where it runs, in a few words, from its settings.
+    where: Callable[[dict], str] = field(default=lambda settings: "")
+
+    def has(self, capability: Capability) -> bool:
+        return capability in self.capabilities
+
+    def adapter_class(self) -> type:
+        module, _, name = self.adapter.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    def clean_settings(self, auth_method: str, settings: dict, secrets: dict) -> dict:
+        """The settings this kind keeps, checked field by field; DomainError names the first bad one."""
+        if not isinstance(settings, dict):
+            raise DomainError("settings is a JSON object.", path="settings")
+        if auth_method not in self.auth_methods:
+            raise DomainError(
+                f"auth_method is {' or '.join(self.auth_methods)} for a {self.label} target.", path="auth_method"
+            )
+        known = {f.name for f in self.settings} | set(self.auth_settings)
+        if self.default_resources:
+            known.add("default_resources")
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise DomainError(f"Unknown settings: {', '.join(unknown)}.", path=f"settings.{unknown[0]}")
+        clean = {}
+        for setting in self.settings:
+            value = settings.get(setting.name)
+            if value in (None, ""):
+                if setting.required:
+                    raise DomainError(
+                        f"{setting.name} is required for this kind of target.", path=f"settings.{setting.name}"
+                    )
+                continue
+            clean[setting.name] = setting.check(setting.name, value)
+        if self.default_resources and settings.get("default_resources"):
+            clean["default_resources"] = check_resources("default_resources", settings["default_resources"])
+        clean.update(self.check_auth(auth_method, settings, secrets))
+        return clean
+
+    def clean_secrets(self, secrets) -> dict:
+        if secrets in (None, ""):
+            return {}
+        if not isinstance(secrets, dict) or set(secrets) - set(self.secret_fields):
+            takes = ", ".join(self.secret_fields) or "nothing"
+            raise DomainError(f"secrets takes {takes} for a {self.label} target.", path="secrets")
+        return {key: value for key, value in secrets.items() if isinstance(value, str) and value}

@@ -1,0 +1,40 @@
+"""The local target: a real Triton Inference Server (the binary inside the
+nvidia-pytriton wheel) per deployment on this machine, adapted for CPU."""
+
+from workers.targets.base import Capability, TargetError
+from workers.targets.descriptor import KindDescriptor, SettingField, check_azure_name
+
+
+def translate_error(exc: BaseException, doing: str) -> TargetError | None:
+    import httpx
+
+    # Network and file-system trouble around the server: a later attempt may
+    # find the port free, the disk cleared, the server up.
+    if isinstance(exc, (httpx.HTTPError, OSError)):
+        return TargetError(f"{doing}: {type(exc).__name__}: {exc}", permanent=False)
+    return None
+
+
+KIND = KindDescriptor(
+    name="local",
+    label="Local Triton",
+    adapter="workers.targets.local.adapter:LocalTarget",
+    capabilities=frozenset({Capability.METRICS, Capability.LOGS, Capability.RESTART, Capability.ENTRY_SCRIPT}),
+    settings=(
+        SettingField(
+            "host",
+            "Host",
+            check_azure_name,
+            help=(
+                "the worker host that runs this target's servers; empty: the host each dashboard process runs on "
+                "(WORKER_HOST). Name it when workers run on several hosts."
+            ),
+        ),
+    ),
+    host_bound=True,
+    translate_error=translate_error,
+    note="local CPU emulation: no GPU, ONNX through onnxruntime",
+    guidance="Name, kind and environment are enough; its servers run on the host named (this one by default).",
+    where=lambda target_settings: f"host {target_settings.get('host') or '(this one)'}",
+)
+KINDS = (KIND,)
