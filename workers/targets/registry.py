@@ -26,6 +26,7 @@ PACKAGES = (
     "local",
     "azureml_v1",
     "azureml_v2",
+    "fake",
 )
 KINDS: dict[str, KindDescriptor] = {
     descriptor.name: descriptor
