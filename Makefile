@@ -1,4 +1,4 @@
-# Two commands do everything: `make run` and `make test`.
+# Two commands do everything: `make run` and `make test` (`make test-fast` for the quick tier).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -6,7 +6,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 STAMP := $(VENV)/.installed-$(shell cat requirements/dev.lock requirements/bootstrap.lock | sha256sum | cut -c1-16)
 
-.PHONY: install run test lint format check-containers check-security lock clean
+.PHONY: install run test test-fast lint format check-containers check-security lock clean
 
 # A virtual environment with exactly the locked versions. The stamp's name
 # carries the locks' digest, so changing a lock reinstalls.
@@ -32,6 +32,11 @@ run: install
 # machine (tests/services.py says how they are found).
 test: install
 	$(PY) -m pytest
+
+# The quick tier: SQLite, the in-memory fake target, no PostgreSQL, Redis,
+# Triton, Azure SDK or Chromium (tests/services.py deselects what needs them).
+test-fast: install
+	TEST_TIER=fast $(PY) -m pytest
 
 lint: install
 	$(VENV)/bin/ruff check .

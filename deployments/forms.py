@@ -58,9 +58,9 @@ def _kind_choices():
 
 
 class TargetForm(forms.Form):
-    """One form for every kind: the settings, credentials and resources any
-    kind on offer takes (each says which kinds use it); the kind's descriptor
-    then checks which of them it needs."""
+    """The settings, credentials and resources of `kinds` (default: every kind
+    on offer, each field saying which kinds use it; an existing target's form
+    has its own kind's only). The kind's descriptor then checks them."""
 
     name = forms.CharField(max_length=100)
     kind = forms.ChoiceField(choices=_kind_choices)
@@ -72,9 +72,11 @@ class TargetForm(forms.Form):
         ("memory_gb", "Default memory (GB)"),
     )
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, kinds=None, **kwargs):
         super().__init__(*args, **kwargs)
-        kinds = registry.offered()
+        kinds = kinds or registry.offered()
+        methods = {method for kind in kinds for method in kind.auth_methods}
+        self.fields["auth_method"].choices = [c for c in Target.AuthMethod.choices if c[0] in methods]
         self.setting_names, self.secret_names = [], []
         for setting, users in _shared(kinds, lambda kind: [f for f in kind.settings if f.form]):
             self.setting_names.append(setting.name)

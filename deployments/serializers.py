@@ -1,4 +1,4 @@
-"""JSON shapes of the API (API.md), shared by every endpoint that returns them."""
+"""JSON shapes of the API, shared by every endpoint that returns them."""
 
 from deployments.models import ModelRepository
 

@@ -87,6 +87,17 @@ def test_templates_ask_capabilities_not_kinds():
     assert found == []
 
 
+def test_no_template_comment_spans_lines():
+    # Django's {# #} is one line only: a longer one is printed on the page.
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sorted((ROOT / "templates").rglob("*.html"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if line.count("{#") != line.count("#}")
+    ]
+    assert found == []
+
+
 def _top_level_imports(path: Path, known: set[str]) -> set[str]:
     """Modules of ours imported when `path` is imported (not those inside functions)."""
     module = _module_name(path)

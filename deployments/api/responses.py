@@ -1,4 +1,4 @@
-"""The JSON API's shapes (API.md): JSON bodies in, results and errors (as a list) out."""
+"""The JSON API's shapes: JSON bodies in, results and errors (as a list) out."""
 
 import json
 

@@ -74,7 +74,7 @@ def detail(request, target_id: int):
         if target.test_state != "running":
             response.status_code = STOP_POLLING
         return response
-    form = TargetForm(request.POST or None, initial=TargetForm.initial_for(target))
+    form = TargetForm(request.POST or None, initial=TargetForm.initial_for(target), kinds=[target.descriptor])
     for locked in ("name", "kind", "environment"):
         form.fields[locked].disabled = True
     if request.method == "POST":

@@ -89,6 +89,20 @@ def adapter_for(target) -> "GuardedAdapter":
     return GuardedAdapter(kind, kind.adapter_class()(target))
 
 
+# What a call was doing, for messages, when the adapter did not say more precisely (base.doing).
+_DOING = {
+    "deploy": "deploying",
+    "status": "reading the status",
+    "delete": "deleting",
+    "test_connection": "testing the connection",
+    "logs": "reading the logs",
+    "keys": "reading the keys",
+    "set_traffic": "setting traffic",
+    "list_services": "listing services",
+    "metrics_url": "finding the metrics address",
+}
+
+
 class GuardedAdapter:
     """The adapter as the engine sees it: capability-checked, errors translated once."""
 
@@ -113,7 +127,7 @@ class GuardedAdapter:
             except TargetError:
                 raise
             except Exception as exc:
-                translated = self.kind.translate_error(exc, getattr(exc, "target_doing", name.replace("_", " ")))
+                translated = self.kind.translate_error(exc, getattr(exc, "target_doing", _DOING.get(name, name)))
                 if translated is None:
                     raise  # not the target's answer: a bug, reported as one
                 raise translated from exc

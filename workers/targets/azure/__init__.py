@@ -12,8 +12,4 @@ KIND_DEFAULTS = {
     "name_rule": settings.NAME_RULE,
     "translate_error": errors.translate_error,
     "where": settings.where,
-    "guidance": (
-        "The workspace's subscription, resource group and name; the compute (v1 AKS and v2 Kubernetes) "
-        "or instance type (v2); and how to authenticate."
-    ),
 }

@@ -12,6 +12,7 @@ KIND = KindDescriptor(
     adapter="workers.targets.azureml_v1.adapter:AzureMLv1Target",
     capabilities=frozenset({Capability.ADOPT, Capability.LOGS, Capability.KEYS, Capability.ENTRY_SCRIPT}),
     settings=(*azure_settings.WORKSPACE, azure_settings.COMPUTE, azure_settings.replicas("num_replicas")),
+    guidance="The workspace (subscription, resource group, name), its attached AKS compute, and how to authenticate.",
     **azure.KIND_DEFAULTS,
 )
 KINDS = (KIND,)

@@ -21,6 +21,7 @@ KUBERNETES = KindDescriptor(
         azure_settings.replicas("instance_count"),
         azure_settings.LOCATION,
     ),
+    guidance="The workspace, its attached Kubernetes compute and one of its instance types, and how to authenticate.",
     **azure.KIND_DEFAULTS,
 )
 MANAGED = KindDescriptor(
@@ -34,6 +35,8 @@ MANAGED = KindDescriptor(
         azure_settings.replicas("instance_count"),
         azure_settings.LOCATION,
     ),
+    guidance="The workspace, a VM instance type with GPU quota in its region (e.g. Standard_NC6s_v3), and how to "
+    "authenticate.",
     **azure.KIND_DEFAULTS,
 )
 KINDS = (KUBERNETES, MANAGED)

@@ -35,6 +35,6 @@ KIND = KindDescriptor(
     translate_error=translate_error,
     note="local CPU emulation: no GPU, ONNX through onnxruntime",
     guidance="Name, kind and environment are enough; its servers run on the host named (this one by default).",
-    where=lambda target_settings: f"host {target_settings.get('host') or '(this one)'}",
+    where=lambda target_settings: f"host {target_settings['host']}" if target_settings.get("host") else "this host",
 )
 KINDS = (KIND,)
