@@ -26,6 +26,20 @@ def outsider(django_user_model):
 
 
 @pytest.fixture
+def deployer(django_user_model):
+    return make_user(django_user_model, "deployer", roles.DEPLOYER)
+
+
+@pytest.fixture
+def repository(admin):
+    """The add_sub example, recorded by the admin (a file may define its own)."""
+    from deployments.services.repositories import repository_load_example
+    from tests.archives import EXAMPLES
+
+    return repository_load_example(path=EXAMPLES / "add_sub", actor=admin).repository
+
+
+@pytest.fixture
 def admin(django_user_model):
     user = make_user(django_user_model, "boss", roles.ADMIN)
     user.is_superuser = user.is_staff = True

@@ -9,7 +9,6 @@ import tritonclient.http as triton_http
 from deployments.models import Deployment, Operation
 from deployments.services.deployments import deployment_create, deployment_delete
 from deployments.services.operations import reconcile
-from deployments.services.repositories import repository_load_example
 from deployments.services.targets import target_test_run
 from tests import processes
 from tests.archives import EXAMPLES
@@ -28,11 +27,6 @@ def target(admin, fake_v1):  # noqa: F811
         compute_name="aks-gpu",
         default_resources={"gpu_cores": 1, "cpu_cores": 1, "memory_gb": 4},
     )
-
-
-@pytest.fixture
-def repository(admin):
-    return repository_load_example(path=EXAMPLES / "add_sub", actor=admin).repository
 
 
 def settle(deployment, within=60):

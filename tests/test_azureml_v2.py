@@ -10,9 +10,7 @@ import tritonclient.http as triton_http
 from deployments.models import Deployment, Operation
 from deployments.services.deployments import deployment_create, deployment_delete, deployment_redeploy
 from deployments.services.operations import reconcile
-from deployments.services.repositories import repository_load_example
 from deployments.services.targets import target_test_run
-from tests.archives import EXAMPLES
 from tests.azure import azure_target, data_plane, fake_v2  # noqa: F401 - fixtures
 from tests.engine import run_pending
 from workers.targets.azureml_v2.adapter import azure_deployment_name
@@ -23,11 +21,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.azure]
 def v2_target(admin, fake, kind="azureml_v2_kubernetes"):
     extra = {"compute_name": "aks-gpu"} if kind == "azureml_v2_kubernetes" else {}
     return azure_target(admin, kind, fake, instance_type="defaultinstancetype", **extra)
-
-
-@pytest.fixture
-def repository(admin):
-    return repository_load_example(path=EXAMPLES / "add_sub", actor=admin).repository
 
 
 def infer(deployment, key):

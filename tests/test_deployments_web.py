@@ -10,15 +10,9 @@ from deployments.models import AuditEvent, Deployment, Operation
 from deployments.services.deployments import deployment_create
 from deployments.services.repositories import repository_load_example
 from tests.archives import EXAMPLES
-from tests.conftest import make_user
 from tests.engine import local_target
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def deployer(django_user_model):
-    return make_user(django_user_model, "deployer", "deployer")
 
 
 @pytest.fixture

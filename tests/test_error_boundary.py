@@ -10,18 +10,10 @@ from django.urls import reverse
 
 from deployments.integrity import conflict_from
 from deployments.models import Deployment, Environment, Target
-from deployments.services.repositories import repository_load_example
 from deployments.services.targets import target_create
-from tests.archives import EXAMPLES
-from tests.conftest import make_user
 from workers.targets.fake import adapter as fake_cloud
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def deployer(django_user_model):
-    return make_user(django_user_model, "deployer", "deployer")
 
 
 @pytest.fixture
@@ -29,11 +21,6 @@ def fake(admin):
     fake_cloud.reset()
     dev, _ = Environment.objects.get_or_create(name="dev")
     return target_create(actor=admin, name="fake", kind="fake", environment=dev)
-
-
-@pytest.fixture
-def repository(admin):
-    return repository_load_example(path=EXAMPLES / "add_sub", actor=admin).repository
 
 
 def test_a_unique_constraint_the_check_missed_reads_as_a_conflict_on_the_field(admin, fake, repository):

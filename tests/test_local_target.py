@@ -9,18 +9,12 @@ from deployments.services.deployments import deployment_create, deployment_delet
 from deployments.services.operations import reconcile
 from deployments.services.repositories import repository_load_example
 from tests.archives import EXAMPLES
-from tests.conftest import make_user
 from tests.engine import local_target, run_pending
 from workers.targets.base import DeploymentRef
 from workers.targets.local import adapter as local
 from workers.targets.local import processes as local_processes
 
 pytestmark = [pytest.mark.django_db, pytest.mark.triton]
-
-
-@pytest.fixture
-def deployer(django_user_model):
-    return make_user(django_user_model, "deployer", "deployer")
 
 
 def deploy_example(deployer, example: str, name: str, cleanup):

@@ -18,7 +18,6 @@ from deployments.services.operations import MAX_RETRY_DELAY, reconcile
 from deployments.services.repositories import repository_load_example
 from tests import processes
 from tests.archives import EXAMPLES
-from tests.conftest import make_user
 from tests.engine import local_target
 from tests.services import IN_CI
 from workers.targets.local import adapter as local
@@ -121,11 +120,6 @@ def start_worker(broker, tmp_path, settings):
     for worker, log in started:
         processes.stop(worker)
         print(log.read_text()[-3000:])
-
-
-@pytest.fixture
-def deployer(django_user_model):
-    return make_user(django_user_model, "deployer", "deployer")
 
 
 @pytest.fixture

@@ -14,14 +14,8 @@ from hypothesis import strategies as st
 from deployments.models import AuditEvent, ModelRepository
 from deployments.services.repositories import repository_upload
 from tests import archives
-from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def deployer(django_user_model):
-    return make_user(django_user_model, "deployer", "deployer")
 
 
 def zip_upload(files=None, name="repo.zip"):

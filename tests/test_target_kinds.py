@@ -9,9 +9,7 @@ from deployments.errors import Conflict
 from deployments.models import AuditEvent, Deployment, Environment, Operation, Target
 from deployments.services.deployments import deployment_create, deployment_delete, deployment_set_traffic
 from deployments.services.operations import reconcile
-from deployments.services.repositories import repository_load_example
 from deployments.services.targets import target_create, target_update
-from tests.archives import EXAMPLES
 from tests.engine import run_pending
 from workers.targets import registry
 from workers.targets.base import Capability, DeploymentRef, TargetError
@@ -30,11 +28,6 @@ def empty_fake_cloud():
 @pytest.fixture
 def dev():
     return Environment.objects.create(name="dev")
-
-
-@pytest.fixture
-def repository(admin):
-    return repository_load_example(path=EXAMPLES / "add_sub", actor=admin).repository
 
 
 def fake_target(admin, dev, name="fake", **settings):

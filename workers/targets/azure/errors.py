@@ -4,7 +4,8 @@ decides whether trying again can help.
 
 Transient: throttling (429), timeouts (408), conflicts with an operation in
 progress (409), server errors (5xx), connection resets and time-outs.
-Permanent: validation, quota, authorisation, not found, and any other 4xx.
+Permanent: validation, quota, authorisation, not found, any other 4xx, and
+what the SDK refuses by itself, with no HTTP answer behind it.
 An exception that is none of the SDKs' (nor a network error) is not
 translated: it is a bug of ours and is reported as one.
 """
@@ -33,23 +34,24 @@ _STATUS = re.compile(r"(?:Response Code|status code|StatusCode|Code)[:=\s]+(\d{3
 _SDK_MODULES = ("azure.", "azureml.", "msrest", "adal", "msal", "requests.", "urllib3.", "httpx", "httpcore")
 
 
-def is_permanent(message: str, status: int | None = None) -> bool:
+def is_permanent(message: str, status: int | None) -> bool:
     if any(code in message for code in _PERMANENT_CODES):
         return True
     if status is None:
-        found = _STATUS.search(message)
-        status = int(found.group(1)) if found else None
-    if status is None:
-        return False
+        # No HTTP answer behind it and no network error: the SDK refused the
+        # call itself (a validation, a bad argument). Asking again will not help.
+        return True
     return 400 <= status < 500 and status not in _TRANSIENT_STATUS
 
 
-def _status_of(exc: BaseException) -> int | None:
+def _status_of(exc: BaseException, message: str) -> int | None:
     for holder in (exc, getattr(exc, "response", None)):
         status = getattr(holder, "status_code", None)
         if isinstance(status, int):
             return status
-    return None
+    # azureml-core puts the answer's status in its text only.
+    found = _STATUS.search(message)
+    return int(found.group(1)) if found else None
 
 
 def _from_sdk(exc: BaseException) -> bool:
@@ -82,4 +84,4 @@ def translate_error(exc: BaseException, doing: str) -> TargetError | None:
 
     if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
         return TargetError(message, permanent=False)
-    return TargetError(message, permanent=is_permanent(message, _status_of(exc)))
+    return TargetError(message, permanent=is_permanent(message, _status_of(exc, message)))
