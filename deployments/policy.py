@@ -15,9 +15,8 @@ def _environment_roles(user) -> dict[int, str]:
     # Cached on the user object: one query per request however many checks.
     cached = getattr(user, "_environment_roles", None)
     if cached is None:
-        from deployments.models import EnvironmentMembership
-
-        cached = dict(EnvironmentMembership.objects.filter(user=user).values_list("environment_id", "role"))
+        # Through the user's relation: policy imports no model, so models may import policy.
+        cached = dict(user.memberships.values_list("environment_id", "role"))
         user._environment_roles = cached
     return cached
 

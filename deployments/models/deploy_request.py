@@ -2,11 +2,11 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from deployments import policy
+
 
 class DeployRequestQuerySet(models.QuerySet):
     def visible_to(self, user):
-        from deployments import policy
-
         return policy.restrict(self, user, "deployments.view_deployment", environment_field="environment_id")
 
 

@@ -1,11 +1,11 @@
 from django.conf import settings
 from django.db import models
 
+from deployments import policy
+
 
 class DeploymentQuerySet(models.QuerySet):
     def visible_to(self, user):
-        from deployments import policy
-
         return policy.restrict(self, user, "deployments.view_deployment", environment_field="target__environment_id")
 
 

@@ -3,13 +3,13 @@ from pathlib import Path
 from django.conf import settings
 from django.db import models
 
+from deployments import policy
+
 
 class ModelRepositoryQuerySet(models.QuerySet):
     def visible_to(self, user):
         # Repositories are shared by the whole team (anyone with a role
         # anywhere); per-environment visibility applies to what is deployed.
-        from deployments import policy
-
         return self if policy.can_somewhere(user, "deployments.view_modelrepository") else self.none()
 
 

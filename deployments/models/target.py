@@ -5,14 +5,12 @@ from django.db import models
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from deployments import crypto
+from deployments import crypto, policy
 from workers.targets import registry
 
 
 class TargetQuerySet(models.QuerySet):
     def visible_to(self, user):
-        from deployments import policy
-
         return policy.restrict(self, user, "deployments.view_target", environment_field="environment_id")
 
 

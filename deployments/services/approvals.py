@@ -19,6 +19,7 @@ from deployments.errors import DomainError, NotAllowed, WrongState
 from deployments.integrity import atomic
 from deployments.models import Approval, Deployment, DeployRequest, ModelRepository, Operation
 from deployments.services import notifications
+from deployments.services.operation_start import start_operation
 
 Status = DeployRequest.Status
 
@@ -159,7 +160,6 @@ def deployment_approve(*, deploy_request: DeployRequest, actor, comment: str = "
 
 def _release(request: DeployRequest) -> Operation:
     """The last approval landed: apply the change and queue its operation."""
-    from deployments.services.deployments import start_operation
 
     deployment = Deployment.objects.select_for_update().select_related("target").get(pk=request.deployment_id)
     if deployment.operations.filter(status__in=Operation.ACTIVE).exists():

@@ -5,15 +5,13 @@ commit. The work itself happens in services/operations.py, in a worker."""
 import ast
 import re
 
-from django.utils import timezone
-
-from deployments import queue
 from deployments import spec as deployment_spec
 from deployments.audit import audit
 from deployments.errors import Conflict, DomainError, WrongState
 from deployments.integrity import atomic
 from deployments.models import Deployment, ModelRepository, Operation, Target
 from deployments.services import approvals
+from deployments.services.operation_start import start_operation
 from deployments.services.permissions import require
 from workers.targets import registry
 from workers.targets.base import Capability
@@ -21,21 +19,6 @@ from workers.targets.descriptor import RESOURCE_LIMITS
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _PIP_REQUIREMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-\[\],<>=!~ ]*$")
-
-
-def start_operation(*, deployment: Deployment, kind: str, actor, reason: str = "", params=None) -> Operation:
-    """Queue `kind` for the deployment (callers have settled whether it needs approval)."""
-    operation = Operation.objects.create(
-        deployment=deployment,
-        kind=kind,
-        spec_digest=deployment.spec_digest,
-        params=params or {},
-        reason=reason,
-        created_by=actor,
-        enqueued_at=timezone.now(),
-    )
-    queue.run_operation(operation)
-    return operation
 
 
 def _validate_name(name: str) -> str:

@@ -23,7 +23,7 @@ from deployments.health.verdict import observation_json, status_from
 from deployments.models import Deployment, HealthSample, Operation
 from deployments.services import notifications
 from deployments.services.approvals import requests_expire
-from deployments.services.deployments import start_operation
+from deployments.services.operation_start import start_operation
 from workers.targets import registry
 from workers.targets.base import Capability, DeploymentRef, DeploySpec, Observation, TargetError
 
