@@ -20,3 +20,27 @@ def run_pending(deployment) -> Operation:
     operation.refresh_from_db()
     deployment.refresh_from_db()
     return operation
+
+
+def queued_tasks(queue_name: str) -> list[str]:
+    """Names of the tasks waiting in a broker queue, oldest first, on Redis or the file-system broker."""
+    import base64
+    import json
+    from pathlib import Path
+
+    import redis
+    from django.conf import settings
+
+    if settings.CELERY_BROKER_URL.startswith("redis"):
+        # Celery pushes on the left and takes from the right.
+        messages = redis.Redis.from_url(settings.CELERY_BROKER_URL).lrange(queue_name, 0, -1)[::-1]
+    else:
+        folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+        messages = [path.read_bytes() for path in sorted(folder.glob(f"*.{queue_name}.msg"))]
+    names = []
+    for raw in messages:
+        message = json.loads(raw)
+        if "task" not in message.get("headers", {}):
+            message = json.loads(base64.b64decode(message["body"]))
+        names.append(message["headers"]["task"])
+    return names

@@ -2,6 +2,8 @@
 name, errors translated once at the adapter boundary, and the engine driven
 end to end on the in-memory fake kind (no Triton, no Azure)."""
 
+import uuid
+
 import pytest
 from django.urls import reverse
 
@@ -10,7 +12,7 @@ from deployments.models import AuditEvent, Deployment, Environment, Operation, T
 from deployments.services.deployments import deployment_create, deployment_delete, deployment_set_traffic
 from deployments.services.operations import reconcile
 from deployments.services.targets import target_create, target_update
-from tests.engine import run_pending
+from tests.engine import queued_tasks, run_pending
 from workers.targets import registry
 from workers.targets.base import Capability, DeploymentRef, TargetError
 from workers.targets.fake import adapter as fake_cloud
@@ -235,3 +237,25 @@ def test_capabilities_are_what_the_pages_read(admin, dev):
     assert Capability.TRAFFIC not in target.descriptor.capabilities
     assert target.kind_label == "Fake (in memory)"
     assert target.where == "in memory, succeed"
+
+
+def test_another_hosts_local_servers_are_left_to_that_hosts_worker(
+    admin, dev, repository, settings, django_capture_on_commit_callbacks
+):
+    host = f"far-{uuid.uuid4().hex[:8]}"  # a queue no earlier run has filled
+    target = target_create(actor=admin, name="far", kind="local", environment=dev, settings={"host": host})
+    with django_capture_on_commit_callbacks(execute=True):
+        deployment = deployment_create(name="remote", repository=repository, target=target, actor=admin)
+    assert queued_tasks(f"host.{host}") == ["workers.run_operation"]
+
+    # What a worker on this host would find: the servers are not its to touch.
+    with pytest.raises(TargetError) as refused:
+        registry.adapter_for(target).status(DeploymentRef.of(deployment))
+    assert not refused.value.permanent
+    assert f"runs its servers on host {host}; this worker is on {settings.WORKER_HOST}" in refused.value.message
+
+    Operation.objects.filter(deployment=deployment).update(status=Operation.Status.SUCCEEDED)
+    Deployment.objects.filter(pk=deployment.pk).update(status=Deployment.Status.HEALTHY)
+    figures = reconcile()
+    assert figures["observed"] == 0
+    assert queued_tasks(f"host.{host}") == ["workers.run_operation", "workers.observe_host"]
