@@ -259,3 +259,35 @@ def test_another_hosts_local_servers_are_left_to_that_hosts_worker(
     figures = reconcile()
     assert figures["observed"] == 0
     assert queued_tasks(f"host.{host}") == ["workers.run_operation", "workers.observe_host"]
+
+
+def test_the_console_asks_for_the_role_in_the_deployments_environment(
+    admin, dev, repository, client, token_for, django_user_model
+):
+    from deployments import roles
+    from deployments.models import EnvironmentMembership
+    from tests.conftest import make_user
+
+    prod = Environment.objects.create(name="prod")
+    in_dev = deployment_create(name="dev-one", repository=repository, target=fake_target(admin, dev), actor=admin)
+    in_prod = deployment_create(
+        name="prod-one", repository=repository, target=fake_target(admin, prod, name="fake-prod"), actor=admin
+    )
+    # Watches everything, deploys in dev only.
+    member = make_user(django_user_model, "dev-deployer", roles.VIEWER)
+    EnvironmentMembership.objects.create(user=member, environment=dev, role=roles.DEPLOYER)
+    body = {"model": "add_sub", "inputs": []}
+    header = token_for(member)
+
+    def infer(deployment):
+        url = reverse("api:deployment-infer", args=[deployment.pk])
+        return client.post(url, body, content_type="application/json", HTTP_AUTHORIZATION=header)
+
+    allowed = infer(in_dev)  # past the permission check: nothing answers yet
+    assert allowed.status_code == 409, allowed.json()
+    assert "nothing answers yet" in allowed.json()["errors"][0]["message"]
+    refused = infer(in_prod)
+    assert refused.status_code == 403
+    assert "in prod needs the deployer or admin role" in refused.json()["errors"][0]["message"]
+    client.force_login(member)
+    assert client.get(reverse("deployment-console", args=[in_prod.pk])).status_code == 403

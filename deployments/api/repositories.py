@@ -1,5 +1,6 @@
 from django.http import HttpResponse, JsonResponse
 
+from deployments import policy
 from deployments.api.auth import api_view
 from deployments.api.responses import api_error, json_body
 from deployments.errors import DomainError, NotAllowed
@@ -11,7 +12,7 @@ from deployments.services.repositories import repository_delete, repository_impo
 @api_view("GET", "POST")
 def repositories(request):
     if request.method == "GET":
-        if not request.user.has_perm("deployments.view_modelrepository"):
+        if not policy.can_somewhere(request.user, "deployments.view_modelrepository"):
             raise NotAllowed("Seeing repositories needs the viewer role or above.")
         return JsonResponse({"results": [repository_json(r) for r in repository_list(request.user)[:500]]})
     if request.content_type == "application/json":

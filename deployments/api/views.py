@@ -67,7 +67,7 @@ def audit_list(request):
 @api_view("GET")
 def audit_verify(request):
     # The whole chain: only for those who may read the whole log.
-    if not request.user.has_perm("deployments.view_auditevent"):
+    if not policy.can(request.user, "deployments.view_auditevent"):
         raise NotAllowed("Verifying the audit log needs the viewer role or above.")
     report = verify_chain()
     return JsonResponse({"ok": report.ok, "checked": report.checked, "first_bad_seq": report.first_bad_seq})

@@ -59,7 +59,7 @@ def parse_audit_filters(params) -> AuditFilters:
 def visible_events(user):
     """Everything for a global viewer; a member of some environments only sees
     their events (events about no environment, e.g. sign-ins, stay global)."""
-    if user.has_perm("deployments.view_auditevent"):
+    if policy.can(user, "deployments.view_auditevent"):
         return AuditEvent.objects.all()
     names = Environment.objects.filter(
         pk__in=policy.environments_with(user, "deployments.view_auditevent")

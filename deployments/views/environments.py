@@ -24,7 +24,7 @@ def environments(request):
     return render(
         request,
         "deployments/environments.html",
-        {"environments": rows, "can_add": request.user.has_perm("deployments.add_environment")},
+        {"environments": rows, "can_add": policy.can(request.user, "deployments.add_environment")},
     )
 
 
@@ -59,7 +59,7 @@ def _visible_or_404(request, environment_id: int) -> Environment:
 @require_http_methods(["GET", "POST"])
 def detail(request, environment_id: int):
     environment = _visible_or_404(request, environment_id)
-    can_change = request.user.has_perm("deployments.change_environment")
+    can_change = policy.can(request.user, "deployments.change_environment")
     form = EnvironmentForm(request.POST or None, initial=EnvironmentForm.initial_for(environment))
     form.fields["name"].disabled = True
     if request.method == "POST":

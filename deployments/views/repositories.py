@@ -6,6 +6,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
+from deployments import policy
 from deployments.errors import DomainError, NotAllowed
 from deployments.model_repository.layout import file_tree
 from deployments.selectors.audit_log import object_history
@@ -20,7 +21,7 @@ def _list_context(request, **extra):
     page = Paginator(repository_list(request.user), PAGE_SIZE).get_page(request.GET.get("page"))
     return {
         "page": page,
-        "can_add": request.user.has_perm("deployments.add_modelrepository"),
+        "can_add": policy.can(request.user, "deployments.add_modelrepository"),
         "import_roots": settings.REPOSITORY_IMPORT_ROOTS,
         "max_upload_bytes": settings.REPOSITORY_MAX_UPLOAD_BYTES,
         **extra,
@@ -102,7 +103,8 @@ def detail(request, repository_id: int):
         {
             "repository": repository,
             "tree": tree,
-            "can_delete": request.user.has_perm("deployments.delete_modelrepository"),
+            "can_delete": policy.can(request.user, "deployments.delete_modelrepository"),
+            "can_deploy": policy.can_somewhere(request.user, "deployments.add_deployment"),
             **object_history(request.user, repository),
         },
     )

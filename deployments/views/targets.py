@@ -24,7 +24,7 @@ def targets(request):
         "deployments/targets.html",
         {
             "targets": Target.objects.visible_to(request.user).select_related("environment"),
-            "can_add": request.user.has_perm("deployments.add_target"),
+            "can_add": policy.can(request.user, "deployments.add_target"),
         },
     )
 
@@ -68,7 +68,7 @@ def _visible_or_404(request, target_id: int) -> Target:
 @require_http_methods(["GET", "POST"])
 def detail(request, target_id: int):
     target = _visible_or_404(request, target_id)
-    can_change = request.user.has_perm("deployments.change_target")
+    can_change = policy.can(request.user, "deployments.change_target")
     if request.htmx and request.method == "GET":
         response = render(request, "deployments/target_detail.html#connection", {"target": target})
         if target.test_state != "running":
