@@ -233,3 +233,20 @@ def test_any_config_text_gives_findings_never_an_exception(tmp_path, text):
     (model / "config.pbtxt").write_text(text, errors="surrogatepass")
     report = validate_repository(root, LIMITS)
     assert all(f.severity in ("error", "warning") and f.model == "m" for f in report.findings if f.model)
+
+
+@pytest.mark.parametrize("name", ["m<svg onload=alert(1)>", "a b", "-rf", "it's", "m;id", "m$(id)"])
+def test_a_model_name_triton_would_hand_to_a_shell_is_an_error(tmp_path, name):
+    model = tmp_path / name / "1"
+    model.mkdir(parents=True)
+    (model / "model.py").write_text("class TritonPythonModel:\n    pass\n")
+    (tmp_path / name / "config.pbtxt").write_text(f'name: "{name}"\nbackend: "python"\n')
+    report = report_for(tmp_path)
+    assert any(f.severity == "error" and "plain name" in f.message and f.model == name for f in report.findings)
+
+
+def test_a_model_file_name_that_is_not_plain_is_an_error(tmp_path):
+    (tmp_path / "m" / "1").mkdir(parents=True)
+    (tmp_path / "m" / "config.pbtxt").write_text('name: "m"\nbackend: "python"\ndefault_model_filename: "x;id.py"\n')
+    report = report_for(tmp_path)
+    assert any(f.severity == "error" and "plain file name" in f.message for f in report.findings)

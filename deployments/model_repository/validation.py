@@ -41,7 +41,9 @@ _PLATFORM_BACKEND = {
 _DEFAULT_FILE = {backend_platform: name for name, backend_platform in _MODEL_FILES.items()}
 # Backends whose Triton fills inputs/outputs from the model file itself.
 _SELF_DESCRIBING = {"onnxruntime", "tensorrt", "openvino"}
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+# Plain names only: Triton builds paths and, for Python models, a shell command
+# line from model folder and file names, and clients put them in URLs.
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _AUTO_COMPLETE_DEF = re.compile(rb"def\s+auto_complete_config\s*\(")
 
 
@@ -127,9 +129,9 @@ class _ModelCheck:
 
     def run(self) -> None:
         if not _SAFE_NAME.match(self.info.name):
-            self.warn(
-                "the model name has characters other than letters, digits, '_', '.' and '-'; "
-                "it will need URL-encoding in every request"
+            self.error(
+                "the model name must be a plain name: letters, digits, '_', '.' and '-', not starting with '.' "
+                "or '-' (Triton passes it to a shell for Python models, and clients put it in URLs)"
             )
         self._read_versions()
         config = self._read_config()
@@ -387,6 +389,12 @@ class _ModelCheck:
             or _DEFAULT_FILE.get((info.backend, info.platform))
             or _default_for_backend(info.backend)
         )
+        if expected and not _SAFE_NAME.match(expected):
+            self.error(
+                f"default_model_filename {expected!r} must be a plain file name (letters, digits, '_', '.', '-')",
+                self.config_file,
+            )
+            return
         if expected:
             for version in info.versions:
                 if not (self.dir / str(version) / expected).exists():
