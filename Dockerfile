@@ -10,6 +10,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
+# The local target's sandbox (bubblewrap) and the bridges into it (socat).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends bubblewrap=0.8.0-2+deb12u1 socat=1.7.4.4-2 \
+ && rm -rf /var/lib/apt/lists/*
+
 RUN groupadd --system --gid 1000 dashboard \
  && useradd --system --uid 1000 --gid dashboard --home-dir /app --shell /usr/sbin/nologin dashboard \
  && mkdir -p /data/storage \

@@ -194,9 +194,7 @@ def main():
         for server in (web, echo):
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(30)
-        record = local.read_record(deployment.pk)
-        if record:
-            local_processes.stop(local_processes.ProcessRecord(record["pid"], record["start_ticks"]), grace=5)
+        local.stop_servers(deployment.pk)
         shutil.rmtree(VAR, ignore_errors=True)
     print(f"authenticated no-op endpoint: p50 {noop[0]:.2f} ms, p95 {noop[1]:.2f} ms")
     for label, figures in results.items():

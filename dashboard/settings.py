@@ -313,6 +313,14 @@ LOCAL_TRITON_RUNTIME_DIR = Path(env.str("LOCAL_TRITON_RUNTIME_DIR", default=str(
 # Seconds a local Triton may take to load every model before the deploy fails.
 LOCAL_TRITON_READY_TIMEOUT = _parse("LOCAL_TRITON_READY_TIMEOUT", env.int, default=120)
 LOCAL_TRITON_STOP_GRACE = _parse("LOCAL_TRITON_STOP_GRACE", env.int, default=10)
+# The local target runs deployers' model code on the dashboard's own hosts:
+# offered in local mode, off in production unless enabled.
+LOCAL_TARGET_ENABLED = _bool("LOCAL_TARGET_ENABLED", default=not PRODUCTION)
+# Every local deployment runs sandboxed (workers/targets/local/sandbox.py);
+# "off" only where every deployer is trusted with the dashboard's own files.
+LOCAL_TARGET_SANDBOX = _bool("LOCAL_TARGET_SANDBOX", default=True)
+# A sandbox's address-space cap (a target's memory_limit_mb setting overrides it).
+LOCAL_TARGET_MEMORY_MB = _parse("LOCAL_TARGET_MEMORY_MB", env.int, default=8192)
 
 # --- target kinds and worker hosts -------------------------------------------
 

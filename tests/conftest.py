@@ -95,16 +95,26 @@ def celery_worker(tmp_path, settings):
 
 @pytest.fixture
 def cleanup():
-    """cleanup(deployment): stop its local Triton when the test ends, whatever happens."""
+    """cleanup(deployment): stop its local servers when the test ends, whatever happens."""
     from workers.targets.local import adapter as local
-    from workers.targets.local import processes as local_processes
 
     started = []
     yield started.append
     for deployment in started:
-        record = local.read_record(deployment.pk)
-        if record:
-            local_processes.stop(local_processes.ProcessRecord(record["pid"], record["start_ticks"]), grace=5)
+        local.stop_servers(deployment.pk)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind(tmp_path_factory):
+    """After the run, nothing a test started may still run: every server of a
+    deployment, sandbox or bridge names its folder under pytest's base temp."""
+    from workers.targets.local import processes as local_processes
+
+    base = tmp_path_factory.getbasetemp()
+    yield
+    left = local_processes.processes_mentioning(f"{base}/")
+    local_processes.stop_all(left, grace=5)
+    assert left == [], f"{len(left)} process(es) outlived the tests: pids {[p.pid for p in left]}"
 
 
 @pytest.fixture(autouse=True)

@@ -143,7 +143,6 @@ def test_a_deployer_tries_a_model_in_the_console(page, django_user_model):  # no
     from tests.conftest import make_user
     from tests.engine import local_target, run_pending
     from workers.targets.local import adapter as local
-    from workers.targets.local import processes as local_processes
 
     deployer = make_user(django_user_model, "deployer", "deployer")
     repository = repository_load_example(path=EXAMPLES / "add_sub", actor=deployer).repository
@@ -166,9 +165,7 @@ def test_a_deployer_tries_a_model_in_the_console(page, django_user_model):  # no
         page.get_by_role("button", name="Infer").click()
         expect(page.get_by_role("alert")).to_contain_text("2 values for shape [4]")
     finally:
-        record = local.read_record(deployment.pk)
-        if record:
-            local_processes.stop(local_processes.ProcessRecord(record["pid"], record["start_ticks"]), grace=5)
+        local.stop_servers(deployment.pk)
 
 
 def test_a_rejected_upload_shows_its_reason_in_the_form(page, django_user_model, tmp_path):  # noqa: F811

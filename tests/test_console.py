@@ -14,7 +14,6 @@ from tests.archives import EXAMPLES
 from tests.conftest import make_user
 from tests.engine import local_target, run_pending
 from workers.targets.local import adapter as local
-from workers.targets.local import processes as local_processes
 
 pytestmark = [pytest.mark.django_db, pytest.mark.triton]
 
@@ -82,9 +81,7 @@ def deployed(django_user_model, tmp_path):
         assert operation.status == "succeeded", operation.error
         yield deployer, deployment
     finally:
-        record = local.read_record(deployment.pk)
-        if record:
-            local_processes.stop(local_processes.ProcessRecord(record["pid"], record["start_ticks"]), grace=5)
+        local.stop_servers(deployment.pk)
 
 
 def infer(client, header, deployment, body):

@@ -8,6 +8,7 @@ from deployments.models import AuditEvent, Deployment, Operation
 from deployments.services.deployments import deployment_create, deployment_delete, deployment_redeploy
 from deployments.services.operations import reconcile
 from deployments.services.repositories import repository_load_example
+from tests import processes
 from tests.archives import EXAMPLES
 from tests.engine import local_target, run_pending
 from workers.targets.base import DeploymentRef
@@ -112,7 +113,12 @@ def test_redeploying_the_same_spec_reattaches_without_a_second_server(deployer, 
 def test_a_killed_server_turns_unhealthy_then_is_restarted(deployer, cleanup):
     deployment, _ = deploy_example(deployer, "add_sub", "crashy", cleanup)
     record = local.read_record(deployment.pk)
-    local_processes.stop(local_processes.ProcessRecord(record["pid"], record["start_ticks"]), grace=0)
+    # Triton itself dies: its sandbox ends with it.
+    (triton,) = local_processes.processes_mentioning(f"--model-repository={local.workdir(deployment.pk)}/")
+    local_processes.stop(triton, grace=0)
+    processes.wait_for(
+        lambda: not local.running(local.read_record(deployment.pk)), within=30, what="the sandbox ended with its Triton"
+    )
     figures = reconcile()
     assert figures["restarted"] == 1
     deployment.refresh_from_db()

@@ -291,3 +291,30 @@ def test_the_console_asks_for_the_role_in_the_deployments_environment(
     assert "in prod needs the deployer or admin role" in refused.json()["errors"][0]["message"]
     client.force_login(member)
     assert client.get(reverse("deployment-console", args=[in_prod.pk])).status_code == 403
+
+
+def test_every_page_of_a_local_target_warns_while_its_sandbox_is_off(admin, dev, repository, client, settings):
+    target = target_create(actor=admin, name="open", kind="local", environment=dev)
+    deployment = deployment_create(name="open-one", repository=repository, target=target, actor=admin)
+    client.force_login(admin)
+    pages = [reverse("targets"), reverse("target", args=[target.pk]), reverse("deployment", args=[deployment.pk])]
+    for page in pages:
+        assert "LOCAL_TARGET_SANDBOX is off" not in client.get(page).content.decode()
+    settings.LOCAL_TARGET_SANDBOX = False
+    for page in pages:
+        assert "LOCAL_TARGET_SANDBOX is off" in client.get(page).content.decode(), page
+
+
+def test_a_switched_off_local_target_is_neither_offered_nor_deployed(admin, dev, repository, settings):
+    target = target_create(actor=admin, name="before", kind="local", environment=dev)
+    deployment = deployment_create(name="late", repository=repository, target=target, actor=admin)
+    settings.LOCAL_TARGET_ENABLED = False  # production's default
+    assert "local" not in {kind.name for kind in registry.offered()}
+    from deployments.errors import DomainError
+
+    with pytest.raises(DomainError) as refused:
+        target_create(actor=admin, name="after", kind="local", environment=dev)
+    assert refused.value.path == "kind"
+    operation = run_pending(deployment)
+    assert operation.status == Operation.Status.FAILED
+    assert "LOCAL_TARGET_ENABLED=false" in operation.error

@@ -65,6 +65,10 @@ class Target(models.Model):
     def where(self) -> str:
         return self.descriptor.where(self.settings)
 
+    @property
+    def warnings(self) -> list[str]:
+        return self.descriptor.warnings()
+
     def secrets(self) -> dict:
         return json.loads(crypto.decrypt(self.credentials_encrypted)) if self.credentials_encrypted else {}
 

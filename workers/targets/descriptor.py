@@ -130,11 +130,15 @@ class KindDescriptor:
     translate_error: Callable[[BaseException, str], TargetError | None] = lambda exc, doing: None
     # Offered only under DEBUG or to the test suite (TARGET_TEST_KINDS).
     test_only: bool = False
+    # Whether this installation offers the kind at all (a setting may switch it off).
+    available: Callable[[], bool] = field(default=lambda: True)
     # A short remark shown beside the kind on pages, and the form's guidance.
     note: str = ""
     guidance: str = ""
     # Where it runs, in a few words, from its settings.
     where: Callable[[dict], str] = field(default=lambda settings: "")
+    # What every page of such a target must say now (e.g. a sandbox switched off).
+    warnings: Callable[[], list[str]] = field(default=lambda: [])
 
     def has(self, capability: Capability) -> bool:
         return capability in self.capabilities

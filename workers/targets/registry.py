@@ -51,7 +51,7 @@ def descriptor(kind: str) -> KindDescriptor:
 def offered() -> list[KindDescriptor]:
     """The kinds a person may create targets of here."""
     testing = settings.DEBUG or settings.TARGET_TEST_KINDS
-    return [kind for kind in KINDS.values() if testing or not kind.test_only]
+    return [kind for kind in KINDS.values() if (testing or not kind.test_only) and kind.available()]
 
 
 def offered_descriptor(kind: str) -> KindDescriptor:

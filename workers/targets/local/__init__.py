@@ -1,8 +1,28 @@
 """The local target: a real Triton Inference Server (the binary inside the
 nvidia-pytriton wheel) per deployment on this machine, adapted for CPU."""
 
+from django.conf import settings
+
+from deployments.errors import DomainError
 from workers.targets.base import Capability, TargetError
 from workers.targets.descriptor import KindDescriptor, SettingField, check_azure_name
+
+
+def _warnings() -> list[str]:
+    from workers.targets.local import sandbox
+
+    if sandbox.enabled():
+        return []
+    return [
+        "LOCAL_TARGET_SANDBOX is off: model code deployed here runs with the dashboard's own rights and can read "
+        "its files, environment and database. Only for machines where every deployer is trusted."
+    ]
+
+
+def _check_memory(key: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 256 <= value <= 1024 * 1024:
+        raise DomainError(f"{key} is a whole number of MB from 256.", path=f"settings.{key}")
+    return value
 
 
 def translate_error(exc: BaseException, doing: str) -> TargetError | None:
@@ -30,8 +50,17 @@ KIND = KindDescriptor(
                 "(WORKER_HOST). Name it when workers run on several hosts."
             ),
         ),
+        SettingField(
+            "memory_limit_mb",
+            "Memory limit (MB)",
+            _check_memory,
+            help="address space each deployment's sandbox may use (default LOCAL_TARGET_MEMORY_MB, 8192)",
+            form=False,
+        ),
     ),
     host_bound=True,
+    warnings=_warnings,
+    available=lambda: settings.LOCAL_TARGET_ENABLED,
     translate_error=translate_error,
     note="local CPU emulation: no GPU, ONNX through onnxruntime",
     guidance="Name, kind and environment are enough; its servers run on the host named (this one by default).",

@@ -26,7 +26,7 @@ from workers.targets.base import (
     TargetAdapter,
     TargetError,
 )
-from workers.targets.local import entry_scripts
+from workers.targets.local import entry_scripts, sandbox, servers
 from workers.targets.local import processes as local_processes
 from workers.targets.local import runtime as triton_runtime
 from workers.targets.local import staging as local_staging
@@ -62,6 +62,32 @@ def _process(record: dict | None) -> local_processes.ProcessRecord | None:
     if not record or "pid" not in record:
         return None
     return local_processes.ProcessRecord(record["pid"], record["start_ticks"])
+
+
+def running(record: dict | None) -> bool:
+    """The sandbox (its servers end it when one of them ends) and the host's bridges."""
+    if not local_processes.is_running(_process(record)):
+        return False
+    return all(local_processes.is_running(bridge) for bridge in _bridges(record))
+
+
+def stop_servers(deployment_id: int, progress: Progress = lambda message: None) -> None:
+    """Stop the recorded sandbox and bridges and anything else of this
+    deployment a dead worker left behind: every process of ours names the
+    deployment's folder on its command line (sandbox, script, Triton and its
+    Python-backend stubs, entry server, bridges), inside a sandbox too."""
+    folder = workdir(deployment_id)
+    record = read_record(deployment_id)
+    found = [_process(record), *_bridges(record), *local_processes.processes_mentioning(f"{folder}/")]
+    running = [p for p in {p.pid: p for p in found if p is not None}.values() if local_processes.is_running(p)]
+    if running:
+        progress(f"Stopping {len(running)} process(es): pid {', '.join(str(p.pid) for p in running)}")
+    local_processes.stop_all(running, grace=settings.LOCAL_TRITON_STOP_GRACE)
+    _record_path(deployment_id).unlink(missing_ok=True)
+
+
+def _bridges(record: dict | None) -> list[local_processes.ProcessRecord]:
+    return [local_processes.ProcessRecord(b["pid"], b["start_ticks"]) for b in (record or {}).get("bridges", [])]
 
 
 def _base_url(record: dict) -> str:
@@ -100,17 +126,30 @@ class LocalTarget(TargetAdapter):
 
     def deploy(self, spec: DeploySpec, progress: Progress) -> DeployResult:
         self._on_this_host()
+        if not settings.LOCAL_TARGET_ENABLED:
+            raise TargetError("the local target is switched off here (LOCAL_TARGET_ENABLED=false)", permanent=True)
         if spec.mode == "entry_script":
             entry_scripts.check_packages(spec.pip_packages)
         try:
             runtime = triton_runtime.prepare()
         except triton_runtime.RuntimeUnavailable as exc:
             raise TargetError(f"the local Triton runtime is unavailable: {exc}", permanent=True) from exc
+        try:
+            sandbox.check()
+        except sandbox.SandboxUnavailable as exc:
+            raise TargetError(f"the local target cannot sandbox this deployment: {exc}", permanent=True) from exc
+        if spec.mode == "entry_script" and not sandbox.enabled():
+            # Unsandboxed, localhost:8000 is whatever listens on this host's port 8000.
+            raise TargetError(
+                "entry-script mode needs the sandbox: a score.py finds its Triton at localhost:8000 inside it, "
+                "as on Azure (LOCAL_TARGET_SANDBOX is off)",
+                permanent=True,
+            )
 
         folder = workdir(spec.deployment_id)
         folder.mkdir(parents=True, exist_ok=True)
         record = read_record(spec.deployment_id)
-        if self._all_running(record) and record.get("spec_digest") == spec.spec_digest:
+        if running(record) and record.get("spec_digest") == spec.spec_digest:
             progress(f"Triton already runs this spec (pid {record['pid']}); reattached, nothing started")
             return DeployResult(scoring_uri=_scoring_uri(record), notes=record.get("notes", []))
         self._stop_everything(spec.deployment_id, progress)
@@ -125,37 +164,112 @@ class LocalTarget(TargetAdapter):
         for note in notes:
             progress(note)
 
-        http_port, metrics_port = local_processes.free_port(), local_processes.free_port()
-        command = runtime.command(models_dir, http_port=http_port, metrics_port=metrics_port)
-        log = folder / "logs" / "triton.log"
-        progress(f"Starting tritonserver on 127.0.0.1:{http_port}")
-        process = local_processes.spawn(command, env=runtime.environment(), log=log, cwd=folder)
-        record = {
-            **process.as_dict(),
-            "http_port": http_port,
-            "metrics_port": metrics_port,
-            "spec_digest": spec.spec_digest,
-            "models_dir": str(models_dir),
-            "notes": notes,
-            "started_at": time.time(),
-        }
+        record = self._start(spec, folder, models_dir, runtime, progress)
+        record["notes"] = notes
         _write_record(spec.deployment_id, record)
         self._wait_until_loaded(spec.deployment_id, record, progress)
         if spec.mode == "entry_script":
-            record.update(entry_scripts.start(spec, folder, triton_url=_base_url(record), progress=progress))
-            _write_record(spec.deployment_id, record)
             try:
-                entry_scripts.wait_until_serving(record, progress)
+                entry_scripts.wait_until_serving(
+                    f"http://127.0.0.1:{record['entry_port']}/", lambda: running(record), progress
+                )
             except TargetError:
                 self._stop_everything(spec.deployment_id, progress)
                 raise
         return DeployResult(scoring_uri=_scoring_uri(record), notes=notes)
 
-    @staticmethod
-    def _all_running(record: dict | None) -> bool:
-        if not local_processes.is_running(_process(record)):
-            return False
-        return "entry_pid" not in record or local_processes.is_running(entry_scripts.entry_process(record))
+    def _start(self, spec: DeploySpec, folder: Path, models_dir: Path, runtime, progress: Progress) -> dict:
+        """Start the deployment's process tree (sandboxed unless switched off)
+        and, for a sandbox, the host's bridges to it; the record to keep."""
+        entry = spec.mode == "entry_script"
+        sandboxed = sandbox.enabled()
+        layout = servers.Layout.for_sandbox(entry) if sandboxed else servers.Layout.on_host()
+        box = folder / f"sandbox-{spec.spec_digest[:16]}"
+        shutil.rmtree(box, ignore_errors=True)
+        scratch, run = box / "scratch", box / "run"
+        sandbox.prepare_folders(scratch, run)
+        read_only = [*sandbox.python_paths(), runtime.root, models_dir]
+        env = {**runtime.environment(), "HOME": str(scratch), "TMPDIR": str(scratch)}
+        entry_argv = None
+        if entry:
+            script = box / "entry" / "score.py"
+            script.parent.mkdir()
+            script.write_text(spec.entry_script)
+            read_only.append(script.parent)
+            entry_argv = entry_scripts.command(
+                script, port=layout.entry_port, health_port=layout.entry_health_port, worker_count=spec.worker_count
+            )
+            env.update(
+                {
+                    "TRITON_URL": f"localhost:{layout.triton_port}",
+                    "WORKER_COUNT": str(spec.worker_count),
+                    "AZUREML_MODEL_DIR": str(models_dir),
+                }
+            )
+        bridges = {}
+        if sandboxed:
+            bridges = {
+                port: run / name for port, name in sandbox.SOCKETS.items() if entry or port != sandbox.ENTRY_PORT
+            }
+        start = box / "start.sh"
+        start.write_text(
+            servers.script(
+                triton=runtime.command(models_dir, http_port=layout.triton_port, metrics_port=layout.metrics_port),
+                entry=entry_argv,
+                bridges=bridges,
+            )
+        )
+        read_only.append(start)
+        command = sandbox.wrap(
+            ["/bin/bash", str(start)],
+            read_only=read_only,
+            writable=[scratch, run],
+            env=env,
+            workdir=scratch,
+            limits=sandbox.Limits(memory_mb=self._memory_mb()),
+        )
+        log = folder / "logs" / "triton.log"
+        where = "in its sandbox" if sandboxed else "UNSANDBOXED (LOCAL_TARGET_SANDBOX=off)"
+        progress(f"Starting tritonserver{' and the entry-script server' if entry else ''} {where}")
+        process = local_processes.spawn(command, env={"PATH": "/usr/bin:/bin"}, log=log, cwd=folder)
+        record = {
+            **process.as_dict(),
+            "sandboxed": sandboxed,
+            "spec_digest": spec.spec_digest,
+            "models_dir": str(models_dir),
+            "started_at": time.time(),
+            "bridges": [],
+        }
+        ports = {"http_port": layout.triton_port, "metrics_port": layout.metrics_port, "entry_port": layout.entry_port}
+        if sandboxed:
+            # The host's side of each bridge: a local TCP port to the sandbox's socket.
+            for key, inside in (
+                ("http_port", sandbox.TRITON_PORT),
+                ("metrics_port", sandbox.METRICS_PORT),
+                ("entry_port", sandbox.ENTRY_PORT),
+            ):
+                if inside not in bridges:
+                    continue
+                port = local_processes.free_port()
+                bridge = local_processes.spawn(
+                    [
+                        "socat",
+                        f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork",
+                        f"UNIX-CONNECT:{bridges[inside]}",
+                    ],
+                    env={"PATH": "/usr/bin:/bin"},
+                    log=folder / "logs" / "bridge.log",
+                    cwd=folder,
+                )
+                record["bridges"].append(bridge.as_dict())
+                ports[key] = port
+        record.update({key: port for key, port in ports.items() if port is not None})
+        progress(f"Triton answers on 127.0.0.1:{record['http_port']}")
+        return record
+
+    def _memory_mb(self) -> int:
+        settings_of_target = (self.target.settings or {}) if self.target is not None else {}
+        return settings_of_target.get("memory_limit_mb") or settings.LOCAL_TARGET_MEMORY_MB
 
     def _wait_until_loaded(self, deployment_id: int, record: dict, progress: Progress) -> None:
         base, process = _base_url(record), _process(record)
@@ -193,23 +307,7 @@ class LocalTarget(TargetAdapter):
         )
 
     def _stop_everything(self, deployment_id: int, progress: Progress) -> None:
-        """Stop the recorded server and any stray one a dead worker left behind."""
-        folder = workdir(deployment_id)
-        record = read_record(deployment_id)
-        recorded = [_process(record), entry_scripts.entry_process(record)]
-        # Strays: servers a dead worker started but never recorded; the entry
-        # server's command line names its script inside the work folder.
-        strays = local_processes.processes_mentioning(f"--model-repository={folder}/")
-        strays += local_processes.processes_mentioning(f"{folder}/entry/")
-        for process in {p.pid: p for p in [*recorded, *strays] if p is not None}.values():
-            if local_processes.is_running(process):
-                progress(f"Stopping pid {process.pid}")
-                local_processes.stop(process, grace=settings.LOCAL_TRITON_STOP_GRACE)
-        # Triton's Python-backend stubs outlive their server for a moment: wait
-        # for them too, so "stopped" means nothing of this deployment runs.
-        for helper in local_processes.processes_mentioning(f"{folder}/"):
-            local_processes.stop(helper, grace=settings.LOCAL_TRITON_STOP_GRACE)
-        _record_path(deployment_id).unlink(missing_ok=True)
+        stop_servers(deployment_id, progress)
 
     def metrics_url(self, ref: DeploymentRef) -> str:
         record = read_record(ref.id)
@@ -230,8 +328,8 @@ class LocalTarget(TargetAdapter):
         record = read_record(ref.id)
         if not local_processes.is_running(_process(record)):
             return Observation(exists=False, detail="no tritonserver process is running")
-        if "entry_pid" in record and not local_processes.is_running(entry_scripts.entry_process(record)):
-            return Observation(exists=False, detail="the entry-script server is not running")
+        if not running(record):
+            return Observation(exists=False, detail="a bridge into the sandbox is not running")
         base = _base_url(record)
         observation = Observation(exists=True, spec_digest=record.get("spec_digest", ""))
         try:
@@ -262,7 +360,7 @@ class LocalTarget(TargetAdapter):
     def delete(self, ref: DeploymentRef, progress: Progress) -> None:
         self._on_this_host()
         self._stop_everything(ref.id, progress)
-        for staged in workdir(ref.id).glob("models-*"):
+        for staged in [*workdir(ref.id).glob("models-*"), *workdir(ref.id).glob("sandbox-*")]:
             shutil.rmtree(staged, ignore_errors=True)
         progress("Server stopped; logs kept")
 

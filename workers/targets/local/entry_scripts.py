@@ -1,6 +1,7 @@
 """Entry-script mode on the local target: the Azure guide's score.py (init()
 and run()) served by azureml-inference-server-http, the server Azure ML runs,
-in front of the deployment's local Triton (TRITON_URL in its environment)."""
+in the same sandbox as the deployment's Triton, which it finds at
+localhost:8000 as on Azure (TRITON_URL says so too)."""
 
 import importlib.metadata
 import sys
@@ -10,8 +11,7 @@ from pathlib import Path
 import httpx
 from packaging.requirements import InvalidRequirement, Requirement
 
-from workers.targets.base import DeploySpec, Progress, TargetError
-from workers.targets.local import processes as local_processes
+from workers.targets.base import Progress, TargetError
 
 _START_TIMEOUT = 60
 
@@ -42,20 +42,10 @@ def check_packages(requirements: list[str]) -> None:
         )
 
 
-def entry_process(record: dict | None) -> local_processes.ProcessRecord | None:
-    if not record or "entry_pid" not in record:
-        return None
-    return local_processes.ProcessRecord(record["entry_pid"], record["entry_start_ticks"])
-
-
-def start(spec: DeploySpec, folder: Path, *, triton_url: str, progress: Progress) -> dict:
-    entry = folder / "entry"
-    entry.mkdir(exist_ok=True)
-    script = entry / "score.py"
-    script.write_text(spec.entry_script)
-    port, health_port = local_processes.free_port(), local_processes.free_port()
+def command(script: Path, *, port: int, health_port: int, worker_count: int) -> list[str]:
+    """azureml-inference-server-http serving `script` (init() and run()) on `port`."""
     server = Path(sys.executable).with_name("azmlinfsrv")
-    command = [
+    return [
         str(server),
         "--entry_script",
         str(script),
@@ -64,25 +54,16 @@ def start(spec: DeploySpec, folder: Path, *, triton_url: str, progress: Progress
         "--health_port",
         str(health_port),
         "--worker_count",
-        str(spec.worker_count),
+        str(worker_count),
     ]
-    env = {
-        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
-        "HOME": str(entry),
-        "TRITON_URL": triton_url,
-        "WORKER_COUNT": str(spec.worker_count),
-        "AZUREML_MODEL_DIR": str(folder),
-    }
-    progress(f"Starting the entry-script server (WORKER_COUNT={spec.worker_count}) on 127.0.0.1:{port}")
-    process = local_processes.spawn(command, env=env, log=folder / "logs" / "entry.log", cwd=entry)
-    return {"entry_pid": process.pid, "entry_start_ticks": process.start_ticks, "entry_port": port}
 
 
-def wait_until_serving(record: dict, progress: Progress) -> None:
-    process, url = entry_process(record), f"http://127.0.0.1:{record['entry_port']}/"
+def wait_until_serving(url: str, alive, progress: Progress) -> None:
+    """Until the entry server answers its health route (GET /); `alive()` says
+    whether its process tree still runs."""
     deadline = time.monotonic() + _START_TIMEOUT
     while time.monotonic() < deadline:
-        if not local_processes.is_running(process):
+        if not alive():
             raise TargetError("the entry-script server exited; see its log (init() failed?)", permanent=True)
         try:
             if httpx.get(url, timeout=2).status_code == 200:

@@ -2,6 +2,7 @@
 that started them, are never started twice, and are told apart from a
 recycled pid by their start time."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -110,6 +111,24 @@ def stop(record: ProcessRecord, *, grace: float) -> None:
     except ProcessLookupError:
         return
     while is_running(record):
+        time.sleep(0.05)
+
+
+def stop_all(records: list[ProcessRecord], *, grace: float) -> None:
+    """TERM to all at once (a sandbox's servers stop side by side), then KILL
+    what is left after `grace` seconds."""
+    for record in records:
+        if is_running(record):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(record.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(is_running(r) for r in records):
+        time.sleep(0.1)
+    for record in records:
+        if is_running(record):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(record.pid, signal.SIGKILL)
+    while any(is_running(r) for r in records):
         time.sleep(0.05)
 
 

@@ -68,12 +68,15 @@ class TritonRuntime:
         ]
 
     def environment(self) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "CELERY_"))}
+        """All a server needs, nothing of the dashboard's: no secret, no
+        database or broker URL reaches a model."""
         venv_bin = str(Path(sys.executable).parent)
-        env["PATH"] = os.pathsep.join([venv_bin, env.get("PATH", "/usr/bin:/bin")])
         libs = [sysconfig.get_config_var("LIBDIR") or "", str(_site_packages() / "nvidia_pytriton.libs")]
-        env["LD_LIBRARY_PATH"] = os.pathsep.join(lib for lib in libs if lib)
-        return env
+        return {
+            "PATH": os.pathsep.join([venv_bin, "/usr/bin", "/bin"]),
+            "LD_LIBRARY_PATH": os.pathsep.join(lib for lib in libs if lib),
+            "LANG": "C.UTF-8",
+        }
 
 
 def _site_packages() -> Path:

@@ -1,0 +1,190 @@
+"""Every local deployment runs in a sandbox: a deployer's model code (a
+Python-backend model.py, an entry script) must never reach the dashboard.
+
+bubblewrap (Debian's `bwrap`) gives the sandbox its own mount view (only the
+interpreter, the Triton runtime, the staged model repository and the entry
+script, all read-only, plus a private scratch folder), its own network
+namespace (its own loopback: no dashboard, PostgreSQL or Redis port in
+reach), its own PID, IPC and UTS namespaces, and an environment with nothing
+but PATH, the library path and what the server needs. Run as root (a
+worker in a container), bwrap itself sets up the namespaces and the servers
+then run as `nobody` with no capabilities (setpriv); run as another user,
+bwrap needs unprivileged user namespaces and the servers keep that user,
+seeing no more than the mount view. prlimit caps memory (address space),
+processes and open files; the servers run at a lower CPU priority.
+
+From the host the sandbox is reached through Unix sockets in its run folder:
+inside, socat bridges each socket to the server's TCP port on the sandbox's
+loopback, so Triton answers at localhost:8000 inside, as on Azure.
+
+LOCAL_TARGET_SANDBOX=off runs the same servers unsandboxed (pages warn).
+"""
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+# Inside the sandbox, on its own loopback, as Azure's images have them.
+TRITON_PORT, METRICS_PORT, ENTRY_PORT, ENTRY_HEALTH_PORT = 8000, 8002, 5001, 5002
+NOBODY = 65534
+# Sockets in the run folder, by the port they bridge to.
+SOCKETS = {TRITON_PORT: "http.sock", METRICS_PORT: "metrics.sock", ENTRY_PORT: "score.sock"}
+
+
+class SandboxUnavailable(Exception):
+    """The host cannot give the isolation; the message names what is missing."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_mb: int
+    processes: int = 4096
+    open_files: int = 4096
+
+
+def enabled() -> bool:
+    return settings.LOCAL_TARGET_SANDBOX
+
+
+def _as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _namespaces() -> list[str]:
+    flags = ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    if not _as_root():
+        # Without root, only a user namespace lets bwrap make the others.
+        flags += ["--unshare-user", "--cap-drop", "ALL"]
+    return [*flags, "--new-session"]
+
+
+def _system_view() -> list[str]:
+    """The host's programs and libraries, read-only; /etc only for name lookups."""
+    args = []
+    for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        path = Path("/") / top
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), str(path)]
+    args += ["--ro-bind", "/usr", "/usr", "--perms", "0755", "--dir", "/etc"]
+    for name in ("ld.so.cache", "hosts", "passwd", "group", "nsswitch.conf", "localtime"):
+        if (Path("/etc") / name).exists():
+            args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    return args
+
+
+def _mount_points(paths: list[Path]) -> list[str]:
+    """bwrap makes missing parent folders 0700; servers running as nobody
+    could not pass them. Make each parent first, 0755."""
+    skip = {Path("/"), Path("/tmp"), Path("/dev"), Path("/dev/shm")}  # noqa: S108 - the sandbox's own mounts
+    parents = sorted({parent for path in paths for parent in path.parents if parent not in skip}, key=str)
+    args = []
+    for parent in parents:
+        args += ["--perms", "0755", "--dir", str(parent)]
+    return args
+
+
+def python_paths() -> list[Path]:
+    """The interpreter's installation and this virtual environment (both read-only inside)."""
+    paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()}
+    libdir = sysconfig.get_config_var("LIBDIR")
+    if libdir:
+        paths.add(Path(libdir).resolve())
+    return sorted(paths, key=str)
+
+
+@functools.cache
+def _bwrap() -> str:
+    found = shutil.which("bwrap")
+    if not found:
+        raise SandboxUnavailable("bubblewrap is not installed (apt-get install bubblewrap)")
+    return found
+
+
+def check() -> None:
+    """Refuse, naming what is missing, when this host cannot sandbox."""
+    if not enabled():
+        return
+    bwrap = _bwrap()
+    if not shutil.which("socat"):
+        raise SandboxUnavailable("socat is not installed (apt-get install socat): it bridges into the sandbox")
+    trial = subprocess.run(  # noqa: S603 - fixed arguments
+        [bwrap, *_namespaces(), *_system_view(), "--proc", "/proc", "--dev", "/dev", "--", "/bin/true"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    if trial.returncode != 0:
+        said = (trial.stderr or trial.stdout).strip().splitlines()
+        why = said[-1] if said else f"exit {trial.returncode}"
+        raise SandboxUnavailable(
+            "this host cannot create the sandbox's namespaces "
+            + ("" if _as_root() else "(unprivileged user namespaces: sysctl user.max_user_namespaces must be > 0) ")
+            + f"— bwrap said: {why}. Set LOCAL_TARGET_SANDBOX=off only on a machine where every deployer is trusted."
+        )
+
+
+def prepare_folders(*writable: Path) -> None:
+    """Folders the servers write to (scratch, sockets) belong to their user."""
+    for folder in writable:
+        folder.mkdir(parents=True, exist_ok=True)
+        if _as_root() and enabled():
+            os.chown(folder, NOBODY, NOBODY)
+        folder.chmod(0o755)
+
+
+def wrap(
+    command: list[str],
+    *,
+    read_only: list[Path],
+    writable: list[Path],
+    env: dict[str, str],
+    workdir: Path,
+    limits: Limits,
+) -> list[str]:
+    """`command` inside the sandbox (or, with the sandbox off, as it is, with the same limits)."""
+    limited = [
+        *["prlimit", f"--as={limits.memory_mb * 1024 * 1024}", f"--nproc={limits.processes}"],
+        *[f"--nofile={limits.open_files}", "--", "nice", "-n", "5"],
+    ]
+    if not enabled():
+        return ["env", "-i", *[f"{key}={value}" for key, value in env.items()], *limited, *command]
+    binds = []
+    for path in read_only:
+        binds += ["--ro-bind", str(path), str(path)]
+    for path in writable:
+        binds += ["--bind", str(path), str(path)]
+    identity = []
+    if _as_root():
+        identity = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+        identity += ["--inh-caps=-all", "--bounding-set=-all", "--"]
+    environment = []
+    for key, value in env.items():
+        environment += ["--setenv", key, value]
+    return [
+        _bwrap(),
+        *_namespaces(),
+        *_system_view(),
+        *["--proc", "/proc", "--dev", "/dev"],
+        # Private to the sandbox: fresh tmpfs mounts, not the host's folders.
+        # First, so that binds below them (a storage root under /tmp) stay visible.
+        *["--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/dev/shm"],  # noqa: S108
+        *_mount_points([*read_only, *writable]),
+        *binds,
+        "--clearenv",
+        *environment,
+        *["--chdir", str(workdir)],
+        "--",
+        *limited,
+        *identity,
+        *command,
+    ]
