@@ -134,8 +134,7 @@ def request_deploy(deployer):
 
     yield request
     for deployment in made:
-        for process in servers_of(deployment):
-            local_processes.stop(process, grace=5)
+        local.stop_servers(deployment.pk)
 
 
 def servers_of(deployment) -> list:

@@ -252,11 +252,7 @@ class LocalTarget(TargetAdapter):
                     continue
                 port = local_processes.free_port()
                 bridge = local_processes.spawn(
-                    [
-                        "socat",
-                        f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork",
-                        f"UNIX-CONNECT:{bridges[inside]}",
-                    ],
+                    sandbox.host_bridge(port, bridges[inside]),
                     env={"PATH": "/usr/bin:/bin"},
                     log=folder / "logs" / "bridge.log",
                     cwd=folder,

@@ -57,8 +57,9 @@ def _as_root() -> bool:
     return os.geteuid() == 0
 
 
-def _namespaces() -> list[str]:
-    flags = ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+def _namespaces(*, host_network: bool = False) -> list[str]:
+    flags = [] if host_network else ["--unshare-net"]
+    flags += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
     if not _as_root():
         # Without root, only a user namespace lets bwrap make the others.
         flags += ["--unshare-user", "--cap-drop", "ALL"]
@@ -133,6 +134,30 @@ def check() -> None:
         )
 
 
+def _drop_to_nobody() -> list[str]:
+    return [
+        *["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"],
+        *["--inh-caps=-all", "--bounding-set=-all", "--"],
+    ]
+
+
+def host_bridge(port: int, socket: Path) -> list[str]:
+    """The host's side of a bridge: 127.0.0.1:port to the sandbox's socket.
+    The sandbox owns that folder and could swap the socket for a link to
+    another socket on the host, so the bridge runs in a sandbox of its own:
+    on the host's network, but seeing nothing of the host's files besides
+    that folder, where such a link leads nowhere."""
+    return wrap(
+        ["socat", f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork", f"UNIX-CONNECT:{socket}"],
+        read_only=[socket.parent],
+        writable=[],
+        env={"PATH": "/usr/bin:/bin"},
+        workdir=socket.parent,
+        limits=Limits(memory_mb=256, processes=4096, open_files=4096),
+        host_network=True,
+    )
+
+
 def prepare_folders(*writable: Path) -> None:
     """Folders the servers write to (scratch, sockets) belong to their user."""
     for folder in writable:
@@ -150,6 +175,7 @@ def wrap(
     env: dict[str, str],
     workdir: Path,
     limits: Limits,
+    host_network: bool = False,
 ) -> list[str]:
     """`command` inside the sandbox (or, with the sandbox off, as it is, with the same limits)."""
     limited = [
@@ -163,16 +189,13 @@ def wrap(
         binds += ["--ro-bind", str(path), str(path)]
     for path in writable:
         binds += ["--bind", str(path), str(path)]
-    identity = []
-    if _as_root():
-        identity = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
-        identity += ["--inh-caps=-all", "--bounding-set=-all", "--"]
+    identity = _drop_to_nobody() if _as_root() else []
     environment = []
     for key, value in env.items():
         environment += ["--setenv", key, value]
     return [
         _bwrap(),
-        *_namespaces(),
+        *_namespaces(host_network=host_network),
         *_system_view(),
         *["--proc", "/proc", "--dev", "/dev"],
         # Private to the sandbox: fresh tmpfs mounts, not the host's folders.
