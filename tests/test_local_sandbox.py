@@ -168,3 +168,41 @@ def test_a_host_without_user_namespaces_gets_a_refusal_naming_what_is_missing():
     assert "unprivileged user namespaces" in result.stdout
     assert "max_*_namespaces exceeded" in result.stdout  # bwrap's own words
     assert "LOCAL_TARGET_SANDBOX=off" in result.stdout
+
+
+def test_a_socket_swapped_for_a_link_to_a_host_socket_leads_nowhere(tmp_path):
+    """The sandbox owns its sockets folder; the host's bridge must not follow
+    a link it planted there to one of the host's own sockets."""
+    import time
+
+    from workers.targets.local import processes as local_processes
+    from workers.targets.local import sandbox
+
+    host_socket = tmp_path / "host-secret.sock"
+    with socket.socket(socket.AF_UNIX) as secret:
+        secret.bind(str(host_socket))
+        secret.listen()
+        secret.settimeout(3)
+        run = tmp_path / "run"
+        run.mkdir()
+        (run / "http.sock").symlink_to(host_socket)
+        port = local_processes.free_port()
+        bridge = local_processes.spawn(
+            sandbox.host_bridge(port, run / "http.sock"),
+            env={"PATH": "/usr/bin:/bin"},
+            log=tmp_path / "b.log",
+            cwd=tmp_path,
+        )
+        try:
+            for _ in range(50):
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=1) as client:
+                        client.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                        client.recv(10)
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            with pytest.raises(TimeoutError):
+                secret.accept()  # nothing reached the host's socket
+        finally:
+            local_processes.stop_all([bridge, *local_processes.processes_mentioning(f"{run}/")], grace=5)
