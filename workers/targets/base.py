@@ -2,6 +2,7 @@
 cross it, and the one error type the engine sees."""
 
 import contextlib
+import dataclasses
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -125,14 +126,7 @@ class ServiceListing:
     compute: str = ""
 
     def as_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "state": self.state,
-            "scoring_uri": self.scoring_uri,
-            "models": self.models,
-            "managed_here": self.managed_here,
-            "compute": self.compute,
-        }
+        return dataclasses.asdict(self)
 
 
 class TargetAdapter:
