@@ -206,3 +206,21 @@ def test_a_socket_swapped_for_a_link_to_a_host_socket_leads_nowhere(tmp_path):
                 secret.accept()  # nothing reached the host's socket
         finally:
             local_processes.stop_all([bridge, *local_processes.processes_mentioning(f"{run}/")], grace=5)
+
+
+def test_a_sandbox_too_small_for_its_models_says_so(admin, settings, cleanup):
+    from deployments.models import Environment
+    from deployments.services.targets import target_create
+    from tests.archives import EXAMPLES
+
+    settings.LOCAL_TRITON_READY_TIMEOUT = 15
+    environment = Environment.objects.create(name="small")
+    target = target_create(
+        actor=admin, name="small", kind="local", environment=environment, settings={"memory_limit_mb": 600}
+    )
+    repository = repository_load_example(path=EXAMPLES / "add_sub", actor=admin).repository
+    deployment = deployment_create(name="cramped", repository=repository, target=target, actor=admin)
+    cleanup(deployment)
+    operation = run_pending(deployment)
+    assert operation.status == Operation.Status.QUEUED  # retried: the limit may be raised meanwhile
+    assert "the sandbox may use 600 MB of address space" in operation.error

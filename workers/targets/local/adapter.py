@@ -263,6 +263,13 @@ class LocalTarget(TargetAdapter):
         progress(f"Triton answers on 127.0.0.1:{record['http_port']}")
         return record
 
+    def _memory_hint(self) -> str:
+        # An address-space cap shows up as a server that hangs or dies without saying why.
+        return (
+            f"; the sandbox may use {self._memory_mb()} MB of address space "
+            "(the target's memory_limit_mb, else LOCAL_TARGET_MEMORY_MB): raise it if the models need more"
+        )
+
     def _memory_mb(self) -> int:
         settings_of_target = (self.target.settings or {}) if self.target is not None else {}
         return settings_of_target.get("memory_limit_mb") or settings.LOCAL_TARGET_MEMORY_MB
@@ -278,7 +285,9 @@ class LocalTarget(TargetAdapter):
                     last_beat = time.monotonic()
                 if not local_processes.is_running(process):
                     tail = " | ".join(_tail(workdir(deployment_id) / "logs" / "triton.log", 5))
-                    raise TargetError(f"tritonserver exited during start-up: {tail}", permanent=False)
+                    raise TargetError(
+                        f"tritonserver exited during start-up: {tail}{self._memory_hint()}", permanent=False
+                    )
                 try:
                     index = _repository_index(client, base)
                 except httpx.HTTPError:
@@ -298,7 +307,8 @@ class LocalTarget(TargetAdapter):
                 time.sleep(0.2)
         self._stop_everything(deployment_id, progress)
         raise TargetError(
-            f"models not loaded within {settings.LOCAL_TRITON_READY_TIMEOUT} s (LOCAL_TRITON_READY_TIMEOUT)",
+            f"models not loaded within {settings.LOCAL_TRITON_READY_TIMEOUT} s (LOCAL_TRITON_READY_TIMEOUT)"
+            + self._memory_hint(),
             permanent=False,
         )
 

@@ -48,7 +48,8 @@ def script(*, triton: list[str], entry: list[str] | None, bridges: dict[int, Pat
     ]
     for port, socket in bridges.items():
         listen = f"UNIX-LISTEN:{socket},fork,unlink-early,mode=0666"
-        lines.append(_line(["socat", listen, f"TCP:127.0.0.1:{port}"]) + " &")
+        # Quiet: every probe during start-up would log "connection refused".
+        lines.append(_line(["socat", listen, f"TCP:127.0.0.1:{port}"]) + " 2>/dev/null &")
     lines.append(_line(triton) + " &")
     if entry:
         lines.append(_line(entry) + " &")
