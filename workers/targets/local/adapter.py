@@ -220,6 +220,7 @@ class LocalTarget(TargetAdapter):
             )
         )
         read_only.append(start)
+        sandbox.make_readable(models_dir, start, *([script.parent] if entry else []))
         command = sandbox.wrap(
             ["/bin/bash", str(start)],
             read_only=read_only,

@@ -158,6 +158,22 @@ def host_bridge(port: int, socket: Path) -> list[str]:
     )
 
 
+def make_readable(*paths: Path) -> None:
+    """What the servers read (the staged repository, the entry script, the
+    start script) must be readable by nobody whatever the worker's umask."""
+    if not (_as_root() and enabled()):
+        return
+    for top in paths:
+        top.chmod(top.stat().st_mode | (0o555 if top.is_dir() else 0o444))
+        for folder, dirs, files in os.walk(top) if top.is_dir() else ():
+            for name in dirs:
+                (Path(folder) / name).chmod(0o755)
+            for name in files:
+                path = Path(folder) / name
+                if not path.is_symlink():
+                    path.chmod(path.stat().st_mode | 0o444)
+
+
 def prepare_folders(*writable: Path) -> None:
     """Folders the servers write to (scratch, sockets) belong to their user."""
     for folder in writable:
