@@ -49,7 +49,8 @@ def script(*, triton: list[str], entry: list[str] | None, bridges: dict[int, Pat
     for port, socket in bridges.items():
         listen = f"UNIX-LISTEN:{socket},fork,unlink-early,mode=0666"
         # Quiet: every probe during start-up would log "connection refused".
-        lines.append(_line(["socat", listen, f"TCP:127.0.0.1:{port}"]) + " 2>/dev/null &")
+        bridge = ["socat", *sandbox.BRIDGE_OPTIONS, listen, f"TCP:127.0.0.1:{port},nodelay"]
+        lines.append(_line(bridge) + " 2>/dev/null &")
     lines.append(_line(triton) + " &")
     if entry:
         lines.append(_line(entry) + " &")
