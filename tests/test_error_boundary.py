@@ -61,7 +61,7 @@ def test_a_domain_error_a_view_leaves_unhandled_is_a_message_not_a_500(client, a
     assert answer.status_code == 302
     assert answer["Location"].endswith(reverse("target", args=[fake.pk]))
     shown = client.get(answer["Location"]).content.decode()
-    assert "have no adopting services deployed without the dashboard" in shown
+    assert "do not support adopting services deployed without the dashboard" in shown
     htmx = client.post(reverse("target-adopt", args=[fake.pk]), HTTP_HX_REQUEST="true")
     assert htmx.status_code == 400
     assert 'class="flash flash-error"' in htmx.content.decode()

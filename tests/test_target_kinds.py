@@ -124,7 +124,7 @@ def test_traffic_on_a_kind_without_it_is_refused_naming_kind_and_capability(admi
     run_pending(deployment)
     with pytest.raises(registry.Unsupported) as refused:
         deployment_set_traffic(deployment=deployment, actor=admin, traffic={"a": 100})
-    expected = "Targets of kind Fake (in memory) (fake) have no a traffic split between deployments of one endpoint"
+    expected = "Fake (in memory) targets (fake) do not support a traffic split between deployments of one endpoint"
     assert refused.value.message.startswith(expected)
 
     answer = client.post(
@@ -142,7 +142,7 @@ def test_traffic_on_a_kind_without_it_is_refused_naming_kind_and_capability(admi
     page = client.get(reverse("deployment", args=[deployment.pk]))
     assert b'action="/deployments/%d/traffic' % deployment.pk not in page.content
     refused_page = client.post(reverse("deployment-traffic", args=[deployment.pk]), {"traffic-a": "100"}, follow=True)
-    assert "(fake) have no" in refused_page.content.decode()
+    assert "(fake) do not support a traffic split" in refused_page.content.decode()
     assert not Operation.objects.filter(kind=Operation.Kind.TRAFFIC).exists()
 
 
@@ -152,7 +152,7 @@ def test_adoption_and_logs_follow_the_kinds_capabilities(admin, dev, repository,
     page = client.get(reverse("target", args=[target.pk]))
     assert "Adopt existing webservices" not in page.content.decode()
     refused = client.post(reverse("target-adopt", args=[target.pk]), follow=True)
-    assert "have no adopting services deployed without the dashboard (adopt)" in refused.content.decode()
+    assert "do not support adopting services deployed without the dashboard (adopt)" in refused.content.decode()
 
     deployment = deployment_create(name="logged", repository=repository, target=target, actor=admin)
     run_pending(deployment)
@@ -186,7 +186,7 @@ def test_entry_script_mode_is_refused_where_the_kind_lacks_it(admin, dev, reposi
             mode="entry_script",
             entry_script="def init():\n    pass\n\ndef run(data):\n    return data\n",
         )
-    assert "(azureml_v2_managed) have no entry-script (score.py) mode (entry_script)" in refused.value.message
+    assert "(azureml_v2_managed) do not support entry-script (score.py) mode (entry_script)" in refused.value.message
     assert not Deployment.objects.exists()
 
 
@@ -195,7 +195,7 @@ def test_the_boundary_refuses_a_capability_method_the_kind_lacks(admin, dev):
     with pytest.raises(TargetError) as refused:
         adapter.set_traffic(DeploymentRef(id=1, name="x"), {"a": 100}, lambda message: None)
     assert refused.value.permanent
-    assert "Fake (in memory) (fake) have no a traffic split" in refused.value.message
+    assert "Fake (in memory) targets (fake) do not support a traffic split" in refused.value.message
 
 
 def test_test_only_kinds_are_offered_to_tests_and_debug_only(settings, admin, dev):

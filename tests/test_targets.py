@@ -184,6 +184,7 @@ def test_testing_a_local_target_starts_triton_once(admin, prod):
     result = target_test_run(target_id=target.pk, requested_by="boss")
     assert result["state"] == "ok", result
     assert result["message"].startswith("Triton 2.51.0 answered")
+    assert result["message"].endswith("; sandbox available")
     target.refresh_from_db()
     assert target.last_test["state"] == "ok"
     assert AuditEvent.objects.filter(action="target.tested").count() == 1

@@ -261,7 +261,7 @@ def _reap_stale(now) -> int:
                 continue
             _step(locked.pk, "Worker lost (no heartbeat); re-driving")
             Operation.objects.filter(pk=locked.pk).update(status=Operation.Status.QUEUED, enqueued_at=now)
-            queue.run_operation(locked)
+            queue.run_operation(operation)  # the outer row: its target is loaded already
     return count
 
 
@@ -270,7 +270,8 @@ def _resend_queued(now) -> int:
     waiting = Operation.objects.filter(
         status=Operation.Status.QUEUED,
         enqueued_at__lt=now - timedelta(seconds=settings.OPERATION_RESEND_AFTER),
-    )
+    ).select_related("deployment__target")  # the queue depends on the target
+
     count = 0
     for operation in waiting:
         with transaction.atomic():

@@ -1,6 +1,8 @@
 """Targets: admins create and change them; anyone who may see one can have its
 connection tested. Secrets are encrypted here and never leave in an event."""
 
+import logging
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -12,6 +14,8 @@ from deployments.models import Environment, Target
 from deployments.services.permissions import require
 from workers.targets import registry
 from workers.targets.base import Capability, TargetError
+
+log = logging.getLogger(__name__)
 
 
 def _public(target: Target) -> dict:
@@ -103,7 +107,8 @@ def target_test_run(*, target_id: int, requested_by: str) -> dict:
         result = {"state": "ok", "message": message}
     except TargetError as exc:
         result = {"state": "failed", "message": exc.message}
-    except Exception as exc:  # a bug of ours: the page still gets an answer
+    except Exception as exc:  # a bug of ours: logged as one, and the page still gets an answer
+        log.exception("testing target %s crashed", target_id)
         result = {"state": "failed", "message": f"internal error: {type(exc).__name__}: {exc}"}
     result.update({"at": timezone.now().isoformat(), "by": requested_by})
     with transaction.atomic():

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from deployments.errors import DomainError
 from workers.targets.base import Capability, TargetError
 
-# Settings a value may take, by check name: (clean value) or DomainError.
+# Each check_* takes (setting name, value) and returns the clean value or raises DomainError.
 _AZURE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._()-]{0,89}$")
 RESOURCE_LIMITS = {"gpu_cores": 16, "cpu_cores": 64, "memory_gb": 512}
 
 
-def _text(key: str, value) -> str:
+def check_text(key: str, value) -> str:
     if not isinstance(value, str) or not value.strip():
         raise DomainError(f"{key} is required for this kind of target.", path=f"settings.{key}")
     return value.strip()
@@ -28,20 +28,16 @@ def _text(key: str, value) -> str:
 
 def check_guid(key: str, value) -> str:
     try:
-        return str(uuid.UUID(_text(key, value)))
+        return str(uuid.UUID(check_text(key, value)))
     except ValueError:
         raise DomainError(f"{key} is a GUID.", path=f"settings.{key}") from None
 
 
 def check_azure_name(key: str, value) -> str:
-    value = _text(key, value)
+    value = check_text(key, value)
     if not _AZURE_NAME.match(value):
         raise DomainError(f"{key} has characters Azure does not allow.", path=f"settings.{key}")
     return value
-
-
-def check_text(key: str, value) -> str:
-    return _text(key, value)
 
 
 def check_count(key: str, value) -> int:

@@ -2,8 +2,8 @@
 
 The rest of the dashboard asks here what a kind is called, which settings
 and credentials it takes, what it can do and how its errors read; it never
-compares kind names itself (tests/test_target_kinds.py checks). A new kind is
-a package with a descriptor and one line in KINDS.
+compares kind names itself (tests/test_architecture.py checks). A new kind is
+a package declaring KINDS and one line in PACKAGES.
 
 adapter_for() wraps every adapter in the error boundary: a method of a
 capability the kind lacks is refused, naming both, and whatever the SDK or
@@ -65,7 +65,11 @@ def require(target, capability: Capability) -> None:
     """Refuse an action the target's kind cannot do (a 400 naming both)."""
     kind = descriptor(target.kind)
     if not kind.has(capability):
-        raise Unsupported(f"Targets of kind {kind.label} ({kind.name}) have no {capability.meaning} ({capability}).")
+        raise Unsupported(unsupported(kind, capability) + ".")
+
+
+def unsupported(kind: KindDescriptor, capability: Capability) -> str:
+    return f"{kind.label} targets ({kind.name}) do not support {capability.meaning} ({capability})"
 
 
 def operations_queue(target) -> str:
@@ -116,9 +120,7 @@ class GuardedAdapter:
             return method
         capability = CAPABILITY_METHODS.get(name)
         if capability is not None and not self.kind.has(capability):
-            raise TargetError(
-                f"targets of kind {self.kind.label} ({self.kind.name}) have no {capability.meaning}", permanent=True
-            )
+            raise TargetError(unsupported(self.kind, capability), permanent=True)
 
         @functools.wraps(method)
         def call(*args, **kwargs):

@@ -11,6 +11,7 @@ translated: it is a bug of ours and is reported as one.
 """
 
 import re
+import sys
 
 from workers.targets.base import TargetError
 
@@ -64,24 +65,16 @@ def translate_error(exc: BaseException, doing: str) -> TargetError | None:
         return TargetError(message, permanent=False)
     if not _from_sdk(exc):
         return None
-    try:
-        from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
-    except ImportError:  # pragma: no cover - both Azure kinds install azure-core
-        pass
-    else:
-        if isinstance(exc, ClientAuthenticationError):
-            return TargetError(message, permanent=True)
-        if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
-            return TargetError(message, permanent=False)
-    try:
-        from azure.ai.ml.exceptions import ValidationException
-    except ImportError:  # pragma: no cover
-        pass
-    else:
-        if isinstance(exc, ValidationException):
-            return TargetError(message, permanent=True)
+    # Imported here, not at the top: only a worker that met an SDK error loads them.
     import requests
+    from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
 
-    if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+    # azure-ai-ml takes seconds to import: where it is not loaded, none of its exceptions can be here.
+    ml_exceptions = sys.modules.get("azure.ai.ml.exceptions")
+    if isinstance(exc, ClientAuthenticationError) or (
+        ml_exceptions is not None and isinstance(exc, ml_exceptions.ValidationException)
+    ):
+        return TargetError(message, permanent=True)
+    if isinstance(exc, (ServiceRequestError, ServiceResponseError, requests.ConnectionError, requests.Timeout)):
         return TargetError(message, permanent=False)
     return TargetError(message, permanent=is_permanent(message, _status_of(exc, message)))

@@ -9,9 +9,7 @@ from workers.targets.descriptor import KindDescriptor, SettingField, check_azure
 
 
 def _warnings() -> list[str]:
-    from workers.targets.local import sandbox
-
-    if sandbox.enabled():
+    if settings.LOCAL_TARGET_SANDBOX:
         return []
     return [
         "LOCAL_TARGET_SANDBOX is off: model code deployed here runs with the dashboard's own rights and can read "

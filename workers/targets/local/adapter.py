@@ -1,5 +1,6 @@
 """The local target: a real Triton Inference Server on this machine, one per
-deployment, bound to 127.0.0.1 on free ports.
+deployment, in its sandbox (sandbox.py), reached through bridges on
+127.0.0.1 ports (servers.py says what runs).
 
 Everything about a deployment's server lives in its work folder
 (STORAGE_ROOT/deployments/<id>/): `server.json` (pid + start time, ports,
@@ -32,6 +33,12 @@ from workers.targets.local import runtime as triton_runtime
 from workers.targets.local import staging as local_staging
 
 _PROBE_TIMEOUT = 3.0
+# The record's name for the host port that reaches each server port of the sandbox.
+_RECORD_KEYS = {
+    sandbox.TRITON_PORT: "http_port",
+    sandbox.METRICS_PORT: "metrics_port",
+    sandbox.ENTRY_PORT: "entry_port",
+}
 # Seconds between "still alive" heartbeats while waiting on Triton.
 _HEARTBEAT_EVERY = 1.0
 
@@ -79,10 +86,10 @@ def stop_servers(deployment_id: int, progress: Progress = lambda message: None) 
     folder = workdir(deployment_id)
     record = read_record(deployment_id)
     found = [_process(record), *_bridges(record), *local_processes.processes_mentioning(f"{folder}/")]
-    running = [p for p in {p.pid: p for p in found if p is not None}.values() if local_processes.is_running(p)]
-    if running:
-        progress(f"Stopping {len(running)} process(es): pid {', '.join(str(p.pid) for p in running)}")
-    local_processes.stop_all(running, grace=settings.LOCAL_TRITON_STOP_GRACE)
+    alive = [p for p in {p.pid: p for p in found if p is not None}.values() if local_processes.is_running(p)]
+    if alive:
+        progress(f"Stopping {len(alive)} process(es): pid {', '.join(str(p.pid) for p in alive)}")
+    local_processes.stop_all(alive, grace=settings.LOCAL_TRITON_STOP_GRACE)
     _record_path(deployment_id).unlink(missing_ok=True)
 
 
@@ -152,7 +159,7 @@ class LocalTarget(TargetAdapter):
         if running(record) and record.get("spec_digest") == spec.spec_digest:
             progress(f"Triton already runs this spec (pid {record['pid']}); reattached, nothing started")
             return DeployResult(scoring_uri=_scoring_uri(record), notes=record.get("notes", []))
-        self._stop_everything(spec.deployment_id, progress)
+        stop_servers(spec.deployment_id, progress)
 
         models_dir = folder / f"models-{spec.spec_digest[:16]}"
         shutil.rmtree(models_dir, ignore_errors=True)
@@ -174,7 +181,7 @@ class LocalTarget(TargetAdapter):
                     f"http://127.0.0.1:{record['entry_port']}/", lambda: running(record), progress
                 )
             except TargetError:
-                self._stop_everything(spec.deployment_id, progress)
+                stop_servers(spec.deployment_id, progress)
                 raise
         return DeployResult(scoring_uri=_scoring_uri(record), notes=notes)
 
@@ -242,24 +249,17 @@ class LocalTarget(TargetAdapter):
             "bridges": [],
         }
         ports = {"http_port": layout.triton_port, "metrics_port": layout.metrics_port, "entry_port": layout.entry_port}
-        if sandboxed:
-            # The host's side of each bridge: a local TCP port to the sandbox's socket.
-            for key, inside in (
-                ("http_port", sandbox.TRITON_PORT),
-                ("metrics_port", sandbox.METRICS_PORT),
-                ("entry_port", sandbox.ENTRY_PORT),
-            ):
-                if inside not in bridges:
-                    continue
-                port = local_processes.free_port()
-                bridge = local_processes.spawn(
-                    sandbox.host_bridge(port, bridges[inside]),
-                    env={"PATH": "/usr/bin:/bin"},
-                    log=folder / "logs" / "bridge.log",
-                    cwd=folder,
-                )
-                record["bridges"].append(bridge.as_dict())
-                ports[key] = port
+        # The host's side of each bridge: a local TCP port to the sandbox's socket.
+        for inside, socket in bridges.items():
+            port = local_processes.free_port()
+            bridge = local_processes.spawn(
+                sandbox.host_bridge(port, socket),
+                env={"PATH": "/usr/bin:/bin"},
+                log=folder / "logs" / "bridge.log",
+                cwd=folder,
+            )
+            record["bridges"].append(bridge.as_dict())
+            ports[_RECORD_KEYS[inside]] = port
         record.update({key: port for key, port in ports.items() if port is not None})
         progress(f"Triton answers on 127.0.0.1:{record['http_port']}")
         return record
@@ -300,21 +300,18 @@ class LocalTarget(TargetAdapter):
                 failed = [m for m in index if m.get("state") == "UNAVAILABLE"]
                 if failed:
                     reasons = "; ".join(f"{m['name']} v{m.get('version', '?')}: {m.get('reason', '')}" for m in failed)
-                    self._stop_everything(deployment_id, progress)
+                    stop_servers(deployment_id, progress)
                     raise TargetError(f"Triton could not load {reasons}", permanent=True)
                 if index and all(m.get("state") == "READY" for m in index):
                     progress(f"All {len(index)} model version(s) loaded")
                     return
                 time.sleep(0.2)
-        self._stop_everything(deployment_id, progress)
+        stop_servers(deployment_id, progress)
         raise TargetError(
             f"models not loaded within {settings.LOCAL_TRITON_READY_TIMEOUT} s (LOCAL_TRITON_READY_TIMEOUT)"
             + self._memory_hint(),
             permanent=False,
         )
-
-    def _stop_everything(self, deployment_id: int, progress: Progress) -> None:
-        stop_servers(deployment_id, progress)
 
     def metrics_url(self, ref: DeploymentRef) -> str:
         record = read_record(ref.id)
@@ -323,10 +320,14 @@ class LocalTarget(TargetAdapter):
         return f"http://127.0.0.1:{record['metrics_port']}/metrics"
 
     def test_connection(self) -> str:
+        """The runtime starts, and this host can make the sandbox every deploy needs."""
+        self._on_this_host()
         try:
-            return triton_runtime.smoke_test(triton_runtime.prepare())
-        except triton_runtime.RuntimeUnavailable as exc:
+            answer = triton_runtime.smoke_test(triton_runtime.prepare())
+            sandbox.check()
+        except (triton_runtime.RuntimeUnavailable, sandbox.SandboxUnavailable) as exc:
             raise TargetError(str(exc), permanent=True) from exc
+        return answer + ("; sandbox available" if sandbox.enabled() else "; UNSANDBOXED (LOCAL_TARGET_SANDBOX=off)")
 
     # --- observe ---------------------------------------------------------------
 
@@ -366,7 +367,7 @@ class LocalTarget(TargetAdapter):
 
     def delete(self, ref: DeploymentRef, progress: Progress) -> None:
         self._on_this_host()
-        self._stop_everything(ref.id, progress)
+        stop_servers(ref.id, progress)
         for staged in [*workdir(ref.id).glob("models-*"), *workdir(ref.id).glob("sandbox-*")]:
             shutil.rmtree(staged, ignore_errors=True)
         progress("Server stopped; logs kept")
