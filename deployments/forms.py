@@ -53,17 +53,13 @@ class DeploymentForm(forms.Form):
         }
 
 
-def _kind_choices():
-    return [(kind.name, kind.label) for kind in registry.offered()]
-
-
 class TargetForm(forms.Form):
     """The settings, credentials and resources of `kinds` (default: every kind
     on offer, each field saying which kinds use it; an existing target's form
     has its own kind's only). The kind's descriptor then checks them."""
 
     name = forms.CharField(max_length=100)
-    kind = forms.ChoiceField(choices=_kind_choices)
+    kind = forms.ChoiceField()
     environment = forms.ModelChoiceField(queryset=Environment.objects.all())
     auth_method = forms.ChoiceField(choices=Target.AuthMethod.choices, initial=Target.AuthMethod.NONE)
     RESOURCES = (
@@ -75,6 +71,8 @@ class TargetForm(forms.Form):
     def __init__(self, *args, kinds=None, **kwargs):
         super().__init__(*args, **kwargs)
         kinds = kinds or registry.offered()
+        # An existing target's kind is shown even where it is no longer offered (switched off here).
+        self.fields["kind"].choices = [(kind.name, kind.label) for kind in kinds]
         methods = {method for kind in kinds for method in kind.auth_methods}
         self.fields["auth_method"].choices = [c for c in Target.AuthMethod.choices if c[0] in methods]
         self.setting_names, self.secret_names = [], []

@@ -318,3 +318,12 @@ def test_a_switched_off_local_target_is_neither_offered_nor_deployed(admin, dev,
     operation = run_pending(deployment)
     assert operation.status == Operation.Status.FAILED
     assert "LOCAL_TARGET_ENABLED=false" in operation.error
+
+
+def test_a_target_of_a_kind_no_longer_offered_still_shows_its_own_kind(admin, dev, client, settings):
+    target = target_create(actor=admin, name="old-box", kind="local", environment=dev)
+    settings.LOCAL_TARGET_ENABLED = False
+    client.force_login(admin)
+    page = client.get(reverse("target", args=[target.pk])).content.decode()
+    assert '<option value="local" selected>Local Triton</option>' in page
+    assert "Azure ML" not in page.split('name="kind"')[1].split("</select>")[0]
