@@ -10,9 +10,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# The local target's sandbox (bubblewrap) and the bridges into it (socat).
+# The local target's sandbox (bubblewrap), the bridges into it (socat) and its endpoints' router (haproxy).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends bubblewrap=0.8.0-2+deb12u1 socat=1.7.4.4-2 \
+ && apt-get install -y --no-install-recommends bubblewrap=0.8.0-2+deb12u1 socat=1.7.4.4-2 haproxy=2.6.12-1+deb12u4 \
  && rm -rf /var/lib/apt/lists/*
 
 RUN groupadd --system --gid 1000 dashboard \

@@ -42,6 +42,14 @@ def _parse(name: str, parser, default=environ.Env.NOTSET):
         raise ImproperlyConfigured(f"{name} is malformed: {exc}") from exc
 
 
+def _port_range(name: str, default: str) -> tuple[int, int]:
+    low, _, high = env.str(name, default=default).partition("-")
+    low, high = int(low), int(high or low)
+    if not 1024 <= low <= high <= 65535:
+        raise ValueError(f"expected LOW-HIGH within 1024-65535, got {low}-{high}")
+    return low, high
+
+
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
 
@@ -321,6 +329,12 @@ LOCAL_TARGET_ENABLED = _bool("LOCAL_TARGET_ENABLED", default=not PRODUCTION)
 LOCAL_TARGET_SANDBOX = _bool("LOCAL_TARGET_SANDBOX", default=True)
 # A sandbox's address-space cap (a target's memory_limit_mb setting overrides it).
 LOCAL_TARGET_MEMORY_MB = _parse("LOCAL_TARGET_MEMORY_MB", env.int, default=8192)
+# Each local deployment's endpoint: one stable port from this range for its
+# whole life, on this address (workers/targets/local/router.py).
+LOCAL_ENDPOINT_ADDRESS = env.str("LOCAL_ENDPOINT_ADDRESS", default="127.0.0.1")
+LOCAL_ENDPOINT_PORTS = _parse("LOCAL_ENDPOINT_PORTS", _port_range, default="20000-20999")
+# Seconds a redeploy or delete lets requests in flight finish before the old servers stop.
+LOCAL_ENDPOINT_DRAIN_SECONDS = _parse("LOCAL_ENDPOINT_DRAIN_SECONDS", env.int, default=30)
 
 # --- target kinds and worker hosts -------------------------------------------
 

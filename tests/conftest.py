@@ -95,13 +95,16 @@ def celery_worker(tmp_path, settings):
 
 @pytest.fixture
 def cleanup():
-    """cleanup(deployment): stop its local servers when the test ends, whatever happens."""
+    """cleanup(deployment): stop its local servers, and the endpoint router of
+    the test's storage root, when the test ends, whatever happens."""
     from workers.targets.local import adapter as local
+    from workers.targets.local import router
 
     started = []
     yield started.append
     for deployment in started:
         local.stop_servers(deployment.pk)
+    router.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)

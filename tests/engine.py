@@ -44,3 +44,13 @@ def queued_tasks(queue_name: str) -> list[str]:
             message = json.loads(base64.b64decode(message["body"]))
         names.append(message["headers"]["task"])
     return names
+
+
+def endpoint_headers(deployment) -> dict[str, str]:
+    """What a client of the deployment's endpoint sends: its key, when it has one."""
+    from deployments import crypto
+
+    deployment.refresh_from_db()
+    if not deployment.key_encrypted:
+        return {}
+    return {"Authorization": f"Bearer {crypto.decrypt(deployment.key_encrypted)}"}

@@ -62,6 +62,8 @@ class Deployment(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     status_reason = models.TextField(blank=True)
     scoring_uri = models.CharField(max_length=500, blank=True)
+    # The address clients called before it changed: its page says so until dismissed.
+    scoring_uri_before = models.CharField(max_length=500, blank=True)
     # The last observation: {"live", "ready", "checked_at", "models": [{name, version, ready, reason}]}.
     observed = models.JSONField(default=dict, blank=True)
     restarts = models.PositiveIntegerField(default=0)

@@ -94,8 +94,7 @@ def apply_observation(deployment: Deployment, observation: Observation) -> bool:
         locked.observed = observation_json(observation)
         fields = ["status", "status_reason", "observed", "updated_at"]
         if observation.scoring_uri and observation.scoring_uri != locked.scoring_uri:
-            locked.scoring_uri = observation.scoring_uri
-            fields.append("scoring_uri")
+            fields += _move_address(locked, observation.scoring_uri)
         if observation.key and (not locked.key_encrypted or crypto.decrypt(locked.key_encrypted) != observation.key):
             locked.key_encrypted = crypto.encrypt(observation.key)
             fields.append("key_encrypted")
@@ -119,6 +118,24 @@ def apply_observation(deployment: Deployment, observation: Observation) -> bool:
                 after={"status": status, "reason": reason},
             )
     return changed
+
+
+def _move_address(locked: Deployment, uri: str) -> list[str]:
+    """Point the deployment at `uri` (the caller saves the fields returned).
+    A known address that changes is kept for its page to say clients must
+    move (the local target's endpoints replaced per-server addresses), and audited."""
+    fields = ["scoring_uri", "updated_at"]
+    if locked.scoring_uri and uri:
+        audit(
+            action="deployment.address_changed",
+            obj=locked,
+            before={"scoring_uri": locked.scoring_uri},
+            after={"scoring_uri": uri},
+        )
+        locked.scoring_uri_before = locked.scoring_uri
+        fields.append("scoring_uri_before")
+    locked.scoring_uri = uri
+    return fields
 
 
 def _claim(operation_id: int, task_id: str) -> bool:
@@ -210,7 +227,9 @@ def operation_execute(*, operation_id: int, task_id: str) -> Outcome:
     with transaction.atomic():
         _finish(operation, status=Operation.Status.SUCCEEDED)
         if operation.kind == Operation.Kind.DEPLOY:
-            Deployment.objects.filter(pk=deployment.pk).update(scoring_uri=result.scoring_uri)
+            locked = Deployment.objects.select_for_update().get(pk=deployment.pk)
+            if result.scoring_uri != locked.scoring_uri:
+                locked.save(update_fields=_move_address(locked, result.scoring_uri))
             audit(
                 action="deployment.succeeded",
                 obj=deployment,

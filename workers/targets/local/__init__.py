@@ -37,7 +37,16 @@ KIND = KindDescriptor(
     name="local",
     label="Local Triton",
     adapter="workers.targets.local.adapter:LocalTarget",
-    capabilities=frozenset({Capability.METRICS, Capability.LOGS, Capability.RESTART, Capability.ENTRY_SCRIPT}),
+    capabilities=frozenset(
+        {
+            Capability.METRICS,
+            Capability.LOGS,
+            Capability.RESTART,
+            Capability.ENTRY_SCRIPT,
+            Capability.TRAFFIC,
+            Capability.KEYS,
+        }
+    ),
     settings=(
         SettingField(
             "host",

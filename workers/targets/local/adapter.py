@@ -1,15 +1,18 @@
-"""The local target: a real Triton Inference Server on this machine, one per
-deployment, in its sandbox (sandbox.py), reached through bridges on
-127.0.0.1 ports (servers.py says what runs).
+"""The local target: real Triton Inference Servers on this machine, each in
+its sandbox (sandbox.py, servers.py), behind an endpoint shaped like an Azure
+online endpoint (endpoints.py, router.py): one stable address per dashboard
+deployment, and behind it one Triton deployment per spec.
 
-Everything about a deployment's server lives in its work folder
-(STORAGE_ROOT/deployments/<id>/): `server.json` (pid + start time, ports,
-spec digest), `logs/`, and the staged model repository. That file, not the
-database and not the worker's memory, says what runs, so a worker or web
-restart reattaches instead of starting a second server.
+A changed spec starts its Triton beside the running one; once every model
+version is ready, the endpoint's traffic moves to it, the router finishes
+what the old one was serving, and the old one stops: no request fails and
+the address stays.
+
+The records in the deployment's work folder (STORAGE_ROOT/deployments/<id>/),
+not the database and not the worker's memory, say what runs, so a worker or
+web restart reattaches instead of starting a second server.
 """
 
-import json
 import shutil
 import time
 from pathlib import Path
@@ -27,7 +30,7 @@ from workers.targets.base import (
     TargetAdapter,
     TargetError,
 )
-from workers.targets.local import entry_scripts, sandbox, servers
+from workers.targets.local import endpoints, entry_scripts, legacy, router, sandbox, servers
 from workers.targets.local import processes as local_processes
 from workers.targets.local import runtime as triton_runtime
 from workers.targets.local import staging as local_staging
@@ -42,27 +45,25 @@ _RECORD_KEYS = {
 # Seconds between "still alive" heartbeats while waiting on Triton.
 _HEARTBEAT_EVERY = 1.0
 
-
-def workdir(deployment_id: int) -> Path:
-    return Path(settings.STORAGE_ROOT) / "deployments" / str(deployment_id)
+workdir = endpoints.folder
 
 
-def _record_path(deployment_id: int) -> Path:
-    return workdir(deployment_id) / "server.json"
+def _tag(spec_digest: str) -> str:
+    """What a server's folders are named by (models-<tag>, sandbox-<tag>)."""
+    return spec_digest[:16]
 
 
 def read_record(deployment_id: int) -> dict | None:
-    try:
-        return json.loads(_record_path(deployment_id).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
+    """The server of the deployment that takes the most traffic."""
+    name = main_deployment(deployment_id)
+    return endpoints.read_server(deployment_id, name) if name else None
 
 
-def _write_record(deployment_id: int, record: dict) -> None:
-    path = _record_path(deployment_id)
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(record, indent=2))
-    partial.replace(path)  # atomic: a reader never sees half a record
+def main_deployment(deployment_id: int) -> str:
+    endpoint = endpoints.read(deployment_id)
+    if endpoint is None or not endpoint.traffic:
+        return ""
+    return max(sorted(endpoint.traffic), key=lambda name: endpoint.traffic[name])
 
 
 def _process(record: dict | None) -> local_processes.ProcessRecord | None:
@@ -78,19 +79,38 @@ def running(record: dict | None) -> bool:
     return all(local_processes.is_running(bridge) for bridge in _bridges(record))
 
 
-def stop_servers(deployment_id: int, progress: Progress = lambda message: None) -> None:
-    """Stop the recorded sandbox and bridges and anything else of this
-    deployment a dead worker left behind: every process of ours names the
-    deployment's folder on its command line (sandbox, script, Triton and its
-    Python-backend stubs, entry server, bridges), inside a sandbox too."""
+def _markers(deployment_id: int, spec_digest: str | None) -> list[str]:
+    """What every process of a server names on its command line (sandbox,
+    script, Triton and its Python-backend stubs, entry server, bridges): its
+    folders, or, for all servers of a deployment, the deployment's folder."""
     folder = workdir(deployment_id)
-    record = read_record(deployment_id)
-    found = [_process(record), *_bridges(record), *local_processes.processes_mentioning(f"{folder}/")]
+    if spec_digest is None:
+        return [f"{folder}/"]
+    return [f"{folder}/sandbox-{_tag(spec_digest)}", f"{folder}/models-{_tag(spec_digest)}"]
+
+
+def _stop(records: list[dict | None], markers: list[str], progress: Progress) -> None:
+    found = [p for record in records for p in (_process(record), *_bridges(record))]
+    for marker in markers:
+        found += local_processes.processes_mentioning(marker)
     alive = [p for p in {p.pid: p for p in found if p is not None}.values() if local_processes.is_running(p)]
     if alive:
         progress(f"Stopping {len(alive)} process(es): pid {', '.join(str(p.pid) for p in alive)}")
     local_processes.stop_all(alive, grace=settings.LOCAL_TRITON_STOP_GRACE)
-    _record_path(deployment_id).unlink(missing_ok=True)
+
+
+def stop_server(deployment_id: int, name: str, spec_digest: str, progress: Progress = lambda message: None) -> None:
+    """Stop one Triton deployment of the endpoint, and what a dead worker left of it."""
+    _stop([endpoints.read_server(deployment_id, name)], _markers(deployment_id, spec_digest), progress)
+    endpoints.server_path(deployment_id, name).unlink(missing_ok=True)
+
+
+def stop_servers(deployment_id: int, progress: Progress = lambda message: None) -> None:
+    """Stop every server of the deployment (the endpoint keeps its address)."""
+    records = list(endpoints.servers(deployment_id).values())
+    _stop(records, _markers(deployment_id, None), progress)
+    for name in endpoints.servers(deployment_id):
+        endpoints.server_path(deployment_id, name).unlink(missing_ok=True)
 
 
 def _bridges(record: dict | None) -> list[local_processes.ProcessRecord]:
@@ -98,20 +118,34 @@ def _bridges(record: dict | None) -> list[local_processes.ProcessRecord]:
 
 
 def _base_url(record: dict) -> str:
+    """The server itself (through its bridge), for the dashboard's own probes."""
     return f"http://127.0.0.1:{record['http_port']}"
 
 
-def _scoring_uri(record: dict) -> str:
-    """Direct Triton: its /v2 base. Entry-script mode: the /score route in front of it."""
-    if "entry_port" in record:
-        return f"http://127.0.0.1:{record['entry_port']}/score"
-    return _base_url(record)
+def scoring_uri(endpoint: endpoints.EndpointRecord, record: dict | None) -> str:
+    """Direct Triton: the endpoint's address (its /v2 API). Entry-script mode:
+    the /score route in front of it, as on Azure."""
+    if record and record.get("mode") == "entry_script":
+        return f"{endpoint.address}/score"
+    return endpoint.address
 
 
 def _repository_index(client: httpx.Client, base: str) -> list[dict]:
     response = client.post(f"{base}/v2/repository/index", json={})
     response.raise_for_status()
     return response.json()
+
+
+def _endpoint_of(deployment_id: int, *, auth: bool | None = None) -> endpoints.EndpointRecord:
+    """The deployment's endpoint, created on its first deploy; a deployment
+    running from before endpoints existed is moved behind one (legacy.py)."""
+    endpoint = endpoints.read(deployment_id) or legacy.move_behind_endpoint(deployment_id)
+    if endpoint is None:
+        endpoint = endpoints.create(deployment_id, auth=bool(auth))
+    elif auth is not None and endpoint.auth != auth:
+        endpoint.auth = auth
+        endpoints.write(endpoint)
+    return endpoint
 
 
 class LocalTarget(TargetAdapter):
@@ -131,8 +165,8 @@ class LocalTarget(TargetAdapter):
 
     # --- deploy ----------------------------------------------------------------
 
-    def deploy(self, spec: DeploySpec, progress: Progress) -> DeployResult:
-        self._on_this_host()
+    def _check_host(self, spec: DeploySpec):
+        """The runtime, and the isolation this spec needs; the runtime to run."""
         if not settings.LOCAL_TARGET_ENABLED:
             raise TargetError("the local target is switched off here (LOCAL_TARGET_ENABLED=false)", permanent=True)
         if spec.mode == "entry_script":
@@ -152,16 +186,28 @@ class LocalTarget(TargetAdapter):
                 "as on Azure (LOCAL_TARGET_SANDBOX is off)",
                 permanent=True,
             )
+        return runtime
 
+    def deploy(self, spec: DeploySpec, progress: Progress) -> DeployResult:
+        self._on_this_host()
+        runtime = self._check_host(spec)
+        endpoint = _endpoint_of(spec.deployment_id, auth=spec.auth_enabled)
+        name = endpoints.deployment_name(spec.spec_digest)
+        record = endpoints.read_server(spec.deployment_id, name)
+        if running(record):
+            progress(f"Triton deployment {name} already runs this spec (pid {record['pid']}); reattached")
+        else:
+            record = self._start_deployment(spec, name, runtime, progress)
+        self._take_all_traffic(endpoint, name, progress)
+        progress(f"Endpoint {endpoint.address}: {name} takes 100% of the traffic")
+        return DeployResult(scoring_uri=scoring_uri(endpoint, record), notes=record.get("notes", []))
+
+    def _start_deployment(self, spec: DeploySpec, name: str, runtime, progress: Progress) -> dict:
+        """Stage, start and wait until every model version is ready (and the
+        entry server answers); the server's record, written."""
+        stop_server(spec.deployment_id, name, spec.spec_digest, progress)  # what a dead worker left of it
         folder = workdir(spec.deployment_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        record = read_record(spec.deployment_id)
-        if running(record) and record.get("spec_digest") == spec.spec_digest:
-            progress(f"Triton already runs this spec (pid {record['pid']}); reattached, nothing started")
-            return DeployResult(scoring_uri=_scoring_uri(record), notes=record.get("notes", []))
-        stop_servers(spec.deployment_id, progress)
-
-        models_dir = folder / f"models-{spec.spec_digest[:16]}"
+        models_dir = folder / f"models-{_tag(spec.spec_digest)}"
         shutil.rmtree(models_dir, ignore_errors=True)
         progress("Staging the repository for the local CPU-only Triton")
         try:
@@ -170,20 +216,44 @@ class LocalTarget(TargetAdapter):
             raise TargetError(f"could not stage the repository: {exc}", permanent=True) from exc
         for note in notes:
             progress(note)
-
         record = self._start(spec, folder, models_dir, runtime, progress)
         record["notes"] = notes
-        _write_record(spec.deployment_id, record)
-        self._wait_until_loaded(spec.deployment_id, record, progress)
-        if spec.mode == "entry_script":
-            try:
+        endpoints.write_server(spec.deployment_id, name, record)
+        try:
+            self._wait_until_loaded(spec.deployment_id, record, progress)
+            if spec.mode == "entry_script":
                 entry_scripts.wait_until_serving(
-                    f"http://127.0.0.1:{record['entry_port']}/", lambda: running(record), progress
+                    f"http://127.0.0.1:{record['entry_port']}/",
+                    lambda: running(record),
+                    progress,
+                    log=folder / "logs" / "triton.log",
                 )
-            except TargetError:
-                stop_servers(spec.deployment_id, progress)
-                raise
-        return DeployResult(scoring_uri=_scoring_uri(record), notes=notes)
+        except TargetError:
+            stop_server(spec.deployment_id, name, spec.spec_digest, progress)
+            raise
+        return endpoints.read_server(spec.deployment_id, name)
+
+    def _take_all_traffic(self, endpoint: endpoints.EndpointRecord, name: str, progress: Progress) -> None:
+        """Move every request to `name`, let the router finish what the others
+        were serving, then stop them. The order makes the redeploy lossless."""
+        others = {n: s for n, s in endpoints.servers(endpoint.deployment_id).items() if n != name}
+        endpoint.traffic = {name: 100}
+        endpoints.write(endpoint)
+        reloaded = endpoints.publish()
+        if not others:
+            return
+        if reloaded and not router.wait_drained():
+            progress(f"Requests still open after {settings.LOCAL_ENDPOINT_DRAIN_SECONDS} s were cut")
+        for other, record in others.items():
+            progress(f"Stopping the previous Triton deployment {other}")
+            stop_server(endpoint.deployment_id, other, record.get("spec_digest", ""), progress)
+            self._remove_staging(endpoint.deployment_id, record.get("spec_digest", ""))
+
+    def _remove_staging(self, deployment_id: int, spec_digest: str) -> None:
+        if not spec_digest:
+            return
+        for staged in (f"models-{_tag(spec_digest)}", f"sandbox-{_tag(spec_digest)}"):
+            shutil.rmtree(workdir(deployment_id) / staged, ignore_errors=True)
 
     def _start(self, spec: DeploySpec, folder: Path, models_dir: Path, runtime, progress: Progress) -> dict:
         """Start the deployment's process tree (sandboxed unless switched off)
@@ -243,11 +313,19 @@ class LocalTarget(TargetAdapter):
         record = {
             **process.as_dict(),
             "sandboxed": sandboxed,
+            "mode": spec.mode,
             "spec_digest": spec.spec_digest,
             "models_dir": str(models_dir),
             "started_at": time.time(),
             "bridges": [],
         }
+        # The endpoint's router reaches the servers directly: through the
+        # sandbox's sockets, or on the host ports of an unsandboxed Triton.
+        if sandboxed:
+            record["route_triton"] = f"unix@{bridges[sandbox.TRITON_PORT]}"
+            record["route_front"] = f"unix@{bridges[sandbox.ENTRY_PORT]}" if entry else record["route_triton"]
+        else:
+            record["route_triton"] = record["route_front"] = f"127.0.0.1:{layout.triton_port}"
         ports = {"http_port": layout.triton_port, "metrics_port": layout.metrics_port, "entry_port": layout.entry_port}
         # The host's side of each bridge: a local TCP port to the sandbox's socket.
         for inside, socket in bridges.items():
@@ -300,13 +378,11 @@ class LocalTarget(TargetAdapter):
                 failed = [m for m in index if m.get("state") == "UNAVAILABLE"]
                 if failed:
                     reasons = "; ".join(f"{m['name']} v{m.get('version', '?')}: {m.get('reason', '')}" for m in failed)
-                    stop_servers(deployment_id, progress)
                     raise TargetError(f"Triton could not load {reasons}", permanent=True)
                 if index and all(m.get("state") == "READY" for m in index):
                     progress(f"All {len(index)} model version(s) loaded")
                     return
                 time.sleep(0.2)
-        stop_servers(deployment_id, progress)
         raise TargetError(
             f"models not loaded within {settings.LOCAL_TRITON_READY_TIMEOUT} s (LOCAL_TRITON_READY_TIMEOUT)"
             + self._memory_hint(),
@@ -332,14 +408,27 @@ class LocalTarget(TargetAdapter):
     # --- observe ---------------------------------------------------------------
 
     def status(self, ref: DeploymentRef) -> Observation:
+        """The Triton deployment with the most traffic, probed directly; the
+        endpoint's address, split and key. Also restarts the endpoint's router
+        if it is not serving (the reconciler calls this every round)."""
         self._on_this_host()
+        endpoint = endpoints.read(ref.id) or legacy.move_behind_endpoint(ref.id)
+        if endpoint is None:
+            return Observation(exists=False, detail="no endpoint: never deployed here, or deleted")
+        endpoints.publish()
         record = read_record(ref.id)
         if not local_processes.is_running(_process(record)):
             return Observation(exists=False, detail="no tritonserver process is running")
         if not running(record):
             return Observation(exists=False, detail="a bridge into the sandbox is not running")
         base = _base_url(record)
-        observation = Observation(exists=True, spec_digest=record.get("spec_digest", ""))
+        observation = Observation(
+            exists=True,
+            spec_digest=record.get("spec_digest", ""),
+            scoring_uri=scoring_uri(endpoint, record),
+            traffic=dict(endpoint.traffic),
+            key=endpoint.plain_keys()[0] if endpoint.auth else "",
+        )
         try:
             with httpx.Client(timeout=_PROBE_TIMEOUT) as client:
                 observation.live = client.get(f"{base}/v2/health/live").status_code == 200
@@ -363,10 +452,43 @@ class LocalTarget(TargetAdapter):
             observation.detail = f"probe failed: {type(exc).__name__}"
         return observation
 
+    # --- the endpoint ----------------------------------------------------------
+
+    def set_traffic(self, ref: DeploymentRef, traffic: dict[str, int], progress: Progress) -> None:
+        """Shares by Triton deployment name, as on Azure: every name must run
+        behind this endpoint, and the shares add up to 100."""
+        self._on_this_host()
+        endpoint = _endpoint_of(ref.id)
+        present = endpoints.servers(ref.id)
+        unknown = sorted(set(traffic) - set(present))
+        if unknown:
+            raise TargetError(
+                f"no deployment named {', '.join(unknown)} on this endpoint "
+                f"(it has {', '.join(sorted(present)) or 'none'})",
+                permanent=True,
+            )
+        if sum(traffic.values()) != 100 or any(not 0 <= share <= 100 for share in traffic.values()):
+            raise TargetError("traffic shares are 0-100 and add up to 100", permanent=True)
+        progress("Traffic " + ", ".join(f"{name} {share}%" for name, share in sorted(traffic.items())))
+        endpoint.traffic = {**{name: 0 for name in present}, **traffic}
+        endpoints.write(endpoint)
+        endpoints.publish()
+
+    def keys(self, ref: DeploymentRef) -> list[str]:
+        endpoint = endpoints.read(ref.id)
+        return endpoint.plain_keys() if endpoint else []
+
     # --- delete and logs -------------------------------------------------------
 
     def delete(self, ref: DeploymentRef, progress: Progress) -> None:
+        """The address stops answering first, then the router finishes what it
+        was serving, then the servers stop: none of them waits on a client."""
         self._on_this_host()
+        if endpoints.read(ref.id) is not None:
+            endpoints.remove(ref.id)
+            if endpoints.publish():
+                router.wait_drained()
+            progress("Endpoint removed")
         stop_servers(ref.id, progress)
         for staged in [*workdir(ref.id).glob("models-*"), *workdir(ref.id).glob("sandbox-*")]:
             shutil.rmtree(staged, ignore_errors=True)

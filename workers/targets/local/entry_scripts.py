@@ -58,13 +58,13 @@ def command(script: Path, *, port: int, health_port: int, worker_count: int) -> 
     ]
 
 
-def wait_until_serving(url: str, alive, progress: Progress) -> None:
+def wait_until_serving(url: str, alive, progress: Progress, *, log: Path) -> None:
     """Until the entry server answers its health route (GET /); `alive()` says
-    whether its process tree still runs."""
+    whether its process tree still runs, `log` why it ended (init()'s traceback)."""
     deadline = time.monotonic() + _START_TIMEOUT
     while time.monotonic() < deadline:
         if not alive():
-            raise TargetError("the entry-script server exited; see its log (init() failed?)", permanent=True)
+            raise TargetError(f"the entry-script server exited (init() failed?): {_last_error(log)}", permanent=True)
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 progress("Entry script initialised; /score is serving")
@@ -74,3 +74,13 @@ def wait_until_serving(url: str, alive, progress: Progress) -> None:
         progress(None)
         time.sleep(0.3)
     raise TargetError(f"the entry-script server did not answer within {_START_TIMEOUT} s", permanent=False)
+
+
+def _last_error(log: Path) -> str:
+    """The last exception line the servers logged: what init() raised, typically."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()[-200:]
+    except FileNotFoundError:
+        return "no log"
+    errors = [line.strip() for line in lines if "Error" in line or "Exception" in line]
+    return errors[-1][:500] if errors else " | ".join(lines[-3:])[:500]

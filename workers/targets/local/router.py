@@ -1,0 +1,349 @@
+"""The local target's endpoints: one HAProxy (Debian's package) per storage
+root serves every local deployment's stable address, on a port of its own.
+
+Why HAProxy: weighted round robin (a 90/10 split is exact, not a coin toss),
+header ACLs (`azureml-model-deployment`), a key check on the SHA-256 of the
+Authorization header (so no key is ever written in clear), and a reload that
+hands its listening sockets to the new process and lets the old one finish
+what it serves (`option idle-close-on-response` answers one more request on an
+idle keep-alive connection, with `Connection: close`): a config change drops
+no request. Its configuration is rendered from the endpoint records
+(endpoints.py), so the files, not a process's memory, say what is served.
+
+Who keeps it running: every local operation and every status check of a
+local deployment calls `ensure()`, which starts it from the records when it
+is not running (after a reboot, a crash, a `kill`), and reloads it when its
+configuration is not the one the records give. It runs detached, so it
+outlives `make run` and the worker, as the Tritons do; the next start finds
+it by its pid record and keeps it.
+"""
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from workers.targets.base import TargetError
+from workers.targets.local import processes as local_processes
+
+_START_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Route:
+    """One Triton deployment behind an endpoint: `triton` serves /v2 and
+    `front` everything else (the entry server in entry-script mode, else the
+    same Triton); both are HAProxy server addresses (`unix@/path` or `host:port`)."""
+
+    name: str
+    weight: int
+    triton: str
+    front: str
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    id: int
+    port: int
+    # SHA-256 hex digests of the accepted "Bearer <key>" header values; empty: open.
+    key_digests: tuple[str, ...]
+    routes: tuple[Route, ...]
+
+
+def key_digest(key: str) -> str:
+    return hashlib.sha256(f"Bearer {key}".encode()).hexdigest()
+
+
+def root() -> Path:
+    return Path(settings.STORAGE_ROOT) / "endpoints"
+
+
+def _config_path() -> Path:
+    return root() / "haproxy.cfg"
+
+
+def _master_socket() -> Path:
+    return root() / "master.sock"
+
+
+def _record_path() -> Path:
+    return root() / "router.json"
+
+
+def _keys_path(endpoint: Endpoint) -> Path:
+    return root() / "keys" / f"{endpoint.id}.lst"
+
+
+# --- configuration -------------------------------------------------------------
+
+
+def render(endpoints: list[Endpoint]) -> str:
+    drain = settings.LOCAL_ENDPOINT_DRAIN_SECONDS
+    lines = [
+        "# Written by Triton Dashboard from the endpoint records; edits are overwritten.",
+        "global",
+        "  master-worker",
+        # An old process serves what it had for at most this long after a reload.
+        f"  hard-stop-after {drain}s",
+        "defaults",
+        "  mode http",
+        "  option idle-close-on-response",
+        "  timeout connect 3s",
+        "  timeout client 300s",
+        "  timeout server 300s",
+        "  timeout http-keep-alive 10s",
+        "  timeout http-request 30s",
+    ]
+    for endpoint in sorted(endpoints, key=lambda e: e.id):
+        lines += _frontend(endpoint)
+        lines += _backends(endpoint)
+    return "\n".join(lines) + "\n"
+
+
+def _json(error: str) -> str:
+    """An error body as Triton's own (`{"error": ...}`), so tritonclient shows it."""
+    return "content-type application/json string '" + json.dumps({"error": error}) + "'"
+
+
+def _frontend(endpoint: Endpoint) -> list[str]:
+    name = f"ep{endpoint.id}"
+    lines = ["", f"frontend {name}", f"  bind {settings.LOCAL_ENDPOINT_ADDRESS}:{endpoint.port}"]
+    if endpoint.key_digests:
+        lines.append(
+            f"  http-request return status 401 {_json('this endpoint wants Authorization: Bearer <key>')} "
+            f"unless {{ req.hdr(authorization),digest(sha256),hex,lower -m str -f {_keys_path(endpoint)} }}"
+        )
+    lines.append("  acl v2 path_beg /v2/")
+    lines.append("  acl named req.hdr(azureml-model-deployment) -m found")
+    names = " ".join(route.name for route in endpoint.routes)
+    known = f" !{{ req.hdr(azureml-model-deployment) -m str {names} }}" if names else ""
+    lines.append(
+        f"  http-request return status 404 {_json('no deployment of that name (azureml-model-deployment) here')} "
+        f"if named{known}"
+    )
+    for route in endpoint.routes:
+        header = f"{{ req.hdr(azureml-model-deployment) -m str {route.name} }}"
+        lines.append(f"  use_backend {name}_{route.name}_v2 if v2 {header}")
+        lines.append(f"  use_backend {name}_{route.name} if {header}")
+    lines.append(f"  use_backend {name}_v2 if v2")
+    lines.append(f"  default_backend {name}")
+    return lines
+
+
+def _backends(endpoint: Endpoint) -> list[str]:
+    name = f"ep{endpoint.id}"
+    lines = []
+    for suffix, pick in (("", lambda r: r.front), ("_v2", lambda r: r.triton)):
+        lines += ["", f"backend {name}{suffix}", "  balance roundrobin"]
+        lines += [f"  server {r.name} {pick(r)} weight {r.weight}" for r in endpoint.routes]
+        for route in endpoint.routes:
+            lines += ["", f"backend {name}_{route.name}{suffix}", f"  server {route.name} {pick(route)}"]
+    return lines
+
+
+# --- the process ---------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _locked() -> Iterator[None]:
+    """One writer at a time: two workers reloading at once would race."""
+    root().mkdir(parents=True, exist_ok=True)
+    with open(root() / "lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _record() -> local_processes.ProcessRecord | None:
+    try:
+        data = json.loads(_record_path().read_text())
+        return local_processes.ProcessRecord(data["pid"], data["start_ticks"])
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return None
+
+
+def running() -> bool:
+    return local_processes.is_running(_record())
+
+
+def apply(endpoints: list[Endpoint]) -> bool:
+    """Serve exactly `endpoints`: start the router, or reload it when its
+    configuration changed. True when a running router was reloaded (its old
+    process may still be finishing requests: see `wait_drained`)."""
+    with _locked():
+        text = render(endpoints)
+        _write_keys(endpoints)
+        current = _config_path().read_text() if _config_path().exists() else None
+        if running() and current == text:
+            return False
+        _check(text)
+        _write(_config_path(), text)
+        if running():
+            _reload()
+            return True
+        _start()
+        return False
+
+
+def _write_keys(endpoints: list[Endpoint]) -> None:
+    (root() / "keys").mkdir(parents=True, exist_ok=True)
+    for endpoint in endpoints:
+        if endpoint.key_digests:
+            _write(_keys_path(endpoint), "".join(f"{d}\n" for d in endpoint.key_digests))
+
+
+def _write(path: Path, text: str) -> None:
+    partial = path.with_suffix(".partial")
+    partial.write_text(text)
+    partial.chmod(0o600)
+    partial.replace(path)
+
+
+def _check(text: str) -> None:
+    """A configuration HAProxy refuses is never loaded: the running one stays."""
+    candidate = root() / "haproxy.check.cfg"
+    _write(candidate, text)
+    result = subprocess.run(  # noqa: S603 - fixed argv
+        [haproxy(), "-c", "-q", "-f", str(candidate)], capture_output=True, text=True, timeout=30
+    )
+    if result.returncode != 0:
+        problem = result.stderr.strip()[-500:]
+        raise TargetError(f"the endpoint router refused its configuration: {problem}", permanent=True)
+
+
+def haproxy() -> str:
+    """Debian's haproxy (it installs to /usr/sbin, often not on a user's PATH)."""
+    found = shutil.which("haproxy", path="/usr/sbin:/usr/bin:/usr/local/sbin:/usr/local/bin")
+    if not found:
+        raise TargetError(
+            "the local target's endpoints need HAProxy, which is not installed here (apt-get install haproxy)",
+            permanent=True,
+        )
+    return found
+
+
+def _start() -> None:
+    log = root() / "router.log"
+    _master_socket().unlink(missing_ok=True)
+    command = [haproxy(), "-W", "-S", f"{_master_socket()},mode,600", "-f", str(_config_path())]
+    process = local_processes.spawn(command, env={"PATH": "/usr/sbin:/usr/bin:/bin"}, log=log, cwd=root())
+    _write(_record_path(), json.dumps(process.as_dict()))
+    deadline = time.monotonic() + _START_TIMEOUT
+    while time.monotonic() < deadline:
+        if not local_processes.is_running(process):
+            raise TargetError(f"the endpoint router did not start: {_log_tail(log)}", permanent=False)
+        if _workers().current:
+            return
+        time.sleep(0.05)
+    raise TargetError(f"the endpoint router did not start within {_START_TIMEOUT:.0f} s", permanent=False)
+
+
+def _reload() -> None:
+    before = _workers()
+    with contextlib.suppress(OSError):
+        _master("reload")
+    deadline = time.monotonic() + _START_TIMEOUT
+    while time.monotonic() < deadline:
+        now = _workers()
+        if now.current and now.current != before.current:
+            return
+        if now.failed > before.failed:
+            break
+        time.sleep(0.05)
+    raise TargetError(f"the endpoint router did not reload: {_log_tail(root() / 'router.log')}", permanent=False)
+
+
+@dataclass(frozen=True)
+class _Workers:
+    current: frozenset[int]
+    old: frozenset[int]
+    failed: int
+
+
+def _master(command: str) -> str:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(str(_master_socket()))
+        sock.sendall(f"{command}\n".encode())
+        sock.shutdown(socket.SHUT_WR)  # the master answers once it has read the whole input
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def _workers() -> _Workers:
+    """From the master's `show proc`: its current and old (draining) workers."""
+    try:
+        text = _master("show proc")
+    except OSError:
+        return _Workers(frozenset(), frozenset(), 0)
+    current, old, failed, section = set(), set(), 0, ""
+    for line in text.splitlines():
+        if line.startswith("#"):
+            section = line.strip("# ").split("<")[0].strip()
+            continue
+        fields = line.split()
+        if len(fields) < 2 or not fields[0].isdigit():
+            continue
+        if fields[1] == "master" and "failed:" in line:
+            failed = int(line.split("failed:")[1].split("]")[0])
+        elif fields[1] == "worker":
+            (old if section == "old workers" else current).add(int(fields[0]))
+    return _Workers(frozenset(current), frozenset(old), failed)
+
+
+def wait_drained() -> bool:
+    """Until no old process still finishes requests of a previous
+    configuration (HAProxy ends them after LOCAL_ENDPOINT_DRAIN_SECONDS at the
+    latest). True when drained."""
+    deadline = time.monotonic() + settings.LOCAL_ENDPOINT_DRAIN_SECONDS + 2
+    while time.monotonic() < deadline:
+        if not _workers().old:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def stop() -> None:
+    """Stop the router of this storage root (its endpoints stop answering)."""
+    with _locked():
+        record = _record()
+        if record is not None:
+            local_processes.stop(record, grace=5)
+        _record_path().unlink(missing_ok=True)
+        _config_path().unlink(missing_ok=True)
+
+
+def free_port(taken: set[int]) -> int:
+    """The lowest port of LOCAL_ENDPOINT_PORTS that no endpoint holds and
+    nothing listens on now."""
+    low, high = settings.LOCAL_ENDPOINT_PORTS
+    for port in range(low, high + 1):
+        if port in taken:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind((settings.LOCAL_ENDPOINT_ADDRESS, port))
+            except OSError:
+                continue
+        return port
+    raise TargetError(f"no free endpoint port left in LOCAL_ENDPOINT_PORTS ({low}-{high})", permanent=True)
+
+
+def _log_tail(path: Path) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").splitlines()[-4:])
+    except FileNotFoundError:
+        return "(no log)"
