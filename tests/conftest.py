@@ -70,7 +70,12 @@ def fresh_cache():
 def storage_root(settings, tmp_path_factory):
     """Each test writes into its own storage root, so file assertions are exact."""
     settings.STORAGE_ROOT = tmp_path_factory.mktemp("storage")
-    return settings.STORAGE_ROOT
+    yield settings.STORAGE_ROOT
+    # A local deployment's endpoint router, if the test started one.
+    if (settings.STORAGE_ROOT / "endpoints").exists():
+        from workers.targets.local import router
+
+        router.stop()
 
 
 @pytest.fixture
@@ -95,16 +100,13 @@ def celery_worker(tmp_path, settings):
 
 @pytest.fixture
 def cleanup():
-    """cleanup(deployment): stop its local servers, and the endpoint router of
-    the test's storage root, when the test ends, whatever happens."""
+    """cleanup(deployment): stop its local servers when the test ends, whatever happens."""
     from workers.targets.local import adapter as local
-    from workers.targets.local import router
 
     started = []
     yield started.append
     for deployment in started:
         local.stop_servers(deployment.pk)
-    router.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)

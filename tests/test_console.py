@@ -7,12 +7,13 @@ import httpx
 import pytest
 from django.urls import reverse
 
+from deployments.console.snippet import KEY_PLACEHOLDER
 from deployments.models import AuditEvent, Deployment
 from deployments.services.deployments import deployment_create
 from deployments.services.repositories import repository_load_example
 from tests.archives import EXAMPLES
 from tests.conftest import make_user
-from tests.engine import local_target, run_pending
+from tests.engine import endpoint_headers, local_target, run_pending
 from workers.targets.local import adapter as local
 
 pytestmark = [pytest.mark.django_db, pytest.mark.triton]
@@ -295,10 +296,13 @@ def test_the_console_page_infers_in_place_and_its_snippet_reproduces_the_call(cl
     python = unescape(
         re.search(r"<summary>Python \(tritonclient.http\)</summary><pre><code>(.*?)</code>", fragment, re.S).group(1)
     )
-    assert "Bearer" not in python  # the local target has no key; a keyed one shows a placeholder, never the key
+    # The endpoint wants a key: the snippet shows where it goes, never the key itself.
+    key = endpoint_headers(deployment)["Authorization"].removeprefix("Bearer ")
+    assert KEY_PLACEHOLDER in python
+    assert key not in python
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        exec(compile(python, "snippet.py", "exec"), {})  # noqa: S102 - the generated snippet, run as a user would
+        exec(compile(python.replace(KEY_PLACEHOLDER, key), "snippet.py", "exec"), {})  # noqa: S102 - the generated snippet, run as a user would
     snippet_outputs = eval(printed.getvalue())  # noqa: S307 - the snippet prints a dict of lists
     shown = re.search(
         r"<code>OUTPUT0</code></td><td>FP32</td><td>\[4\]</td>\s*<td class=\"mono\">\s*([^<]*?)\s*<br>", fragment
@@ -465,7 +469,8 @@ def test_binary_tensors_stream_through_the_api_both_ways(client, token_for, depl
     )
     assert escape.status_code == 400
     assert escape.json()["errors"][0]["path"] == "model"
-    assert httpx.get(f"{deployment.scoring_uri}/v2/models/add_sub/ready", timeout=5).status_code == 200
+    ready = httpx.get(f"{deployment.scoring_uri}/v2/models/add_sub/ready", headers=endpoint_headers(deployment))
+    assert ready.status_code == 200
 
     beyond = send(body, len(body) + 1)
     assert beyond.status_code == 400

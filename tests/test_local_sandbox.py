@@ -20,7 +20,7 @@ from deployments.models import Operation
 from deployments.services.deployments import deployment_create
 from deployments.services.repositories import repository_load_example
 from tests.archives import ROOT
-from tests.engine import local_target, run_pending
+from tests.engine import endpoint_headers, local_target, run_pending
 
 pytestmark = [pytest.mark.django_db, pytest.mark.triton]
 
@@ -108,7 +108,9 @@ def deploy_probe(admin, tmp_path, targets, cleanup, name):
     operation = run_pending(deployment)
     assert operation.status == Operation.Status.SUCCEEDED, operation.error
     body = {"inputs": [{"name": "IN", "shape": [1], "datatype": "INT32", "data": [1]}]}
-    answer = httpx.post(f"{deployment.scoring_uri}/v2/models/probe/infer", json=body, timeout=30)
+    answer = httpx.post(
+        f"{deployment.scoring_uri}/v2/models/probe/infer", json=body, headers=endpoint_headers(deployment), timeout=30
+    )
     answer.raise_for_status()
     return json.loads(answer.json()["outputs"][0]["data"][0])
 

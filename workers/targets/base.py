@@ -51,6 +51,10 @@ class DeploySpec:
     resources: dict
     auth_enabled: bool
     idempotency_key: str
+    # False: a one-shot redeploy (the new deployment takes the traffic and the
+    # previous one goes, where the kind does that). True: a candidate beside
+    # the running deployments at 0% until traffic is shifted to it (rollouts).
+    candidate: bool = False
 
 
 @dataclass(frozen=True)

@@ -198,8 +198,14 @@ class LocalTarget(TargetAdapter):
             progress(f"Triton deployment {name} already runs this spec (pid {record['pid']}); reattached")
         else:
             record = self._start_deployment(spec, name, runtime, progress)
-        self._take_all_traffic(endpoint, name, progress)
-        progress(f"Endpoint {endpoint.address}: {name} takes 100% of the traffic")
+        if spec.candidate and any(endpoint.traffic.values()) and name not in endpoint.traffic:
+            endpoint.traffic[name] = 0
+            endpoints.write(endpoint)
+            endpoints.publish()
+            progress(f"Endpoint {endpoint.address}: {name} runs beside the others at 0%; shift traffic when ready")
+        elif not spec.candidate or not any(endpoint.traffic.values()):
+            self._take_all_traffic(endpoint, name, progress)
+            progress(f"Endpoint {endpoint.address}: {name} takes 100% of the traffic")
         return DeployResult(scoring_uri=scoring_uri(endpoint, record), notes=record.get("notes", []))
 
     def _start_deployment(self, spec: DeploySpec, name: str, runtime, progress: Progress) -> dict:

@@ -4,6 +4,7 @@ in the same sandbox as the deployment's Triton, which it finds at
 localhost:8000 as on Azure (TRITON_URL says so too)."""
 
 import importlib.metadata
+import re
 import sys
 import time
 from pathlib import Path
@@ -77,10 +78,14 @@ def wait_until_serving(url: str, alive, progress: Progress, *, log: Path) -> Non
 
 
 def _last_error(log: Path) -> str:
-    """The last exception line the servers logged: what init() raised, typically."""
+    """The exception init() raised: the last traceback's own line (`ConnectionRefusedError: ...`),
+    not the server's wrapper around it."""
     try:
-        lines = log.read_text(errors="replace").splitlines()[-200:]
+        lines = log.read_text(errors="replace").splitlines()[-400:]
     except FileNotFoundError:
         return "no log"
-    errors = [line.strip() for line in lines if "Error" in line or "Exception" in line]
-    return errors[-1][:500] if errors else " | ".join(lines[-3:])[:500]
+    raised = [line for line in lines if _RAISED.match(line) and not line.startswith("azureml_inference_server_http")]
+    return raised[-1][:500] if raised else " | ".join(lines[-3:])[:500]
+
+
+_RAISED = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b")

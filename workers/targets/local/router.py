@@ -139,14 +139,18 @@ def _frontend(endpoint: Endpoint) -> list[str]:
     return lines
 
 
+# As Azure does: the answer names the deployment that served it.
+_SAY_WHO = "  http-response set-header azureml-model-deployment %[srv_name]"
+
+
 def _backends(endpoint: Endpoint) -> list[str]:
     name = f"ep{endpoint.id}"
     lines = []
     for suffix, pick in (("", lambda r: r.front), ("_v2", lambda r: r.triton)):
-        lines += ["", f"backend {name}{suffix}", "  balance roundrobin"]
+        lines += ["", f"backend {name}{suffix}", "  balance roundrobin", _SAY_WHO]
         lines += [f"  server {r.name} {pick(r)} weight {r.weight}" for r in endpoint.routes]
         for route in endpoint.routes:
-            lines += ["", f"backend {name}_{route.name}{suffix}", f"  server {route.name} {pick(route)}"]
+            lines += ["", f"backend {name}_{route.name}{suffix}", _SAY_WHO, f"  server {route.name} {pick(route)}"]
     return lines
 
 
