@@ -55,6 +55,15 @@ urlpatterns = [
     path("deployments/<int:deployment_id>/delete/", deployments.delete, name="deployment-delete"),
     path("deployments/<int:deployment_id>/traffic/", deployments.traffic, name="deployment-traffic"),
     path("deployments/<int:deployment_id>/logs/", deployments.logs, name="deployment-logs"),
+    path("deployments/<int:deployment_id>/keys/", deployments.keys_reveal, name="deployment-keys"),
+    path(
+        "deployments/<int:deployment_id>/keys/regenerate/", deployments.key_regenerate, name="deployment-key-regenerate"
+    ),
+    path(
+        "deployments/<int:deployment_id>/address/acknowledge/",
+        deployments.address_acknowledge,
+        name="deployment-address-acknowledge",
+    ),
     path("deployments/<int:deployment_id>/charts/<str:chart>.json", health.chart_data, name="deployment-chart"),
     path("fleet/", health.fleet_fragment, name="fleet"),
     path("deployments/<int:deployment_id>/console/", console.console, name="deployment-console"),

@@ -26,7 +26,7 @@ def fake_v1(data_plane):
 
     fake = FakeAzureMLv1(
         on_deploy=lambda name, model_dir: data_plane.start(
-            name, model_dir / "models" / "triton", lambda n: fake.keys(n)[0]
+            name, model_dir / "models" / "triton", lambda n: fake.keys(n)
         ),
         on_delete=data_plane.stop,
     ).start()
@@ -71,7 +71,8 @@ def fake_v2(data_plane):
     from tests.fakes.azureml.v2 import FakeAzureMLv2, use_fake_v2
 
     def on_deploy(endpoint, deployment, model_dir):
-        return data_plane.start(f"{endpoint}-{deployment}", model_dir, lambda _: fake.keys(endpoint).primary)
+        keys = lambda _: (fake.keys(endpoint).primary, fake.keys(endpoint).secondary)  # noqa: E731
+        return data_plane.start(f"{endpoint}-{deployment}", model_dir, keys)
 
     def on_delete(endpoint, deployment):
         data_plane.stop(f"{endpoint}-{deployment}")

@@ -245,3 +245,17 @@ def test_a_deployment_timeout_at_azure_is_shown_with_its_message(admin, target, 
     assert deployment.status == Deployment.Status.FAILED
     assert "DeploymentTimedOut" in deployment.status_reason
     assert "timed out after 20 minutes" in deployment.status_reason
+
+
+def test_a_webservice_key_is_regenerated_at_azure(admin, target, repository, fake_v1):  # noqa: F811
+    from deployments.services.deployments import deployment_regenerate_key
+
+    deployment = deployment_create(name="add-sub", repository=repository, target=target, actor=admin)
+    assert run_pending(deployment).status == Operation.Status.SUCCEEDED
+    settle(deployment)
+    primary, secondary = fake_v1.keys("add-sub")
+    deployment_regenerate_key(deployment=deployment, actor=admin, key="secondary")
+    operation = run_pending(deployment)
+    assert operation.status == Operation.Status.SUCCEEDED, operation.error
+    assert fake_v1.keys("add-sub")[0] == primary
+    assert fake_v1.keys("add-sub")[1] != secondary

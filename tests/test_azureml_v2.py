@@ -205,3 +205,26 @@ def test_when_our_wait_ends_first_the_deployment_stays_deploying(admin, reposito
     reconcile()
     deployment.refresh_from_db()
     assert deployment.status == Deployment.Status.HEALTHY, deployment.status_reason
+
+
+def test_a_regenerated_key_replaces_the_old_one_and_the_other_keeps_working(admin, repository, fake_v2):  # noqa: F811
+    from deployments.models import AuditEvent
+    from deployments.services.deployments import deployment_regenerate_key, deployment_reveal_keys
+
+    deployment = deployment_create(name="add-sub", repository=repository, target=v2_target(admin, fake_v2), actor=admin)
+    assert run_pending(deployment).status == Operation.Status.SUCCEEDED
+    old = fake_v2.keys("add-sub")
+    assert deployment_reveal_keys(deployment=deployment, actor=admin) == [old.primary, old.secondary]
+
+    deployment_regenerate_key(deployment=deployment, actor=admin, key="primary")
+    operation = run_pending(deployment)
+    assert operation.status == Operation.Status.SUCCEEDED, operation.error
+    new = fake_v2.keys("add-sub")
+    assert new.primary != old.primary
+    assert new.secondary == old.secondary
+    # The probes' key follows (the poller would otherwise be refused).
+    assert deployment_reveal_keys(deployment=deployment, actor=admin) == [new.primary, new.secondary]
+    assert deployment.status == Deployment.Status.HEALTHY, deployment.status_reason
+    assert infer(deployment, new.secondary) == [1, 2, 3, 4]
+    actions = set(AuditEvent.objects.values_list("action", flat=True))
+    assert {"deployment.key_regeneration_requested", "deployment.key_regenerated", "deployment.keys_shown"} <= actions

@@ -201,3 +201,35 @@ def test_a_script_that_cannot_reach_its_triton_fails_with_the_reason(deployer, c
     assert deployment.status == Deployment.Status.FAILED
     assert "init() failed" in deployment.status_reason
     assert "Connection refused" in deployment.status_reason or "ConnectionRefused" in deployment.status_reason
+
+
+def test_keys_are_shown_to_deployers_and_regenerated_one_at_a_time(deployer, viewer, cleanup, client):
+    from django.urls import reverse
+
+    from deployments.services.deployments import deployment_regenerate_key
+
+    deployment, _ = deploy_example(deployer, "add_sub", "rekeyed", cleanup)
+    primary, secondary = local.LocalTarget(deployment.target).keys(DeploymentRef.of(deployment))
+    client.force_login(deployer)
+    page = client.get(reverse("deployment", args=[deployment.pk])).content.decode()
+    assert primary not in page  # hidden until asked for
+    shown = client.post(reverse("deployment-keys", args=[deployment.pk]), HTTP_HX_REQUEST="true").content.decode()
+    assert primary in shown
+    assert secondary in shown
+    assert AuditEvent.objects.filter(action="deployment.keys_shown", actor=deployer).exists()
+    client.force_login(viewer)
+    refused = client.post(reverse("deployment-keys", args=[deployment.pk]), HTTP_HX_REQUEST="true").content.decode()
+    assert primary not in refused
+    assert "needs the deployer or admin role" in refused
+
+    deployment_regenerate_key(deployment=deployment, actor=deployer, key="primary")
+    assert run_pending(deployment).status == Operation.Status.SUCCEEDED
+    new_primary, same_secondary = local.LocalTarget(deployment.target).keys(DeploymentRef.of(deployment))
+    assert new_primary != primary
+    assert same_secondary == secondary
+    with httpx.Client(timeout=10) as http:
+        assert infer(http, deployment, Authorization=f"Bearer {primary}").status_code == 401
+        assert infer(http, deployment, Authorization=f"Bearer {secondary}").status_code == 200
+        assert infer(http, deployment, **endpoint_headers(deployment)).status_code == 200  # probes follow
+    deployment.refresh_from_db()
+    assert deployment.status == Deployment.Status.HEALTHY

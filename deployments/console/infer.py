@@ -34,15 +34,17 @@ _client: httpx.Client | None = None
 
 
 def _http() -> httpx.Client:
-    """One keep-alive client per process: building one loads the CA bundle
-    (about 20 ms) and a fresh one reconnects for every call. No compression:
-    httpx asks for gzip by default and Triton then spends ~100 ms compressing
-    a 4 MB tensor that does not compress."""
+    """One client per process: building one loads the CA bundle (about 20 ms).
+    It keeps no idle connection: the dashboard must never be the client that
+    an endpoint's old server waits on when a redeploy or a delete stops it
+    (a connection to a local endpoint costs a fraction of a millisecond). No
+    compression: httpx asks for gzip by default and Triton then spends ~100 ms
+    compressing a 4 MB tensor that does not compress."""
     global _client
     if _client is None:
         _client = httpx.Client(
             follow_redirects=False,
-            limits=httpx.Limits(max_keepalive_connections=20),
+            limits=httpx.Limits(max_keepalive_connections=0),
             headers={"Accept-Encoding": "identity"},
         )
         atexit.register(_client.close)

@@ -75,6 +75,8 @@ class Deployment(models.Model):
     metrics_last = models.JSONField(default=dict, blank=True)
     # The endpoint key the probes send (Fernet-encrypted; never rendered).
     key_encrypted = models.TextField(blank=True)
+    # The endpoint's other key, shown on request beside the primary one (encrypted too).
+    secondary_key_encrypted = models.TextField(blank=True)
     # Found at the target (an existing Azure webservice) rather than deployed
     # from here: watched and deletable, but with no recorded repository to redeploy.
     adopted = models.BooleanField(default=False)

@@ -13,6 +13,7 @@ class Operation(models.Model):
         DEPLOY = "deploy", "Deploy"
         DELETE = "delete", "Delete"
         TRAFFIC = "traffic", "Traffic change"
+        KEY = "key", "Key regeneration"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

@@ -5,6 +5,7 @@ commit. The work itself happens in services/operations.py, in a worker."""
 import ast
 import re
 
+from deployments import crypto
 from deployments import spec as deployment_spec
 from deployments.audit import audit
 from deployments.errors import Conflict, DomainError, WrongState
@@ -286,4 +287,60 @@ def deployment_delete(*, deployment: Deployment, actor) -> Deployment:
     locked.save(update_fields=["desired_state", "status", "updated_at"])
     audit(action="deployment.delete_requested", actor=actor, obj=locked, before=before)
     start_operation(deployment=locked, kind=Operation.Kind.DELETE, actor=actor)
+    return locked
+
+
+# --- endpoint keys and addresses ---------------------------------------------------
+
+KEY_NAMES = ("primary", "secondary")
+
+
+def _keyed(deployment: Deployment, actor, doing: str) -> None:
+    require(actor, "deployments.add_deployment", doing, environment=deployment.target.environment)
+    registry.require(deployment.target, Capability.KEYS)
+    if not deployment.auth_enabled:
+        raise WrongState("This endpoint is open (auth_enabled is off): it checks no key.")
+
+
+@atomic
+def deployment_reveal_keys(*, deployment: Deployment, actor) -> list[str]:
+    """The endpoint's keys as last read from the target, primary first; who
+    looked is audited (a key is the endpoint's whole protection)."""
+    _keyed(deployment, actor, "Showing keys")
+    keys = [crypto.decrypt(value) for value in (deployment.key_encrypted, deployment.secondary_key_encrypted) if value]
+    audit(action="deployment.keys_shown", actor=actor, obj=deployment, details={"keys": len(keys)})
+    return keys
+
+
+@atomic
+def deployment_regenerate_key(*, deployment: Deployment, actor, key) -> Deployment:
+    """A new primary or secondary key at the target; the other keeps working,
+    so clients move to it first. Not held for approval: it is also the answer
+    to a leaked key."""
+    _keyed(deployment, actor, "Regenerating keys")
+    if key not in KEY_NAMES:
+        raise DomainError("key is primary or secondary.", path="key")
+    locked = _lock(deployment)
+    audit(action="deployment.key_regeneration_requested", actor=actor, obj=locked, details={"key": key})
+    start_operation(
+        deployment=locked, kind=Operation.Kind.KEY, actor=actor, reason=f"{key} key regeneration", params={"key": key}
+    )
+    return locked
+
+
+@atomic
+def deployment_acknowledge_address(*, deployment: Deployment, actor) -> Deployment:
+    """The page stops saying that the scoring address changed."""
+    require(actor, "deployments.add_deployment", "Acknowledging", environment=deployment.target.environment)
+    locked = Deployment.objects.select_for_update().get(pk=deployment.pk)
+    if locked.scoring_uri_before:
+        audit(
+            action="deployment.address_change_acknowledged",
+            actor=actor,
+            obj=locked,
+            before={"scoring_uri": locked.scoring_uri_before},
+            after={"scoring_uri": locked.scoring_uri},
+        )
+        locked.scoring_uri_before = ""
+        locked.save(update_fields=["scoring_uri_before", "updated_at"])
     return locked

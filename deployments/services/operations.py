@@ -95,9 +95,10 @@ def apply_observation(deployment: Deployment, observation: Observation) -> bool:
         fields = ["status", "status_reason", "observed", "updated_at"]
         if observation.scoring_uri and observation.scoring_uri != locked.scoring_uri:
             fields += _move_address(locked, observation.scoring_uri)
-        if observation.key and (not locked.key_encrypted or crypto.decrypt(locked.key_encrypted) != observation.key):
-            locked.key_encrypted = crypto.encrypt(observation.key)
-            fields.append("key_encrypted")
+        for field, key in (("key_encrypted", observation.key), ("secondary_key_encrypted", observation.secondary_key)):
+            if key and (not getattr(locked, field) or crypto.decrypt(getattr(locked, field)) != key):
+                setattr(locked, field, crypto.encrypt(key))
+                fields.append(field)
         locked.save(update_fields=fields)
         if changed:
             # Every transition starts a segment of the availability timeline (the
@@ -199,6 +200,9 @@ def operation_execute(*, operation_id: int, task_id: str) -> Outcome:
         elif operation.kind == Operation.Kind.TRAFFIC:
             adapter.set_traffic(DeploymentRef.of(deployment), operation.params["traffic"], progress)
             observation = adapter.status(DeploymentRef.of(deployment))
+        elif operation.kind == Operation.Kind.KEY:
+            adapter.regenerate_key(DeploymentRef.of(deployment), operation.params["key"], progress)
+            observation = adapter.status(DeploymentRef.of(deployment))
         else:
             adapter.delete(DeploymentRef.of(deployment), progress)
     except TargetError as exc:
@@ -243,12 +247,18 @@ def operation_execute(*, operation_id: int, task_id: str) -> Outcome:
                 after={"traffic": observation.traffic},
                 details={"operation": operation.pk},
             )
+        elif operation.kind == Operation.Kind.KEY:
+            audit(
+                action="deployment.key_regenerated",
+                obj=deployment,
+                details={"operation": operation.pk, "key": operation.params["key"]},
+            )
         else:
             Deployment.objects.filter(pk=deployment.pk).update(
                 status=Deployment.Status.DELETED, status_reason="", observed={}, updated_at=timezone.now()
             )
             audit(action="deployment.deleted", obj=deployment, details={"operation": operation.pk})
-    if operation.kind in (Operation.Kind.DEPLOY, Operation.Kind.TRAFFIC):
+    if operation.kind in (Operation.Kind.DEPLOY, Operation.Kind.TRAFFIC, Operation.Kind.KEY):
         apply_observation(deployment, observation)
     progress("Done")
     return Outcome(ran=True)

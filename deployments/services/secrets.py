@@ -10,6 +10,7 @@ from deployments.models import Deployment, Environment, Target
 ENCRYPTED_FIELDS = [
     (Target, "credentials_encrypted"),
     (Deployment, "key_encrypted"),
+    (Deployment, "secondary_key_encrypted"),
     (Environment, "webhook_secret_encrypted"),
 ]
 

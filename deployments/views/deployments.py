@@ -13,9 +13,12 @@ from deployments.selectors.deployments import deployment_detail, deployment_list
 from deployments.selectors.health import health_view
 from deployments.serializers import approval_json
 from deployments.services.deployments import (
+    deployment_acknowledge_address,
     deployment_create,
     deployment_delete,
     deployment_redeploy,
+    deployment_regenerate_key,
+    deployment_reveal_keys,
     deployment_set_traffic,
 )
 from deployments.views.access import field_for, require_perm
@@ -123,6 +126,38 @@ def redeploy(request, deployment_id: int):
 @require_POST
 def delete(request, deployment_id: int):
     return _act(request, deployment_id, deployment_delete, "Delete requested: the server is being stopped.")
+
+
+@require_POST
+def keys_reveal(request, deployment_id: int):
+    """The page's key panel with the keys in it (htmx); audited by the service."""
+    deployment = _visible_or_404(request, deployment_id)
+    try:
+        keys = deployment_reveal_keys(deployment=deployment, actor=request.user)
+    except DomainError as exc:
+        # htmx swaps only 2xx answers: the refusal is shown in the panel itself.
+        return render(
+            request, "deployments/deployment_detail.html#keys", {"deployment": deployment, "keys_error": exc.message}
+        )
+    context = {"deployment": deployment, "keys": keys, "can_change": True}
+    return render(request, "deployments/deployment_detail.html#keys", context)
+
+
+@require_POST
+def key_regenerate(request, deployment_id: int):
+    which = request.POST.get("key", "")
+
+    def regenerate(*, deployment, actor):
+        return deployment_regenerate_key(deployment=deployment, actor=actor, key=which)
+
+    return _act(
+        request, deployment_id, regenerate, f"New {which} key requested: clients using it must take the new one."
+    )
+
+
+@require_POST
+def address_acknowledge(request, deployment_id: int):
+    return _act(request, deployment_id, deployment_acknowledge_address, "Noted.")
 
 
 @require_safe

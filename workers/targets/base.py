@@ -110,6 +110,8 @@ class Observation:
     traffic: dict[str, int] = field(default_factory=dict)
     # The key clients (and the health poller) must send, when the endpoint wants one.
     key: str = ""
+    # The endpoint's other key (shown on its page; clients may use either).
+    secondary_key: str = ""
 
 
 # progress("message") records a step; progress(None) only proves the worker
@@ -162,6 +164,10 @@ class TargetAdapter:
     def set_traffic(self, ref: DeploymentRef, traffic: dict[str, int], progress: Progress) -> None:
         raise NotImplementedError
 
+    def regenerate_key(self, ref: DeploymentRef, which: str, progress: Progress) -> None:
+        """which: "primary" or "secondary"; the other key keeps working meanwhile."""
+        raise NotImplementedError
+
     def list_services(self) -> list[ServiceListing]:
         raise NotImplementedError
 
@@ -174,6 +180,7 @@ class TargetAdapter:
 CAPABILITY_METHODS = {
     "logs": Capability.LOGS,
     "keys": Capability.KEYS,
+    "regenerate_key": Capability.KEYS,
     "set_traffic": Capability.TRAFFIC,
     "list_services": Capability.ADOPT,
     "metrics_url": Capability.METRICS,

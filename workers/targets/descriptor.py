@@ -131,6 +131,8 @@ class KindDescriptor:
     # A short remark shown beside the kind on pages, and the form's guidance.
     note: str = ""
     guidance: str = ""
+    # How a new spec meets the traffic split (kinds with the traffic capability).
+    traffic_note: str = ""
     # Where it runs, in a few words, from its settings.
     where: Callable[[dict], str] = field(default=lambda settings: "")
     # What every page of such a target must say now (e.g. a sandbox switched off).

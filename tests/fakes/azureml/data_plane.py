@@ -18,7 +18,8 @@ class _Server:
 
 
 class TritonDataPlane:
-    """start(name, repository, key) -> the scoring base URL; stop(name)."""
+    """start(name, repository, keys_for) -> the scoring base URL; stop(name).
+    Like Azure's, the proxy takes either of the endpoint's keys, read at each request."""
 
     def __init__(self, workdir):
         self.workdir = workdir
@@ -56,7 +57,7 @@ class TritonDataPlane:
     def _proxy(self, triton_url: str, key):
         def app(environ, start_response):
             request = Request(environ)
-            if request.headers.get("Authorization") != f"Bearer {key()}":
+            if request.headers.get("Authorization") not in {f"Bearer {k}" for k in key() if k}:
                 self.refused += 1
                 return Response("missing or wrong key", status=401)(environ, start_response)
             answer = httpx.request(

@@ -255,6 +255,19 @@ class AzureMLv1Target(TargetAdapter):
 
     def _probe(self, service, ref: DeploymentRef, observation: Observation) -> None:
         probe_triton(service.scoring_uri.rstrip("/"), self._key(service), ref, observation)
+        if service.auth_enabled:
+            with doing("reading the webservice keys"):
+                observation.secondary_key = (service.get_keys() or ["", ""])[1] or ""
+
+    def regenerate_key(self, ref: DeploymentRef, which: str, progress: Progress) -> None:
+        service = self._service(self._workspace(), ref.name)
+        if service is None:
+            raise TargetError(f"no webservice named {ref.name} in the workspace", permanent=True)
+        if not service.auth_enabled:
+            raise TargetError(f"webservice {ref.name} uses no keys (token or no auth)", permanent=True)
+        progress(f"Regenerating the {which} key of webservice {ref.name}")
+        with doing("regenerating a key"):
+            service.regen_key(which.capitalize())
 
     def keys(self, ref: DeploymentRef) -> list[str]:
         service = self._service(self._workspace(), ref.name)

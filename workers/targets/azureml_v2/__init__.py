@@ -8,12 +8,17 @@ from workers.targets.descriptor import KindDescriptor
 
 # Entry-script mode is not built for SDK v2 yet: the capability is left out.
 _CAPABILITIES = frozenset({Capability.TRAFFIC, Capability.LOGS, Capability.KEYS})
+_TRAFFIC_NOTE = (
+    "A new spec starts as its own Azure deployment at 0%. Shift traffic gradually (e.g. 10%, then 100%); "
+    "roll back by sending 100% to the previous one."
+)
 
 KUBERNETES = KindDescriptor(
     name="azureml_v2_kubernetes",
     label="Azure ML v2 (Kubernetes)",
     adapter="workers.targets.azureml_v2.adapter:AzureMLv2KubernetesTarget",
     capabilities=_CAPABILITIES,
+    traffic_note=_TRAFFIC_NOTE,
     settings=(
         *azure_settings.WORKSPACE,
         azure_settings.COMPUTE,
@@ -29,6 +34,7 @@ MANAGED = KindDescriptor(
     label="Azure ML v2 (managed)",
     adapter="workers.targets.azureml_v2.adapter:AzureMLv2Target",
     capabilities=_CAPABILITIES,
+    traffic_note=_TRAFFIC_NOTE,
     settings=(
         *azure_settings.WORKSPACE,
         azure_settings.INSTANCE_TYPE,

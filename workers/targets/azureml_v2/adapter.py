@@ -256,8 +256,16 @@ class AzureMLv2Target(TargetAdapter):
         return self._endpoint_keys(self._client(), ref.name)
 
     def _probe(self, client, ref: DeploymentRef, endpoint, observation: Observation) -> None:
-        key = next(iter(self._endpoint_keys(client, ref.name)), "")
-        probe_triton(endpoint.scoring_uri.rstrip("/").removesuffix("/score"), key, ref, observation)
+        keys = self._endpoint_keys(client, ref.name)
+        probe_triton(endpoint.scoring_uri.rstrip("/").removesuffix("/score"), next(iter(keys), ""), ref, observation)
+        observation.secondary_key = keys[1] if len(keys) > 1 else ""
+
+    def regenerate_key(self, ref: DeploymentRef, which: str, progress: Progress) -> None:
+        client = self._client()
+        progress(f"Regenerating the {which} key of endpoint {ref.name}")
+        with doing("regenerating a key"):
+            poller = client.online_endpoints.begin_regenerate_keys(name=ref.name, key_type=which)
+        self._follow(poller, progress, "regenerating a key")
 
     def set_traffic(self, ref: DeploymentRef, traffic: dict[str, int], progress: Progress) -> None:
         client = self._client()

@@ -70,6 +70,10 @@ KIND = KindDescriptor(
     available=lambda: settings.LOCAL_TARGET_ENABLED,
     translate_error=translate_error,
     note="local CPU emulation: no GPU, ONNX through onnxruntime",
+    traffic_note=(
+        "A redeploy with a changed spec starts its own deployment beside the running one and moves all traffic to "
+        "it once every model is ready; a rollout keeps both and shifts the split step by step."
+    ),
     guidance="Name, kind and environment are enough; its servers run on the host named (this one by default).",
     where=lambda target_settings: f"host {target_settings['host']}" if target_settings.get("host") else "this host",
 )

@@ -267,7 +267,7 @@ class LocalTarget(TargetAdapter):
         entry = spec.mode == "entry_script"
         sandboxed = sandbox.enabled()
         layout = servers.Layout.for_sandbox(entry) if sandboxed else servers.Layout.on_host()
-        box = folder / f"sandbox-{spec.spec_digest[:16]}"
+        box = folder / f"sandbox-{_tag(spec.spec_digest)}"
         shutil.rmtree(box, ignore_errors=True)
         scratch, run = box / "scratch", box / "run"
         sandbox.prepare_folders(scratch, run)
@@ -284,7 +284,6 @@ class LocalTarget(TargetAdapter):
             )
             env.update(
                 {
-                    "TRITON_URL": f"localhost:{layout.triton_port}",
                     "WORKER_COUNT": str(spec.worker_count),
                     "AZUREML_MODEL_DIR": str(models_dir),
                 }
@@ -434,6 +433,7 @@ class LocalTarget(TargetAdapter):
             scoring_uri=scoring_uri(endpoint, record),
             traffic=dict(endpoint.traffic),
             key=endpoint.plain_keys()[0] if endpoint.auth else "",
+            secondary_key=endpoint.plain_keys()[1] if endpoint.auth else "",
         )
         try:
             with httpx.Client(timeout=_PROBE_TIMEOUT) as client:
@@ -483,6 +483,15 @@ class LocalTarget(TargetAdapter):
     def keys(self, ref: DeploymentRef) -> list[str]:
         endpoint = endpoints.read(ref.id)
         return endpoint.plain_keys() if endpoint else []
+
+    def regenerate_key(self, ref: DeploymentRef, which: str, progress: Progress) -> None:
+        self._on_this_host()
+        endpoint = endpoints.read(ref.id)
+        if endpoint is None:
+            raise TargetError("this deployment has no endpoint here (never deployed, or deleted)", permanent=True)
+        progress(f"Regenerating the {which} key of endpoint {endpoint.address}")
+        endpoints.regenerate_key(endpoint, which)
+        endpoints.publish()
 
     # --- delete and logs -------------------------------------------------------
 

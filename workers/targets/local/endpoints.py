@@ -112,6 +112,12 @@ def create(deployment_id: int, *, auth: bool) -> EndpointRecord:
     return record
 
 
+def regenerate_key(record: EndpointRecord, which: str) -> None:
+    """A new primary or secondary key; the other keeps working."""
+    record.keys[{"primary": 0, "secondary": 1}[which]] = crypto.encrypt(new_key())
+    write(record)
+
+
 def all_records() -> list[EndpointRecord]:
     found = []
     for path in (Path(settings.STORAGE_ROOT) / "deployments").glob("*/endpoint.json"):

@@ -1,7 +1,8 @@
 """Entry-script mode on the local target: the Azure guide's score.py (init()
 and run()) served by azureml-inference-server-http, the server Azure ML runs,
 in the same sandbox as the deployment's Triton, which it finds at
-localhost:8000 as on Azure (TRITON_URL says so too)."""
+localhost:8000 as on Azure. Like Azure's AzureML-Triton environment, it sets
+no variable naming that address: a script that works here works there."""
 
 import importlib.metadata
 import re

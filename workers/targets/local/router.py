@@ -11,8 +11,8 @@ no request. Its configuration is rendered from the endpoint records
 (endpoints.py), so the files, not a process's memory, say what is served.
 
 Who keeps it running: every local operation and every status check of a
-local deployment calls `ensure()`, which starts it from the records when it
-is not running (after a reboot, a crash, a `kill`), and reloads it when its
+local deployment calls `apply()` (through endpoints.publish), which starts it
+from the records when it is not running (after a reboot, a crash, a `kill`), and reloads it when its
 configuration is not the one the records give. It runs detached, so it
 outlives `make run` and the worker, as the Tritons do; the next start finds
 it by its pid record and keeps it.
@@ -79,10 +79,6 @@ def _record_path() -> Path:
     return root() / "router.json"
 
 
-def _keys_path(endpoint: Endpoint) -> Path:
-    return root() / "keys" / f"{endpoint.id}.lst"
-
-
 # --- configuration -------------------------------------------------------------
 
 
@@ -120,7 +116,7 @@ def _frontend(endpoint: Endpoint) -> list[str]:
     if endpoint.key_digests:
         lines.append(
             f"  http-request return status 401 {_json('this endpoint wants Authorization: Bearer <key>')} "
-            f"unless {{ req.hdr(authorization),digest(sha256),hex,lower -m str -f {_keys_path(endpoint)} }}"
+            f"unless {{ req.hdr(authorization),digest(sha256),hex,lower -m str {' '.join(endpoint.key_digests)} }}"
         )
     lines.append("  acl v2 path_beg /v2/")
     lines.append("  acl named req.hdr(azureml-model-deployment) -m found")
@@ -187,7 +183,6 @@ def apply(endpoints: list[Endpoint]) -> bool:
     process may still be finishing requests: see `wait_drained`)."""
     with _locked():
         text = render(endpoints)
-        _write_keys(endpoints)
         current = _config_path().read_text() if _config_path().exists() else None
         if running() and current == text:
             return False
@@ -198,13 +193,6 @@ def apply(endpoints: list[Endpoint]) -> bool:
             return True
         _start()
         return False
-
-
-def _write_keys(endpoints: list[Endpoint]) -> None:
-    (root() / "keys").mkdir(parents=True, exist_ok=True)
-    for endpoint in endpoints:
-        if endpoint.key_digests:
-            _write(_keys_path(endpoint), "".join(f"{d}\n" for d in endpoint.key_digests))
 
 
 def _write(path: Path, text: str) -> None:
