@@ -45,6 +45,7 @@ from django.core.management import call_command  # noqa: E402
 from geventhttpclient import HTTPClient  # noqa: E402
 from geventhttpclient.url import URL  # noqa: E402
 
+from deployments import crypto  # noqa: E402
 from deployments.models import Deployment, Target  # noqa: E402
 from deployments.services.api_tokens import api_token_create  # noqa: E402
 from deployments.services.deployments import deployment_create  # noqa: E402
@@ -124,6 +125,7 @@ def main():
             except httpx.HTTPError:
                 time.sleep(0.1)
         direct = triton_http.InferenceServerClient(deployment.scoring_uri.removeprefix("http://"))
+        endpoint_key = {"Authorization": f"Bearer {crypto.decrypt(deployment.key_encrypted)}"}
         results = {}
         for label, count in (("small", 16), ("large", 1024 * 1024)):
             values = np.random.default_rng(0).standard_normal(count).astype(np.float32)
@@ -131,7 +133,12 @@ def main():
             def direct_call(values=values):
                 tensor = triton_http.InferInput("X", [values.size], "FP32")
                 tensor.set_data_from_numpy(values, binary_data=True)
-                direct.infer("echo", [tensor], outputs=[triton_http.InferRequestedOutput("Y", binary_data=True)])
+                direct.infer(
+                    "echo",
+                    [tensor],
+                    outputs=[triton_http.InferRequestedOutput("Y", binary_data=True)],
+                    headers=endpoint_key,
+                )
 
             if label == "small":
                 body = {

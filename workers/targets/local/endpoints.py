@@ -18,7 +18,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from deployments import crypto
+from deployments.crypto import decrypt, encrypt
 from workers.targets.local import router
 
 
@@ -40,7 +40,7 @@ class EndpointRecord:
         return f"http://{settings.LOCAL_ENDPOINT_ADDRESS}:{self.port}"
 
     def plain_keys(self) -> list[str]:
-        return [crypto.decrypt(key) for key in self.keys]
+        return [decrypt(key) for key in self.keys]
 
     def as_dict(self) -> dict:
         return {
@@ -106,7 +106,7 @@ def create(deployment_id: int, *, auth: bool) -> EndpointRecord:
         deployment_id=deployment_id,
         port=router.free_port(taken),
         auth=auth,
-        keys=[crypto.encrypt(new_key()), crypto.encrypt(new_key())],
+        keys=[encrypt(new_key()), encrypt(new_key())],
     )
     write(record)
     return record
@@ -114,7 +114,7 @@ def create(deployment_id: int, *, auth: bool) -> EndpointRecord:
 
 def regenerate_key(record: EndpointRecord, which: str) -> None:
     """A new primary or secondary key; the other keeps working."""
-    record.keys[{"primary": 0, "secondary": 1}[which]] = crypto.encrypt(new_key())
+    record.keys[{"primary": 0, "secondary": 1}[which]] = encrypt(new_key())
     write(record)
 
 

@@ -90,6 +90,9 @@ def render(endpoints: list[Endpoint]) -> str:
         "  master-worker",
         # An old process serves what it had for at most this long after a reload.
         f"  hard-stop-after {drain}s",
+        # 256 KiB buffers instead of 16: a 4 MB tensor then crosses in a few
+        # dozen reads and writes, not hundreds (bench/local_endpoint.py).
+        "  tune.bufsize 262144",
         "defaults",
         "  mode http",
         "  option idle-close-on-response",
