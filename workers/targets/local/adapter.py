@@ -344,7 +344,7 @@ class LocalTarget(TargetAdapter):
             record["bridges"].append(bridge.as_dict())
             ports[_RECORD_KEYS[inside]] = port
         record.update({key: port for key, port in ports.items() if port is not None})
-        progress(f"Triton answers on 127.0.0.1:{record['http_port']}")
+        progress(f"Triton started; the dashboard's probes reach it on 127.0.0.1:{record['http_port']}")
         return record
 
     def _memory_hint(self) -> str:
