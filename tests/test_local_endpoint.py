@@ -233,3 +233,40 @@ def test_keys_are_shown_to_deployers_and_regenerated_one_at_a_time(deployer, vie
         assert infer(http, deployment, **endpoint_headers(deployment)).status_code == 200  # probes follow
     deployment.refresh_from_db()
     assert deployment.status == Deployment.Status.HEALTHY
+
+
+def test_an_entry_script_is_healthy_only_while_its_triton_is(deployer, cleanup):
+    from deployments.health.poller import health_round
+    from deployments.services.deployments import deployment_create
+    from deployments.services.repositories import repository_load_example
+    from tests.archives import EXAMPLES
+    from tests.test_local_target import ENTRY_SCRIPT
+
+    repository = repository_load_example(path=EXAMPLES / "add_sub", actor=deployer).repository
+    deployment = deployment_create(
+        name="scored-health",
+        repository=repository,
+        target=local_target(),
+        actor=deployer,
+        mode="entry_script",
+        entry_script=ENTRY_SCRIPT,
+    )
+    cleanup(deployment)
+    assert run_pending(deployment).status == Operation.Status.SUCCEEDED
+    health_round()
+    deployment.refresh_from_db()
+    assert deployment.status == Deployment.Status.HEALTHY
+    base = deployment.scoring_uri.removesuffix("/score")
+    headers = endpoint_headers(deployment)
+    # The script's Triton loses its model: GET / still answers, every /score would fail.
+    unload = httpx.post(f"{base}/v2/repository/models/add_sub/unload", json={}, headers=headers, timeout=10)
+    assert unload.status_code == 200
+    assert httpx.get(f"{base}/", headers=headers, timeout=5).status_code == 200
+
+    def noticed():
+        health_round()
+        deployment.refresh_from_db()
+        return deployment.status != Deployment.Status.HEALTHY
+
+    processes.wait_for(noticed, within=30, what="the poller sees the script's Triton not ready")
+    assert "(its Triton)" in deployment.status_reason

@@ -68,6 +68,8 @@ def test_production_settings_pass_the_deploy_checklist():
             "OIDC_ROLE_MAP entry 'ml-admins=root'",
         ),
         ({"PASSWORD_LOGIN": "false"}, "PASSWORD_LOGIN=false needs single sign-on"),
+        ({"LOCAL_ENDPOINT_PORTS": "21000-20000"}, "LOCAL_ENDPOINT_PORTS is malformed"),
+        ({"LOCAL_ENDPOINT_PORTS": "80-90"}, "LOCAL_ENDPOINT_PORTS is malformed"),
     ],
 )
 def test_production_refuses_to_start_naming_the_setting(overrides, message):

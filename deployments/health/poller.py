@@ -43,7 +43,8 @@ def _targets(deployments) -> list[ProbeTarget]:
         )
         reason = deployment.status_reason
         suspect = reason.startswith(("no answer within", "unreachable"))
-        targets.append(ProbeTarget(deployment.pk, deployment.scoring_uri, key, models, suspect))
+        behind = deployment.target.descriptor.entry_exposes_triton
+        targets.append(ProbeTarget(deployment.pk, deployment.scoring_uri, key, models, suspect, behind))
     return targets
 
 

@@ -27,6 +27,9 @@ class ProbeTarget:
     # It did not answer last time: probed in a lane of its own, so that a
     # crowd of hung endpoints cannot hold every slot while healthy ones wait.
     suspect: bool = False
+    # Entry-script mode where the endpoint also routes /v2 to the script's
+    # Triton (the local target): its readiness is part of the verdict.
+    triton_behind_entry: bool = False
 
     @property
     def entry_script(self) -> bool:
@@ -57,6 +60,14 @@ async def _probe(client: httpx.AsyncClient, target: ProbeTarget) -> tuple[Observ
         observation.models.append(
             ModelState("(entry script)", "", observation.live, "" if observation.live else f"HTTP {answer.status_code}")
         )
+        if target.triton_behind_entry:
+            # A script whose Triton is gone answers GET / and fails every /score.
+            triton = await client.get(f"{target.base}/v2/health/ready", headers=headers)
+            ready = triton.status_code == 200
+            observation.ready = observation.ready and ready
+            observation.models.append(
+                ModelState("(its Triton)", "", ready, "" if ready else f"HTTP {triton.status_code}")
+            )
         return observation, latency
     # Readiness and every version at once: one round trip per deployment. A
     # ready server is live, so liveness is asked only when readiness fails

@@ -18,7 +18,9 @@ def status_from(observation: Observation) -> tuple[str, str]:
     if not observation.live:
         return Deployment.Status.UNHEALTHY, observation.detail or "server not live"
     unavailable = [m for m in observation.models if not m.ready]
-    reasons = "; ".join(f"{m.name} v{m.version} {m.reason or 'not ready'}" for m in unavailable)
+    reasons = "; ".join(
+        f"{m.name}{f' v{m.version}' if m.version else ''} {m.reason or 'not ready'}" for m in unavailable
+    )
     if not observation.models:
         return Deployment.Status.UNHEALTHY, "no model is loaded"
     if not unavailable and observation.ready:

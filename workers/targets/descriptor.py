@@ -133,6 +133,9 @@ class KindDescriptor:
     guidance: str = ""
     # How a new spec meets the traffic split (kinds with the traffic capability).
     traffic_note: str = ""
+    # In entry-script mode its endpoint routes /v2 to the script's own Triton
+    # too, so health checks both (on Azure only /score is reachable).
+    entry_exposes_triton: bool = False
     # Where it runs, in a few words, from its settings.
     where: Callable[[dict], str] = field(default=lambda settings: "")
     # What every page of such a target must say now (e.g. a sandbox switched off).

@@ -66,6 +66,7 @@ KIND = KindDescriptor(
         ),
     ),
     host_bound=True,
+    entry_exposes_triton=True,
     warnings=_warnings,
     available=lambda: settings.LOCAL_TARGET_ENABLED,
     translate_error=translate_error,

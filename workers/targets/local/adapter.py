@@ -86,6 +86,8 @@ def _markers(deployment_id: int, spec_digest: str | None) -> list[str]:
     folder = workdir(deployment_id)
     if spec_digest is None:
         return [f"{folder}/"]
+    if not spec_digest:
+        return []  # a record that names no spec: only its recorded processes
     return [f"{folder}/sandbox-{_tag(spec_digest)}", f"{folder}/models-{_tag(spec_digest)}"]
 
 
@@ -136,16 +138,15 @@ def _repository_index(client: httpx.Client, base: str) -> list[dict]:
     return response.json()
 
 
-def _endpoint_of(deployment_id: int, *, auth: bool | None = None) -> endpoints.EndpointRecord:
-    """The deployment's endpoint, created on its first deploy; a deployment
-    running from before endpoints existed is moved behind one (legacy.py)."""
-    endpoint = endpoints.read(deployment_id) or legacy.move_behind_endpoint(deployment_id)
-    if endpoint is None:
-        endpoint = endpoints.create(deployment_id, auth=bool(auth))
-    elif auth is not None and endpoint.auth != auth:
-        endpoint.auth = auth
-        endpoints.write(endpoint)
-    return endpoint
+def _endpoint_of(deployment_id: int, *, auth: bool) -> endpoints.EndpointRecord:
+    """The deployment's endpoint, created on its first deploy (open or keyed as
+    `auth` says); a deployment running from before endpoints existed is moved
+    behind one (legacy.py)."""
+    return (
+        endpoints.read(deployment_id)
+        or legacy.move_behind_endpoint(deployment_id)
+        or endpoints.create(deployment_id, auth=auth)
+    )
 
 
 class LocalTarget(TargetAdapter):
@@ -204,7 +205,7 @@ class LocalTarget(TargetAdapter):
             endpoints.publish()
             progress(f"Endpoint {endpoint.address}: {name} runs beside the others at 0%; shift traffic when ready")
         elif not spec.candidate or not any(endpoint.traffic.values()):
-            self._take_all_traffic(endpoint, name, progress)
+            self._take_all_traffic(endpoint, name, spec.auth_enabled, progress)
             progress(f"Endpoint {endpoint.address}: {name} takes 100% of the traffic")
         return DeployResult(scoring_uri=scoring_uri(endpoint, record), notes=record.get("notes", []))
 
@@ -239,11 +240,12 @@ class LocalTarget(TargetAdapter):
             raise
         return endpoints.read_server(spec.deployment_id, name)
 
-    def _take_all_traffic(self, endpoint: endpoints.EndpointRecord, name: str, progress: Progress) -> None:
-        """Move every request to `name`, let the router finish what the others
-        were serving, then stop them. The order makes the redeploy lossless."""
+    def _take_all_traffic(self, endpoint: endpoints.EndpointRecord, name: str, auth: bool, progress: Progress) -> None:
+        """Move every request to `name` (with its spec's auth, which is the
+        endpoint's), let the router finish what the others were serving, then
+        stop them. The order makes the redeploy lossless."""
         others = {n: s for n, s in endpoints.servers(endpoint.deployment_id).items() if n != name}
-        endpoint.traffic = {name: 100}
+        endpoint.traffic, endpoint.auth = {name: 100}, auth
         endpoints.write(endpoint)
         reloaded = endpoints.publish()
         if not others:
@@ -464,7 +466,9 @@ class LocalTarget(TargetAdapter):
         """Shares by Triton deployment name, as on Azure: every name must run
         behind this endpoint, and the shares add up to 100."""
         self._on_this_host()
-        endpoint = _endpoint_of(ref.id)
+        endpoint = endpoints.read(ref.id) or legacy.move_behind_endpoint(ref.id)
+        if endpoint is None:
+            raise TargetError("this deployment has no endpoint here (never deployed, or deleted)", permanent=True)
         present = endpoints.servers(ref.id)
         unknown = sorted(set(traffic) - set(present))
         if unknown:
@@ -475,6 +479,9 @@ class LocalTarget(TargetAdapter):
             )
         if sum(traffic.values()) != 100 or any(not 0 <= share <= 100 for share in traffic.values()):
             raise TargetError("traffic shares are 0-100 and add up to 100", permanent=True)
+        stopped = sorted(name for name, share in traffic.items() if share and not running(present[name]))
+        if stopped:
+            raise TargetError(f"{', '.join(stopped)} is not running: no traffic can go to it", permanent=True)
         progress("Traffic " + ", ".join(f"{name} {share}%" for name, share in sorted(traffic.items())))
         endpoint.traffic = {**{name: 0 for name in present}, **traffic}
         endpoints.write(endpoint)
@@ -501,9 +508,13 @@ class LocalTarget(TargetAdapter):
         self._on_this_host()
         if endpoints.read(ref.id) is not None:
             endpoints.remove(ref.id)
-            if endpoints.publish():
-                router.wait_drained()
-            progress("Endpoint removed")
+            try:
+                if endpoints.publish():
+                    router.wait_drained()
+                progress("Endpoint removed")
+            except TargetError as exc:
+                # The servers stop anyway; the next status check brings the router in line.
+                progress(f"The endpoint router could not be updated now: {exc.message}")
         stop_servers(ref.id, progress)
         for staged in [*workdir(ref.id).glob("models-*"), *workdir(ref.id).glob("sandbox-*")]:
             shutil.rmtree(staged, ignore_errors=True)
