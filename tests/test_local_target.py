@@ -156,8 +156,12 @@ def test_entry_script_mode_serves_score_in_front_of_triton(deployer, cleanup):
     body = {"a": [1, 2, 3, 4], "b": [10, 20, 30, 40]}
     answer = httpx.post(deployment.scoring_uri, json=body, headers=endpoint_headers(deployment), timeout=10).json()
     assert answer == {"sum": [11, 22, 33, 44], "difference": [-9, -18, -27, -36], "workers": 2}
-    log = "\n".join(local.LocalTarget().logs(DeploymentRef.of(deployment), 200))
-    assert log.count("ready for serving traffic") == 2  # WORKER_COUNT=2 workers
+    # WORKER_COUNT=2 workers (the second may still be booting when the first answers).
+    processes.wait_for(
+        lambda: "\n".join(local.LocalTarget().logs(DeploymentRef.of(deployment), 400)).count("ready for serving") == 2,
+        within=30,
+        what="both entry-server workers ready",
+    )
 
     deployment_delete(deployment=deployment, actor=deployer)
     run_pending(deployment)
