@@ -52,3 +52,19 @@ def test_an_open_endpoint_asks_for_no_key_and_one_without_deployments_still_load
     empty = router.render([endpoint(id=8, port=20008, routes=())])
     checked = haproxy_accepts(empty, tmp_path)
     assert checked.returncode == 0, checked.stderr
+
+
+def test_an_endpoint_whose_keys_cannot_be_read_is_closed_not_open(settings):
+    from cryptography.fernet import Fernet
+
+    from workers.targets.local import endpoints
+
+    record = endpoints.create(5, auth=True)
+    assert len(endpoints.router_view(record).key_digests) == 2
+    settings.ENCRYPTION_KEYS = [Fernet.generate_key().decode()]  # the old key removed too early
+    assert endpoints.router_view(record).key_digests == ("unreadable",)
+    assert record.readable_keys() == []
+    # A regeneration replaces the unreadable keys: the endpoint opens to its (new) keys again.
+    endpoints.regenerate_key(record, "primary")
+    assert len(endpoints.router_view(record).key_digests) == 2
+    assert endpoints.read(5).readable_keys() == record.readable_keys()

@@ -429,13 +429,14 @@ class LocalTarget(TargetAdapter):
         if not running(record):
             return Observation(exists=False, detail="a bridge into the sandbox is not running")
         base = _base_url(record)
+        keys = endpoint.readable_keys() if endpoint.auth else []
         observation = Observation(
             exists=True,
             spec_digest=record.get("spec_digest", ""),
             scoring_uri=scoring_uri(endpoint, record),
             traffic=dict(endpoint.traffic),
-            key=endpoint.plain_keys()[0] if endpoint.auth else "",
-            secondary_key=endpoint.plain_keys()[1] if endpoint.auth else "",
+            key=keys[0] if keys else "",
+            secondary_key=keys[1] if len(keys) > 1 else "",
         )
         try:
             with httpx.Client(timeout=_PROBE_TIMEOUT) as client:
@@ -489,7 +490,7 @@ class LocalTarget(TargetAdapter):
 
     def keys(self, ref: DeploymentRef) -> list[str]:
         endpoint = endpoints.read(ref.id)
-        return endpoint.plain_keys() if endpoint else []
+        return endpoint.readable_keys() if endpoint else []
 
     def regenerate_key(self, ref: DeploymentRef, which: str, progress: Progress) -> None:
         self._on_this_host()

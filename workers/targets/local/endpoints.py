@@ -18,7 +18,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from deployments.crypto import decrypt, encrypt
+from deployments.crypto import SecretUnreadable, decrypt, encrypt
 from workers.targets.local import router
 
 
@@ -41,6 +41,13 @@ class EndpointRecord:
 
     def plain_keys(self) -> list[str]:
         return [decrypt(key) for key in self.keys]
+
+    def readable_keys(self) -> list[str]:
+        """The keys in clear, or none when one can no longer be decrypted (see router_view)."""
+        try:
+            return self.plain_keys()
+        except SecretUnreadable:
+            return []
 
     def as_dict(self) -> dict:
         return {
@@ -100,22 +107,37 @@ def new_key() -> str:
 
 
 def create(deployment_id: int, *, auth: bool) -> EndpointRecord:
-    """Its port is taken once, for the endpoint's life (LOCAL_ENDPOINT_PORTS)."""
-    taken = {record.port for record in all_records()}
-    record = EndpointRecord(
-        deployment_id=deployment_id,
-        port=router.free_port(taken),
-        auth=auth,
-        keys=[encrypt(new_key()), encrypt(new_key())],
-    )
-    write(record)
+    """Its port is taken once, for the endpoint's life (LOCAL_ENDPOINT_PORTS),
+    under the router's lock: two deployments created at once get two ports."""
+    with router.locked():
+        taken = {record.port for record in all_records()}
+        record = EndpointRecord(
+            deployment_id=deployment_id,
+            port=router.free_port(taken),
+            auth=auth,
+            keys=[encrypt(new_key()), encrypt(new_key())],
+        )
+        write(record)
     return record
 
 
 def regenerate_key(record: EndpointRecord, which: str) -> None:
-    """A new primary or secondary key; the other keeps working."""
-    record.keys[{"primary": 0, "secondary": 1}[which]] = encrypt(new_key())
+    """A new primary or secondary key; the other keeps working (an unreadable
+    one is replaced too, so the endpoint opens again to its keys)."""
+    index = {"primary": 0, "secondary": 1}[which]
+    record.keys = [
+        encrypt(new_key()) if position == index or not _readable(key) else key
+        for position, key in enumerate(record.keys)
+    ]
     write(record)
+
+
+def _readable(token: str) -> bool:
+    try:
+        decrypt(token)
+    except SecretUnreadable:
+        return False
+    return True
 
 
 def all_records() -> list[EndpointRecord]:
@@ -169,7 +191,12 @@ def routes(record: EndpointRecord) -> list[router.Route]:
 
 
 def router_view(record: EndpointRecord) -> router.Endpoint:
-    digests = tuple(router.key_digest(key) for key in record.plain_keys()) if record.auth else ()
+    digests: tuple[str, ...] = ()
+    if record.auth:
+        # Keys encrypted under a key no longer in ENCRYPTION_KEYS: this endpoint
+        # refuses every request (closed, not open) until its keys are
+        # regenerated; the others are served as usual.
+        digests = tuple(router.key_digest(key) for key in record.readable_keys()) or ("unreadable",)
     return router.Endpoint(id=record.deployment_id, port=record.port, key_digests=digests, routes=tuple(routes(record)))
 
 

@@ -157,8 +157,9 @@ def _backends(endpoint: Endpoint) -> list[str]:
 
 
 @contextlib.contextmanager
-def _locked() -> Iterator[None]:
-    """One writer at a time: two workers reloading at once would race."""
+def locked() -> Iterator[None]:
+    """One writer at a time: two workers reloading at once, or taking a port
+    at once, would race (not re-entrant: never nest it)."""
     root().mkdir(parents=True, exist_ok=True)
     with open(root() / "lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -184,7 +185,7 @@ def apply(endpoints: list[Endpoint]) -> bool:
     """Serve exactly `endpoints`: start the router, or reload it when its
     configuration changed. True when a running router was reloaded (its old
     process may still be finishing requests: see `wait_drained`)."""
-    with _locked():
+    with locked():
         text = render(endpoints)
         current = _config_path().read_text() if _config_path().exists() else None
         if running() and current == text:
@@ -313,7 +314,7 @@ def wait_drained() -> bool:
 
 def stop() -> None:
     """Stop the router of this storage root (its endpoints stop answering)."""
-    with _locked():
+    with locked():
         record = _record()
         if record is not None:
             local_processes.stop(record, grace=5)
