@@ -103,7 +103,9 @@ def test_a_deployer_deploys_watches_it_go_healthy_and_deletes_it(page, django_us
     scoring = live.locator("dd code").first.inner_text()
     assert scoring.startswith("http://127.0.0.1:")
 
-    page.get_by_role("button", name="Delete").click()
+    page.get_by_role("button", name="Delete…").click()
+    expect(page.locator("main")).to_contain_text("This stops its server now")
+    page.get_by_role("button", name="Delete now").click()
     expect(page.locator("#live .status").first).to_have_text("deleted", timeout=60_000)
     deployment_id = int(page.url.rstrip("/").split("/")[-1])
     assert local_processes.processes_mentioning(f"{local.workdir(deployment_id)}/") == []

@@ -249,3 +249,42 @@ def test_the_list_refreshes_its_rows_in_place(client, deployer, repository, targ
     assert fragment.lstrip().startswith('<div id="rows"')
     assert "listed" in fragment
     assert "<html" not in fragment
+
+
+def test_a_delete_is_confirmed_first_and_says_what_will_happen(client, deployer, repository, target):
+    deployment = deployment_create(name="to-go", repository=repository, target=target, actor=deployer)
+    Operation.objects.update(status=Operation.Status.SUCCEEDED)
+    client.force_login(deployer)
+    url = reverse("deployment-delete", args=[deployment.pk])
+    page = client.get(url).content.decode()
+    assert "This stops its server now" in page
+    assert 'name="name"' not in page  # no four eyes in dev: a click confirms
+    # A POST without the confirmation (a stray click, an old form) changes nothing.
+    assert client.post(url).status_code == 200
+    deployment.refresh_from_db()
+    assert deployment.desired_state == Deployment.Desired.PRESENT
+    answer = client.post(url, {"confirmed": "1"}, follow=True)
+    assert "Delete under way: the server is being stopped." in answer.content.decode()
+    deployment.refresh_from_db()
+    assert deployment.desired_state == Deployment.Desired.ABSENT
+
+
+def test_a_prod_delete_wants_the_name_typed_and_says_it_goes_to_approval(client, deployer, repository):
+    prod = local_target("local-prod", "prod", approvals=1)
+    deployment = deployment_create(name="guarded", repository=repository, target=prod, actor=deployer)
+    deployment.operations.create(kind=Operation.Kind.DEPLOY, status=Operation.Status.SUCCEEDED)
+    Deployment.objects.filter(pk=deployment.pk).update(status=Deployment.Status.HEALTHY)
+    from deployments.models import EnvironmentMembership
+
+    EnvironmentMembership.objects.create(user=deployer, environment=prod.environment, role="deployer")
+    client.force_login(deployer)
+    url = reverse("deployment-delete", args=[deployment.pk])
+    page = client.get(url).content.decode()
+    assert "asks prod for approval" in page
+    assert "Type <code>guarded</code> to confirm" in page
+    wrong = client.post(url, {"confirmed": "1", "name": "guard"})
+    assert wrong.status_code == 400
+    assert "Type guarded exactly to confirm." in wrong.content.decode()
+    answer = client.post(url, {"confirmed": "1", "name": "guarded"}, follow=True)
+    assert "Delete requested: waiting for approval in prod." in answer.content.decode()
+    assert deployment.requests.filter(kind="delete", status="pending").exists()

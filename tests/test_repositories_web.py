@@ -222,16 +222,24 @@ def test_the_detail_page_is_404_for_users_without_a_role(client, deployer, outsi
     assert client.post(reverse("repository-delete", args=[repository.pk])).status_code == 404
 
 
-def test_delete_needs_post_and_csrf(deployer):
+def test_delete_is_confirmed_first_and_needs_csrf(deployer):
     from django.test import Client
 
     repository = record(deployer)
     client = Client(enforce_csrf_checks=True)
     client.force_login(deployer)
     url = reverse("repository-delete", args=[repository.pk])
-    assert client.get(url).status_code == 405
-    assert client.post(url).status_code == 403
+    page = client.get(url)  # the confirmation: what will happen, nothing done yet
+    assert page.status_code == 200
+    assert "removes the record and its stored files now" in page.content.decode()
+    assert client.post(url, {"confirmed": "1"}).status_code == 403  # no CSRF token
     assert ModelRepository.objects.filter(pk=repository.pk).exists()
+    client = Client()
+    client.force_login(deployer)
+    assert client.post(url).status_code == 200  # unconfirmed: the question again
+    assert ModelRepository.objects.filter(pk=repository.pk).exists()
+    client.post(url, {"confirmed": "1"})
+    assert not ModelRepository.objects.filter(pk=repository.pk).exists()
 
 
 def test_the_list_page_runs_a_constant_number_of_queries(client, deployer):

@@ -51,3 +51,12 @@ def server_log(deployment: Deployment, tail: int) -> list[str]:
         return registry.adapter_for(deployment.target).logs(DeploymentRef.of(deployment), tail)
     except TargetError as exc:
         return [f"(logs unavailable: {exc.message})"]
+
+
+def delete_needs_approval(deployment: Deployment) -> bool:
+    """What a delete does: go to approval (a deployment that ever ran, in an
+    environment that wants deletes approved) or stop the server now."""
+    return (
+        deployment.target.environment.needs_approval("delete")
+        and deployment.operations.filter(kind=Operation.Kind.DEPLOY).exists()
+    )

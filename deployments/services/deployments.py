@@ -11,6 +11,7 @@ from deployments.audit import audit
 from deployments.errors import Conflict, DomainError, WrongState
 from deployments.integrity import atomic
 from deployments.models import Deployment, ModelRepository, Operation, Target
+from deployments.selectors.deployments import delete_needs_approval
 from deployments.services import approvals
 from deployments.services.operation_start import start_operation
 from deployments.services.permissions import require
@@ -270,8 +271,7 @@ def deployment_delete(*, deployment: Deployment, actor) -> Deployment:
     require(actor, "deployments.delete_deployment", "Deleting", environment=deployment.target.environment)
     locked = _lock(deployment)
     before = _snapshot(locked)
-    released = locked.operations.filter(kind=Operation.Kind.DEPLOY).exists()
-    if released and locked.target.environment.needs_approval("delete"):
+    if delete_needs_approval(locked):
         audit(
             action="deployment.delete_requested",
             actor=actor,

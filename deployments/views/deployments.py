@@ -2,6 +2,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from deployments import policy
@@ -9,7 +10,12 @@ from deployments.errors import DomainError
 from deployments.forms import DeploymentForm
 from deployments.models import Deployment
 from deployments.selectors.audit_log import object_history
-from deployments.selectors.deployments import deployment_detail, deployment_list, server_log
+from deployments.selectors.deployments import (
+    delete_needs_approval,
+    deployment_detail,
+    deployment_list,
+    server_log,
+)
 from deployments.selectors.health import health_view
 from deployments.serializers import approval_json
 from deployments.services.deployments import (
@@ -21,7 +27,10 @@ from deployments.services.deployments import (
     deployment_reveal_keys,
     deployment_set_traffic,
 )
+from deployments.services.permissions import require
+from deployments.views import confirm
 from deployments.views.access import field_for, require_perm
+from deployments.views.confirm import Confirmation
 
 PAGE_SIZE = 25
 LOG_LINES = 100
@@ -123,9 +132,37 @@ def redeploy(request, deployment_id: int):
     return _act(request, deployment_id, deployment_redeploy, "Redeploy requested.")
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def delete(request, deployment_id: int):
-    return _act(request, deployment_id, deployment_delete, "Delete requested: the server is being stopped.")
+    deployment = _visible_or_404(request, deployment_id)
+    environment = deployment.target.environment
+    require(request.user, "deployments.delete_deployment", "Deleting", environment=environment)
+    approval = delete_needs_approval(deployment)
+    address = deployment.scoring_uri or "its address"
+    if approval:
+        consequence = (
+            f"This asks {environment.name} for approval: nothing stops until {environment.approvals_required} "
+            f"approver(s) agree. Then its server stops and {address} stops answering."
+        )
+    else:
+        consequence = f"This stops its server now: {address} stops answering. Its logs and history are kept."
+    confirmation = Confirmation(
+        title=f"Delete {deployment.name}?",
+        consequence=consequence,
+        button="Ask for approval to delete" if approval else "Delete now",
+        # Four eyes guard this environment: the name is typed, not clicked.
+        name_to_type=deployment.name if environment.approvals_required else "",
+        back=reverse("deployment", args=[deployment.pk]),
+    )
+    confirmed, error = confirm.given(request, confirmation)
+    if not confirmed:
+        return confirm.ask(request, confirmation, error)
+    done = (
+        f"Delete requested: waiting for approval in {environment.name}."
+        if approval
+        else "Delete under way: the server is being stopped."
+    )
+    return _act(request, deployment_id, deployment_delete, done)
 
 
 @require_POST

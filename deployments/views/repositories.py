@@ -4,15 +4,18 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from deployments import policy
 from deployments.errors import DomainError, NotAllowed
 from deployments.model_repository.layout import file_tree
 from deployments.selectors.audit_log import object_history
 from deployments.selectors.repositories import repository_detail, repository_list
+from deployments.services.permissions import require
 from deployments.services.repositories import repository_delete, repository_import, repository_upload
+from deployments.views import confirm
 from deployments.views.access import require_perm
+from deployments.views.confirm import Confirmation
 
 PAGE_SIZE = 25
 
@@ -110,9 +113,20 @@ def detail(request, repository_id: int):
     )
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def delete(request, repository_id: int):
     repository = _visible_or_404(request, repository_id)
+    require(request.user, "deployments.delete_modelrepository", "Deleting a repository")
+    confirmation = Confirmation(
+        title=f"Delete repository {repository.name}?",
+        consequence="This removes the record and its stored files now; it is refused while a deployment made "
+        "from it is not deleted. The audit log keeps that it existed.",
+        button="Delete now",
+        back=reverse("repository", args=[repository.pk]),
+    )
+    confirmed, error = confirm.given(request, confirmation)
+    if not confirmed:
+        return confirm.ask(request, confirmation, error)
     try:
         repository_delete(repository=repository, actor=request.user)
     except DomainError as exc:
