@@ -192,10 +192,17 @@ def test_the_detail_poll_stops_when_nothing_is_in_progress(client, deployer, rep
     polling = client.get(url, HTTP_HX_REQUEST="true")
     assert polling.status_code == 200
     assert polling.content.decode().lstrip().startswith('<div id="live" hx-get=')
-    Deployment.objects.filter(pk=deployment.pk).update(status=Deployment.Status.HEALTHY)
+    Deployment.objects.filter(pk=deployment.pk).update(
+        status=Deployment.Status.HEALTHY, scoring_uri="http://127.0.0.1:20000"
+    )
     done = client.get(url, HTTP_HX_REQUEST="true")
+    # Over: polling stops and the page reloads whole, so nothing on it stays stale
+    # (actions, history, traffic, log, the "requested" message).
     assert done.status_code == 286
-    assert "hx-get" not in done.content.decode().split(">")[0]
+    assert done["HX-Refresh"] == "true"
+    page = client.get(url).content.decode()
+    assert "Test inference" in page
+    assert 'id="live" hx-get' not in page
 
 
 def test_a_repository_in_use_cannot_be_deleted(deployer, repository, target):

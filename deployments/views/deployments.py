@@ -106,11 +106,15 @@ def detail(request, deployment_id: int):
         "approval": approval_json(deployment),
     }
     if request.htmx:
-        # The poll renders the very fragment the page embeds.
-        response = render(request, "deployments/deployment_detail.html#live", context)
         if not deployment.in_progress:
-            response.status_code = STOP_POLLING
-        return response
+            # The change it was polling for is over: the whole page is stale
+            # (actions, history, traffic, log, the "requested" message), so
+            # the browser loads it again rather than patching one block.
+            response = HttpResponse(status=STOP_POLLING)
+            response["HX-Refresh"] = "true"
+            return response
+        # While it lasts, the poll renders the very fragment the page embeds.
+        return render(request, "deployments/deployment_detail.html#live", context)
     return render(
         request, "deployments/deployment_detail.html", {**context, **object_history(request.user, deployment)}
     )
