@@ -295,3 +295,24 @@ def test_a_prod_delete_wants_the_name_typed_and_says_it_goes_to_approval(client,
     answer = client.post(url, {"confirmed": "1", "name": "guarded"}, follow=True)
     assert "Delete requested: waiting for approval in prod." in answer.content.decode()
     assert deployment.requests.filter(kind="delete", status="pending").exists()
+
+
+def test_a_deleted_deployment_shows_no_live_data_and_no_console(client, deployer, repository, target):
+    deployment = deployment_create(name="gone", repository=repository, target=target, actor=deployer)
+    from django.utils import timezone
+
+    Deployment.objects.filter(pk=deployment.pk).update(
+        status=Deployment.Status.DELETED, scoring_uri="http://127.0.0.1:20001", checked_at=timezone.now(), observed={}
+    )
+    client.force_login(deployer)
+    page = client.get(reverse("deployment", args=[deployment.pk])).content.decode()
+    assert "http://127.0.0.1:20001" not in page
+    assert "deleted: nothing answers" in page
+    assert "Last checked" not in page
+    assert "checked 0" not in page
+    assert "Test inference" not in page
+    console = client.get(reverse("deployment-console", args=[deployment.pk]), follow=True)
+    assert "gone is deleted: nothing answers to test." in console.content.decode()
+    overview = client.get(reverse("overview")).content.decode()
+    assert "No deployments yet" not in overview
+    assert "No deployment is running (1 deleted or rejected" in overview

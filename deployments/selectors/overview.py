@@ -55,6 +55,8 @@ class Fleet:
     pending_approval: int
     in_progress: int
     recent_failures: list
+    # Deleted or failed ones, not on the grid: "no deployments yet" would be untrue.
+    ended: int = 0
 
     @property
     def hidden(self) -> int:
@@ -93,4 +95,5 @@ def fleet(user) -> Fleet:
         pending_approval=by_status.get(Deployment.Status.PENDING_APPROVAL, 0),
         in_progress=sum(by_status.get(status, 0) for status in Deployment.IN_PROGRESS),
         recent_failures=list(visible_events(user).filter(action="deployment.failed").order_by("-seq")[:5]),
+        ended=0 if by_status else Deployment.objects.visible_to(user).filter(status__in=Deployment.TERMINAL).count(),
     )

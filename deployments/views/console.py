@@ -6,15 +6,17 @@ import io
 import json
 
 import numpy as np
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from deployments import policy
 from deployments.console import snippet, tensors
 from deployments.console.infer import PREVIEW_ELEMENTS, base_url, console_infer, console_score, model_metadata
 from deployments.errors import DomainError
+from deployments.models import Deployment
 from deployments.selectors.deployments import deployment_detail
 
 # Outputs up to this size get a .npy download link (a data: URL, nothing stored).
@@ -72,6 +74,12 @@ def console(request, deployment_id: int):
         raise Http404("No such deployment.")
     if not policy.can(request.user, "deployments.use_console", deployment.target.environment):
         raise PermissionDenied(f"The console in {deployment.target.environment} needs the deployer role there.")
+    if deployment.status not in Deployment.RUNNING or not deployment.scoring_uri:
+        # Nothing answers: a console would only show a connection error.
+        messages.error(
+            request, f"{deployment.name} is {deployment.get_status_display().lower()}: nothing answers to test."
+        )
+        return redirect("deployment", deployment_id=deployment.pk)
     if deployment.mode == "entry_script":
         return _score_console(request, deployment)
     models = list(deployment.repository.models.all()) if deployment.repository else []
