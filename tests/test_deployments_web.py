@@ -316,3 +316,22 @@ def test_a_deleted_deployment_shows_no_live_data_and_no_console(client, deployer
     overview = client.get(reverse("overview")).content.decode()
     assert "No deployments yet" not in overview
     assert "No deployment is running (1 deleted or rejected" in overview
+
+
+def test_the_list_shows_the_last_real_change_not_the_last_health_check(client, deployer, repository, target):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from deployments.models import HealthSample
+
+    deployment = deployment_create(name="steady", repository=repository, target=target, actor=deployer)
+    hours_ago = timezone.now() - timedelta(hours=3)
+    Deployment.objects.filter(pk=deployment.pk).update(created_at=hours_ago, status=Deployment.Status.HEALTHY)
+    Operation.objects.filter(deployment=deployment).update(created_at=hours_ago)
+    HealthSample.objects.create(deployment=deployment, at=timezone.now() - timedelta(hours=2), status="healthy")
+    Deployment.objects.filter(pk=deployment.pk).update(updated_at=timezone.now())  # a health check just now
+    client.force_login(deployer)
+    page = client.get(reverse("deployments")).content.decode()
+    assert "2\xa0hours ago" in page
+    assert "0\xa0minutes ago" not in page

@@ -1,6 +1,7 @@
-from django.db.models import Prefetch
+from django.db.models import F, OuterRef, Prefetch, Subquery
+from django.db.models.functions import Coalesce, Greatest
 
-from deployments.models import Deployment, DeployRequest, Operation
+from deployments.models import Deployment, DeployRequest, HealthSample, Operation
 from workers.targets import registry
 from workers.targets.base import Capability, DeploymentRef, TargetError
 
@@ -28,7 +29,18 @@ def deployment_list(user, *, target: str = "", status: str = "", environment: st
         deployments = deployments.filter(target__environment__name=environment)
     if status:
         deployments = deployments.filter(status=status)
-    return deployments.order_by("-updated_at", "-id")
+    return deployments.annotate(changed_at=_last_change()).order_by("-updated_at", "-id")
+
+
+def _last_change():
+    """When something last happened to it: a status change or an operation.
+    Not updated_at, which every health check moves."""
+    sample = HealthSample.objects.filter(deployment=OuterRef("pk")).order_by("-at").values("at")[:1]
+    operation = Operation.objects.filter(deployment=OuterRef("pk")).order_by("-created_at").values("created_at")[:1]
+    return Greatest(
+        Coalesce(Subquery(sample), F("created_at")),
+        Coalesce(Subquery(operation), F("created_at")),
+    )
 
 
 def deployment_detail(user, deployment_id: int) -> Deployment | None:
