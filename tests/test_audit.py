@@ -96,6 +96,12 @@ def test_the_page_lists_events_with_filters(client, viewer):
     page = client.get(reverse("audit"), {"actor": "carol"}).content.decode()
     assert "deployment.approved" in page
     assert "dave" not in page
+    # One malformed filter is named and left out; the others still apply.
+    page = client.get(reverse("audit"), {"actor": "carol", "since": "yesterday"}).content.decode()
+    assert "&#x27;since&#x27; must be a date" in page
+    assert "the others apply" in page
+    assert "deployment.approved" in page
+    assert "dave" not in page
 
 
 @pytest.mark.django_db

@@ -45,6 +45,20 @@ def _parse_moment(name: str, raw: str) -> datetime | None:
     return make_aware(moment) if is_naive(moment) else moment
 
 
+def parse_audit_filters_keeping_the_rest(params) -> tuple[AuditFilters, list[str]]:
+    """For the page: a malformed moment is reported and left out; every other
+    filter still applies (one typo must not show the whole log)."""
+    moments, problems = {}, []
+    for name in ("since", "until"):
+        try:
+            moments[name] = _parse_moment(name, params.get(name, ""))
+        except DomainError as exc:
+            moments[name] = None
+            problems.append(exc.message)
+    filters = parse_audit_filters({**{k: params.get(k, "") for k in ("actor", "action", "object", "environment")}})
+    return AuditFilters(**{**filters.__dict__, **moments}), problems
+
+
 def parse_audit_filters(params) -> AuditFilters:
     return AuditFilters(
         actor=params.get("actor", "").strip(),

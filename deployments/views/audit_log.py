@@ -7,9 +7,15 @@ from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
-from deployments.errors import DomainError
 from deployments.models import Environment
-from deployments.selectors.audit_log import AuditFilters, audit_events, audit_page, parse_audit_filters, visible_events
+from deployments.selectors.audit_log import (
+    AuditFilters,
+    audit_events,
+    audit_page,
+    parse_audit_filters,
+    parse_audit_filters_keeping_the_rest,
+    visible_events,
+)
 from deployments.serializers import audit_event_json
 from deployments.views.access import require_perm
 
@@ -33,11 +39,10 @@ EXPORT_FIELDS = [
 
 
 def _filters(request) -> AuditFilters:
-    try:
-        return parse_audit_filters(request.GET)
-    except DomainError as exc:
-        messages.error(request, exc.message)
-        return AuditFilters()
+    filters, problems = parse_audit_filters_keeping_the_rest(request.GET)
+    for problem in problems:
+        messages.error(request, f"{problem} That filter was left out; the others apply.")
+    return filters
 
 
 @require_safe
