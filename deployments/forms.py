@@ -21,7 +21,13 @@ class DeploymentForm(forms.Form):
     pip_packages = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 3}), help_text="one requirement per line"
     )
-    worker_count = forms.IntegerField(min_value=1, max_value=32, initial=1, label="WORKER_COUNT")
+    worker_count = forms.IntegerField(
+        min_value=1,
+        max_value=32,
+        initial=1,
+        label="Worker processes",
+        help_text="WORKER_COUNT: how many processes serve the entry script",
+    )
     gpu_cores = forms.FloatField(
         required=False, min_value=0, label="GPU cores", help_text="empty: the target's default"
     )

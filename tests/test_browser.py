@@ -214,7 +214,7 @@ def test_a_prod_deploy_needs_a_second_person_and_the_audit_proves_it(page, djang
     page.get_by_label("Name").fill("shipit")
     page.get_by_label("Target").select_option(str(prod.pk))
     page.get_by_role("button", name="Deploy").click()
-    expect(page.locator("#live .status").first).to_have_text("pending_approval")
+    expect(page.locator("#live .status").first).to_have_text("pending approval")
     cleanup(Deployment.objects.get(name="shipit"))
     expect(page.locator(".approval-state")).to_contain_text("Waiting for approval: deploy request")
     page.get_by_role("link", name="deploy request").click()

@@ -213,6 +213,9 @@ def test_the_detail_page_shows_models_findings_config_and_files(client, deployer
     assert "renamed/config.pbtxt" in page
     assert "config.pbtxt</summary>" in page
     assert "model.pt" in page  # the file tree
+    # typo's config.pbtxt does not parse: its tensors are unknown, not "none declared".
+    assert "Not known: its config.pbtxt could not be read" in page
+    assert "config.pbtxt, unreadable" in page
 
 
 def test_the_detail_page_is_404_for_users_without_a_role(client, deployer, outsider):

@@ -250,3 +250,25 @@ def test_a_model_file_name_that_is_not_plain_is_an_error(tmp_path):
     (tmp_path / "m" / "config.pbtxt").write_text('name: "m"\nbackend: "python"\ndefault_model_filename: "x;id.py"\n')
     report = report_for(tmp_path)
     assert any(f.severity == "error" and "plain file name" in f.message for f in report.findings)
+
+
+@pytest.mark.django_db
+def test_model_files_without_a_version_folder_are_named_as_such(tmp_path, django_user_model):
+    import io
+    import zipfile
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from deployments.services.repositories import repository_upload
+
+    # As a person zips it: one folder with the model file directly inside.
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("mymodel/model.onnx", b"not really onnx")
+    user = django_user_model.objects.create_superuser("zipper", password="x")
+    upload = SimpleUploadedFile("mymodel.zip", buffer.getvalue(), content_type="application/zip")
+    repository = repository_upload(name="", archive=upload, filename="mymodel.zip", actor=user).repository
+    errors = " | ".join(e["message"] for e in repository.errors)
+    assert "missing version folder" in errors
+    assert "e.g. <model>/1/model.onnx" in errors
+    assert "no model folders found" not in errors

@@ -81,7 +81,7 @@ class ModelInfo:
     versions: list[int] = field(default_factory=list)
     inputs: list[Tensor] = field(default_factory=list)
     outputs: list[Tensor] = field(default_factory=list)
-    config_source: str = "auto-complete"  # or "explicit"
+    config_source: str = "auto-complete"  # or "explicit", or "unreadable" (a config.pbtxt that does not parse)
     config_text: str = ""
     warnings: list[str] = field(default_factory=list)
     config: mc.ModelConfig | None = None
@@ -195,6 +195,7 @@ class _ModelCheck:
             text = None
         if text is None or "\x00" in text:
             self.error("config.pbtxt is binary; Triton expects protobuf text format", self.config_file)
+            self.info.config_source = "unreadable"
             return None
         self.info.config_text = text
         config = mc.ModelConfig()
@@ -204,9 +205,11 @@ class _ModelCheck:
             where = f"line {exc.GetLine()}, column {exc.GetColumn()}" if exc.GetLine() else "config"
             message = str(exc).split(" : ", 1)[-1]
             self.error(f"{where}: {message}", f"{self.config_file}:{exc.GetLine() or 1}")
+            self.info.config_source = "unreadable"
             return None
         except Exception as exc:  # protobuf raises a few other types on odd input
             self.error(f"cannot parse config.pbtxt: {exc}", self.config_file)
+            self.info.config_source = "unreadable"
             return None
         self.info.config = config
         return config
@@ -484,6 +487,14 @@ def _check_ensembles(models: dict[str, ModelInfo]) -> list[Finding]:
     return findings
 
 
+# What Triton would load from a version folder (or read beside one).
+_MODEL_SUFFIXES = {".onnx", ".pt", ".pth", ".plan", ".engine", ".graphdef", ".pb", ".savedmodel", ".bin", ".xml"}
+
+
+def _model_file(name: str) -> bool:
+    return name in ("config.pbtxt", "model.py") or Path(name).suffix.lower() in _MODEL_SUFFIXES
+
+
 def validate_repository(root: Path, limits) -> ValidationReport:
     findings: list[Finding] = []
     models: dict[str, ModelInfo] = {}
@@ -499,7 +510,20 @@ def validate_repository(root: Path, limits) -> ValidationReport:
         check.run()
         models[child.name] = check.info
         findings.extend(check.findings)
-    if not models:
+    loose = sorted(child.name for child in root.iterdir() if child.is_file() and _model_file(child.name))
+    if not models and loose:
+        # A model's files without their version folder (mymodel/model.onnx): say that, not "nothing found".
+        example = next((name for name in loose if name != "config.pbtxt"), loose[0])
+        findings.append(
+            Finding(
+                ERROR,
+                "",
+                example,
+                f"missing version folder: {', '.join(loose[:5])} must sit in a numbered version folder, "
+                f"e.g. <model>/1/{example} (Triton reads <model>/<version>/<file>)",
+            )
+        )
+    elif not models:
         findings.append(
             Finding(
                 ERROR,

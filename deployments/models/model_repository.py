@@ -72,6 +72,8 @@ class TritonModel(models.Model):
     class ConfigSource(models.TextChoices):
         EXPLICIT = "explicit", "config.pbtxt"
         AUTO_COMPLETE = "auto-complete", "auto-complete"
+        # A config.pbtxt that could not be parsed: what it declares is not known.
+        UNREADABLE = "unreadable", "config.pbtxt, unreadable"
 
     repository = models.ForeignKey(ModelRepository, on_delete=models.CASCADE, related_name="models")
     name = models.CharField(max_length=200)

@@ -25,3 +25,9 @@ def sparkline_points(values, size="80x20"):
 @register.filter
 def make_list_words(value: str) -> list[str]:
     return value.split()
+
+
+@register.filter
+def status_words(value) -> str:
+    """pending_approval -> pending approval: a status as words, not an identifier."""
+    return str(value or "").replace("_", " ")

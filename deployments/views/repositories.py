@@ -3,6 +3,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -41,7 +42,8 @@ def _after_intake(request, outcome):
     repository = outcome.repository
     if outcome.created:
         level = messages.SUCCESS if repository.status == "valid" else messages.WARNING
-        verdict = "valid" if repository.status == "valid" else f"invalid ({len(repository.errors)} errors to fix)"
+        count = len(repository.errors)
+        verdict = "valid" if repository.status == "valid" else f"invalid ({count} error{pluralize(count)} to fix)"
         messages.add_message(request, level, f"Repository “{repository.name}” recorded: {verdict}.")
     else:
         messages.info(
@@ -105,6 +107,7 @@ def detail(request, repository_id: int):
         "deployments/repository_detail.html",
         {
             "repository": repository,
+            "models": repository.models.all(),
             "tree": tree,
             "can_delete": policy.can(request.user, "deployments.delete_modelrepository"),
             "can_deploy": policy.can_somewhere(request.user, "deployments.add_deployment"),
