@@ -15,9 +15,13 @@ NAVIGATION = [
 def navigation(request):
     if not getattr(request, "user", None) or not request.user.is_authenticated:
         return {}
+    from deployments.selectors.approvals import waiting_count
+
     items = []
     for label, name in NAVIGATION:
         url = reverse(name)
         current = request.path == url if name == "overview" else request.path.startswith(url)
-        items.append({"label": label, "url": url, "current": current})
+        # Requests waiting for this user's decision are counted where they are decided.
+        badge = waiting_count(request.user) if name == "approvals" else 0
+        items.append({"label": label, "url": url, "current": current, "badge": badge})
     return {"navigation": items}

@@ -365,3 +365,23 @@ def test_concurrent_last_approvals_release_one_operation(requester, approver, se
         thread.join()
     assert sorted(outcomes) == ["This request is approved; nothing is waiting for a decision.", "ok"]
     assert Operation.objects.filter(deployment=deployment).count() == 1
+
+
+def test_the_navigation_counts_the_requests_waiting_for_me(client, requester, approver, repository, prod):
+    from django.urls import reverse
+
+    deployment_create(name="noticed", repository=repository, target=prod, actor=requester)
+    client.force_login(approver)
+    page = client.get(reverse("overview")).content.decode()
+    assert '<span class="badge" title="1 waiting for your decision">1</span>' in page
+    client.force_login(requester)  # their own request waits for someone else, not for them
+    assert 'class="badge"' not in client.get(reverse("overview")).content.decode()
+
+
+def test_the_demo_users_have_an_address_for_approval_mail(capsys):
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    call_command("bootstrap_demo", "--no-examples")
+    users = get_user_model().objects.filter(username__in=["admin", "approver"])
+    assert sorted(users.values_list("email", flat=True)) == ["admin@example.com", "approver@example.com"]

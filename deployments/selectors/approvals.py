@@ -31,14 +31,7 @@ def inbox(user, tab: str, *, before_id: int | None = None, limit: int = 50):
         DeployRequest.objects.visible_to(user).select_related("deployment", "environment").prefetch_related("approvals")
     )
     if tab == "waiting":
-        deciders = [env.pk for env in Environment.objects.all() if policy.may_approve(user, env)]
-        requests = (
-            requests.filter(
-                status=DeployRequest.Status.PENDING, expires_at__gt=timezone.now(), environment__in=deciders
-            )
-            .exclude(requested_by=user)
-            .exclude(approvals__approver=user)
-        )
+        requests = _waiting_for(user, requests)
     elif tab == "mine":
         requests = requests.filter(requested_by=user)
     else:
@@ -51,6 +44,20 @@ def inbox(user, tab: str, *, before_id: int | None = None, limit: int = 50):
         # matching row before the LIMIT applies.
         row.approved = sum(a.decision == "approve" for a in row.approvals.all())
     return rows[:limit], (rows[limit - 1].pk if len(rows) > limit else None)
+
+
+def _waiting_for(user, requests):
+    deciders = [env.pk for env in Environment.objects.all() if policy.may_approve(user, env)]
+    return (
+        requests.filter(status=DeployRequest.Status.PENDING, expires_at__gt=timezone.now(), environment__in=deciders)
+        .exclude(requested_by=user)
+        .exclude(approvals__approver=user)
+    )
+
+
+def waiting_count(user) -> int:
+    """Pending requests this user may decide and has not: the navigation's badge."""
+    return _waiting_for(user, DeployRequest.objects.visible_to(user)).count()
 
 
 def request_detail(user, request_id: int) -> DeployRequest | None:

@@ -14,6 +14,16 @@
     return { labels, data: [times, ...columns] };
   }
 
+  // The 24-hour clock, as everywhere else in the dashboard (uPlot's default is 12-hour).
+  const clock = uPlot.fmtDate("{HH}:{mm}");
+  const dayAndClock = uPlot.fmtDate("{MM}-{DD} {HH}:{mm}");
+  const stamp = uPlot.fmtDate("{YYYY}-{MM}-{DD} {HH}:{mm}:{ss}");
+
+  function timeTicks(u, splits) {
+    const days = (u.scales.x.max - u.scales.x.min) > 86400;
+    return splits.map((t) => (days ? dayAndClock : clock)(new Date(t * 1000)));
+  }
+
   async function draw(element) {
     const response = await fetch(element.dataset.seriesUrl, { credentials: "same-origin" });
     if (!response.ok) return;
@@ -29,8 +39,11 @@
         title: chart.title,
         width: width,
         height: 180,
-        series: [{}, ...labels.map((label, i) => ({ label: label, stroke: palette[i % palette.length], width: 1.5 }))],
-        axes: [{}, { label: chart.unit }],
+        series: [
+          { value: (u, t) => (t == null ? "—" : stamp(new Date(t * 1000))) },
+          ...labels.map((label, i) => ({ label: label, stroke: palette[i % palette.length], width: 1.5 })),
+        ],
+        axes: [{ values: timeTicks }, { label: chart.unit }],
         // A lone point would otherwise stretch the time axis over years.
         scales: { x: { time: true, range: (u, min, max) => (min === max ? [min - 1800, max + 1800] : [min, max]) } },
       },

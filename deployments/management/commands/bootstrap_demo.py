@@ -92,7 +92,8 @@ class Command(BaseCommand):
             return None
         password = secrets.token_urlsafe(12)
         create = user_model.objects.create_superuser if superuser else user_model.objects.create_user
-        user = create(username, email="", password=password)
+        # An address, so that approval mails reach them (printed by the local mail backend).
+        user = create(username, email=f"{username}@example.com", password=password)
         user.groups.add(Group.objects.get(name=role))
         audit(action="user.created", actor_name="make run", obj=user, details={"roles": [role]})
         return password
