@@ -81,6 +81,9 @@ class TargetForm(forms.Form):
         self.fields["kind"].choices = [(kind.name, kind.label) for kind in kinds]
         methods = {method for kind in kinds for method in kind.auth_methods}
         self.fields["auth_method"].choices = [c for c in Target.AuthMethod.choices if c[0] in methods]
+        if methods == {Target.AuthMethod.NONE}:
+            # Kinds that authenticate to nothing (local): no choice to offer.
+            self.fields["auth_method"].widget = forms.HiddenInput()
         self.setting_names, self.secret_names = [], []
         for setting, users in _shared(kinds, lambda kind: [f for f in kind.settings if f.form]):
             self.setting_names.append(setting.name)

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from deployments import policy
 from deployments.errors import DomainError
 from deployments.forms import DeploymentForm
-from deployments.models import Deployment
+from deployments.models import Deployment, Environment, Target
 from deployments.selectors.audit_log import object_history
 from deployments.selectors.deployments import (
     delete_needs_approval,
@@ -52,6 +52,9 @@ def deployments(request):
             "page": page,
             "filters": filters,
             "statuses": Deployment.Status.choices,
+            # Choices, not free text: only what exists and may be seen can be picked.
+            "environments": Environment.objects.visible_to(request.user).values_list("name", flat=True),
+            "targets": Target.objects.visible_to(request.user).order_by("name").values_list("name", flat=True),
             "can_add": policy.can_somewhere(request.user, "deployments.add_deployment"),
         },
     )

@@ -1,0 +1,144 @@
+"""Every main page as a person sees it, in real Chromium, at a desktop width
+(1440 px) and a phone width (390 px), in its main states (empty, filled,
+error): a screenshot of each goes to test-artifacts/screenshots/ (CI keeps the
+folder), and the page fails if its visible text shows template syntax or its
+navigation does not fit the screen."""
+
+import re
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+from playwright.sync_api import expect
+
+from tests.browser import page  # noqa: F401 - the fixture
+from tests.conftest import PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+WIDTHS = (1440, 390)
+TEMPLATE_SYNTAX = re.compile(r"\{#|\{%|\{\{")
+# The text a person reads: everything but code and preformatted blocks (which may show config or snippets).
+VISIBLE_TEXT = """() => {
+  const copy = document.body.cloneNode(true);
+  copy.querySelectorAll("code, pre, script, style, template").forEach((node) => node.remove());
+  document.body.appendChild(copy);
+  copy.style.position = "absolute";
+  const text = copy.innerText;
+  copy.remove();
+  return text;
+}"""
+
+
+def look(page, name: str, path: str) -> None:  # noqa: F811
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(path)
+        page.wait_for_load_state("networkidle")
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
+        text = page.evaluate(VISIBLE_TEXT)
+        leaked = TEMPLATE_SYNTAX.findall(text)
+        assert not leaked, f"{name} at {width} px shows template syntax: {text[:300]!r}"
+        overflow = page.evaluate(
+            "() => [...document.querySelectorAll('header nav ul')].some((ul) => ul.scrollWidth > ul.clientWidth + 1)"
+            " || document.querySelector('header') && document.querySelector('header').scrollWidth > innerWidth + 1"
+        )
+        assert not overflow, f"{name} at {width} px: the navigation does not fit"
+
+
+@pytest.fixture
+def world(django_user_model):
+    """A filled dashboard: repositories valid and invalid, deployments running,
+    queued, waiting for approval and deleted, audit events."""
+    from deployments.models import Deployment
+    from deployments.services.deployments import deployment_create
+    from deployments.services.repositories import repository_load_example
+    from tests.archives import EXAMPLES
+    from tests.conftest import make_user
+    from tests.engine import local_target
+
+    admin = make_user(django_user_model, "admin", "admin")
+    make_user(django_user_model, "requester", "deployer")
+    valid = repository_load_example(path=EXAMPLES / "add_sub", actor=admin).repository
+    broken = repository_load_example(path=EXAMPLES / "broken", actor=admin).repository
+    dev = local_target()
+    running = deployment_create(name="add-sub", repository=valid, target=dev, actor=admin)
+    Deployment.objects.filter(pk=running.pk).update(
+        status=Deployment.Status.HEALTHY,
+        scoring_uri="http://127.0.0.1:20000",
+        observed={"models": [{"name": "add_sub", "version": "1", "ready": True, "reason": ""}], "traffic": {}},
+    )
+    gone = deployment_create(name="retired", repository=valid, target=dev, actor=admin)
+    Deployment.objects.filter(pk=gone.pk).update(status=Deployment.Status.DELETED)
+    prod = local_target("local-prod", "prod", approvals=1)
+    waiting = deployment_create(
+        name="add-sub-prod", repository=valid, target=prod, actor=django_user_model.objects.get(username="requester")
+    )
+    return {
+        "valid": valid,
+        "broken": broken,
+        "running": running,
+        "waiting": waiting,
+        "target": dev,
+        "environment": prod.environment,
+    }
+
+
+def sign_in(page, username="admin"):  # noqa: F811
+    page.goto("/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+
+
+def test_an_empty_dashboard_as_seen(page, django_user_model):  # noqa: F811
+    from tests.conftest import make_user
+
+    look(page, "login", "/login/")
+    make_user(django_user_model, "admin", "admin")
+    sign_in(page)
+    for name, url in (
+        ("overview-empty", "overview"),
+        ("repositories-empty", "repositories"),
+        ("deployments-empty", "deployments"),
+        ("approvals-empty", "approvals"),
+        ("targets-empty", "targets"),
+    ):
+        look(page, name, reverse(url))
+
+
+def test_a_filled_dashboard_as_seen(page, world):  # noqa: F811
+    sign_in(page)
+    request = world["waiting"].requests.get()
+    for name, path in (
+        ("overview", reverse("overview")),
+        ("repositories", reverse("repositories")),
+        ("repository-valid", reverse("repository", args=[world["valid"].pk])),
+        ("repository-invalid", reverse("repository", args=[world["broken"].pk])),
+        ("deployments", reverse("deployments")),
+        ("deployments-filtered-empty", reverse("deployments") + "?status=failed"),
+        ("deployment", reverse("deployment", args=[world["running"].pk])),
+        ("deployment-delete-confirm", reverse("deployment-delete", args=[world["running"].pk])),
+        ("deployment-waiting", reverse("deployment", args=[world["waiting"].pk])),
+        ("deployment-new", reverse("deployment-create")),
+        ("console-unreachable", reverse("deployment-console", args=[world["running"].pk])),
+        ("targets", reverse("targets")),
+        ("target-local", reverse("target", args=[world["target"].pk])),
+        ("environments", reverse("environments")),
+        ("environment", reverse("environment", args=[world["environment"].pk])),
+        ("approvals", reverse("approvals")),
+        ("approval", reverse("approval", args=[request.pk])),
+        ("audit", reverse("audit")),
+        ("audit-bad-filter", reverse("audit") + "?since=yesterday&actor=admin"),
+        ("profile", reverse("profile")),
+    ):
+        look(page, name, path)
+    # An error state of a form: the new-deployment form sent empty.
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(reverse("deployment-create"))
+    page.get_by_role("button", name="Deploy").click()
+    page.screenshot(path=str(SHOTS / "deployment-new-errors-1440.png"), full_page=True)
+    assert not TEMPLATE_SYNTAX.findall(page.evaluate(VISIBLE_TEXT))
