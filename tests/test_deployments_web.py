@@ -335,3 +335,23 @@ def test_the_list_shows_the_last_real_change_not_the_last_health_check(client, d
     page = client.get(reverse("deployments")).content.decode()
     assert "2\xa0hours ago" in page
     assert "0\xa0minutes ago" not in page
+
+
+def test_sending_a_deployment_to_zero_percent_is_confirmed_first(client, deployer, repository):
+    from tests.engine import local_target as target_of
+
+    deployment = deployment_create(name="split", repository=repository, target=target_of(), actor=deployer)
+    Operation.objects.update(status=Operation.Status.SUCCEEDED)
+    Deployment.objects.filter(pk=deployment.pk).update(
+        status=Deployment.Status.HEALTHY, observed={"traffic": {"sa": 90, "sb": 10}}
+    )
+    client.force_login(deployer)
+    url = reverse("deployment-traffic", args=[deployment.pk])
+    asked = client.post(url, {"traffic-sa": "100", "traffic-sb": "0"})
+    assert asked.status_code == 200
+    page = asked.content.decode()
+    assert "sb will get no more requests" in page
+    assert 'name="traffic-sb" value="0"' in page  # the split goes with the confirmation
+    assert not deployment.operations.filter(kind=Operation.Kind.TRAFFIC).exists()
+    client.post(url, {"traffic-sa": "100", "traffic-sb": "0", "confirmed": "1"})
+    assert deployment.operations.get(kind=Operation.Kind.TRAFFIC).params == {"traffic": {"sa": 100, "sb": 0}}

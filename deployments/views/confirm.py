@@ -18,6 +18,8 @@ class Confirmation:
     # Typed back by the person where the environment is protected; "" when not asked.
     name_to_type: str = ""
     back: str = ""
+    # (name, value) fields the confirmed POST sends again (what was asked for).
+    carry: tuple[tuple[str, str], ...] = ()
 
 
 def given(request, confirmation: Confirmation) -> tuple[bool, str]:

@@ -223,6 +223,27 @@ def _traffic_from(post) -> dict[str, int]:
 @require_POST
 def traffic(request, deployment_id: int):
     split = _traffic_from(request.POST)
+    deployment = _visible_or_404(request, deployment_id)
+    current = (deployment.observed or {}).get("traffic", {})
+    stopping = sorted(name for name, share in split.items() if share == 0 and current.get(name, 0) > 0)
+    if stopping:
+        # Sending a deployment to 0 % stops its clients' requests reaching it: asked first.
+        environment = deployment.target.environment
+        confirmation = Confirmation(
+            title=f"Take {', '.join(stopping)} to 0%?",
+            consequence=(
+                f"{', '.join(stopping)} will get no more requests from the split "
+                f"({', '.join(f'{n} {s}%' for n, s in sorted(split.items()))})"
+                + (f"; {environment.name} asks for approval first." if environment.needs_approval("traffic") else ".")
+            ),
+            button="Change the traffic",
+            name_to_type=deployment.name if environment.approvals_required else "",
+            back=reverse("deployment", args=[deployment.pk]),
+            carry=tuple((f"traffic-{name}", str(share)) for name, share in split.items()),
+        )
+        confirmed, error = confirm.given(request, confirmation)
+        if not confirmed:
+            return confirm.ask(request, confirmation, error)
 
     def shift(*, deployment, actor):
         return deployment_set_traffic(deployment=deployment, actor=actor, traffic=split)
