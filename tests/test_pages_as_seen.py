@@ -142,3 +142,33 @@ def test_a_filled_dashboard_as_seen(page, world):  # noqa: F811
     page.get_by_role("button", name="Deploy").click()
     page.screenshot(path=str(SHOTS / "deployment-new-errors-1440.png"), full_page=True)
     assert not TEMPLATE_SYNTAX.findall(page.evaluate(VISIBLE_TEXT))
+
+
+def test_charts_read_the_24_hour_clock(page, world):  # noqa: F811
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from deployments.models import MetricPoint
+
+    # Two afternoon points (13:xx): a 12-hour clock would say "1:xx pm".
+    afternoon = (timezone.now() - timedelta(hours=1)).replace(hour=13, minute=5, second=0, microsecond=0)
+    if afternoon > timezone.now():
+        afternoon -= timedelta(days=1)
+    for offset, value in ((0, 2.0), (30, 3.0)):
+        MetricPoint.objects.create(
+            deployment=world["running"],
+            minute=afternoon + timedelta(minutes=offset),
+            name="requests_per_s",
+            model="add_sub",
+            value=value,
+        )
+    sign_in(page)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(reverse("deployment", args=[world["running"].pk]))
+    # The chart's text (a canvas has none of its own) uses the same clock as its axis.
+    chart = page.locator("[data-series-url][role=img]").first
+    expect(chart).to_have_attribute(
+        "aria-label",
+        re.compile(r"^Requests per second: add_sub, \d{4}-\d\d-\d\d 13:05:00 to \d{4}-\d\d-\d\d 13:35:00$"),
+    )

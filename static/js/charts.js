@@ -50,6 +50,13 @@
       data,
       element.querySelector(".chart-canvas")
     );
+    // A canvas has no text: say what it shows, with the same clock.
+    const times = data[0];
+    element.setAttribute("role", "img");
+    element.setAttribute(
+      "aria-label",
+      `${chart.title}: ${labels.join(", ")}, ${stamp(new Date(times[0] * 1000))} to ${stamp(new Date(times[times.length - 1] * 1000))}`
+    );
   }
 
   document.addEventListener("DOMContentLoaded", () => {
