@@ -355,3 +355,10 @@ def test_sending_a_deployment_to_zero_percent_is_confirmed_first(client, deploye
     assert not deployment.operations.filter(kind=Operation.Kind.TRAFFIC).exists()
     client.post(url, {"traffic-sa": "100", "traffic-sb": "0", "confirmed": "1"})
     assert deployment.operations.get(kind=Operation.Kind.TRAFFIC).params == {"traffic": {"sa": 100, "sb": 0}}
+
+
+def test_the_form_names_worker_processes_in_words(client, deployer):
+    client.force_login(deployer)
+    page = client.get(reverse("deployment-create")).content.decode()
+    assert "Worker processes" in page
+    assert ">WORKER_COUNT<" not in page

@@ -19,6 +19,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 WIDTHS = (1440, 390)
 TEMPLATE_SYNTAX = re.compile(r"\{#|\{%|\{\{")
+# ISO 8601 as stored (2026-11-30T01:52:23.123456+00:00): people read 2026-11-30 01:52:23.
+RAW_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+|[+-]\d\d:\d\d)")
 # The text a person reads: everything but code and preformatted blocks (which may show config or snippets).
 VISIBLE_TEXT = """() => {
   const copy = document.body.cloneNode(true);
@@ -41,6 +43,8 @@ def look(page, name: str, path: str) -> None:  # noqa: F811
         text = page.evaluate(VISIBLE_TEXT)
         leaked = TEMPLATE_SYNTAX.findall(text)
         assert not leaked, f"{name} at {width} px shows template syntax: {text[:300]!r}"
+        raw_time = RAW_TIMESTAMP.search(text)
+        assert raw_time is None, f"{name} at {width} px shows a raw timestamp: {raw_time.group(0)}"
         overflow = page.evaluate(
             "() => [...document.querySelectorAll('header nav ul')].some((ul) => ul.scrollWidth > ul.clientWidth + 1)"
             " || document.querySelector('header') && document.querySelector('header').scrollWidth > innerWidth + 1"
@@ -72,6 +76,12 @@ def world(django_user_model):
     )
     gone = deployment_create(name="retired", repository=valid, target=dev, actor=admin)
     Deployment.objects.filter(pk=gone.pk).update(status=Deployment.Status.DELETED)
+    from django.utils import timezone
+
+    from deployments.models import Target
+
+    tested = {"state": "ok", "message": "Triton 2.51 answers", "at": timezone.now().isoformat(), "by": "admin"}
+    Target.objects.filter(pk=dev.pk).update(last_test=tested)
     prod = local_target("local-prod", "prod", approvals=1)
     waiting = deployment_create(
         name="add-sub-prod", repository=valid, target=prod, actor=django_user_model.objects.get(username="requester")

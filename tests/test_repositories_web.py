@@ -263,3 +263,12 @@ def test_the_list_page_runs_a_constant_number_of_queries(client, deployer):
     five = count_queries()
     add(20, 5)
     assert count_queries() == five
+
+
+def test_an_invalid_upload_counts_its_errors_in_words(client, deployer):
+    client.force_login(deployer)
+    files = archives.add_sub_files()
+    files["add_sub/config.pbtxt"] = files["add_sub/config.pbtxt"].replace(b"dims", b"dim", 1)
+    answer = client.post(reverse("repository-upload"), {"name": "one-typo", "archive": zip_upload(files)}, follow=True)
+    page = answer.content.decode()
+    assert "recorded: invalid (1 error to fix)" in page

@@ -216,3 +216,14 @@ def test_a_test_no_worker_answers_stops_waiting_and_can_be_retried(client, admin
     assert "no answer from a worker" in body
     assert "is the Celery worker running?" in body
     assert "disabled" not in body  # the button works again
+
+
+def test_a_local_target_page_offers_no_auth_method(client, admin):
+    from tests.engine import local_target
+
+    target = local_target()
+    client.force_login(admin)
+    page = client.get(reverse("target", args=[target.pk])).content.decode()
+    assert "Auth method" not in page
+    assert "None (local)" not in page
+    assert 'type="hidden" name="auth_method" value="none"' in page
