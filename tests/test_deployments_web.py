@@ -261,10 +261,13 @@ def test_the_list_refreshes_its_rows_in_place(client, deployer, repository, targ
 def test_a_delete_is_confirmed_first_and_says_what_will_happen(client, deployer, repository, target):
     deployment = deployment_create(name="to-go", repository=repository, target=target, actor=deployer)
     Operation.objects.update(status=Operation.Status.SUCCEEDED)
+    Deployment.objects.filter(pk=deployment.pk).update(
+        status=Deployment.Status.HEALTHY, scoring_uri="http://127.0.0.1:20000"
+    )
     client.force_login(deployer)
     url = reverse("deployment-delete", args=[deployment.pk])
     page = client.get(url).content.decode()
-    assert "This stops its server now" in page
+    assert "This stops its server now: http://127.0.0.1:20000 stops answering." in page
     assert 'name="name"' not in page  # no four eyes in dev: a click confirms
     # A POST without the confirmation (a stray click, an old form) changes nothing.
     assert client.post(url).status_code == 200

@@ -151,8 +151,10 @@ def delete(request, deployment_id: int):
             f"This asks {environment.name} for approval: nothing stops until {environment.approvals_required} "
             f"approver(s) agree. Then its server stops and {address} stops answering."
         )
-    else:
+    elif deployment.scoring_uri:
         consequence = f"This stops its server now: {address} stops answering. Its logs and history are kept."
+    else:
+        consequence = "This removes it now; nothing answers for it yet. Its history is kept."
     confirmation = Confirmation(
         title=f"Delete {deployment.name}?",
         consequence=consequence,
