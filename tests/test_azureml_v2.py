@@ -148,10 +148,10 @@ def test_traffic_shifts_gradually_and_rolls_back(admin, repository, fake_v2, cli
     client.force_login(admin)
     page = client.get(reverse("deployment", args=[deployment.pk])).content.decode()
     assert f'name="traffic-{green}" value="10"' in page
-    client.post(
-        reverse("deployment-traffic", args=[deployment.pk]),
-        {f"traffic-{blue}": "90", f"traffic-{green}": "10", "all_to": blue},
-    )
+    rollback = {f"traffic-{blue}": "90", f"traffic-{green}": "10", "all_to": blue}
+    asked = client.post(reverse("deployment-traffic", args=[deployment.pk]), rollback)
+    assert f"{green} will get no more requests" in asked.content.decode()  # 0% is confirmed first
+    client.post(reverse("deployment-traffic", args=[deployment.pk]), {**rollback, "confirmed": "1"})
     run_pending(deployment)
     assert fake_v2.endpoint("rollout")["properties"]["traffic"] == {blue: 100}
     changes = AuditEvent.objects.filter(action="deployment.traffic_changed").order_by("seq")
