@@ -1,8 +1,8 @@
 """Every main page as a person sees it, in real Chromium, at a desktop width
 (1440 px) and a phone width (390 px), in its main states (empty, filled,
 error): a screenshot of each goes to test-artifacts/screenshots/ (CI keeps the
-folder), and the page fails if its visible text shows template syntax or its
-navigation does not fit the screen."""
+folder), and the page fails if its visible text shows template syntax or a
+raw timestamp, or if it (its navigation included) is wider than the screen."""
 
 import re
 from pathlib import Path
@@ -50,6 +50,8 @@ def look(page, name: str, path: str) -> None:  # noqa: F811
             " || document.querySelector('header') && document.querySelector('header').scrollWidth > innerWidth + 1"
         )
         assert not overflow, f"{name} at {width} px: the navigation does not fit"
+        wider = page.evaluate("() => document.documentElement.scrollWidth - innerWidth")
+        assert wider <= 1, f"{name} at {width} px is {wider} px wider than the screen"
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ SPEC_LABELS = {
     "mode": "mode",
     "entry_script": "entry script",
     "pip_packages": "pip packages",
-    "worker_count": "WORKER_COUNT",
+    "worker_count": "worker processes (WORKER_COUNT)",
     "resources": "resources",
     "auth_enabled": "key auth",
 }
