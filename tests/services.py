@@ -30,7 +30,7 @@ import pytest
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 FAST_TIER = os.environ.get("TEST_TIER", "") == "fast"
 # What the fast tier leaves to `make test`.
-SLOW_MARKERS = ("postgres", "redis", "browser", "triton", "azure")
+SLOW_MARKERS = ("postgres", "redis", "browser", "triton", "azure", "server")
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/triton_dashboard")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")

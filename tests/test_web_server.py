@@ -1,0 +1,61 @@
+"""The web server exactly as `make run` starts it (the Procfile's web line),
+polled as a pipeline script polls it: no answer may be lost to a keep-alive
+connection closing under the client."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from tests import processes
+
+pytestmark = pytest.mark.server
+
+# Around gunicorn's default idle timeout (2 s), where a reused connection races its close.
+INTERVALS = [0.5, 1.0, 1.5, 1.99, 2.0, 2.01, 2.5, 3.0, 2.0]
+
+
+def web_command() -> str:
+    line = next(line for line in (processes.ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+    return line.removeprefix("web:").strip()
+
+
+@pytest.fixture
+def web_server(tmp_path):
+    env = processes.child_env(
+        VAR_DIR=str(tmp_path / "var"), DATABASE_URL=None, REDIS_URL=None, DASHBOARD_ENV="local", HOST="127.0.0.1"
+    )
+    migrated = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"], cwd=processes.ROOT, env=env, capture_output=True
+    )
+    assert migrated.returncode == 0, migrated.stderr[-2000:]
+    port = processes.free_port()
+    server = processes.start(["bash", "-c", web_command()], env={**env, "PORT": str(port)}, log=tmp_path / "web.log")
+    base = f"http://127.0.0.1:{port}"
+
+    def answering():
+        try:
+            return requests.get(f"{base}/api/v1/health", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    processes.wait_for(answering, within=60, what="the web server answers", process=server)
+    yield base
+    processes.stop(server)
+
+
+def test_a_client_polling_at_any_interval_loses_no_answer(web_server):
+    session = requests.Session()
+    failures = []
+    for interval in INTERVALS:
+        try:
+            answer = session.get(f"{web_server}/api/v1/health", timeout=5)
+            assert answer.status_code == 200
+            # What makes it safe: the server never keeps a connection a client could reuse as it closes.
+            assert answer.headers.get("Connection", "").lower() == "close"
+        except requests.ConnectionError as exc:
+            failures.append(f"after {interval} s: {exc}")
+        time.sleep(interval)
+    assert failures == []
