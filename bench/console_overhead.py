@@ -53,6 +53,7 @@ from deployments.services.operations import operation_execute  # noqa: E402
 from deployments.services.repositories import repository_load_example  # noqa: E402
 from workers.targets.local import adapter as local  # noqa: E402
 from workers.targets.local import processes as local_processes  # noqa: E402
+from workers.targets.local import router  # noqa: E402
 
 ECHO_CONFIG = """backend: "python"
 max_batch_size: 0
@@ -202,6 +203,7 @@ def main():
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(30)
         local.stop_servers(deployment.pk)
+        router.stop()
         shutil.rmtree(VAR, ignore_errors=True)
     print(f"authenticated no-op endpoint: p50 {noop[0]:.2f} ms, p95 {noop[1]:.2f} ms")
     for label, figures in results.items():
