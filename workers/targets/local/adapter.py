@@ -30,7 +30,7 @@ from workers.targets.base import (
     TargetAdapter,
     TargetError,
 )
-from workers.targets.local import endpoints, entry_scripts, legacy, router, sandbox, servers
+from workers.targets.local import endpoints, entry_scripts, files, legacy, router, sandbox, servers
 from workers.targets.local import processes as local_processes
 from workers.targets.local import runtime as triton_runtime
 from workers.targets.local import staging as local_staging
@@ -55,15 +55,22 @@ def _tag(spec_digest: str) -> str:
 
 def read_record(deployment_id: int) -> dict | None:
     """The server of the deployment that takes the most traffic."""
-    name = main_deployment(deployment_id)
-    return endpoints.read_server(deployment_id, name) if name else None
+    return _main_server(endpoints.read(deployment_id))
 
 
 def main_deployment(deployment_id: int) -> str:
-    endpoint = endpoints.read(deployment_id)
+    return _main_name(endpoints.read(deployment_id))
+
+
+def _main_name(endpoint: endpoints.EndpointRecord | None) -> str:
     if endpoint is None or not endpoint.traffic:
         return ""
     return max(sorted(endpoint.traffic), key=lambda name: endpoint.traffic[name])
+
+
+def _main_server(endpoint: endpoints.EndpointRecord | None) -> dict | None:
+    name = _main_name(endpoint)
+    return endpoints.read_server(endpoint.deployment_id, name) if name else None
 
 
 def _process(record: dict | None) -> local_processes.ProcessRecord | None:
@@ -109,9 +116,9 @@ def stop_server(deployment_id: int, name: str, spec_digest: str, progress: Progr
 
 def stop_servers(deployment_id: int, progress: Progress = lambda message: None) -> None:
     """Stop every server of the deployment (the endpoint keeps its address)."""
-    records = list(endpoints.servers(deployment_id).values())
-    _stop(records, _markers(deployment_id, None), progress)
-    for name in endpoints.servers(deployment_id):
+    records = endpoints.servers(deployment_id)
+    _stop(list(records.values()), _markers(deployment_id, None), progress)
+    for name in records:
         endpoints.server_path(deployment_id, name).unlink(missing_ok=True)
 
 
@@ -199,14 +206,15 @@ class LocalTarget(TargetAdapter):
             progress(f"Triton deployment {name} already runs this spec (pid {record['pid']}); reattached")
         else:
             record = self._start_deployment(spec, name, runtime, progress)
-        if spec.candidate and any(endpoint.traffic.values()) and name not in endpoint.traffic:
+        # A candidate joins an endpoint that already serves; anything else takes it over.
+        if not (spec.candidate and any(endpoint.traffic.values())):
+            self._take_all_traffic(endpoint, name, spec.auth_enabled, progress)
+            progress(f"Endpoint {endpoint.address}: {name} takes 100% of the traffic")
+        elif name not in endpoint.traffic:
             endpoint.traffic[name] = 0
             endpoints.write(endpoint)
             endpoints.publish()
             progress(f"Endpoint {endpoint.address}: {name} runs beside the others at 0%; shift traffic when ready")
-        elif not spec.candidate or not any(endpoint.traffic.values()):
-            self._take_all_traffic(endpoint, name, spec.auth_enabled, progress)
-            progress(f"Endpoint {endpoint.address}: {name} takes 100% of the traffic")
         return DeployResult(scoring_uri=scoring_uri(endpoint, record), notes=record.get("notes", []))
 
     def _start_deployment(self, spec: DeploySpec, name: str, runtime, progress: Progress) -> dict:
@@ -238,7 +246,7 @@ class LocalTarget(TargetAdapter):
         except TargetError:
             stop_server(spec.deployment_id, name, spec.spec_digest, progress)
             raise
-        return endpoints.read_server(spec.deployment_id, name)
+        return record
 
     def _take_all_traffic(self, endpoint: endpoints.EndpointRecord, name: str, auth: bool, progress: Progress) -> None:
         """Move every request to `name` (with its spec's auth, which is the
@@ -370,7 +378,7 @@ class LocalTarget(TargetAdapter):
                     progress(None)
                     last_beat = time.monotonic()
                 if not local_processes.is_running(process):
-                    tail = " | ".join(_tail(workdir(deployment_id) / "logs" / "triton.log", 5))
+                    tail = " | ".join(files.tail(workdir(deployment_id) / "logs" / "triton.log", 5))
                     raise TargetError(
                         f"tritonserver exited during start-up: {tail}{self._memory_hint()}", permanent=False
                     )
@@ -422,8 +430,9 @@ class LocalTarget(TargetAdapter):
         endpoint = endpoints.read(ref.id) or legacy.move_behind_endpoint(ref.id)
         if endpoint is None:
             return Observation(exists=False, detail="no endpoint: never deployed here, or deleted")
-        endpoints.publish()
-        record = read_record(ref.id)
+        if not router.running():
+            endpoints.publish()  # from the records, on the same ports: the addresses answer again
+        record = _main_server(endpoint)
         if not local_processes.is_running(_process(record)):
             return Observation(exists=False, detail="no tritonserver process is running")
         if not running(record):
@@ -478,8 +487,6 @@ class LocalTarget(TargetAdapter):
                 f"(it has {', '.join(sorted(present)) or 'none'})",
                 permanent=True,
             )
-        if sum(traffic.values()) != 100 or any(not 0 <= share <= 100 for share in traffic.values()):
-            raise TargetError("traffic shares are 0-100 and add up to 100", permanent=True)
         stopped = sorted(name for name, share in traffic.items() if share and not running(present[name]))
         if stopped:
             raise TargetError(f"{', '.join(stopped)} is not running: no traffic can go to it", permanent=True)
@@ -522,19 +529,5 @@ class LocalTarget(TargetAdapter):
         progress("Server stopped; logs kept")
 
     def logs(self, ref: DeploymentRef, tail: int) -> list[str]:
-        logs = workdir(ref.id) / "logs"
-        lines = _tail(logs / "triton.log", tail)
-        entry = _tail(logs / "entry.log", tail)
-        if entry:
-            lines += ["--- entry-script server ---", *entry]
-        return lines
-
-
-def _tail(path: Path, count: int) -> list[str]:
-    try:
-        with path.open("rb") as handle:
-            handle.seek(0, 2)
-            handle.seek(max(0, handle.tell() - 256 * 1024))
-            return handle.read().decode("utf-8", "replace").splitlines()[-count:]
-    except FileNotFoundError:
-        return []
+        """Triton's and, in entry-script mode, the entry server's output: one sandbox, one log."""
+        return files.tail(workdir(ref.id) / "logs" / "triton.log", tail)

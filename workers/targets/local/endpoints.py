@@ -13,13 +13,14 @@ The router's configuration is rendered from these files.
 import json
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from django.conf import settings
 
 from deployments.crypto import SecretUnreadable, decrypt, encrypt
 from workers.targets.local import router
+from workers.targets.local.files import write_atomically
 
 
 def deployment_name(spec_digest: str) -> str:
@@ -50,12 +51,8 @@ class EndpointRecord:
             return []
 
     def as_dict(self) -> dict:
-        return {
-            "port": self.port,
-            "auth": self.auth,
-            "keys": self.keys,
-            "traffic": self.traffic,
-        }
+        """As written in endpoint.json (its folder names the deployment)."""
+        return {key: value for key, value in asdict(self).items() if key != "deployment_id"}
 
 
 def folder(deployment_id: int) -> Path:
@@ -87,14 +84,7 @@ def read(deployment_id: int) -> EndpointRecord | None:
 def write(record: EndpointRecord) -> None:
     path = _path(record.deployment_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic(path, json.dumps(record.as_dict(), indent=2))
-
-
-def _atomic(path: Path, text: str) -> None:
-    partial = path.with_suffix(".partial")
-    partial.write_text(text)
-    partial.chmod(0o600)
-    partial.replace(path)  # a reader never sees half a record
+    write_atomically(path, json.dumps(record.as_dict(), indent=2))
 
 
 def remove(deployment_id: int) -> None:
@@ -165,7 +155,7 @@ def read_server(deployment_id: int, name: str) -> dict | None:
 def write_server(deployment_id: int, name: str, server: dict) -> None:
     path = server_path(deployment_id, name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic(path, json.dumps({**server, "name": name, "written_at": time.time()}, indent=2))
+    write_atomically(path, json.dumps({**server, "name": name, "written_at": time.time()}, indent=2))
 
 
 def servers(deployment_id: int) -> dict[str, dict]:

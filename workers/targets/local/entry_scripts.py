@@ -14,6 +14,7 @@ import httpx
 from packaging.requirements import InvalidRequirement, Requirement
 
 from workers.targets.base import Progress, TargetError
+from workers.targets.local.files import tail
 
 _START_TIMEOUT = 60
 
@@ -81,9 +82,8 @@ def wait_until_serving(url: str, alive, progress: Progress, *, log: Path) -> Non
 def _last_error(log: Path) -> str:
     """The exception init() raised: the last traceback's own line (`ConnectionRefusedError: ...`),
     not the server's wrapper around it."""
-    try:
-        lines = log.read_text(errors="replace").splitlines()[-400:]
-    except FileNotFoundError:
+    lines = tail(log, 400)
+    if not lines:
         return "no log"
     raised = [line for line in lines if _RAISED.match(line) and not line.startswith("azureml_inference_server_http")]
     return raised[-1][:500] if raised else " | ".join(lines[-3:])[:500]

@@ -27,4 +27,5 @@ def move_behind_endpoint(deployment_id: int) -> endpoints.EndpointRecord | None:
     endpoint.traffic = {name: 100}
     endpoints.write(endpoint)
     path.unlink()
+    endpoints.publish()
     return endpoint

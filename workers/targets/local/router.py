@@ -10,12 +10,13 @@ idle keep-alive connection, with `Connection: close`): a config change drops
 no request. Its configuration is rendered from the endpoint records
 (endpoints.py), so the files, not a process's memory, say what is served.
 
-Who keeps it running: every local operation and every status check of a
-local deployment calls `apply()` (through endpoints.publish), which starts it
-from the records when it is not running (after a reboot, a crash, a `kill`), and reloads it when its
-configuration is not the one the records give. It runs detached, so it
-outlives `make run` and the worker, as the Tritons do; the next start finds
-it by its pid record and keeps it.
+Who keeps it running: every local operation that changes what is served
+publishes the records (endpoints.publish -> apply: start, or reload when the
+configuration changed), and every status check of a local deployment (the
+reconciler's round) starts it again from the records when it is not running
+(after a reboot, a crash, a `kill`). It runs detached, so it outlives `make
+run` and the worker, as the Tritons do; the next start finds it by its pid
+record and keeps it.
 """
 
 import contextlib
@@ -34,6 +35,7 @@ from django.conf import settings
 
 from workers.targets.base import TargetError
 from workers.targets.local import processes as local_processes
+from workers.targets.local.files import tail, write_atomically
 
 _START_TIMEOUT = 10.0
 
@@ -191,7 +193,7 @@ def apply(endpoints: list[Endpoint]) -> bool:
         if running() and current == text:
             return False
         _check(text)
-        _write(_config_path(), text)
+        write_atomically(_config_path(), text)
         if running():
             _reload()
             return True
@@ -199,17 +201,10 @@ def apply(endpoints: list[Endpoint]) -> bool:
         return False
 
 
-def _write(path: Path, text: str) -> None:
-    partial = path.with_suffix(".partial")
-    partial.write_text(text)
-    partial.chmod(0o600)
-    partial.replace(path)
-
-
 def _check(text: str) -> None:
     """A configuration HAProxy refuses is never loaded: the running one stays."""
     candidate = root() / "haproxy.check.cfg"
-    _write(candidate, text)
+    write_atomically(candidate, text)
     result = subprocess.run(  # noqa: S603 - fixed argv
         [haproxy(), "-c", "-q", "-f", str(candidate)], capture_output=True, text=True, timeout=30
     )
@@ -234,7 +229,7 @@ def _start() -> None:
     _master_socket().unlink(missing_ok=True)
     command = [haproxy(), "-W", "-S", f"{_master_socket()},mode,600", "-f", str(_config_path())]
     process = local_processes.spawn(command, env={"PATH": "/usr/sbin:/usr/bin:/bin"}, log=log, cwd=root())
-    _write(_record_path(), json.dumps(process.as_dict()))
+    write_atomically(_record_path(), json.dumps(process.as_dict()))
     deadline = time.monotonic() + _START_TIMEOUT
     while time.monotonic() < deadline:
         if not local_processes.is_running(process):
@@ -339,7 +334,4 @@ def free_port(taken: set[int]) -> int:
 
 
 def _log_tail(path: Path) -> str:
-    try:
-        return " | ".join(path.read_text(errors="replace").splitlines()[-4:])
-    except FileNotFoundError:
-        return "(no log)"
+    return " | ".join(tail(path, 4)) or "(no log)"
