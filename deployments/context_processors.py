@@ -15,6 +15,8 @@ NAVIGATION = [
 def navigation(request):
     if not getattr(request, "user", None) or not request.user.is_authenticated:
         return {}
+    if getattr(request, "htmx", False):
+        return {}  # a fragment has no navigation: no count to query on every poll
     from deployments.selectors.approvals import waiting_count
 
     items = []

@@ -365,3 +365,16 @@ def test_the_form_names_worker_processes_in_words(client, deployer):
     page = client.get(reverse("deployment-create")).content.decode()
     assert "Worker processes" in page
     assert ">WORKER_COUNT<" not in page
+
+
+def test_page_links_keep_the_list_filters(client, deployer, repository, target):
+    from deployments.views import deployments as views
+
+    for n in range(views.PAGE_SIZE + 1):
+        deployment_create(name=f"many-{n}", repository=repository, target=target, actor=deployer)
+    client.force_login(deployer)
+    page = client.get(reverse("deployments"), {"status": "queued"}).content.decode()
+    assert 'href="?status=queued&amp;page=2"' in page
+    rows = client.get(reverse("deployments"), {"status": "queued"}, HTTP_HX_REQUEST="true").content.decode()
+    assert 'href="?status=queued&amp;page=2"' in rows  # the 10 s refresh keeps them too
+    assert "<select" not in rows  # and renders only the rows

@@ -45,6 +45,9 @@ def _parse_moment(name: str, raw: str) -> datetime | None:
     return make_aware(moment) if is_naive(moment) else moment
 
 
+_TEXT_FILTERS = ("actor", "action", "object", "environment")
+
+
 def parse_audit_filters_keeping_the_rest(params) -> tuple[AuditFilters, list[str]]:
     """For the page: a malformed moment is reported and left out; every other
     filter still applies (one typo must not show the whole log)."""
@@ -55,16 +58,13 @@ def parse_audit_filters_keeping_the_rest(params) -> tuple[AuditFilters, list[str
         except DomainError as exc:
             moments[name] = None
             problems.append(exc.message)
-    filters = parse_audit_filters({**{k: params.get(k, "") for k in ("actor", "action", "object", "environment")}})
-    return AuditFilters(**{**filters.__dict__, **moments}), problems
+    return AuditFilters(**{key: params.get(key, "").strip() for key in _TEXT_FILTERS}, **moments), problems
 
 
 def parse_audit_filters(params) -> AuditFilters:
+    """For the API: the first malformed filter is a 400 naming it."""
     return AuditFilters(
-        actor=params.get("actor", "").strip(),
-        action=params.get("action", "").strip(),
-        object=params.get("object", "").strip(),
-        environment=params.get("environment", "").strip(),
+        **{key: params.get(key, "").strip() for key in _TEXT_FILTERS},
         since=_parse_moment("since", params.get("since", "")),
         until=_parse_moment("until", params.get("until", "")),
     )

@@ -3,6 +3,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from deployments import policy
@@ -43,19 +44,33 @@ def deployments(request):
     require_perm(request.user, "deployments.view_deployment", "Seeing deployments needs the viewer role.")
     filters = {key: request.GET.get(key, "") for key in ("target", "status", "environment")}
     page = Paginator(deployment_list(request.user, **filters), PAGE_SIZE).get_page(request.GET.get("page"))
-    # The table refreshes itself: its poll gets only the rows fragment.
-    template = "deployments/deployments.html#rows" if request.htmx else "deployments/deployments.html"
+    rows = {
+        "page": page,
+        "filters": filters,
+        # Page links keep the filters.
+        "page_query": urlencode({key: value for key, value in filters.items() if value}),
+        "can_add": policy.can_somewhere(request.user, "deployments.add_deployment"),
+    }
+    if request.htmx:
+        # The table refreshes itself: its poll gets only the rows fragment.
+        return render(request, "deployments/deployments.html#rows", rows)
+    environments = Environment.objects.visible_to(request.user).values_list("name", flat=True)
+    targets = Target.objects.visible_to(request.user).order_by("name").values_list("name", flat=True)
+    # Choices, not free text: only what exists and may be seen can be picked.
+    choices = {
+        "status": ("Status", Deployment.Status.choices),
+        "environment": ("Environment", [(name, name) for name in environments]),
+        "target": ("Target", [(name, name) for name in targets]),
+    }
     return render(
         request,
-        template,
+        "deployments/deployments.html",
         {
-            "page": page,
-            "filters": filters,
-            "statuses": Deployment.Status.choices,
-            # Choices, not free text: only what exists and may be seen can be picked.
-            "environments": Environment.objects.visible_to(request.user).values_list("name", flat=True),
-            "targets": Target.objects.visible_to(request.user).order_by("name").values_list("name", flat=True),
-            "can_add": policy.can_somewhere(request.user, "deployments.add_deployment"),
+            **rows,
+            "filter_fields": [
+                {"name": name, "label": label, "choices": options, "value": filters[name]}
+                for name, (label, options) in choices.items()
+            ],
         },
     )
 
@@ -123,8 +138,7 @@ def detail(request, deployment_id: int):
     )
 
 
-def _act(request, deployment_id: int, service, done: str):
-    deployment = _visible_or_404(request, deployment_id)
+def _act(request, deployment: Deployment, service, done: str):
     try:
         service(deployment=deployment, actor=request.user)
     except DomainError as exc:
@@ -136,7 +150,7 @@ def _act(request, deployment_id: int, service, done: str):
 
 @require_POST
 def redeploy(request, deployment_id: int):
-    return _act(request, deployment_id, deployment_redeploy, "Redeploy requested.")
+    return _act(request, _visible_or_404(request, deployment_id), deployment_redeploy, "Redeploy requested.")
 
 
 @require_http_methods(["GET", "POST"])
@@ -171,7 +185,7 @@ def delete(request, deployment_id: int):
         if approval
         else "Delete under way: the server is being stopped."
     )
-    return _act(request, deployment_id, deployment_delete, done)
+    return _act(request, deployment, deployment_delete, done)
 
 
 @require_POST
@@ -190,14 +204,13 @@ def key_regenerate(request, deployment_id: int):
     def regenerate(*, deployment, actor):
         return deployment_regenerate_key(deployment=deployment, actor=actor, key=which)
 
-    return _act(
-        request, deployment_id, regenerate, f"New {which} key requested: clients using it must take the new one."
-    )
+    deployment = _visible_or_404(request, deployment_id)
+    return _act(request, deployment, regenerate, f"New {which} key requested: clients using it must take the new one.")
 
 
 @require_POST
 def address_acknowledge(request, deployment_id: int):
-    return _act(request, deployment_id, deployment_acknowledge_address, "Noted.")
+    return _act(request, _visible_or_404(request, deployment_id), deployment_acknowledge_address, "Noted.")
 
 
 @require_safe
@@ -250,4 +263,4 @@ def traffic(request, deployment_id: int):
     def shift(*, deployment, actor):
         return deployment_set_traffic(deployment=deployment, actor=actor, traffic=split)
 
-    return _act(request, deployment_id, shift, "Traffic change requested.")
+    return _act(request, deployment, shift, "Traffic change requested.")
