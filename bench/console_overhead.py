@@ -22,26 +22,17 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-VAR = Path(tempfile.mkdtemp(prefix="bench-console-"))
-os.environ.update({"DJANGO_SETTINGS_MODULE": "dashboard.settings", "VAR_DIR": str(VAR), "DASHBOARD_ENV": "local"})
-os.environ.pop("DATABASE_URL", None)
-os.environ.pop("REDIS_URL", None)
+import echo_dashboard
 
-import django  # noqa: E402
-
-django.setup()
+ROOT = echo_dashboard.ROOT
+VAR = echo_dashboard.start("bench-console-")
 
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import tritonclient.http as triton_http  # noqa: E402
-from django.contrib.auth import get_user_model  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from geventhttpclient import HTTPClient  # noqa: E402
 from geventhttpclient.url import URL  # noqa: E402
 
@@ -50,24 +41,9 @@ from deployments.models import Deployment, Target  # noqa: E402
 from deployments.services.api_tokens import api_token_create  # noqa: E402
 from deployments.services.deployments import deployment_create  # noqa: E402
 from deployments.services.operations import operation_execute  # noqa: E402
-from deployments.services.repositories import repository_load_example  # noqa: E402
 from workers.targets.local import adapter as local  # noqa: E402
 from workers.targets.local import processes as local_processes  # noqa: E402
 from workers.targets.local import router  # noqa: E402
-
-ECHO_CONFIG = """backend: "python"
-max_batch_size: 0
-input [ { name: "X" data_type: TYPE_FP32 dims: [ -1 ] } ]
-output [ { name: "Y" data_type: TYPE_FP32 dims: [ -1 ] } ]
-"""
-ECHO_MODEL = """import triton_python_backend_utils as pb_utils
-
-
-class TritonPythonModel:
-    def execute(self, requests):
-        return [pb_utils.InferenceResponse([pb_utils.Tensor("Y", pb_utils.get_input_tensor_by_name(r, "X").as_numpy())])
-                for r in requests]
-"""
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -97,14 +73,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=200)
     args = parser.parse_args()
-    call_command("migrate", verbosity=0)
-    call_command("bootstrap_demo", "--no-examples", stdout=open(os.devnull, "w"))  # noqa: SIM115
-    admin = get_user_model().objects.get(username="admin")
-    repo = VAR / "echo-repo"
-    (repo / "echo" / "1").mkdir(parents=True)
-    (repo / "echo" / "config.pbtxt").write_text(ECHO_CONFIG)
-    (repo / "echo" / "1" / "model.py").write_text(ECHO_MODEL)
-    repository = repository_load_example(path=repo, actor=admin).repository
+    admin, repository, _ = echo_dashboard.echo_repository(VAR)
     deployment = deployment_create(
         name="echo", repository=repository, target=Target.objects.get(name="local-dev"), actor=admin
     )

@@ -19,56 +19,29 @@ The CI-sized check of 2 is tests/test_local_endpoint.py.
 """
 
 import argparse
-import os
 import shutil
 import statistics
-import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-VAR = Path(tempfile.mkdtemp(prefix="bench-endpoint-"))
-os.environ.update({"DJANGO_SETTINGS_MODULE": "dashboard.settings", "VAR_DIR": str(VAR), "DASHBOARD_ENV": "local"})
-os.environ.pop("DATABASE_URL", None)
-os.environ.pop("REDIS_URL", None)
+import echo_dashboard
 
-import django  # noqa: E402
-
-django.setup()
+VAR = echo_dashboard.start("bench-endpoint-")
 
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import tritonclient.http as triton_http  # noqa: E402
-from django.contrib.auth import get_user_model  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 
 from deployments import crypto  # noqa: E402
 from deployments.console.infer import console_infer  # noqa: E402
 from deployments.models import Deployment, Target  # noqa: E402
 from deployments.services.deployments import deployment_create, deployment_delete, deployment_redeploy  # noqa: E402
 from deployments.services.operations import operation_execute  # noqa: E402
-from deployments.services.repositories import repository_load_example  # noqa: E402
 from workers.targets.local import adapter as local  # noqa: E402
 from workers.targets.local import processes as local_processes  # noqa: E402
 from workers.targets.local import router, staging  # noqa: E402
 from workers.targets.local import runtime as triton_runtime  # noqa: E402
-
-ECHO_CONFIG = """backend: "python"
-max_batch_size: 0
-input [ { name: "X" data_type: TYPE_FP32 dims: [ -1 ] } ]
-output [ { name: "Y" data_type: TYPE_FP32 dims: [ -1 ] } ]
-"""
-ECHO_MODEL = """import triton_python_backend_utils as pb_utils
-
-
-class TritonPythonModel:
-    def execute(self, requests):
-        return [pb_utils.InferenceResponse([pb_utils.Tensor("Y", pb_utils.get_input_tensor_by_name(r, "X").as_numpy())])
-                for r in requests]
-"""
 
 
 def run_operation(deployment: Deployment) -> float:
@@ -224,14 +197,7 @@ def main():
     parser.add_argument("--load-seconds", type=float, default=3.0)
     parser.add_argument("--deletes", type=int, default=2)
     args = parser.parse_args()
-    call_command("migrate", verbosity=0)
-    call_command("bootstrap_demo", "--no-examples", stdout=open(os.devnull, "w"))  # noqa: SIM115
-    admin = get_user_model().objects.get(username="admin")
-    folder = VAR / "echo-repo"
-    (folder / "echo" / "1").mkdir(parents=True)
-    (folder / "echo" / "config.pbtxt").write_text(ECHO_CONFIG)
-    (folder / "echo" / "1" / "model.py").write_text(ECHO_MODEL)
-    repository = repository_load_example(path=folder, actor=admin).repository
+    admin, repository, folder = echo_dashboard.echo_repository(VAR)
     direct, deployments = None, []
     try:
         deployment = deploy(repository, admin, "echo")

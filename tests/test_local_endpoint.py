@@ -4,6 +4,7 @@ deployments moved from their pre-endpoint addresses."""
 
 import collections
 import dataclasses
+import json
 import os
 import signal
 import threading
@@ -16,7 +17,7 @@ from deployments.models import AuditEvent, Deployment, Operation
 from deployments.services.deployments import deployment_redeploy, deployment_set_traffic
 from deployments.services.operations import _spec, reconcile
 from tests import processes
-from tests.engine import endpoint_headers, local_target, run_pending
+from tests.engine import endpoint_headers, run_pending
 from tests.test_local_target import deploy_example
 from workers.targets.base import DeploymentRef
 from workers.targets.local import adapter as local
@@ -152,7 +153,7 @@ def test_a_deployment_from_before_endpoints_moves_behind_one_and_says_so(deploye
     old_address = f"http://127.0.0.1:{record['http_port']}"
     for key in ("mode", "route_triton", "route_front", "name", "written_at"):
         record.pop(key)
-    (endpoints.folder(deployment.pk) / "server.json").write_text(__import__("json").dumps(record))
+    (endpoints.folder(deployment.pk) / "server.json").write_text(json.dumps(record))
     endpoints.server_path(deployment.pk, name).unlink()
     endpoints.remove(deployment.pk)
     endpoints.publish()
@@ -173,10 +174,6 @@ def test_a_deployment_from_before_endpoints_moves_behind_one_and_says_so(deploye
 
 
 def test_a_script_that_cannot_reach_its_triton_fails_with_the_reason(deployer, cleanup):
-    from deployments.services.deployments import deployment_create
-    from deployments.services.repositories import repository_load_example
-    from tests.archives import EXAMPLES
-
     script = (
         "import tritonhttpclient\n\n"
         "def init():\n"
@@ -186,17 +183,9 @@ def test_a_script_that_cannot_reach_its_triton_fails_with_the_reason(deployer, c
         "def run(raw_data):\n"
         "    return {}\n"
     )
-    repository = repository_load_example(path=EXAMPLES / "add_sub", actor=deployer).repository
-    deployment = deployment_create(
-        name="lost",
-        repository=repository,
-        target=local_target(),
-        actor=deployer,
-        mode="entry_script",
-        entry_script=script,
+    deployment, operation = deploy_example(
+        deployer, "add_sub", "lost", cleanup, mode="entry_script", entry_script=script
     )
-    cleanup(deployment)
-    operation = run_pending(deployment)
     assert operation.status == Operation.Status.FAILED
     assert deployment.status == Deployment.Status.FAILED
     assert "init() failed" in deployment.status_reason
@@ -237,22 +226,12 @@ def test_keys_are_shown_to_deployers_and_regenerated_one_at_a_time(deployer, vie
 
 def test_an_entry_script_is_healthy_only_while_its_triton_is(deployer, cleanup):
     from deployments.health.poller import health_round
-    from deployments.services.deployments import deployment_create
-    from deployments.services.repositories import repository_load_example
-    from tests.archives import EXAMPLES
     from tests.test_local_target import ENTRY_SCRIPT
 
-    repository = repository_load_example(path=EXAMPLES / "add_sub", actor=deployer).repository
-    deployment = deployment_create(
-        name="scored-health",
-        repository=repository,
-        target=local_target(),
-        actor=deployer,
-        mode="entry_script",
-        entry_script=ENTRY_SCRIPT,
+    deployment, operation = deploy_example(
+        deployer, "add_sub", "scored-health", cleanup, mode="entry_script", entry_script=ENTRY_SCRIPT
     )
-    cleanup(deployment)
-    assert run_pending(deployment).status == Operation.Status.SUCCEEDED
+    assert operation.status == Operation.Status.SUCCEEDED
     health_round()
     deployment.refresh_from_db()
     assert deployment.status == Deployment.Status.HEALTHY

@@ -18,9 +18,11 @@ from workers.targets.local import processes as local_processes
 pytestmark = [pytest.mark.django_db, pytest.mark.triton]
 
 
-def deploy_example(deployer, example: str, name: str, cleanup):
+def deploy_example(deployer, example: str, name: str, cleanup, **spec):
+    """Deploy an example repository to the local target through the engine;
+    `spec` as deployment_create takes it (mode, entry_script, ...)."""
     repository = repository_load_example(path=EXAMPLES / example, actor=deployer).repository
-    deployment = deployment_create(name=name, repository=repository, target=local_target(), actor=deployer)
+    deployment = deployment_create(name=name, repository=repository, target=local_target(), actor=deployer, **spec)
     cleanup(deployment)
     operation = run_pending(deployment)
     return deployment, operation
@@ -137,19 +139,16 @@ ENTRY_SCRIPT = (EXAMPLES.parent / "entry_scripts" / "add_sub_score.py").read_tex
 def test_entry_script_mode_serves_score_in_front_of_triton(deployer, cleanup):
     import httpx
 
-    repository = repository_load_example(path=EXAMPLES / "add_sub", actor=deployer).repository
-    deployment = deployment_create(
-        name="scored",
-        repository=repository,
-        target=local_target(),
-        actor=deployer,
+    deployment, operation = deploy_example(
+        deployer,
+        "add_sub",
+        "scored",
+        cleanup,
         mode="entry_script",
         entry_script=ENTRY_SCRIPT,
         pip_packages=["numpy<2", "tritonclient"],
         worker_count=2,
     )
-    cleanup(deployment)
-    operation = run_pending(deployment)
     assert operation.status == Operation.Status.SUCCEEDED, operation.error
     assert deployment.scoring_uri.endswith("/score")
     assert deployment.status == Deployment.Status.HEALTHY
@@ -169,18 +168,15 @@ def test_entry_script_mode_serves_score_in_front_of_triton(deployer, cleanup):
 
 
 def test_missing_pip_packages_are_reported_not_installed(deployer, cleanup):
-    repository = repository_load_example(path=EXAMPLES / "add_sub", actor=deployer).repository
-    deployment = deployment_create(
-        name="needs-more",
-        repository=repository,
-        target=local_target(),
-        actor=deployer,
+    deployment, operation = deploy_example(
+        deployer,
+        "add_sub",
+        "needs-more",
+        cleanup,
         mode="entry_script",
         entry_script=ENTRY_SCRIPT,
         pip_packages=["surely-not-a-real-package==1.0", "numpy>=99"],
     )
-    cleanup(deployment)
-    operation = run_pending(deployment)
     assert operation.status == Operation.Status.FAILED
     assert "surely-not-a-real-package==1.0 (not installed)" in deployment.status_reason
     assert "numpy>=99 (installed: 1.26.4)" in deployment.status_reason
@@ -295,17 +291,10 @@ def test_the_score_console_sends_json_to_an_entry_script(deployer, cleanup, clie
 
     from deployments.models import AuditEvent
 
-    repository = repository_load_example(path=EXAMPLES / "add_sub", actor=deployer).repository
-    deployment = deployment_create(
-        name="scored-console",
-        repository=repository,
-        target=local_target(),
-        actor=deployer,
-        mode="entry_script",
-        entry_script=ENTRY_SCRIPT,
+    deployment, operation = deploy_example(
+        deployer, "add_sub", "scored-console", cleanup, mode="entry_script", entry_script=ENTRY_SCRIPT
     )
-    cleanup(deployment)
-    assert run_pending(deployment).status == Operation.Status.SUCCEEDED
+    assert operation.status == Operation.Status.SUCCEEDED
     client.force_login(deployer)
     url = reverse("deployment-console", args=[deployment.pk])
     assert "JSON body for" in client.get(url).content.decode()
