@@ -18,7 +18,7 @@ from deployments.services.deployments import deployment_redeploy, deployment_set
 from deployments.services.operations import _spec, reconcile
 from tests import processes
 from tests.engine import endpoint_headers, run_pending
-from tests.test_local_target import deploy_example
+from tests.test_local_target import deploy_example, unload_until_noticed
 from workers.targets.base import DeploymentRef
 from workers.targets.local import adapter as local
 from workers.targets.local import endpoints, router
@@ -236,16 +236,7 @@ def test_an_entry_script_is_healthy_only_while_its_triton_is(deployer, cleanup):
     deployment.refresh_from_db()
     assert deployment.status == Deployment.Status.HEALTHY
     base = deployment.scoring_uri.removesuffix("/score")
-    headers = endpoint_headers(deployment)
     # The script's Triton loses its model: GET / still answers, every /score would fail.
-    unload = httpx.post(f"{base}/v2/repository/models/add_sub/unload", json={}, headers=headers, timeout=10)
-    assert unload.status_code == 200
-    assert httpx.get(f"{base}/", headers=headers, timeout=5).status_code == 200
-
-    def noticed():
-        health_round()
-        deployment.refresh_from_db()
-        return deployment.status != Deployment.Status.HEALTHY
-
-    processes.wait_for(noticed, within=30, what="the poller sees the script's Triton not ready")
+    unload_until_noticed(deployment, base, "add_sub")
+    assert httpx.get(f"{base}/", headers=endpoint_headers(deployment), timeout=5).status_code == 200
     assert "(its Triton)" in deployment.status_reason

@@ -28,6 +28,26 @@ def deploy_example(deployer, example: str, name: str, cleanup, **spec):
     return deployment, operation
 
 
+def unload_until_noticed(deployment, base: str, model: str) -> None:
+    """Unload `model` behind the server's back (through the endpoint, with its
+    key), then run health rounds until the deployment is no longer healthy."""
+    import httpx
+
+    from deployments.health.poller import health_round
+
+    unload = httpx.post(
+        f"{base}/v2/repository/models/{model}/unload", json={}, headers=endpoint_headers(deployment), timeout=10
+    )
+    assert unload.status_code == 200
+
+    def noticed():
+        health_round()
+        deployment.refresh_from_db()
+        return deployment.status != Deployment.Status.HEALTHY
+
+    processes.wait_for(noticed, within=30, what=f"the health poller notices {model} unloaded")
+
+
 def client_for(deployment) -> triton_http.InferenceServerClient:
     return triton_http.InferenceServerClient(deployment.scoring_uri.removeprefix("http://"))
 
@@ -229,24 +249,12 @@ def test_the_health_poller_shows_a_model_triton_unloaded_with_tritons_reason(dep
     deployment, _ = deploy_example(deployer, "ensemble", "partial", cleanup)
     assert deployment.status == Deployment.Status.HEALTHY
     assert health_round().changed == 0
-    # A model goes away behind the server's back; the server itself stays live and ready.
-    headers = endpoint_headers(deployment)
-    unload = httpx.post(
-        f"{deployment.scoring_uri}/v2/repository/models/double/unload", json={}, headers=headers, timeout=10
-    )
-    assert unload.status_code == 200
-    # Triton's own readiness now fails too (a model is not ready); the poller
+    # A model goes away behind the server's back; the server itself stays live.
+    unload_until_noticed(deployment, deployment.scoring_uri, "double")
+    # Triton's own readiness fails too (a model is not ready); the poller
     # must say which one and why, rather than only "not ready".
-    assert httpx.get(f"{deployment.scoring_uri}/v2/health/ready", headers=headers, timeout=5).status_code == 400
-
-    def settled():
-        health_round()
-        deployment.refresh_from_db()
-        return deployment.status != Deployment.Status.HEALTHY
-
-    from tests import processes
-
-    processes.wait_for(settled, within=30, what="the unload noticed")
+    ready = httpx.get(f"{deployment.scoring_uri}/v2/health/ready", headers=endpoint_headers(deployment), timeout=5)
+    assert ready.status_code == 400
     assert deployment.status in (Deployment.Status.DEGRADED, Deployment.Status.UNHEALTHY)
     assert "double v1 UNAVAILABLE: unloaded" in deployment.status_reason
     assert deployment.health_samples.count() >= 1
