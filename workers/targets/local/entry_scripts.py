@@ -67,7 +67,11 @@ def wait_until_serving(url: str, alive, progress: Progress, *, log: Path) -> Non
     deadline = time.monotonic() + _START_TIMEOUT
     while time.monotonic() < deadline:
         if not alive():
-            raise TargetError(f"the entry-script server exited (init() failed?): {_last_error(log)}", permanent=True)
+            raise TargetError(
+                f"the entry-script server exited (init() failed?): {_last_error(log)}; "
+                "the whole traceback is in the server log on the deployment's page",
+                permanent=True,
+            )
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 progress("Entry script initialised; /score is serving")

@@ -330,7 +330,11 @@ def free_port(taken: set[int]) -> int:
             except OSError:
                 continue
         return port
-    raise TargetError(f"no free endpoint port left in LOCAL_ENDPOINT_PORTS ({low}-{high})", permanent=True)
+    raise TargetError(
+        f"no free endpoint port left in LOCAL_ENDPOINT_PORTS ({low}-{high}): widen the range, or delete "
+        "deployments that are no longer needed",
+        permanent=True,
+    )
 
 
 def _log_tail(path: Path) -> str:
