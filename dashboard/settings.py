@@ -109,6 +109,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
+    "ninja",
     "template_partials",
     "axes",
     "csp",
@@ -245,6 +246,12 @@ AUTHENTICATION_BACKENDS = [
 # window (seconds), that address gets 429 until the window ends.
 API_TOKEN_FAILURE_LIMIT = _parse("API_TOKEN_FAILURE_LIMIT", env.int, default=20)
 API_TOKEN_FAILURE_WINDOW = _parse("API_TOKEN_FAILURE_WINDOW", env.int, default=60)
+# The largest JSON body the API reads (413 beyond it, from the Content-Length
+# alone). Django's own cap on a body read into memory is kept the same, so a
+# chunked body with no Content-Length stops at the same size. Large tensors
+# go through the infer operation's binary form, which streams.
+API_MAX_JSON_BYTES = _parse("API_MAX_JSON_BYTES", env.int, default=4 * 1024**2)
+DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_JSON_BYTES
 
 # Brute force: failures are counted per (username, address), so an attacker
 # cannot lock a user out everywhere by failing from one place.

@@ -35,7 +35,7 @@ def test_the_api_creates_a_deployment_and_queues_one_operation(client, deployer,
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["status"] == "queued"
-    assert body["approval"] == {"required": False, "approvals_required": 0, "status": "not_required"}
+    assert body["approval"] == {"required": False, "approvals_required": 0, "status": "not_required", "request": None}
     assert body["repository"]["digest"] == repository.digest
     deployment = Deployment.objects.get(pk=body["id"])
     assert deployment.operations.get().status == Operation.Status.QUEUED
@@ -55,11 +55,11 @@ def test_the_api_creates_a_deployment_and_queues_one_operation(client, deployer,
         ({"mode": "entry_script"}, "entry_script", "needs the score.py text"),
         ({"mode": "entry_script", "entry_script": "def init():\n    pass\n"}, "entry_script", "must define run()"),
         ({"mode": "entry_script", "entry_script": "def run(:"}, "entry_script", "score.py line 1"),
-        ({"worker_count": 0}, "worker_count", "from 1 to 32"),
-        ({"resources": {"gpu_cores": -1}}, "resources.gpu_cores", "from 0 to 16"),
-        ({"resources": {"tpus": 1}}, "resources.tpus", "Unknown resource"),
-        ({"auth_enabled": "yes"}, "auth_enabled", "true or false"),
-        ({"colour": "blue"}, "colour", "Unknown fields"),
+        ({"worker_count": 0}, "worker_count", "greater than or equal to 1"),
+        ({"resources": {"gpu_cores": -1}}, "resources.gpu_cores", "greater than or equal to 0"),
+        ({"resources": {"tpus": 1}}, "resources.tpus", "Unknown field"),
+        ({"auth_enabled": "yes"}, "auth_enabled", "valid boolean"),
+        ({"colour": "blue"}, "colour", "Unknown field"),
     ],
 )
 def test_the_api_names_each_bad_field(client, deployer, token_for, repository, target, body, path, says):

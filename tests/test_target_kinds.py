@@ -276,7 +276,7 @@ def test_the_console_asks_for_the_role_in_the_deployments_environment(
     # Watches everything, deploys in dev only.
     member = make_user(django_user_model, "dev-deployer", roles.VIEWER)
     EnvironmentMembership.objects.create(user=member, environment=dev, role=roles.DEPLOYER)
-    body = {"model": "add_sub", "inputs": []}
+    body = {"model": "add_sub", "inputs": [{"name": "INPUT0", "datatype": "INT32", "shape": [1], "data": [1]}]}
     header = token_for(member)
 
     def infer(deployment):

@@ -1,38 +1,38 @@
-from django.http import JsonResponse
+from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import reverse
+from ninja import Query, Router, Status
 
 from deployments import policy
-from deployments.api.auth import api_view
-from deployments.api.responses import api_error, json_body
-from deployments.errors import DomainError, NotAllowed, WrongState
-from deployments.models import Deployment, DeployRequest, ModelRepository, Target
-from deployments.selectors.deployments import deployment_detail, deployment_list, server_log
-from deployments.serializers import deployment_json
-from deployments.services.approvals import deployment_approve, deployment_reject, deployment_request_cancel
-from deployments.services.deployments import (
-    deployment_create,
-    deployment_delete,
-    deployment_redeploy,
-    deployment_set_traffic,
+from deployments.api.bodies import (
+    Comment,
+    DeploymentCreate,
+    DeploymentQuery,
+    InferRequest,
+    LogQuery,
+    SpecChanges,
+    Traffic,
 )
+from deployments.api.errors import NotFound
+from deployments.api.parser import check_declared_size, parse_as
+from deployments.api.schemas import Deployment, DeploymentDetail, DeploymentPage, InferResult, Logs, answers, changes
+from deployments.errors import DomainError, NotAllowed, WrongState
+from deployments.models import Deployment as DeploymentRow
+from deployments.models import DeployRequest, ModelRepository, Target
+from deployments.selectors import deployments as selecting
+from deployments.serializers import deployment_json
+from deployments.services import approvals as deciding
+from deployments.services import deployments as deploying
+
+router = Router(tags=["deployments"])
 
 PAGE_SIZE = 50
-_CREATE_FIELDS = {
-    "name",
-    "repository",
-    "target",
-    "mode",
-    "entry_script",
-    "pip_packages",
-    "worker_count",
-    "resources",
-    "auth_enabled",
-}
+# Bodies read by the operation itself (see api.py).
+BODIES = (InferRequest,)
 
 
 def _by_id_or_name(queryset, value, label: str):
     """Objects are named by id or by name; either way only visible ones are found."""
-    if isinstance(value, bool) or value in (None, ""):
+    if value == "":
         raise DomainError(f"'{label}' is required (an id or a name).", path=label)
     found = queryset.filter(pk=value).first() if isinstance(value, int) else queryset.filter(name=value).first()
     if found is None:
@@ -40,184 +40,214 @@ def _by_id_or_name(queryset, value, label: str):
     return found
 
 
-@api_view("GET", "POST")
-def deployments(request):
-    if request.method == "GET":
-        if not policy.can_somewhere(request.user, "deployments.view_deployment"):
-            raise NotAllowed("Seeing deployments needs the viewer role or above.")
-        filters = {key: request.GET.get(key, "") for key in ("target", "status", "environment")}
-        if filters["status"] and filters["status"] not in Deployment.Status.values:
-            raise DomainError(f"status is one of {', '.join(Deployment.Status.values)}.", path="status")
-        after = request.GET.get("after", "")
-        rows = deployment_list(request.user, **filters).order_by("-id")
-        if after.isdigit():
-            rows = rows.filter(pk__lt=int(after))
-        page = list(rows[: PAGE_SIZE + 1])
-        next_url = None
-        if len(page) > PAGE_SIZE:
-            query = request.GET.copy()
-            query["after"] = str(page[PAGE_SIZE - 1].pk)
-            next_url = request.build_absolute_uri(f"{reverse('api:deployments')}?{query.urlencode()}")
-        return JsonResponse({"results": [deployment_json(d) for d in page[:PAGE_SIZE]], "next": next_url})
+def _visible(request, deployment_id: int) -> DeploymentRow:
+    found = selecting.deployment_detail(request.user, deployment_id)
+    if found is None:
+        raise NotFound("No such deployment.")
+    return found
 
+
+@router.get("deployments", response=answers({200: DeploymentPage}), url_name="deployments")
+def deployment_list(request: HttpRequest, filters: Query[DeploymentQuery]):
+    """Newest first, 50 a page; `next` links the following page."""
+    if not policy.can_somewhere(request.user, "deployments.view_deployment"):
+        raise NotAllowed("Seeing deployments needs the viewer role or above.")
+    if filters.status and filters.status not in DeploymentRow.Status.values:
+        raise DomainError(f"status is one of {', '.join(DeploymentRow.Status.values)}.", path="status")
+    rows = selecting.deployment_list(
+        request.user, target=filters.target, status=filters.status, environment=filters.environment
+    ).order_by("-id")
+    if filters.after is not None:
+        rows = rows.filter(pk__lt=filters.after)
+    page = list(rows[: PAGE_SIZE + 1])
+    next_url = None
+    if len(page) > PAGE_SIZE:
+        query = request.GET.copy()
+        query["after"] = str(page[PAGE_SIZE - 1].pk)
+        next_url = request.build_absolute_uri(f"{reverse('api:deployments')}?{query.urlencode()}")
+    return {"results": [deployment_json(d) for d in page[:PAGE_SIZE]], "next": next_url}
+
+
+@router.post("deployments", response=changes({201: Deployment}))
+def deployment_create(request: HttpRequest, body: DeploymentCreate):
+    """201; `pending_approval` where the environment asks for approvals. 409
+    `conflict` (path `name`) when the target already has a live deployment
+    of that name, also when two requests race for it."""
     if not policy.can_somewhere(request.user, "deployments.add_deployment"):
         raise NotAllowed("Deploying needs the deployer role or above.")
-    body = json_body(request)
-    unknown = set(body) - _CREATE_FIELDS
-    if unknown:
-        raise DomainError(f"Unknown fields: {', '.join(sorted(unknown))}.", path=sorted(unknown)[0])
-    repository = _by_id_or_name(ModelRepository.objects.visible_to(request.user), body.get("repository"), "repository")
+    repository = _by_id_or_name(ModelRepository.objects.visible_to(request.user), body.repository, "repository")
     target = _by_id_or_name(
-        Target.objects.visible_to(request.user).select_related("environment"), body.get("target"), "target"
+        Target.objects.visible_to(request.user).select_related("environment"), body.target, "target"
     )
-    deployment = deployment_create(
-        name=body.get("name", ""),
-        repository=repository,
-        target=target,
-        actor=request.user,
-        mode=body.get("mode", Deployment.Mode.TRITON),
-        entry_script=body.get("entry_script", ""),
-        pip_packages=body.get("pip_packages"),
-        worker_count=body.get("worker_count", 1),
-        resources=body.get("resources"),
-        auth_enabled=body.get("auth_enabled", True),
+    spec = body.model_dump(exclude_unset=True, exclude_none=True, exclude={"name", "repository", "target"})
+    deployment = deploying.deployment_create(
+        name=body.name, repository=repository, target=target, actor=request.user, **spec
     )
-    return JsonResponse(deployment_json(deployment), status=201)
+    return Status(201, deployment_json(deployment))
 
 
-def _visible(request, deployment_id: int) -> Deployment | None:
-    return deployment_detail(request.user, deployment_id)
+@router.get("deployments/{int:deployment_id}", response=answers({200: DeploymentDetail}, 404), url_name="deployment")
+def deployment_get(request: HttpRequest, deployment_id: int):
+    """With the spec, health, operations (steps included) and approval state."""
+    return deployment_json(_visible(request, deployment_id), detail=True)
 
 
-@api_view("GET", "DELETE")
-def deployment(request, deployment_id: int):
-    found = _visible(request, deployment_id)
-    if found is None:
-        return api_error(404, "not_found", "No such deployment.")
-    if request.method == "DELETE":
-        found = deployment_delete(deployment=found, actor=request.user)
-        return JsonResponse(deployment_json(found), status=202)
-    return JsonResponse(deployment_json(found, detail=True))
+@router.delete("deployments/{int:deployment_id}", response=changes({202: Deployment}, 404))
+def deployment_delete(request: HttpRequest, deployment_id: int):
+    """Stops it at the target and keeps its logs; or a request, where deletes need approval."""
+    found = deploying.deployment_delete(deployment=_visible(request, deployment_id), actor=request.user)
+    return Status(202, deployment_json(found))
 
 
-@api_view("POST")
-def redeploy(request, deployment_id: int):
-    found = _visible(request, deployment_id)
-    if found is None:
-        return api_error(404, "not_found", "No such deployment.")
-    changes = json_body(request) if request.content_type == "application/json" and request.body else {}
-    found = deployment_redeploy(deployment=found, actor=request.user, changes=changes)
-    return JsonResponse(deployment_json(found), status=202)
+@router.post(
+    "deployments/{int:deployment_id}/redeploy",
+    response=changes({202: Deployment}, 404),
+    url_name="deployment-redeploy",
+)
+def deployment_redeploy(request: HttpRequest, deployment_id: int, body: SpecChanges = None):
+    """The same spec again, or the spec with the fields given changed (a
+    changed spec needs approval again where the environment asks)."""
+    changes = body.model_dump(exclude_unset=True, exclude_none=True) if body is not None else {}
+    found = deploying.deployment_redeploy(
+        deployment=_visible(request, deployment_id), actor=request.user, changes=changes
+    )
+    return Status(202, deployment_json(found))
 
 
-def _pending_request(deployment: Deployment) -> DeployRequest:
+def _pending_request(deployment: DeploymentRow) -> DeployRequest:
     request = deployment.requests.filter(status=DeployRequest.Status.PENDING).first()
     if request is None:
         raise WrongState("Nothing about this deployment is waiting for approval.")
     return request
 
 
-def _decide(request, deployment_id: int, service, *, with_comment: bool = True):
+def _decide(request, deployment_id: int, service, **extra) -> dict:
     """Approve, reject or cancel the deployment's pending request."""
+    service(deploy_request=_pending_request(_visible(request, deployment_id)), actor=request.user, **extra)
+    return deployment_json(_visible(request, deployment_id), detail=True)
+
+
+_DECISION = changes({200: DeploymentDetail}, 404)
+
+
+@router.post("deployments/{int:deployment_id}/approve", response=_DECISION, url_name="deployment-approve")
+def deployment_approve(request: HttpRequest, deployment_id: int, body: Comment = None):
+    """By someone allowed who is not the requester; 409 when nothing is
+    pending, you decided already, or the request expired."""
+    return _decide(request, deployment_id, deciding.deployment_approve, comment=body.comment if body else "")
+
+
+@router.post("deployments/{int:deployment_id}/reject", response=_DECISION, url_name="deployment-reject")
+def deployment_reject(request: HttpRequest, deployment_id: int, body: Comment = None):
+    """`comment` is required: the requester reads it."""
+    return _decide(request, deployment_id, deciding.deployment_reject, comment=body.comment if body else "")
+
+
+@router.post("deployments/{int:deployment_id}/cancel", response=_DECISION, url_name="deployment-cancel")
+def deployment_cancel(request: HttpRequest, deployment_id: int):
+    """The requester withdraws the pending request."""
+    return _decide(request, deployment_id, deciding.deployment_request_cancel)
+
+
+@router.get("deployments/{int:deployment_id}/logs", response=answers({200: Logs}, 404), url_name="deployment-logs")
+def deployment_logs(request: HttpRequest, deployment_id: int, filters: Query[LogQuery]):
+    """The server's log and the operations' steps, the last `tail` lines of each."""
     found = _visible(request, deployment_id)
-    if found is None:
-        return api_error(404, "not_found", "No such deployment.")
-    extra = {}
-    if with_comment:
-        extra["comment"] = str((json_body(request) if request.body else {}).get("comment") or "")
-    service(deploy_request=_pending_request(found), actor=request.user, **extra)
-    return JsonResponse(deployment_json(_visible(request, deployment_id), detail=True))
-
-
-@api_view("POST")
-def approve(request, deployment_id: int):
-    return _decide(request, deployment_id, deployment_approve)
-
-
-@api_view("POST")
-def reject(request, deployment_id: int):
-    return _decide(request, deployment_id, deployment_reject)
-
-
-@api_view("POST")
-def cancel(request, deployment_id: int):
-    return _decide(request, deployment_id, deployment_request_cancel, with_comment=False)
-
-
-@api_view("GET")
-def logs(request, deployment_id: int):
-    found = _visible(request, deployment_id)
-    if found is None:
-        return api_error(404, "not_found", "No such deployment.")
-    try:
-        tail = max(1, min(int(request.GET.get("tail", 200)), 5000))
-    except ValueError:
-        raise DomainError("tail is a whole number.", path="tail") from None
-    lines = server_log(found, tail)
     operations = [
         f"[operation {op.pk} {op.kind}] {step['at']} {step['message']}"
         for op in reversed(list(found.operations.all()))
         for step in op.steps
     ]
-    return JsonResponse({"lines": lines, "operations": operations[-tail:]})
+    return {"lines": selecting.server_log(found, filters.tail), "operations": operations[-filters.tail :]}
 
 
-@api_view("POST")
-def traffic(request, deployment_id: int):
-    found = _visible(request, deployment_id)
-    if found is None:
-        return api_error(404, "not_found", "No such deployment.")
-    body = json_body(request)
-    found = deployment_set_traffic(deployment=found, actor=request.user, traffic=body.get("traffic"))
-    return JsonResponse(deployment_json(found), status=202)
+@router.post(
+    "deployments/{int:deployment_id}/traffic",
+    response=changes({202: Deployment}, 404),
+    url_name="deployment-traffic",
+)
+def deployment_traffic(request: HttpRequest, deployment_id: int, body: Traffic):
+    """Shift the endpoint's traffic between its deployments; 400 `unsupported`
+    on kinds without a traffic split."""
+    found = deploying.deployment_set_traffic(
+        deployment=_visible(request, deployment_id), actor=request.user, traffic=body.traffic
+    )
+    return Status(202, deployment_json(found))
 
 
-@api_view("POST")
-def infer(request, deployment_id: int):
+@router.post(
+    "deployments/{int:deployment_id}/infer",
+    response=changes({200: InferResult}, 404),
+    url_name="deployment-infer",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/InferRequest"}},
+                "application/octet-stream": {
+                    "schema": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "Triton's binary extension; needs Inference-Header-Content-Length",
+                    }
+                },
+            },
+        },
+        "responses": {
+            200: {
+                "content": {
+                    "application/octet-stream": {
+                        "schema": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "for a binary request: Triton's binary answer",
+                        }
+                    }
+                }
+            }
+        },
+    },
+)
+def deployment_infer(request: HttpRequest, deployment_id: int):
+    """A test inference through the dashboard (audited, latency measured).
+    Triton's own error text comes back as a 400."""
     from deployments.console.infer import console_infer
 
     # The bare row: an inference needs neither the operations nor the repository.
-    found = Deployment.objects.visible_to(request.user).filter(pk=deployment_id).first()
+    found = DeploymentRow.objects.visible_to(request.user).filter(pk=deployment_id).first()
     if found is None:
-        return api_error(404, "not_found", "No such deployment.")
+        raise NotFound("No such deployment.")
     if request.content_type == "application/octet-stream":
         return _infer_binary(request, found)
-    body = json_body(request)
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise DomainError("model names the model to call.", path="model")
-    result = console_infer(
+    body = parse_as(InferRequest, request)
+    return console_infer(
         deployment=found,
         actor=request.user,
-        model=model,
-        version=str(body.get("version") or ""),
-        inputs=body.get("inputs"),
-        outputs=body.get("outputs"),
-        binary_data=bool(body.get("binary_data", True)),
-        request_id=str(body.get("request_id") or ""),
-        timeout=body.get("timeout") or 10.0,
-        server_timing=bool(body.get("server_timing", False)),
+        model=body.model,
+        version=body.version,
+        inputs=[spec.model_dump(exclude_unset=True) for spec in body.inputs],
+        outputs=[spec.model_dump() for spec in body.outputs or []],
+        binary_data=body.binary_data,
+        request_id=body.request_id,
+        timeout=body.timeout,
+        server_timing=body.server_timing,
     )
-    return JsonResponse(result)
 
 
 def _infer_binary(request, deployment):
     """Triton's binary extension in and out, for large tensors: no JSON of
     floats, and the bytes streamed through rather than held in memory."""
-    from django.http import StreamingHttpResponse
-
     from deployments.console.infer import MAX_RESPONSE_BYTES, RELAY_CHUNK, console_infer_binary
 
     header_length = request.headers.get("Inference-Header-Content-Length", "")
     if not header_length.isdigit():
         raise DomainError("Binary requests need an Inference-Header-Content-Length header.", path="headers")
+    check_declared_size(request, MAX_RESPONSE_BYTES)
     total = int(request.META.get("CONTENT_LENGTH") or 0)
-    if total > MAX_RESPONSE_BYTES:
-        raise DomainError("The request is larger than the console accepts (64 MB).")
     if not 0 < int(header_length) <= total:
         raise DomainError("Inference-Header-Content-Length must lie within the body's length.", path="headers")
     # Read the stream ourselves: request.body would refuse anything over
-    # DATA_UPLOAD_MAX_MEMORY_SIZE, which is sized for forms, not tensors.
+    # DATA_UPLOAD_MAX_MEMORY_SIZE, which is sized for JSON, not tensors.
     head = request.read(int(header_length))
     answer = console_infer_binary(
         deployment=deployment,

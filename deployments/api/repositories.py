@@ -1,46 +1,91 @@
-from django.http import HttpResponse, JsonResponse
+from django.conf import settings
+from django.http import HttpRequest
+from ninja import Router, Status
 
 from deployments import policy
-from deployments.api.auth import api_view
-from deployments.api.responses import api_error, json_body
+from deployments.api.bodies import RepositoryImport, RepositoryUpload
+from deployments.api.errors import NotFound
+from deployments.api.parser import check_declared_size, parse_as
+from deployments.api.schemas import Repository, RepositoryList, RepositoryRecorded, answers, changes
 from deployments.errors import DomainError, NotAllowed
-from deployments.selectors.repositories import repository_detail, repository_list
+from deployments.selectors import repositories as selecting
 from deployments.serializers import repository_json
-from deployments.services.repositories import repository_delete, repository_import, repository_upload
+from deployments.services import repositories as recording
+
+router = Router(tags=["repositories"])
+
+# Bodies read by the operation itself (see api.py).
+BODIES = (RepositoryUpload, RepositoryImport)
+# Room for the multipart envelope around the archive.
+_MULTIPART_OVERHEAD = 64 * 1024
 
 
-@api_view("GET", "POST")
-def repositories(request):
-    if request.method == "GET":
-        if not policy.can_somewhere(request.user, "deployments.view_modelrepository"):
-            raise NotAllowed("Seeing repositories needs the viewer role or above.")
-        return JsonResponse({"results": [repository_json(r) for r in repository_list(request.user)[:500]]})
+@router.get("repositories", response=answers({200: RepositoryList}), url_name="repositories")
+def repository_list(request: HttpRequest):
+    """Repositories the caller may see, newest first (at most 500)."""
+    if not policy.can_somewhere(request.user, "deployments.view_modelrepository"):
+        raise NotAllowed("Seeing repositories needs the viewer role or above.")
+    return {"results": [repository_json(r) for r in selecting.repository_list(request.user)[:500]]}
+
+
+@router.post(
+    "repositories",
+    response=changes({200: RepositoryRecorded, 201: RepositoryRecorded}),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {"schema": {"$ref": "#/components/schemas/RepositoryUpload"}},
+                "application/json": {"schema": {"$ref": "#/components/schemas/RepositoryImport"}},
+            },
+        }
+    },
+)
+def repository_create(request: HttpRequest):
+    """Record a repository from an archive (multipart) or a server directory
+    (JSON). 201 with it; 200 with the existing one when identical content is
+    already recorded (`created` false); 400 naming the entry when the input
+    is unsafe or unreadable, and nothing is kept."""
     if request.content_type == "application/json":
-        body = json_body(request)
-        name, path = body.get("name", ""), body.get("path", "")
-        if not isinstance(name, str) or not isinstance(path, str) or not path:
-            raise DomainError('Send {"name": str, "path": str} with an absolute server path.', path="path")
-        outcome = repository_import(name=name, path=path, actor=request.user)
-    else:
+        body = parse_as(RepositoryImport, request)
+        outcome = recording.repository_import(name=body.name, path=body.path, actor=request.user)
+    elif request.content_type == "multipart/form-data":
+        check_declared_size(request, settings.REPOSITORY_MAX_UPLOAD_BYTES + _MULTIPART_OVERHEAD)
+        unknown = sorted({*request.POST, *request.FILES} - set(RepositoryUpload.model_fields))
+        if unknown:
+            raise DomainError(
+                f"Unknown field '{unknown[0]}': this operation does not take it.", code="unknown_field", path=unknown[0]
+            )
         archive = request.FILES.get("archive")
-        outcome = repository_upload(
+        outcome = recording.repository_upload(
             name=request.POST.get("name", ""),
             archive=archive,
             filename=archive.name if archive else "",
             actor=request.user,
         )
-    body = repository_json(outcome.repository)
-    body["created"] = outcome.created
+    else:
+        raise DomainError(
+            "Send multipart/form-data with an archive, or JSON naming a server directory.", code="unsupported_media"
+        )
+    body = {**repository_json(outcome.repository), "created": outcome.created}
     # Identical content already recorded: 200 with that repository, not a second copy.
-    return JsonResponse(body, status=201 if outcome.created else 200)
+    return Status(201 if outcome.created else 200, body)
 
 
-@api_view("GET", "DELETE")
-def repository(request, repository_id: int):
-    found = repository_detail(request.user, repository_id)
+def _found(request, repository_id: int):
+    found = selecting.repository_detail(request.user, repository_id)
     if found is None:
-        return api_error(404, "not_found", "No such repository.")
-    if request.method == "DELETE":
-        repository_delete(repository=found, actor=request.user)
-        return HttpResponse(status=204)
-    return JsonResponse(repository_json(found))
+        raise NotFound("No such repository.")
+    return found
+
+
+@router.get("repositories/{int:repository_id}", response=answers({200: Repository}, 404), url_name="repository")
+def repository_get(request: HttpRequest, repository_id: int):
+    return repository_json(_found(request, repository_id))
+
+
+@router.delete("repositories/{int:repository_id}", response=changes({204: None}, 404))
+def repository_delete(request: HttpRequest, repository_id: int):
+    """The files go once the deletion commits; 409 while a deployment uses it."""
+    recording.repository_delete(repository=_found(request, repository_id), actor=request.user)
+    return Status(204, None)

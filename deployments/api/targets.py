@@ -1,15 +1,20 @@
-from django.http import JsonResponse
+from django.http import HttpRequest
+from ninja import Router, Status
 
 from deployments import policy
-from deployments.api.auth import api_view
-from deployments.api.responses import api_error, json_body
+from deployments.api.bodies import TargetCreate
+from deployments.api.errors import NotFound
+from deployments.api.schemas import EnvironmentList, Listing, Target, TargetList, answers, changes
 from deployments.errors import DomainError, NotAllowed
-from deployments.models import Environment, Target
+from deployments.models import Environment
+from deployments.models import Target as TargetRow
 from deployments.services.permissions import require
 from deployments.services.targets import target_adopt_request, target_create
 
+router = Router(tags=["targets"])
 
-def target_json(target: Target) -> dict:
+
+def target_json(target: TargetRow) -> dict:
     # Never the secrets: only whether one is stored.
     return {
         "id": target.pk,
@@ -21,41 +26,6 @@ def target_json(target: Target) -> dict:
         "has_secrets": target.has_secrets,
         "last_test": target.last_test,
     }
-
-
-@api_view("GET", "POST")
-def targets(request):
-    if request.method == "GET":
-        if not policy.can_somewhere(request.user, "deployments.view_target"):
-            raise NotAllowed("Seeing targets needs the viewer role or above.")
-        rows = Target.objects.visible_to(request.user).select_related("environment")
-        return JsonResponse({"results": [target_json(t) for t in rows]})
-    require(request.user, "deployments.add_target", "Creating targets", role="admin")
-    body = json_body(request)
-    unknown = set(body) - {"name", "kind", "environment", "auth_method", "settings", "secrets"}
-    if unknown:
-        raise DomainError(f"Unknown fields: {', '.join(sorted(unknown))}.", path=sorted(unknown)[0])
-    environment = Environment.objects.filter(name=body.get("environment")).first()
-    if environment is None:
-        raise DomainError("environment names an existing environment (e.g. dev, prod).", path="environment")
-    target = target_create(
-        actor=request.user,
-        name=body.get("name", ""),
-        kind=body.get("kind", ""),
-        environment=environment,
-        auth_method=body.get("auth_method", ""),
-        settings=body.get("settings") or {},
-        secrets=body.get("secrets"),
-    )
-    return JsonResponse(target_json(target), status=201)
-
-
-@api_view("GET")
-def environments(request):
-    if not policy.can_somewhere(request.user, "deployments.view_environment"):
-        raise NotAllowed("Seeing environments needs the viewer role or above.")
-    rows = Environment.objects.visible_to(request.user).select_related("approver_group")
-    return JsonResponse({"results": [environment_json(env) for env in rows]})
 
 
 def environment_json(env) -> dict:
@@ -71,10 +41,47 @@ def environment_json(env) -> dict:
     }
 
 
-@api_view("POST")
-def adopt(request, target_id: int):
-    target = Target.objects.visible_to(request.user).filter(pk=target_id).first()
+@router.get("targets", response=answers({200: TargetList}), url_name="targets")
+def target_list(request: HttpRequest):
+    if not policy.can_somewhere(request.user, "deployments.view_target"):
+        raise NotAllowed("Seeing targets needs the viewer role or above.")
+    rows = TargetRow.objects.visible_to(request.user).select_related("environment")
+    return {"results": [target_json(t) for t in rows]}
+
+
+@router.post("targets", response=changes({201: Target}))
+def target_add(request: HttpRequest, body: TargetCreate):
+    """Admins only. `secrets` are write-only: answers say only whether some are stored."""
+    require(request.user, "deployments.add_target", "Creating targets", role="admin")
+    environment = Environment.objects.filter(name=body.environment).first()
+    if environment is None:
+        raise DomainError("environment names an existing environment (e.g. dev, prod).", path="environment")
+    target = target_create(
+        actor=request.user,
+        name=body.name,
+        kind=body.kind,
+        environment=environment,
+        auth_method=body.auth_method,
+        settings=body.settings,
+        secrets=body.secrets,
+    )
+    return Status(201, target_json(target))
+
+
+@router.get("environments", response=answers({200: EnvironmentList}), url_name="environments")
+def environment_list(request: HttpRequest):
+    """Environments with their approval policy."""
+    if not policy.can_somewhere(request.user, "deployments.view_environment"):
+        raise NotAllowed("Seeing environments needs the viewer role or above.")
+    rows = Environment.objects.visible_to(request.user).select_related("approver_group")
+    return {"results": [environment_json(env) for env in rows]}
+
+
+@router.post("targets/{int:target_id}/adopt", response=changes({202: Listing}, 404), url_name="target-adopt")
+def target_adopt(request: HttpRequest, target_id: int):
+    """List an SDK v1 target's webservices and adopt the ones the dashboard does not know."""
+    target = TargetRow.objects.visible_to(request.user).filter(pk=target_id).first()
     if target is None:
-        return api_error(404, "not_found", "No such target.")
+        raise NotFound("No such target.")
     target_adopt_request(actor=request.user, target=target)
-    return JsonResponse({"status": "listing"}, status=202)
+    return Status(202, {"status": "listing"})

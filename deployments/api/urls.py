@@ -1,26 +1,49 @@
-from django.urls import path
+"""The API's URL patterns, from the ninja API, made fit for the pages' middleware:
+its operations authenticate by token themselves, and a wrong method gets
+the API's JSON error rather than Django's bare 405."""
 
-from deployments.api import approvals, deployments, repositories, targets, views
+from functools import wraps
+
+from django.http import JsonResponse
+from django.urls import URLPattern, reverse
+
+from deployments.api.api import api
+from deployments.api.documentation import documentation_access
+from deployments.api.errors import api_error
+
+
+def _api_view(view):
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        if response.status_code == 405 and response.get("Content-Type", "").startswith("text/"):
+            allowed = response["Allow"]
+            response = api_error(405, "method_not_allowed", f"Use {allowed.replace(', ', ' or ')} here.")
+            response["Allow"] = allowed
+        return response
+
+    wrapper.login_required = False
+    return wrapper
+
+
+@documentation_access
+def _index(request, **kwargs):
+    """/api/v1/ itself (ninja names it to find the API's prefix): where the description is."""
+    return JsonResponse(
+        {"openapi": reverse("api:openapi-json"), "docs": reverse("api:openapi-view")},
+        json_dumps_params={"indent": 2},
+    )
+
+
+def _patterns(patterns):
+    for pattern in patterns:
+        callback = pattern.callback
+        if pattern.name == "api-root":
+            callback = _index
+        elif getattr(callback, "login_required", True):  # the document's views check access themselves
+            callback = _api_view(callback)
+        yield URLPattern(pattern.pattern, callback, pattern.default_args, pattern.name)
+
 
 app_name = "api"
-
-urlpatterns = [
-    path("health", views.health, name="health"),
-    path("audit", views.audit_list, name="audit"),
-    path("audit/verify", views.audit_verify, name="audit-verify"),
-    path("repositories", repositories.repositories, name="repositories"),
-    path("repositories/<int:repository_id>", repositories.repository, name="repository"),
-    path("targets", targets.targets, name="targets"),
-    path("environments", targets.environments, name="environments"),
-    path("targets/<int:target_id>/adopt", targets.adopt, name="target-adopt"),
-    path("deployments", deployments.deployments, name="deployments"),
-    path("deployments/<int:deployment_id>", deployments.deployment, name="deployment"),
-    path("deployments/<int:deployment_id>/redeploy", deployments.redeploy, name="deployment-redeploy"),
-    path("deployments/<int:deployment_id>/approve", deployments.approve, name="deployment-approve"),
-    path("deployments/<int:deployment_id>/reject", deployments.reject, name="deployment-reject"),
-    path("deployments/<int:deployment_id>/cancel", deployments.cancel, name="deployment-cancel"),
-    path("approvals", approvals.approvals, name="approvals"),
-    path("deployments/<int:deployment_id>/logs", deployments.logs, name="deployment-logs"),
-    path("deployments/<int:deployment_id>/traffic", deployments.traffic, name="deployment-traffic"),
-    path("deployments/<int:deployment_id>/infer", deployments.infer, name="deployment-infer"),
-]
+urlpatterns = list(_patterns(api.urls[0]))

@@ -1,0 +1,132 @@
+"""What the API accepts, as pydantic schemas. Every body forbids fields it
+does not document: a misspelt `worker_cout` is a 400 naming it, not a
+deploy with the default. The services still check what only they can
+(names, entry scripts, roles, traffic against the endpoint)."""
+
+from typing import Annotated, Any, Literal
+
+from ninja import Schema
+from pydantic import ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+
+from deployments.console.infer import MAX_TIMEOUT
+from workers.targets.descriptor import RESOURCE_LIMITS
+
+
+class Body(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _amount(limit: int):
+    return Annotated[StrictInt | StrictFloat, Field(ge=0, le=limit)]
+
+
+class Resources(Body):
+    gpu_cores: _amount(RESOURCE_LIMITS["gpu_cores"]) | None = None
+    cpu_cores: _amount(RESOURCE_LIMITS["cpu_cores"]) | None = None
+    memory_gb: _amount(RESOURCE_LIMITS["memory_gb"]) | None = None
+
+
+ByIdOrName = Annotated[StrictInt | str, Field(description="an id, or the name")]
+Mode = Literal["triton", "entry_script"]
+WorkerCount = Annotated[StrictInt, Field(ge=1, le=32, description="WORKER_COUNT of the inference server")]
+
+
+class SpecChanges(Body):
+    """Fields of the spec; a redeploy changes those it is given."""
+
+    mode: Mode | None = None
+    entry_script: str | None = Field(None, description="score.py text, for mode entry_script")
+    pip_packages: list[str] | None = None
+    worker_count: WorkerCount | None = None
+    resources: Resources | None = None
+    auth_enabled: StrictBool | None = None
+
+
+class DeploymentCreate(SpecChanges):
+    name: str
+    repository: ByIdOrName
+    target: ByIdOrName
+
+
+class Comment(Body):
+    comment: str = ""
+
+
+class Traffic(Body):
+    traffic: dict[str, Annotated[StrictInt, Field(ge=0, le=100)]] = Field(
+        description="deployment name -> whole percentage; the shares add up to 100"
+    )
+
+
+class TargetCreate(Body):
+    name: str
+    kind: str
+    environment: str
+    auth_method: str = ""
+    settings: dict[str, Any] = Field(default_factory=dict)
+    secrets: dict[str, str] | None = Field(None, description="write-only: never returned")
+
+
+class RepositoryImport(Body):
+    name: str = ""
+    path: str = Field(description="an absolute directory under one of REPOSITORY_IMPORT_ROOTS")
+
+
+class RepositoryUpload(Body):
+    """multipart/form-data"""
+
+    name: str = ""
+    archive: bytes = Field(json_schema_extra={"format": "binary"}, description="a .zip or .tar.gz")
+
+
+class InferInput(Body):
+    name: str
+    datatype: str
+    shape: list[StrictInt]
+    data: Any = Field(None, description="the values, flat or nested (mode json), or the text (mode text)")
+    mode: Literal["json", "random", "text"] = "json"
+    seed: StrictInt | None = Field(None, description="for mode random")
+    binary_data: StrictBool | None = None
+
+
+class InferOutput(Body):
+    name: str
+    class_count: Annotated[StrictInt, Field(ge=0)] = 0
+
+
+class InferRequest(Body):
+    model: str = Field(min_length=1)
+    version: str = ""
+    inputs: list[InferInput] = Field(min_length=1)
+    outputs: list[InferOutput] | None = None
+    binary_data: StrictBool = True
+    request_id: str = ""
+    timeout: Annotated[StrictInt | StrictFloat, Field(gt=0, le=MAX_TIMEOUT)] = 10.0
+    server_timing: StrictBool = False
+
+
+class DeploymentQuery(Schema):
+    target: str = ""
+    status: str = ""
+    environment: str = ""
+    after: int | None = Field(None, description="the last id of the previous page (see `next`)")
+
+
+class AuditQuery(Schema):
+    actor: str = ""
+    action: str = Field("", description="an action, or a family such as `deployment.`")
+    object: str = Field("", description="`type` or `type:id`")
+    environment: str = ""
+    since: str = Field("", description="ISO 8601")
+    until: str = Field("", description="ISO 8601")
+    limit: int = Field(50, ge=1, le=500)
+    before: int | None = Field(None, ge=1, description="the seq to page before (see `next`)")
+
+
+class ApprovalQuery(Schema):
+    tab: Literal["waiting", "mine", "recent"] = "waiting"
+    before: int | None = None
+
+
+class LogQuery(Schema):
+    tail: int = Field(200, ge=1, le=5000)

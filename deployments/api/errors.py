@@ -1,0 +1,124 @@
+"""The API's one error shape, `{"errors": [{"code", "message", "path"}]}`,
+for every way a request can fail: domain errors from the services, input
+the schemas refuse, authentication, size limits and unique-constraint races.
+"""
+
+from django.conf import settings
+from django.db import IntegrityError
+from django.http import Http404, JsonResponse
+from ninja.errors import AuthenticationError, ValidationError
+
+from deployments.errors import DomainError, NotAllowed, WrongState
+from deployments.integrity import conflict_from
+
+
+class ApiError(DomainError):
+    """A refusal with its own HTTP status, raised inside the API only."""
+
+    status = 400
+
+    def __init__(self, message: str, *, code: str | None = None, path: str = "", headers: dict | None = None):
+        super().__init__(message, code=code, path=path)
+        self.headers = headers or {}
+
+
+class NotFound(ApiError):
+    status, code = 404, "not_found"
+
+
+class Unauthenticated(ApiError):
+    status, code = 401, "not_authenticated"
+
+    def __init__(self):
+        super().__init__("Send a valid API token: 'Authorization: Token <key>'.", headers={"WWW-Authenticate": "Token"})
+
+
+class ReadOnlyToken(ApiError):
+    status, code = 403, "read_only_token"
+
+
+class TooManyFailures(ApiError):
+    status, code = 429, "too_many_failures"
+
+    def __init__(self):
+        super().__init__(
+            "Too many requests with bad tokens; wait a minute.",
+            headers={"Retry-After": str(settings.API_TOKEN_FAILURE_WINDOW)},
+        )
+
+
+class TooLarge(ApiError):
+    status, code = 413, "too_large"
+
+
+class UnsupportedMedia(ApiError):
+    status, code = 415, "unsupported_media"
+
+
+def api_error(status: int, code: str, message: str, path: str = "", headers: dict | None = None) -> JsonResponse:
+    response = JsonResponse({"errors": [{"code": code, "message": message, "path": path}]}, status=status)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def _domain_error(request, exc: DomainError) -> JsonResponse:
+    if isinstance(exc, ApiError):
+        return api_error(exc.status, exc.code, exc.message, exc.path, exc.headers)
+    status = 403 if isinstance(exc, NotAllowed) else 409 if isinstance(exc, WrongState) else 400
+    return api_error(status, exc.code, exc.message, exc.path)
+
+
+def _integrity_error(request, exc: IntegrityError) -> JsonResponse:
+    conflict = conflict_from(exc)
+    if conflict is None:
+        raise exc  # not a race on a unique name: a bug, Django's 500
+    return api_error(409, conflict.code, conflict.message, conflict.path)
+
+
+def _validation_error(request, exc: ValidationError) -> JsonResponse:
+    """pydantic's findings, each with the field's dotted path and a sentence
+    that names it (pydantic says "Input should be ...")."""
+    errors = []
+    for error in exc.errors:
+        # loc is (source, [parameter name,] field, ...): the client knows only the field.
+        loc = [str(part) for part in error["loc"][1:] if part not in _PARAMETER_NAMES]
+        path = ".".join(loc)
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            errors.append(
+                {
+                    "code": "unknown_field",
+                    "message": f"Unknown field '{path}': this operation does not take it.",
+                    "path": path,
+                }
+            )
+        elif kind == "missing":
+            errors.append({"code": "required", "message": f"'{path}' is required.", "path": path})
+        else:
+            message = error["msg"]
+            if message.startswith("Input should"):
+                message = f"{path or 'The body'} should" + message.removeprefix("Input should")
+            errors.append({"code": "invalid", "message": f"{message}.", "path": path})
+    return JsonResponse({"errors": errors}, status=400)
+
+
+def _authentication_error(request, exc: AuthenticationError) -> JsonResponse:
+    refusal = Unauthenticated()
+    return api_error(refusal.status, refusal.code, refusal.message, headers=refusal.headers)
+
+
+def _not_found(request, exc: Http404) -> JsonResponse:
+    return api_error(404, "not_found", "No such object.")
+
+
+# The names the operations give their schema parameters (see bodies.py).
+_PARAMETER_NAMES = {"body", "filters"}
+
+
+def install(api) -> None:
+    api.add_exception_handler(DomainError, _domain_error)
+    api.add_exception_handler(IntegrityError, _integrity_error)
+    api.add_exception_handler(ValidationError, _validation_error)
+    api.add_exception_handler(AuthenticationError, _authentication_error)
+    api.add_exception_handler(Http404, _not_found)

@@ -1,0 +1,278 @@
+"""What the API answers, as pydantic schemas: the OpenAPI document is
+generated from them, and every answer passes through them, so an answer
+cannot say more than the document does. serializers.py builds the dicts
+(the pages use them too); these say what the dicts are."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from ninja import Schema
+
+
+class Error(Schema):
+    code: str
+    message: str
+    path: str = ""
+
+
+class Errors(Schema):
+    errors: list[Error]
+
+
+# Errors any authenticated operation can answer; object operations add 404.
+_ALWAYS = (400, 401, 403, 413, 429)
+
+
+def answers(ok: dict, *extra: int) -> dict:
+    return {**ok, **dict.fromkeys(sorted({*_ALWAYS, *extra}), Errors)}
+
+
+def changes(ok: dict, *extra: int) -> dict:
+    """A write also meets a wrong state or a race for a unique name (409),
+    and a body that is not JSON (415)."""
+    return answers(ok, 409, 415, *extra)
+
+
+class Finding(Schema):
+    severity: str
+    model: str | None = None
+    file: str | None = None
+    message: str
+
+
+class ModelSummary(Schema):
+    name: str
+    backend: str
+    platform: str
+    max_batch_size: int | None
+    versions: list[int]
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    config: str
+    warnings: list[str]
+
+
+class Repository(Schema):
+    id: int
+    name: str
+    digest: str
+    status: Literal["valid", "invalid"]
+    source: str
+    source_name: str
+    file_count: int
+    total_bytes: int
+    uploaded_by: str | None
+    uploaded_at: datetime
+    findings: list[Finding]
+    warnings: list[str]
+    models: list[ModelSummary]
+
+
+class RepositoryRecorded(Repository):
+    created: bool
+
+
+class RepositoryList(Schema):
+    results: list[Repository]
+
+
+class Target(Schema):
+    id: int
+    name: str
+    kind: str
+    environment: str
+    auth_method: str
+    settings: dict[str, Any]
+    has_secrets: bool
+    last_test: dict[str, Any]
+
+
+class TargetList(Schema):
+    results: list[Target]
+
+
+class Environment(Schema):
+    id: int
+    name: str
+    approvals_required: int
+    approver_group: str | None
+    approval_lifetime_hours: int
+    approve_deletes: bool
+    approve_traffic: bool
+    webhook: bool
+
+
+class EnvironmentList(Schema):
+    results: list[Environment]
+
+
+class Listing(Schema):
+    status: Literal["listing"]
+
+
+class Decision(Schema):
+    by: str
+    decision: str
+    comment: str
+    at: datetime
+
+
+class DeployRequest(Schema):
+    id: int
+    kind: str
+    status: str
+    spec_digest: str
+    requested_by: str
+    requested_at: datetime
+    expires_at: datetime
+    approvals_required: int
+    approvals: int
+    decisions: list[Decision]
+    params: dict[str, Any]
+
+
+class ApprovalState(Schema):
+    required: bool
+    approvals_required: int
+    status: str
+    request: DeployRequest | None = None
+
+
+class RepositoryRef(Schema):
+    id: int | None
+    name: str
+    digest: str
+
+
+class Deployment(Schema):
+    id: int
+    name: str
+    target: str
+    environment: str
+    repository: RepositoryRef
+    mode: Literal["triton", "entry_script"]
+    status: str
+    status_reason: str
+    spec_digest: str
+    scoring_uri: str
+    restarts: int
+    updated_at: datetime
+    approval: ApprovalState
+
+
+class Spec(Schema):
+    entry_script: str
+    pip_packages: list[str]
+    worker_count: int
+    resources: dict[str, float]
+    auth_enabled: bool
+
+
+class Health(Schema):
+    live: bool | None
+    ready: bool | None
+    checked_at: datetime | None
+    models: list[dict[str, Any]]
+    reason: str
+
+
+class Operation(Schema):
+    id: int
+    kind: str
+    status: str
+    reason: str
+    attempts: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str
+    steps: list[dict[str, Any]]
+
+
+class DeploymentDetail(Deployment):
+    spec: Spec
+    health: Health
+    operations: list[Operation]
+
+
+class DeploymentPage(Schema):
+    results: list[Deployment]
+    next: str | None
+
+
+class Logs(Schema):
+    lines: list[str]
+    operations: list[str]
+
+
+class DeploymentRef(Schema):
+    id: int
+    name: str
+
+
+class ApprovalRow(DeployRequest):
+    deployment: DeploymentRef
+    environment: str
+
+
+class ApprovalPage(Schema):
+    results: list[ApprovalRow]
+    next_before: int | None
+
+
+class OutputTensor(Schema):
+    name: str
+    datatype: str
+    shape: list[int]
+    data: Any
+
+
+class Latency(Schema):
+    client: float
+    server: float | None
+
+
+class InferResult(Schema):
+    model_name: str
+    model_version: str
+    outputs: list[OutputTensor]
+    latency_ms: Latency
+
+
+class AuditEvent(Schema):
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    object_repr: str
+    environment: str
+    details: dict[str, Any]
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    request_id: str
+    source_ip: str | None
+    hash: str
+
+
+class AuditPage(Schema):
+    results: list[AuditEvent]
+    next: str | None
+
+
+class ChainReport(Schema):
+    ok: bool
+    checked: int
+    first_bad_seq: int | None
+
+
+class Workers(Schema):
+    online: int
+    last_seen: datetime | None
+
+
+class SystemHealth(Schema):
+    status: Literal["ok", "error"]
+    database: str
+    broker: str
+    workers: Workers
