@@ -4,17 +4,19 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 HOST ?= 127.0.0.1
-STAMP := $(VENV)/.installed-$(shell cat requirements/dev.lock requirements/bootstrap.lock | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.installed-$(shell cat requirements/dev.lock requirements/bootstrap.lock cli/pyproject.toml | sha256sum | cut -c1-16)
 
 .PHONY: install run test test-fast lint format check-containers check-security lock clean
 
 # A virtual environment with exactly the locked versions. The stamp's name
-# carries the locks' digest, so changing a lock reinstalls.
+# carries the locks' digest (and the CLI's), so changing a lock reinstalls.
 $(STAMP):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found %s); set PYTHON=..." % sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/bootstrap.lock
 	$(VENV)/bin/uv pip sync --quiet --python $(PY) requirements/dev.lock
+	# The pipelines' CLI (cli/), editable: its dependencies are in the lock already.
+	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps -e ./cli
 	rm -f $(VENV)/.installed-*
 	touch $@
 

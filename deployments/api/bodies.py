@@ -16,8 +16,14 @@ class Body(Schema):
     model_config = ConfigDict(extra="forbid")
 
 
+def _number(**bounds):
+    """An int or a float within bounds, never a bool or a string; ints stay
+    ints (a spec's digest is taken over its JSON)."""
+    return Annotated[StrictInt, Field(**bounds)] | Annotated[StrictFloat, Field(**bounds)]
+
+
 def _amount(limit: int):
-    return Annotated[StrictInt | StrictFloat, Field(ge=0, le=limit)]
+    return _number(ge=0, le=limit)
 
 
 class Resources(Body):
@@ -101,7 +107,7 @@ class InferRequest(Body):
     outputs: list[InferOutput] | None = None
     binary_data: StrictBool = True
     request_id: str = ""
-    timeout: Annotated[StrictInt | StrictFloat, Field(gt=0, le=MAX_TIMEOUT)] = 10.0
+    timeout: _number(gt=0, le=MAX_TIMEOUT) = 10.0
     server_timing: StrictBool = False
 
 

@@ -22,6 +22,7 @@ from deployments.selectors import deployments as selecting
 from deployments.serializers import deployment_json
 from deployments.services import approvals as deciding
 from deployments.services import deployments as deploying
+from deployments.services.permissions import require
 
 router = Router(tags=["deployments"])
 
@@ -214,9 +215,16 @@ def deployment_infer(request: HttpRequest, deployment_id: int):
     from deployments.console.infer import console_infer
 
     # The bare row: an inference needs neither the operations nor the repository.
-    found = DeploymentRow.objects.visible_to(request.user).filter(pk=deployment_id).first()
+    found = (
+        DeploymentRow.objects.visible_to(request.user)
+        .select_related("target__environment")
+        .filter(pk=deployment_id)
+        .first()
+    )
     if found is None:
         raise NotFound("No such deployment.")
+    # The role first: a viewer hears "not allowed" whatever the body holds.
+    require(request.user, "deployments.use_console", "Sending test requests", environment=found.target.environment)
     if request.content_type == "application/octet-stream":
         return _infer_binary(request, found)
     body = parse_as(InferRequest, request)

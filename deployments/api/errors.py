@@ -4,9 +4,10 @@ the schemas refuse, authentication, size limits and unique-constraint races.
 """
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError
 from django.http import Http404, JsonResponse
-from ninja.errors import AuthenticationError, ValidationError
+from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from deployments.errors import DomainError, NotAllowed, WrongState
 from deployments.integrity import conflict_from
@@ -77,29 +78,31 @@ def _integrity_error(request, exc: IntegrityError) -> JsonResponse:
 
 
 def _validation_error(request, exc: ValidationError) -> JsonResponse:
-    """pydantic's findings, each with the field's dotted path and a sentence
-    that names it (pydantic says "Input should be ...")."""
-    errors = []
+    """pydantic's findings, one per field, each with the field's dotted path
+    and a sentence that names it (pydantic says "Input should be ...")."""
+    by_path: dict[str, dict] = {}
     for error in exc.errors:
-        # loc is (source, [parameter name,] field, ...): the client knows only the field.
+        # loc is (source, [parameter name,] field, ...[, union member]): the client knows only the field.
         loc = [str(part) for part in error["loc"][1:] if part not in _PARAMETER_NAMES]
-        path = ".".join(loc)
+        path = ".".join(part for part in loc if part not in _UNION_MEMBERS and "[" not in part)
         kind = error["type"]
         if kind == "extra_forbidden":
-            errors.append(
-                {
-                    "code": "unknown_field",
-                    "message": f"Unknown field '{path}': this operation does not take it.",
-                    "path": path,
-                }
-            )
+            found = {"code": "unknown_field", "message": f"Unknown field '{path}': this operation does not take it."}
         elif kind == "missing":
-            errors.append({"code": "required", "message": f"'{path}' is required.", "path": path})
+            found = {"code": "required", "message": f"'{path}' is required."}
         else:
-            message = error["msg"]
-            if message.startswith("Input should"):
-                message = f"{path or 'The body'} should" + message.removeprefix("Input should")
-            errors.append({"code": "invalid", "message": f"{message}.", "path": path})
+            found = {"code": "invalid", "message": error["msg"].removeprefix("Input ")}
+        if path in by_path:
+            # A union (an id or a name; an int or a float) fails once per member: one sentence.
+            if found["message"] not in by_path[path]["message"]:
+                by_path[path]["message"] += f", or {found['message'].removeprefix('should be ')}"
+            continue
+        by_path[path] = {**found, "path": path}
+    errors = []
+    for path, error in by_path.items():
+        if error["code"] == "invalid":
+            error["message"] = f"{path or 'The body'} {error['message']}."
+        errors.append(error)
     return JsonResponse({"errors": errors}, status=400)
 
 
@@ -108,12 +111,27 @@ def _authentication_error(request, exc: AuthenticationError) -> JsonResponse:
     return api_error(refusal.status, refusal.code, refusal.message, headers=refusal.headers)
 
 
+def _http_error(request, exc: HttpError) -> JsonResponse:
+    # ninja wraps whatever its body parsing raised; the parser's own refusal
+    # (too large, not UTF-8, too deep) is the one to tell.
+    if isinstance(exc.__cause__, DomainError):
+        return _domain_error(request, exc.__cause__)
+    return api_error(exc.status_code, "invalid" if exc.status_code == 400 else "refused", str(exc))
+
+
+def _too_big(request, exc: RequestDataTooBig) -> JsonResponse:
+    # Django refuses from the Content-Length alone, before reading the body.
+    return api_error(413, TooLarge.code, f"The body is over {settings.API_MAX_JSON_BYTES} bytes.")
+
+
 def _not_found(request, exc: Http404) -> JsonResponse:
     return api_error(404, "not_found", "No such object.")
 
 
 # The names the operations give their schema parameters (see bodies.py).
 _PARAMETER_NAMES = {"body", "filters"}
+# How pydantic names the member of a union that failed (it follows the field in loc).
+_UNION_MEMBERS = {"int", "str", "float", "bool", "constrained-int", "constrained-float", "constrained-str"}
 
 
 def install(api) -> None:
@@ -122,3 +140,5 @@ def install(api) -> None:
     api.add_exception_handler(ValidationError, _validation_error)
     api.add_exception_handler(AuthenticationError, _authentication_error)
     api.add_exception_handler(Http404, _not_found)
+    api.add_exception_handler(HttpError, _http_error)
+    api.add_exception_handler(RequestDataTooBig, _too_big)

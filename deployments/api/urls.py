@@ -5,7 +5,7 @@ the API's JSON error rather than Django's bare 405."""
 from functools import wraps
 
 from django.http import JsonResponse
-from django.urls import URLPattern, reverse
+from django.urls import URLPattern, re_path, reverse
 
 from deployments.api.api import api
 from deployments.api.documentation import documentation_access
@@ -45,5 +45,15 @@ def _patterns(patterns):
         yield URLPattern(pattern.pattern, callback, pattern.default_args, pattern.name)
 
 
+def _no_such_path(request, rest=""):
+    # Under /api/v1/ even a path no operation matches (a name where an id
+    # goes, say) answers in the API's shape, not with the pages' HTML 404.
+    return api_error(404, "not_found", f"No API operation at {request.path}; see /api/v1/openapi.json.")
+
+
+# Token-authenticated like every API path: no cookie, so no CSRF check to fail first.
+_no_such_path.login_required = False
+_no_such_path.csrf_exempt = True
+
 app_name = "api"
-urlpatterns = list(_patterns(api.urls[0]))
+urlpatterns = [*_patterns(api.urls[0]), re_path(r"^(?P<rest>.*)$", _no_such_path)]

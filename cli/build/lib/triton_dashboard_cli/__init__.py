@@ -1,0 +1,1 @@
+"""triton-dashboard: Triton Dashboard's API from the command line."""

@@ -1,0 +1,254 @@
+"""triton-dashboard: upload, deploy and wait, approve, shift traffic and
+delete from a pipeline. Reads DASHBOARD_URL and DASHBOARD_TOKEN.
+
+Exit codes: 0 done; 1 the deployment failed, was rejected or is not
+healthy, or the repository is invalid; 2 bad usage; 3 --wait timed out;
+4 the dashboard refused the request or could not be reached.
+"""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from triton_dashboard_cli import bodies
+from triton_dashboard_cli.client import ApiFailure, Client
+
+FAILED, TIMED_OUT, REFUSED = 1, 3, 4
+# While a deployment is in one of these, --wait keeps waiting.
+UNDER_WAY = {"pending_approval", "queued", "deploying", "deleting"}
+
+
+class Context:
+    def __init__(self, url: str, token: str, as_json: bool):
+        self.client = Client(url, token)
+        self.as_json = as_json
+
+    def call(self, operation: str, **kwargs):
+        try:
+            return self.client.call(operation, **kwargs)
+        except ApiFailure as failure:
+            click.echo(f"error: {failure}", err=True)
+            sys.exit(REFUSED)
+
+    def show(self, body, line: str) -> None:
+        click.echo(json.dumps(body, indent=2) if self.as_json else line)
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--url", envvar="DASHBOARD_URL", required=True, help="The dashboard, e.g. https://triton.example.com")
+@click.option("--token", envvar="DASHBOARD_TOKEN", required=True, help="An API token (deploy scope to change things)")
+@click.option("--json", "as_json", is_flag=True, help="Machine output: the API's JSON")
+@click.pass_context
+def cli(ctx, url, token, as_json):
+    """Triton Dashboard from the command line (DASHBOARD_URL, DASHBOARD_TOKEN)."""
+    ctx.obj = Context(url, token, as_json)
+
+
+def _summary(deployment: dict) -> str:
+    reason = f" ({deployment['status_reason']})" if deployment.get("status_reason") else ""
+    uri = f" at {deployment['scoring_uri']}" if deployment.get("scoring_uri") else ""
+    where = f"deployment {deployment['id']} {deployment['name']} on {deployment['target']}"
+    return f"{where}: {deployment['status']}{reason}{uri}"
+
+
+def _deployment_id(ctx: Context, reference: str) -> int:
+    """An id, or the name of a deployment that is not deleted (unique among those the token sees)."""
+    if reference.isdigit():
+        return int(reference)
+    found, query = [], {}
+    while True:
+        page = ctx.call("deployment_list", query=query)
+        found += [d for d in page["results"] if d["name"] == reference and d["status"] != "deleted"]
+        if not page["next"]:
+            break
+        query = {"after": page["results"][-1]["id"]}
+    if len(found) != 1:
+        where = "; ".join(f"id {d['id']} on {d['target']}" for d in found)
+        click.echo(f"error: {len(found)} live deployments are named {reference!r}. {where}".rstrip(), err=True)
+        sys.exit(REFUSED)
+    return found[0]["id"]
+
+
+def _wait(ctx: Context, deployment_id: int, *, until: str, timeout: float, interval: float) -> dict:
+    """Follow the deployment until nothing is under way; a progress line on
+    stderr at each change. Exits 3 on timeout, 1 if it ends other than `until`."""
+    started, said = time.monotonic(), None
+    while True:
+        deployment = ctx.call("deployment_get", path={"deployment_id": deployment_id})
+        step = ""
+        if deployment["operations"] and deployment["operations"][0]["steps"]:
+            step = deployment["operations"][0]["steps"][-1]["message"]
+        line = f"{deployment['status']}" + (f": {step}" if step else "")
+        if deployment["approval"]["status"] == "pending":
+            request = deployment["approval"]["request"]
+            count = f"{request['approvals']}/{request['approvals_required']}"
+            line += f" (its {request['kind']} waits for approval: {count})"
+        if line != said:
+            click.echo(f"[{time.monotonic() - started:5.0f}s] {line}", err=True)
+            said = line
+        # A change waiting for approval (a delete, where deletes need one) is under way too.
+        if deployment["status"] not in UNDER_WAY and deployment["approval"]["status"] != "pending":
+            break
+        if time.monotonic() - started > timeout:
+            click.echo(f"error: still {deployment['status']} after {timeout:.0f}s", err=True)
+            ctx.show(deployment, _summary(deployment))
+            sys.exit(TIMED_OUT)
+        time.sleep(interval)
+    ctx.show(deployment, _summary(deployment))
+    if deployment["status"] != until:
+        sys.exit(FAILED)
+    return deployment
+
+
+def _wait_options(command):
+    command = click.option("--interval", default=2.0, show_default=True, help="Seconds between polls")(command)
+    command = click.option("--timeout", default=1800.0, show_default=True, help="Seconds --wait waits at most")(command)
+    return click.option("--wait", is_flag=True, help="Follow to the end; non-zero unless it ends as asked")(command)
+
+
+@cli.group()
+def repo():
+    """Model repositories."""
+
+
+@repo.command("upload")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--name", default="", help="Defaults to the archive's or directory's name")
+@pass_context
+def repo_upload(ctx, path, name):
+    """Record a model repository: a .zip / .tar.gz, or a directory (packed here)."""
+    filename, content = bodies.archive(path)
+    repository = ctx.call(
+        "repository_create", files={"archive": (filename, content)}, data={"name": name} if name else {}
+    )
+    verb = "recorded" if repository["created"] else "already recorded as"
+    ctx.show(repository, f"{verb} repository {repository['id']} {repository['name']}: {repository['status']}")
+    for finding in repository["findings"]:
+        click.echo(f"  {finding['severity']}: {finding.get('file') or finding.get('model') or ''} {finding['message']}")
+    if repository["status"] != "valid":
+        sys.exit(FAILED)
+
+
+@cli.command()
+@click.option("--repository", required=True, help="Repository id or name")
+@click.option("--target", required=True, help="Target id or name")
+@click.option("--name", required=True, help="The deployment's name (lower-case, digits, hyphens)")
+@click.option("--mode", type=click.Choice(["triton", "entry_script"]))
+@click.option("--worker-count", type=int)
+@click.option("--auth/--no-auth", "auth_enabled", default=None, help="Keys on the scoring endpoint (default: on)")
+@_wait_options
+@pass_context
+def deploy(ctx, repository, target, name, mode, worker_count, auth_enabled, wait, timeout, interval):
+    """Deploy a repository to a target; with --wait, follow it to healthy
+    (through any approval the environment asks for)."""
+    body = bodies.deployment_body(
+        name=name, repository=repository, target=target, mode=mode, worker_count=worker_count, auth_enabled=auth_enabled
+    )
+    deployment = ctx.call("deployment_create", json=body)
+    if not wait:
+        ctx.show(deployment, _summary(deployment))
+        return
+    _wait(ctx, deployment["id"], until="healthy", timeout=timeout, interval=interval)
+
+
+@cli.command()
+@click.argument("deployment")
+@_wait_options
+@pass_context
+def status(ctx, deployment, wait, timeout, interval):
+    """A deployment's status; exits 1 unless it is healthy. With --wait,
+    first waits until nothing is under way."""
+    deployment_id = _deployment_id(ctx, deployment)
+    if wait:
+        _wait(ctx, deployment_id, until="healthy", timeout=timeout, interval=interval)
+        return
+    found = ctx.call("deployment_get", path={"deployment_id": deployment_id})
+    ctx.show(found, _summary(found))
+    if found["status"] != "healthy":
+        sys.exit(FAILED)
+
+
+@cli.command()
+@click.argument("deployment")
+@click.option("--tail", default=200, show_default=True, help="Lines of each log")
+@pass_context
+def logs(ctx, deployment, tail):
+    """The server's log, then the operations' steps."""
+    found = ctx.call("deployment_logs", path={"deployment_id": _deployment_id(ctx, deployment)}, query={"tail": tail})
+    ctx.show(found, "\n".join([*found["lines"], *found["operations"]]))
+
+
+def _decide(ctx, operation: str, deployment: str, comment: str) -> None:
+    found = ctx.call(
+        operation, path={"deployment_id": _deployment_id(ctx, deployment)}, json=bodies.comment_body(comment)
+    )
+    approval = found["approval"]
+    ctx.show(found, f"{_summary(found)}; approval {approval['status']}")
+
+
+@cli.command()
+@click.argument("deployment")
+@click.option("--comment", default="", help="Shown to the requester and kept in the audit log")
+@pass_context
+def approve(ctx, deployment, comment):
+    """Approve the deployment's pending request (not your own)."""
+    _decide(ctx, "deployment_approve", deployment, comment)
+
+
+@cli.command()
+@click.argument("deployment")
+@click.option("--comment", required=True, help="Why: the requester reads it")
+@pass_context
+def reject(ctx, deployment, comment):
+    """Reject the deployment's pending request."""
+    _decide(ctx, "deployment_reject", deployment, comment)
+
+
+@cli.command()
+@click.argument("deployment")
+@click.argument("shares", nargs=-1, required=True)
+@pass_context
+def traffic(ctx, deployment, shares):
+    """Shift the endpoint's traffic: SHARES are NAME=PERCENT, adding up to 100."""
+    try:
+        body = bodies.traffic_body(shares)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="SHARES") from None
+    found = ctx.call("deployment_traffic", path={"deployment_id": _deployment_id(ctx, deployment)}, json=body)
+    ctx.show(found, _summary(found))
+
+
+@cli.command()
+@click.argument("deployment")
+@click.option("--body", "body_file", type=click.File("r"), required=True, help="The request as JSON (- for stdin)")
+@pass_context
+def infer(ctx, deployment, body_file):
+    """A test inference through the dashboard: the body is
+    {"model", "inputs": [{"name", "datatype", "shape", "data"}], ...}."""
+    try:
+        body = json.load(body_file)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--body") from None
+    result = ctx.call("deployment_infer", path={"deployment_id": _deployment_id(ctx, deployment)}, json=body)
+    lines = [f"{o['name']} {o['datatype']} {o['shape']}: {json.dumps(o['data'])}" for o in result["outputs"]]
+    ctx.show(result, "\n".join([f"{result['model_name']} v{result['model_version']}", *lines]))
+
+
+@cli.command()
+@click.argument("deployment")
+@_wait_options
+@pass_context
+def delete(ctx, deployment, wait, timeout, interval):
+    """Delete at the target (or request it, where deletes need approval)."""
+    deployment_id = _deployment_id(ctx, deployment)
+    found = ctx.call("deployment_delete", path={"deployment_id": deployment_id})
+    if not wait:
+        ctx.show(found, _summary(found))
+        return
+    _wait(ctx, deployment_id, until="deleted", timeout=timeout, interval=interval)
