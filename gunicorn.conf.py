@@ -9,6 +9,12 @@ without response"; pipeline scripts polling a deployment every few seconds
 (requests.Session) met exactly that. A new connection per request costs a
 fraction of a millisecond on the networks the dashboard serves, and a
 reverse proxy in front keeps its own client connections.
+
+A reverse proxy put in front (docker-compose's, say) must agree: no
+keep-alive to this upstream (nginx: no `keepalive` in the upstream block,
+which is its default), or an upstream idle timeout shorter than the
+proxy's own, so that it is never the proxy that reuses a connection this
+server has just closed. Its client-side keep-alive is its own business.
 """
 
 keepalive = 0

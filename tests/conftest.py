@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 from django.contrib.auth.models import Group
 
@@ -118,8 +120,16 @@ def no_process_left_behind(tmp_path_factory):
     base = tmp_path_factory.getbasetemp()
     yield
     left = local_processes.processes_mentioning(f"{base}/")
+    said = [_command_line(p.pid) for p in left]
     local_processes.stop_all(left, grace=5)
-    assert left == [], f"{len(left)} process(es) outlived the tests: pids {[p.pid for p in left]}"
+    assert left == [], f"{len(left)} process(es) outlived the tests: {said}"
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\x00", b" ").decode(errors="replace")[:300]
+    except OSError:
+        return f"pid {pid} (gone)"
 
 
 @pytest.fixture(autouse=True)

@@ -37,13 +37,27 @@ def test_the_configuration_splits_routes_by_header_and_checks_keys_by_digest(tmp
         assert router.key_digest(key) in text
     assert "bind 127.0.0.1:20007" in text
     # The split: /v2 to each deployment's Triton, the rest to its front (entry server or Triton).
-    assert "server sbaseline00 unix@/srv/a/score.sock weight 90" in text
+    assert "server sbaseline00 unix@/srv/a/score.sock weight 90" in text  # outside the storage root: as it is
     assert "server sbaseline00 unix@/srv/a/http.sock weight 90" in text
     assert "server scandidate0 127.0.0.1:41000 weight 10" in text
     # The header picks one deployment whatever the split; an unknown name is a 404.
     assert "use_backend ep7_scandidate0_v2 if v2 { req.hdr(azureml-model-deployment) -m str scandidate0 }" in text
     assert "return status 404" in text
     assert "!{ req.hdr(azureml-model-deployment) -m str sbaseline00 scandidate0 }" in text
+
+
+def test_sockets_under_a_deep_storage_root_stay_within_haproxys_limit(settings, tmp_path):
+    # HAProxy takes at most 97 characters of a Unix socket's path.
+    settings.STORAGE_ROOT = tmp_path / ("a-storage-root-as-deep-as-a-site-might-choose" * 3)
+    sandbox = settings.STORAGE_ROOT / "deployments" / "123456" / "sandbox-85182802751e0de1" / "run"
+    route = router.Route("s8518280275", 100, f"unix@{sandbox}/http.sock", f"unix@{sandbox}/score.sock")
+    text = router.render([endpoint(routes=(route,))])
+    assert "server s8518280275 unix@../deployments/123456/sandbox-85182802751e0de1/run/score.sock weight 100" in text
+    router.root().mkdir(parents=True)
+    checked = subprocess.run(
+        [router.haproxy(), "-c", "-f", "/dev/stdin"], input=text, capture_output=True, text=True, cwd=router.root()
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_an_open_endpoint_asks_for_no_key_and_one_without_deployments_still_loads(tmp_path):

@@ -23,6 +23,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -147,12 +148,27 @@ _SAY_WHO = "  http-response set-header azureml-model-deployment %[srv_name]"
 def _backends(endpoint: Endpoint) -> list[str]:
     name = f"ep{endpoint.id}"
     lines = []
-    for suffix, pick in (("", lambda r: r.front), ("_v2", lambda r: r.triton)):
+    for suffix, route_of in (("", lambda r: r.front), ("_v2", lambda r: r.triton)):
+
+        def pick(route, route_of=route_of):
+            return _short(route_of(route))
+
         lines += ["", f"backend {name}{suffix}", "  balance roundrobin", _SAY_WHO]
         lines += [f"  server {r.name} {pick(r)} weight {r.weight}" for r in endpoint.routes]
         for route in endpoint.routes:
             lines += ["", f"backend {name}_{route.name}{suffix}", _SAY_WHO, f"  server {route.name} {pick(route)}"]
     return lines
+
+
+def _short(address: str) -> str:
+    """A socket address as HAProxy can take it. A Unix socket's path may be
+    at most 97 characters there, which a deep storage root exceeds; the
+    router runs in root(), so the path relative to it is short whatever the
+    root (../deployments/<id>/sandbox-<digest>/run/http.sock)."""
+    if not address.startswith("unix@/"):
+        return address
+    relative = "unix@" + os.path.relpath(address.removeprefix("unix@"), root())
+    return min(address, relative, key=len)
 
 
 # --- the process ---------------------------------------------------------------
@@ -206,10 +222,12 @@ def _check(text: str) -> None:
     candidate = root() / "haproxy.check.cfg"
     write_atomically(candidate, text)
     result = subprocess.run(  # noqa: S603 - fixed argv
-        [haproxy(), "-c", "-q", "-f", str(candidate)], capture_output=True, text=True, timeout=30
+        [haproxy(), "-c", "-f", str(candidate)], capture_output=True, text=True, timeout=30, cwd=root()
     )
     if result.returncode != 0:
-        problem = result.stderr.strip()[-500:]
+        # Its ALERT lines say what is wrong (-q would silence them too).
+        alerts = [line for line in (result.stdout + result.stderr).splitlines() if "[ALERT]" in line]
+        problem = " | ".join(line.split(" : ", 1)[-1] for line in alerts)[-500:]
         raise TargetError(f"the endpoint router refused its configuration: {problem}", permanent=True)
 
 

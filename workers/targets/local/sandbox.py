@@ -157,7 +157,8 @@ def host_bridge(port: int, socket: Path) -> list[str]:
     return wrap(
         [
             *["socat", *BRIDGE_OPTIONS],
-            *[f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,nodelay", f"UNIX-CONNECT:{socket}"],
+            # By its name from its folder (the workdir): a full path may pass the 107-byte limit.
+            *[f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,nodelay", f"UNIX-CONNECT:{socket.name}"],
         ],
         read_only=[socket.parent],
         writable=[],

@@ -47,10 +47,12 @@ def script(*, triton: list[str], entry: list[str] | None, bridges: dict[int, Pat
         "trap 'kill -TERM $(jobs -p) 2>/dev/null; wait' TERM INT",
     ]
     for port, socket in bridges.items():
-        listen = f"UNIX-LISTEN:{socket},fork,unlink-early,mode=0666"
+        # By its name, from its folder: a socket's path may be at most 107
+        # bytes, which a deep storage root exceeds.
+        listen = f"UNIX-LISTEN:{socket.name},fork,unlink-early,mode=0666"
         # Quiet: every probe during start-up would log "connection refused".
         bridge = ["socat", *sandbox.BRIDGE_OPTIONS, listen, f"TCP:127.0.0.1:{port},nodelay"]
-        lines.append(_line(bridge) + " 2>/dev/null &")
+        lines.append(f"(cd {shlex.quote(str(socket.parent))} && exec {_line(bridge)}) 2>/dev/null &")
     lines.append(_line(triton) + " &")
     if entry:
         lines.append(_line(entry) + " &")
