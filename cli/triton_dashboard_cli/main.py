@@ -41,8 +41,20 @@ pass_context = click.make_pass_decorator(Context)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--url", envvar="DASHBOARD_URL", required=True, help="The dashboard, e.g. https://triton.example.com")
-@click.option("--token", envvar="DASHBOARD_TOKEN", required=True, help="An API token (deploy scope to change things)")
+@click.option(
+    "--url",
+    envvar="DASHBOARD_URL",
+    show_envvar=True,
+    required=True,
+    help="The dashboard, e.g. https://triton.example.com",
+)
+@click.option(
+    "--token",
+    envvar="DASHBOARD_TOKEN",
+    show_envvar=True,
+    required=True,
+    help="An API token (deploy scope to change things)",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine output: the API's JSON")
 @click.pass_context
 def cli(ctx, url, token, as_json):
@@ -52,7 +64,7 @@ def cli(ctx, url, token, as_json):
 
 def _summary(deployment: dict) -> str:
     reason = f" ({deployment['status_reason']})" if deployment.get("status_reason") else ""
-    uri = f" at {deployment['scoring_uri']}" if deployment.get("scoring_uri") else ""
+    uri = f" at {deployment['scoring_uri']}" if deployment.get("scoring_uri") and deployment["status"] != "deleted" else ""
     where = f"deployment {deployment['id']} {deployment['name']} on {deployment['target']}"
     return f"{where}: {deployment['status']}{reason}{uri}"
 
