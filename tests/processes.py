@@ -42,6 +42,17 @@ def wait_for(condition: Callable[[], object], *, within: float, what: str, proce
     raise AssertionError(f"{what}: not seen within {within:.0f} s")
 
 
+def healthy_with_a_worker(base: str) -> dict | None:
+    """The dashboard at `base`'s health answer, once it is ok with a worker online."""
+    import httpx
+
+    try:
+        body = httpx.get(f"{base}/api/v1/health", timeout=2).json()
+    except httpx.HTTPError:
+        return None
+    return body if body["status"] == "ok" and body["workers"]["online"] else None
+
+
 def start(args: list[str], *, env: dict[str, str], log: Path) -> subprocess.Popen:
     # Its own process group, so stop() reaches the children it forks too.
     with log.open("wb") as handle:

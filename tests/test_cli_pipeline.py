@@ -56,19 +56,12 @@ def stack(tmp_path, settings):
     )
     base = f"http://127.0.0.1:{port}"
 
-    def answering():
-        import httpx
-
-        try:
-            body = httpx.get(f"{base}/api/v1/health", timeout=2).json()
-        except httpx.HTTPError:
-            return False
-        return body["status"] == "ok" and body["workers"]["online"]
-
     # The stack's local endpoints live in its storage root: stopped there when the test ends.
     settings.STORAGE_ROOT = tmp_path / "var" / "storage"
     try:
-        processes.wait_for(answering, within=120, what="the stack answers with a worker", process=server)
+        processes.wait_for(
+            lambda: processes.healthy_with_a_worker(base), within=120, what="the stack answers", process=server
+        )
         yield base, tokens
     finally:
         processes.stop(server, grace=30)

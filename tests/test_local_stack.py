@@ -57,11 +57,7 @@ def test_make_run_stack_serves_signs_in_and_processes_tasks(local_env, tmp_path)
         base = f"http://127.0.0.1:{port}"
 
         def healthy_with_a_worker():
-            try:
-                body = httpx.get(f"{base}/api/v1/health", timeout=2).json()
-            except httpx.HTTPError:
-                return None
-            return body if body["status"] == "ok" and body["workers"]["online"] else None
+            return processes.healthy_with_a_worker(base)
 
         body = processes.wait_for(healthy_with_a_worker, within=120, what="stack healthy", process=stack)
         assert body["broker"] == "ok"

@@ -1,1 +1,0 @@
-"""triton-dashboard: Triton Dashboard's API from the command line."""
