@@ -64,7 +64,11 @@ def cli(ctx, url, token, as_json):
 
 def _summary(deployment: dict) -> str:
     reason = f" ({deployment['status_reason']})" if deployment.get("status_reason") else ""
-    uri = f" at {deployment['scoring_uri']}" if deployment.get("scoring_uri") and deployment["status"] != "deleted" else ""
+    uri = (
+        f" at {deployment['scoring_uri']}"
+        if deployment.get("scoring_uri") and deployment["status"] != "deleted"
+        else ""
+    )
     where = f"deployment {deployment['id']} {deployment['name']} on {deployment['target']}"
     return f"{where}: {deployment['status']}{reason}{uri}"
 
