@@ -76,6 +76,7 @@ def only_error(response):
         (b'{"a":' * 40 + b"1" + b"}" * 40, "application/json", 400, "invalid_json", "nests deeper than 32"),
         ('{"name": "café"}'.encode("latin-1"), "application/json", 400, "invalid_json", "not UTF-8"),
         (b"[1, 2]", "application/json", 400, "invalid_json", "must be a JSON object"),
+        (b"", "application/json", 400, "required", "A JSON body is required"),
         (b"name=x", "text/plain", 415, "unsupported_media", "application/json"),
     ],
 )
@@ -130,8 +131,49 @@ def test_a_wrong_method_or_path_answers_in_the_api_shape(client, viewer, token_f
     assert only_error(wrong)["code"] == "method_not_allowed"
     assert set(wrong["Allow"].split(", ")) == {"GET", "POST"}
     strict = Client(enforce_csrf_checks=True)
-    for path in ("/api/v1/nothing", "/api/v1/deployments/not-a-number"):
+    # A newline in the path too (found by the fuzzing: it was the pages' HTML 404).
+    for path in ("/api/v1/nothing", "/api/v1/deployments/not-a-number", "/api/v1/deployments/%0A1"):
         for method in ("get", "post", "delete"):
             missing = getattr(strict, method)(path, HTTP_AUTHORIZATION=header)
             assert missing.status_code == 404, (method, path)
             assert only_error(missing)["code"] == "not_found"
+
+
+def test_a_misspelt_query_parameter_is_named_not_ignored(client, viewer, token_for):
+    response = client.get(reverse("api:deployments"), {"staus": "failed"}, HTTP_AUTHORIZATION=token_for(viewer))
+    assert response.status_code == 400
+    assert only_error(response) == {
+        "code": "unknown_field",
+        "message": "Unknown field 'staus': this operation does not take it.",
+        "path": "staus",
+    }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"name": "a\\u0000b", "repository": 1, "target": 1}',
+        b'{"name": "x", "repository": "\\udaf9", "target": 1}',
+        b'{"name": "x", "repository": 1, "target": 1, "pip_packages": ["\\u0000"]}',
+    ],
+)
+def test_text_no_database_can_store_is_refused(client, deployer, token_for, body):
+    # Found by the fuzzing: PostgreSQL stores no NUL and no lone surrogate (it was a 500).
+    response = post(client, token_for(deployer), body)
+    assert response.status_code == 400
+    assert "NUL character or half a surrogate pair" in only_error(response)["message"]
+    query = client.get(reverse("api:deployments"), {"target": "a\x00b"}, HTTP_AUTHORIZATION=token_for(deployer))
+    assert query.status_code == 400
+
+
+def test_an_unreadable_multipart_body_is_a_400(client, deployer, token_for):
+    # Found by the fuzzing: a multipart body without a boundary was a 500.
+    response = client.generic(
+        "POST",
+        reverse("api:repositories"),
+        b"--x\r\n",
+        content_type="multipart/form-data",
+        HTTP_AUTHORIZATION=token_for(deployer),
+    )
+    assert response.status_code == 400
+    assert only_error(response)["path"] == "archive"

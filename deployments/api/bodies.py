@@ -6,7 +6,7 @@ deploy with the default. The services still check what only they can
 from typing import Annotated, Any, Literal
 
 from ninja import Schema
-from pydantic import ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+from pydantic import ConfigDict, Field, StrictBool, StrictFloat, StrictInt, ValidationInfo, model_validator
 
 from deployments.console.infer import MAX_TIMEOUT
 from workers.targets.descriptor import RESOURCE_LIMITS
@@ -111,14 +111,32 @@ class InferRequest(Body):
     server_timing: StrictBool = False
 
 
-class DeploymentQuery(Schema):
+class Query(Schema):
+    """A query string takes only its documented parameters: `?staus=failed`
+    would otherwise list everything."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_the_unknown(cls, data, info: ValidationInfo):
+        # ninja hands over only the parameters it knows: put the others back
+        # for extra="forbid" to name.
+        request = (info.context or {}).get("request")
+        if request is None or not isinstance(data, dict):
+            return data
+        unknown = {key: request.GET[key] for key in request.GET if key not in cls.model_fields}
+        return {**data, **unknown}
+
+
+class DeploymentQuery(Query):
     target: str = ""
     status: str = ""
     environment: str = ""
     after: int | None = Field(None, description="the last id of the previous page (see `next`)")
 
 
-class AuditQuery(Schema):
+class AuditQuery(Query):
     actor: str = ""
     action: str = Field("", description="an action, or a family such as `deployment.`")
     object: str = Field("", description="`type` or `type:id`")
@@ -129,10 +147,10 @@ class AuditQuery(Schema):
     before: int | None = Field(None, ge=1, description="the seq to page before (see `next`)")
 
 
-class ApprovalQuery(Schema):
+class ApprovalQuery(Query):
     tab: Literal["waiting", "mine", "recent"] = "waiting"
     before: int | None = None
 
 
-class LogQuery(Schema):
+class LogQuery(Query):
     tail: int = Field(200, ge=1, le=5000)

@@ -89,7 +89,7 @@ def _validation_error(request, exc: ValidationError) -> JsonResponse:
         if kind == "extra_forbidden":
             found = {"code": "unknown_field", "message": f"Unknown field '{path}': this operation does not take it."}
         elif kind == "missing":
-            found = {"code": "required", "message": f"'{path}' is required."}
+            found = {"code": "required", "message": f"'{path}' is required." if path else "A JSON body is required."}
         else:
             found = {"code": "invalid", "message": error["msg"].removeprefix("Input ")}
         if path in by_path:

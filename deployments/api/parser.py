@@ -53,6 +53,7 @@ def parse_json_object(request) -> dict:
         raise _too_deep() from None
     if _depth(body) > MAX_DEPTH:
         raise _too_deep()
+    check_text(body)
     if body is None:  # where the body is optional, `null` says "none"
         return {}
     if not isinstance(body, dict):
@@ -74,6 +75,31 @@ def _too_deep() -> DomainError:
     return DomainError(f"The body nests deeper than {MAX_DEPTH} levels.", code="invalid_json")
 
 
+def check_text(value, where: str = "The body") -> None:
+    """No string of the API may hold a NUL or half a surrogate pair: JSON
+    can spell both, PostgreSQL can store neither (a 500, not an answer)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and not _storable(item):
+            raise DomainError(f"{where} holds a NUL character or half a surrogate pair: no field takes one.")
+
+
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _depth(value) -> int:
     """How deeply containers nest, without recursion (a hostile body must not
     be the one to find Python's recursion limit)."""
@@ -92,6 +118,10 @@ def _depth(value) -> int:
 class StrictJSONParser(Parser):
     def parse_body(self, request) -> dict:
         return parse_json_object(request)
+
+    def parse_querydict(self, data, list_fields, request) -> dict:
+        check_text([[key, *values] for key, values in data.lists()], "The query string")
+        return super().parse_querydict(data, list_fields, request)
 
 
 def parse_as(model, request):

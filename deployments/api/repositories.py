@@ -1,11 +1,12 @@
 from django.conf import settings
 from django.http import HttpRequest
+from django.http.multipartparser import MultiPartParserError
 from ninja import Router, Status
 
 from deployments import policy
 from deployments.api.bodies import RepositoryImport, RepositoryUpload
 from deployments.api.errors import NotFound
-from deployments.api.parser import check_declared_size, parse_as
+from deployments.api.parser import check_declared_size, check_text, parse_as
 from deployments.api.schemas import Repository, RepositoryList, RepositoryRecorded, answers, changes
 from deployments.errors import DomainError, NotAllowed
 from deployments.selectors import repositories as selecting
@@ -51,14 +52,19 @@ def repository_create(request: HttpRequest):
         outcome = recording.repository_import(name=body.name, path=body.path, actor=request.user)
     elif request.content_type == "multipart/form-data":
         check_declared_size(request, settings.REPOSITORY_MAX_UPLOAD_BYTES + _MULTIPART_OVERHEAD)
-        unknown = sorted({*request.POST, *request.FILES} - set(RepositoryUpload.model_fields))
+        try:
+            fields, files = request.POST, request.FILES
+        except MultiPartParserError as exc:
+            raise DomainError(f"The multipart body cannot be read: {exc}.", path="archive") from None
+        check_text([[key, *values] for key, values in fields.lists()], "The form")
+        unknown = sorted({*fields, *files} - set(RepositoryUpload.model_fields))
         if unknown:
             raise DomainError(
                 f"Unknown field '{unknown[0]}': this operation does not take it.", code="unknown_field", path=unknown[0]
             )
-        archive = request.FILES.get("archive")
+        archive = files.get("archive")
         outcome = recording.repository_upload(
-            name=request.POST.get("name", ""),
+            name=fields.get("name", ""),
             archive=archive,
             filename=archive.name if archive else "",
             actor=request.user,

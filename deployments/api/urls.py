@@ -56,4 +56,4 @@ _no_such_path.login_required = False
 _no_such_path.csrf_exempt = True
 
 app_name = "api"
-urlpatterns = [*_patterns(api.urls[0]), re_path(r"^(?P<rest>.*)$", _no_such_path)]
+urlpatterns = [*_patterns(api.urls[0]), re_path(r"^(?P<rest>[\s\S]*)$", _no_such_path)]
