@@ -147,6 +147,9 @@ def test_a_misspelt_query_parameter_is_named_not_ignored(client, viewer, token_f
         "message": "Unknown field 'staus': this operation does not take it.",
         "path": "staus",
     }
+    twice = client.get(reverse("api:audit") + "?limit=5&limit=6", HTTP_AUTHORIZATION=token_for(viewer))
+    assert twice.status_code == 400
+    assert only_error(twice)["path"] == "limit"
 
 
 @pytest.mark.parametrize(

@@ -121,6 +121,9 @@ class StrictJSONParser(Parser):
 
     def parse_querydict(self, data, list_fields, request) -> dict:
         check_text([[key, *values] for key, values in data.lists()], "The query string")
+        for key, values in data.lists():
+            if len(values) > 1 and key not in list_fields:
+                raise DomainError(f"'{key}' is given {len(values)} times; it takes one value.", path=key)
         return super().parse_querydict(data, list_fields, request)
 
 
