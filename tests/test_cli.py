@@ -170,3 +170,30 @@ def test_refusals_name_what_went_wrong(dashboard, targets, repository):
     assert "0 live deployments are named 'no-such-deployment'" in nobody.output
     bad_share = dashboard("traffic", "1", "blue=ninety")
     assert bad_share.exit_code == 2
+
+
+class Flaky(httpx.BaseTransport):
+    """The dashboard behind a proxy that answers 502 to the first few calls."""
+
+    def __init__(self, inner: httpx.BaseTransport, failures: int):
+        self.inner, self.failures = inner, failures
+
+    def handle_request(self, request):
+        if self.failures:
+            self.failures -= 1
+            return httpx.Response(502, text="<html>Bad Gateway</html>")
+        return self.inner.handle_request(request)
+
+
+def test_a_wait_outlasts_a_few_unanswered_polls_but_not_a_refusal(dashboard, targets, repository, monkeypatch):
+    deployed = dashboard("--json", "deploy", "--repository", str(repository.pk), "--target", "fake-dev", "--name", "a")
+    deployment = Deployment.objects.get(pk=json.loads(deployed.output)["id"])
+    run_pending(deployment)
+    monkeypatch.setattr(Client, "transport", Flaky(Client.transport, failures=2))
+    waited = dashboard("status", str(deployment.pk), "--wait", "--interval", "0")
+    assert waited.exit_code == 0, waited.output
+    assert waited.output.count("HTTP 502") == 2
+    assert "healthy" in waited.output
+    missing = dashboard("status", "999", "--wait", "--interval", "0")
+    assert missing.exit_code == 4
+    assert "HTTP 404" in missing.output

@@ -17,6 +17,8 @@ from triton_dashboard_cli import bodies
 from triton_dashboard_cli.client import ApiFailure, Client
 
 FAILED, TIMED_OUT, REFUSED = 1, 3, 4
+# Polls in a row that may go unanswered while --wait waits.
+_MISSES = 5
 # While a deployment is in one of these, --wait keeps waiting.
 UNDER_WAY = {"pending_approval", "queued", "deploying", "deleting"}
 
@@ -94,9 +96,21 @@ def _deployment_id(ctx: Context, reference: str) -> int:
 def _wait(ctx: Context, deployment_id: int, *, until: str, timeout: float, interval: float) -> dict:
     """Follow the deployment until nothing is under way; a progress line on
     stderr at each change. Exits 3 on timeout, 1 if it ends other than `until`."""
-    started, said = time.monotonic(), None
+    started, said, misses = time.monotonic(), None, 0
     while True:
-        deployment = ctx.call("deployment_get", path={"deployment_id": deployment_id})
+        try:
+            deployment = ctx.client.call("deployment_get", path={"deployment_id": deployment_id})
+            misses = 0
+        except ApiFailure as failure:
+            # A long wait outlives a dashboard restart or a proxy's 502: a few
+            # misses in a row are waited out; a refusal (4xx) is final.
+            misses += 1
+            if (failure.status is not None and failure.status < 500 and failure.status != 429) or misses > _MISSES:
+                click.echo(f"error: {failure}", err=True)
+                sys.exit(REFUSED)
+            click.echo(f"[{time.monotonic() - started:5.0f}s] no answer ({failure}); trying again", err=True)
+            time.sleep(interval)
+            continue
         step = ""
         if deployment["operations"] and deployment["operations"][0]["steps"]:
             step = deployment["operations"][0]["steps"][-1]["message"]
