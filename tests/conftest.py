@@ -127,7 +127,7 @@ def no_process_left_behind(tmp_path_factory):
 
 def _command_line(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\x00", b" ").decode(errors="replace")[:300]
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\x00", b" ").decode(errors="replace")[-400:]
     except OSError:
         return f"pid {pid} (gone)"
 

@@ -207,7 +207,8 @@ def test_a_socket_swapped_for_a_link_to_a_host_socket_leads_nowhere(tmp_path):
             with pytest.raises(TimeoutError):
                 secret.accept()  # nothing reached the host's socket
         finally:
-            local_processes.stop_all([bridge, *local_processes.processes_mentioning(f"{run}/")], grace=5)
+            # The bridge names its folder (--chdir), not the socket's full path.
+            local_processes.stop_all([bridge, *local_processes.processes_mentioning(str(run))], grace=5)
 
 
 def test_a_sandbox_too_small_for_its_models_says_so(admin, settings, cleanup):
