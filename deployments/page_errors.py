@@ -1,4 +1,4 @@
-"""The error boundary of the pages, as api_view is the API's: a domain error
+"""The error boundary of the pages, as api/errors.py is the API's: a domain error
 (or a unique-constraint race, see integrity.py) that a view did not place on
 its form becomes a message the person reads, never a 500.
 
