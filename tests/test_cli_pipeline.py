@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 
 import pytest
 
@@ -120,13 +121,22 @@ def test_the_example_pipeline_then_approval_and_deletes(stack, tmp_path):
     assert "deleted" in out
     # prod deletes need approval too: the requester's --wait follows the request to the end.
     waiting = run([triton_dashboard, "delete", "ci-add-sub", "--wait", "--interval", "0.5"], wait=False)
+    progress: list[str] = []
+    reader = threading.Thread(target=lambda: progress.extend(waiting.stderr), daemon=True)
+    reader.start()
+    # Approved only once the waiting CLI has said what it waits for.
     processes.wait_for(
-        lambda: run([triton_dashboard, "approve", str(prod)], as_user="approver")[0] == 0,
+        lambda: any("its delete waits for approval: 0/1" in line for line in progress),
         within=60,
-        what="the delete request can be approved",
+        what="the delete waits for its approval",
+        process=waiting,
     )
-    out, err = waiting.communicate(timeout=600)
-    print(out, err)
-    assert waiting.returncode == 0, err
-    assert "waits for approval" in err
+    code, _, _ = run([triton_dashboard, "approve", str(prod)], as_user="approver")
+    assert code == 0
+    with waiting:  # closes its pipes
+        out = waiting.stdout.read()
+        waiting.wait(timeout=600)
+        reader.join(timeout=10)
+    print(out, "".join(progress))
+    assert waiting.returncode == 0, progress
     assert f"deployment {prod} ci-add-sub on local-prod: deleted" in out
