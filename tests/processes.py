@@ -83,6 +83,21 @@ def child_env(**overrides: str | None) -> dict[str, str]:
     return env
 
 
+def make_run_env(var_dir: Path, **overrides: str | None) -> dict[str, str]:
+    """The environment `make run` gives its stack: embedded defaults (SQLite,
+    the file-system broker) under `var_dir`, listening on 127.0.0.1."""
+    return child_env(
+        VAR_DIR=str(var_dir), DATABASE_URL=None, REDIS_URL=None, DASHBOARD_ENV="local", HOST="127.0.0.1", **overrides
+    )
+
+
+def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """A management command in a child process, as a person runs it beside the stack."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
 def celery_worker(name: str) -> list[str]:
     """A worker as the Procfile starts one: every routed queue and this host's own."""
     from deployments import queue

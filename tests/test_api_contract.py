@@ -180,3 +180,19 @@ def test_an_unreadable_multipart_body_is_a_400(client, deployer, token_for):
     )
     assert response.status_code == 400
     assert only_error(response)["path"] == "archive"
+
+
+def test_the_list_filters_by_name_and_names_a_bad_status(client, deployer, token_for, repository):
+    from deployments.services.deployments import deployment_create
+
+    target = local_target()
+    for name in ("wanted", "other"):
+        deployment_create(name=name, repository=repository, target=target, actor=deployer)
+    header = token_for(deployer)
+    named = client.get(reverse("api:deployments"), {"name": "wanted"}, HTTP_AUTHORIZATION=header).json()
+    assert [d["name"] for d in named["results"]] == ["wanted"]
+    bad = client.get(reverse("api:deployments"), {"status": "fine"}, HTTP_AUTHORIZATION=header)
+    assert bad.status_code == 400
+    error = only_error(bad)
+    assert error["path"] == "status"
+    assert "'healthy'" in error["message"]

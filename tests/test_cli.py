@@ -167,7 +167,7 @@ def test_refusals_name_what_went_wrong(dashboard, targets, repository):
     assert "[target]" in unknown.output
     nobody = dashboard("status", "no-such-deployment")
     assert nobody.exit_code == 4
-    assert "0 live deployments are named 'no-such-deployment'" in nobody.output
+    assert "none is named 'no-such-deployment'. Name it by its id" in nobody.output
     bad_share = dashboard("traffic", "1", "blue=ninety")
     assert bad_share.exit_code == 2
 

@@ -12,11 +12,10 @@ import threading
 import pytest
 
 from tests import processes
-from tests.test_local_stack import manage
 
 pytestmark = pytest.mark.triton
 
-CLI_VENV_PATH = "/usr/local/bin:/usr/bin:/bin"
+SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
 def install_the_cli_alone(where) -> str:
@@ -29,27 +28,20 @@ def install_the_cli_alone(where) -> str:
         cwd=processes.ROOT,
         check=True,
     )
-    return f"{where / 'bin'}:{CLI_VENV_PATH}"
+    return f"{where / 'bin'}:{SYSTEM_PATH}"
 
 
 @pytest.fixture
 def stack(tmp_path, settings):
-    env = processes.child_env(
-        VAR_DIR=str(tmp_path / "var"),
-        DATABASE_URL=None,
-        REDIS_URL=None,
-        DASHBOARD_ENV="local",
-        HOST="127.0.0.1",
-        # The health poller's round, so that a new deployment is seen healthy soon.
-        HEALTH_POLL_INTERVAL="2",
-    )
-    assert manage("migrate", "--noinput", env=env).returncode == 0
+    # The health poller's round, so that a new deployment is seen healthy soon.
+    env = processes.make_run_env(tmp_path / "var", HEALTH_POLL_INTERVAL="2")
+    assert processes.manage("migrate", "--noinput", env=env).returncode == 0
     port = processes.free_port()
-    assert manage("bootstrap_demo", "--url", f"http://127.0.0.1:{port}/", env=env).returncode == 0
+    assert processes.manage("bootstrap_demo", "--url", f"http://127.0.0.1:{port}/", env=env).returncode == 0
     # As `make run` does before it starts the stack.
-    assert manage("triton_runtime", "prepare", env=env).returncode == 0
+    assert processes.manage("triton_runtime", "prepare", env=env).returncode == 0
     tokens = {
-        user: manage("create_api_token", user, "--scope", "deploy", env=env).stdout.strip().splitlines()[-1]
+        user: processes.manage("create_api_token", user, "--scope", "deploy", env=env).stdout.strip().splitlines()[-1]
         for user in ("admin", "approver")
     }
     server = processes.start(

@@ -3,8 +3,6 @@ transport, with the real web server, worker and beat under honcho."""
 
 import re
 import signal
-import subprocess
-import sys
 
 import httpx
 import pytest
@@ -17,20 +15,7 @@ pytestmark = pytest.mark.triton
 
 @pytest.fixture
 def local_env(tmp_path):
-    return processes.child_env(
-        VAR_DIR=str(tmp_path / "var"),
-        DATABASE_URL=None,
-        REDIS_URL=None,
-        DASHBOARD_ENV="local",
-        WORKER_HEARTBEAT_INTERVAL="1",
-        HOST="127.0.0.1",
-    )
-
-
-def manage(*args, env):
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=processes.ROOT, env=env, capture_output=True, text=True, timeout=300
-    )
+    return processes.make_run_env(tmp_path / "var", WORKER_HEARTBEAT_INTERVAL="1")
 
 
 def sign_in(client: httpx.Client, username: str, password: str) -> httpx.Response:
@@ -42,11 +27,11 @@ def sign_in(client: httpx.Client, username: str, password: str) -> httpx.Respons
 
 
 def test_make_run_stack_serves_signs_in_and_processes_tasks(local_env, tmp_path):
-    assert manage("migrate", "--noinput", env=local_env).returncode == 0
+    assert processes.manage("migrate", "--noinput", env=local_env).returncode == 0
     port = processes.free_port()
-    first = manage("bootstrap_demo", "--url", f"http://127.0.0.1:{port}/", env=local_env)
+    first = processes.manage("bootstrap_demo", "--url", f"http://127.0.0.1:{port}/", env=local_env)
     password = re.search(r"with password: (\S+)", first.stdout).group(1)
-    again = manage("bootstrap_demo", env=local_env)
+    again = processes.manage("bootstrap_demo", env=local_env)
     assert again.returncode == 0
     assert "with password:" not in again.stdout  # printed once only
 

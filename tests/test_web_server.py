@@ -2,8 +2,6 @@
 polled as a pipeline script polls it: no answer may be lost to a keep-alive
 connection closing under the client."""
 
-import subprocess
-import sys
 import time
 
 import pytest
@@ -24,12 +22,8 @@ def web_command() -> str:
 
 @pytest.fixture
 def web_server(tmp_path):
-    env = processes.child_env(
-        VAR_DIR=str(tmp_path / "var"), DATABASE_URL=None, REDIS_URL=None, DASHBOARD_ENV="local", HOST="127.0.0.1"
-    )
-    migrated = subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput"], cwd=processes.ROOT, env=env, capture_output=True
-    )
+    env = processes.make_run_env(tmp_path / "var")
+    migrated = processes.manage("migrate", "--noinput", env=env)
     assert migrated.returncode == 0, migrated.stderr[-2000:]
     port = processes.free_port()
     server = processes.start(["bash", "-c", web_command()], env={**env, "PORT": str(port)}, log=tmp_path / "web.log")

@@ -79,18 +79,16 @@ def _deployment_id(ctx: Context, reference: str) -> int:
     """An id, or the name of a deployment that is not deleted (unique among those the token sees)."""
     if reference.isdigit():
         return int(reference)
-    found, query = [], {}
-    while True:
-        page = ctx.call("deployment_list", query=query)
-        found += [d for d in page["results"] if d["name"] == reference and d["status"] != "deleted"]
-        if not page["next"]:
-            break
-        query = {"after": page["results"][-1]["id"]}
-    if len(found) != 1:
-        where = "; ".join(f"id {d['id']} on {d['target']}" for d in found)
-        click.echo(f"error: {len(found)} live deployments are named {reference!r}. {where}".rstrip(), err=True)
+    named = ctx.call("deployment_list", query={"name": reference})["results"]
+    live = [d for d in named if d["status"] != "deleted"]
+    if len(live) != 1:
+        where = "; ".join(f"id {d['id']} on {d['target']}" for d in live)
+        said = (
+            f"{len(live)} live deployments are named {reference!r}: {where}" if live else f"none is named {reference!r}"
+        )
+        click.echo(f"error: {said}. Name it by its id (the Deployments page, or `status ID`).", err=True)
         sys.exit(REFUSED)
-    return found[0]["id"]
+    return live[0]["id"]
 
 
 def _wait(ctx: Context, deployment_id: int, *, until: str, timeout: float, interval: float) -> dict:

@@ -1,9 +1,9 @@
 from django.http import HttpRequest
-from django.urls import reverse
 from ninja import Query, Router
 
 from deployments import policy
 from deployments.api.bodies import AuditQuery
+from deployments.api.pages import next_link
 from deployments.api.schemas import AuditPage, ChainReport, answers
 from deployments.audit import verify_chain
 from deployments.errors import NotAllowed
@@ -22,12 +22,10 @@ def audit_list(request: HttpRequest, filters: Query[AuditQuery]):
     events, next_cursor = audit_page(
         parsed, before_seq=filters.before, limit=filters.limit, events=visible_events(request.user)
     )
-    next_url = None
-    if next_cursor is not None:
-        query = request.GET.copy()
-        query["before"] = str(next_cursor)
-        next_url = request.build_absolute_uri(f"{reverse('api:audit')}?{query.urlencode()}")
-    return {"results": [audit_event_json(e) for e in events], "next": next_url}
+    return {
+        "results": [audit_event_json(e) for e in events],
+        "next": next_link(request, "api:audit", "before", next_cursor) if next_cursor is not None else None,
+    }
 
 
 @router.get("audit/verify", response=answers({200: ChainReport}), url_name="audit-verify")

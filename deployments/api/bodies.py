@@ -9,6 +9,7 @@ from ninja import Schema
 from pydantic import ConfigDict, Field, StrictBool, StrictFloat, StrictInt, ValidationInfo, model_validator
 
 from deployments.console.infer import MAX_TIMEOUT
+from deployments.models import Deployment
 from workers.targets.descriptor import RESOURCE_LIMITS
 
 
@@ -33,7 +34,7 @@ class Resources(Body):
 
 
 ByIdOrName = Annotated[StrictInt | str, Field(description="an id, or the name")]
-Mode = Literal["triton", "entry_script"]
+Mode = Literal[tuple(Deployment.Mode.values)]
 WorkerCount = Annotated[StrictInt, Field(ge=1, le=32, description="WORKER_COUNT of the inference server")]
 
 
@@ -131,8 +132,9 @@ class Query(Schema):
 
 class DeploymentQuery(Query):
     target: str = ""
-    status: str = ""
     environment: str = ""
+    name: str = Field("", description="the deployment's name (one live deployment per target has it)")
+    status: Literal[("", *Deployment.Status.values)] = ""
     after: int | None = Field(None, description="the last id of the previous page (see `next`)")
 
 

@@ -1,5 +1,4 @@
 from django.http import HttpRequest, StreamingHttpResponse
-from django.urls import reverse
 from ninja import Query, Router, Status
 
 from deployments import policy
@@ -13,8 +12,10 @@ from deployments.api.bodies import (
     Traffic,
 )
 from deployments.api.errors import NotFound
+from deployments.api.pages import next_link
 from deployments.api.parser import check_declared_size, parse_as
 from deployments.api.schemas import Deployment, DeploymentDetail, DeploymentPage, InferResult, Logs, answers, changes
+from deployments.console.infer import MAX_RESPONSE_BYTES, RELAY_CHUNK, console_infer, console_infer_binary
 from deployments.errors import DomainError, NotAllowed, WrongState
 from deployments.models import Deployment as DeploymentRow
 from deployments.models import DeployRequest, ModelRepository, Target
@@ -53,20 +54,15 @@ def deployment_list(request: HttpRequest, filters: Query[DeploymentQuery]):
     """Newest first, 50 a page; `next` links the following page."""
     if not policy.can_somewhere(request.user, "deployments.view_deployment"):
         raise NotAllowed("Seeing deployments needs the viewer role or above.")
-    if filters.status and filters.status not in DeploymentRow.Status.values:
-        raise DomainError(f"status is one of {', '.join(DeploymentRow.Status.values)}.", path="status")
-    rows = selecting.deployment_list(
-        request.user, target=filters.target, status=filters.status, environment=filters.environment
-    ).order_by("-id")
+    rows = selecting.visible_deployments(request.user, **filters.model_dump(exclude={"after"})).order_by("-id")
     if filters.after is not None:
         rows = rows.filter(pk__lt=filters.after)
     page = list(rows[: PAGE_SIZE + 1])
-    next_url = None
-    if len(page) > PAGE_SIZE:
-        query = request.GET.copy()
-        query["after"] = str(page[PAGE_SIZE - 1].pk)
-        next_url = request.build_absolute_uri(f"{reverse('api:deployments')}?{query.urlencode()}")
-    return {"results": [deployment_json(d) for d in page[:PAGE_SIZE]], "next": next_url}
+    more = len(page) > PAGE_SIZE
+    return {
+        "results": [deployment_json(d) for d in page[:PAGE_SIZE]],
+        "next": next_link(request, "api:deployments", "after", page[PAGE_SIZE - 1].pk) if more else None,
+    }
 
 
 @router.post("deployments", response=changes({201: Deployment}))
@@ -212,8 +208,6 @@ def deployment_traffic(request: HttpRequest, deployment_id: int, body: Traffic):
 def deployment_infer(request: HttpRequest, deployment_id: int):
     """A test inference through the dashboard (audited, latency measured).
     Triton's own error text comes back as a 400."""
-    from deployments.console.infer import console_infer
-
     # The bare row: an inference needs neither the operations nor the repository.
     found = (
         DeploymentRow.objects.visible_to(request.user)
@@ -245,8 +239,6 @@ def deployment_infer(request: HttpRequest, deployment_id: int):
 def _infer_binary(request, deployment):
     """Triton's binary extension in and out, for large tensors: no JSON of
     floats, and the bytes streamed through rather than held in memory."""
-    from deployments.console.infer import MAX_RESPONSE_BYTES, RELAY_CHUNK, console_infer_binary
-
     header_length = request.headers.get("Inference-Header-Content-Length", "")
     if not header_length.isdigit():
         raise DomainError("Binary requests need an Inference-Header-Content-Length header.", path="headers")

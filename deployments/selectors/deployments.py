@@ -15,21 +15,29 @@ def _requests():
     )
 
 
-def deployment_list(user, *, target: str = "", status: str = "", environment: str = ""):
-    """Deployments the user may see, with what the list shows, in a fixed
-    number of queries. Filters take a target or environment name and a status."""
+def visible_deployments(user, *, target: str = "", status: str = "", environment: str = "", name: str = ""):
+    """Deployments the user may see, filtered by target, environment or
+    deployment name and by status, with what a list shows of each (their
+    approval state) in a fixed number of queries. Unordered."""
     deployments = (
         Deployment.objects.visible_to(user)
         .select_related("target__environment", "repository")
         .prefetch_related(_requests())
     )
-    if target:
-        deployments = deployments.filter(target__name=target)
-    if environment:
-        deployments = deployments.filter(target__environment__name=environment)
-    if status:
-        deployments = deployments.filter(status=status)
-    return deployments.annotate(changed_at=_last_change()).order_by("-updated_at", "-id")
+    for field, value in (
+        ("target__name", target),
+        ("target__environment__name", environment),
+        ("name", name),
+        ("status", status),
+    ):
+        if value:
+            deployments = deployments.filter(**{field: value})
+    return deployments
+
+
+def deployment_list(user, **filters):
+    """The Deployments page's rows: newest change first, with when that was."""
+    return visible_deployments(user, **filters).annotate(changed_at=_last_change()).order_by("-updated_at", "-id")
 
 
 def _last_change():
