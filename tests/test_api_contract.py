@@ -169,6 +169,12 @@ def test_text_no_database_can_store_is_refused(client, deployer, token_for, body
     assert query.status_code == 400
 
 
+def test_an_upload_in_another_form_is_a_415(client, deployer, token_for):
+    response = post(client, token_for(deployer), b"PK...", "application/zip", url=reverse("api:repositories"))
+    assert response.status_code == 415
+    assert only_error(response)["code"] == "unsupported_media"
+
+
 def test_an_unreadable_multipart_body_is_a_400(client, deployer, token_for):
     # Found by the fuzzing: a multipart body without a boundary was a 500.
     response = client.generic(

@@ -5,7 +5,7 @@ from ninja import Router, Status
 
 from deployments import policy
 from deployments.api.bodies import RepositoryImport, RepositoryUpload
-from deployments.api.errors import NotFound
+from deployments.api.errors import NotFound, UnsupportedMedia
 from deployments.api.parser import check_declared_size, check_text, parse_as
 from deployments.api.schemas import Repository, RepositoryList, RepositoryRecorded, answers, changes
 from deployments.errors import DomainError, NotAllowed
@@ -70,9 +70,7 @@ def repository_create(request: HttpRequest):
             actor=request.user,
         )
     else:
-        raise DomainError(
-            "Send multipart/form-data with an archive, or JSON naming a server directory.", code="unsupported_media"
-        )
+        raise UnsupportedMedia("Send multipart/form-data with an archive, or JSON naming a server directory.")
     body = {**repository_json(outcome.repository), "created": outcome.created}
     # Identical content already recorded: 200 with that repository, not a second copy.
     return Status(201 if outcome.created else 200, body)
