@@ -3,6 +3,7 @@ bounded size and depth. Anything else is a 400 or 413 that says which,
 before a schema looks at it."""
 
 import json
+import math
 
 import pydantic
 from django.conf import settings
@@ -76,18 +77,26 @@ def _too_deep() -> DomainError:
 
 
 def check_text(value, where: str = "The body") -> None:
-    """No string of the API may hold a NUL or half a surrogate pair: JSON
-    can spell both, PostgreSQL can store neither (a 500, not an answer)."""
-    stack = [value]
+    """No string of the API may hold a NUL or half a surrogate pair (JSON can
+    spell both, PostgreSQL can store neither), and no number may be NaN or
+    Infinity (Python's json reads them; JSON has no such numbers). The error
+    names the field where it found one."""
+    stack = [(value, "")]
     while stack:
-        item = stack.pop()
+        item, path = stack.pop()
         if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
+            for key, child in item.items():
+                stack.append((key, path))
+                stack.append((child, f"{path}.{key}" if path else str(key)))
         elif isinstance(item, list):
-            stack.extend(item)
+            stack.extend((child, f"{path}.{index}" if path else str(index)) for index, child in enumerate(item))
         elif isinstance(item, str) and not _storable(item):
-            raise DomainError(f"{where} holds a NUL character or half a surrogate pair: no field takes one.")
+            named = f"'{path}'" if path else where.lower()
+            raise DomainError(
+                f"{where}: {named} holds a NUL character or half a surrogate pair; no field takes one.", path=path
+            )
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise DomainError(f"{where}: '{path}' is {item!r} (NaN or Infinity), not a JSON number.", path=path)
 
 
 def _storable(text: str) -> bool:

@@ -11,6 +11,7 @@ import os
 import stat
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -25,6 +26,10 @@ _COPY_CHUNK = 1024 * 1024
 _RATIO_FLOOR = 16 * 1024 * 1024
 # Metadata that macOS Finder adds to every zip it makes; never part of a model.
 _IGNORED_PARTS = {"__MACOSX", ".DS_Store"}
+# Linux's NAME_MAX, and a bound on a whole relative path far below PATH_MAX
+# (it is unpacked under the storage root, whose own path counts too).
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 1024
 
 
 @dataclass
@@ -55,11 +60,25 @@ def _safe_relative(raw: str, entry: str) -> PurePosixPath | None:
     parts = [part for part in raw.split("/") if part not in ("", ".")]
     if ".." in parts:
         raise IntakeError("path goes outside the archive ('..')", entry)
+    check_name_lengths(parts, entry)
     if not parts:
         return None
     if parts[0] in _IGNORED_PARTS or parts[-1] in _IGNORED_PARTS or parts[-1].startswith("._"):
         return None
     return PurePosixPath(*parts)
+
+
+def check_name_lengths(parts: list[str], entry: str) -> None:
+    """What the file system would refuse with ENAMETOOLONG, refused first by name."""
+    for part in parts:
+        if len(part.encode()) > MAX_NAME_BYTES:
+            raise IntakeError(
+                f"name too long ({len(part.encode())} bytes; a file or folder name takes at most {MAX_NAME_BYTES})",
+                entry[:300],
+            )
+    length = len("/".join(parts).encode())
+    if length > MAX_PATH_BYTES:
+        raise IntakeError(f"path too long ({length} bytes; at most {MAX_PATH_BYTES})", entry[:300])
 
 
 def _zip_entries(handle: BinaryIO, limits: IntakeLimits) -> Iterator[_Entry]:
@@ -166,10 +185,18 @@ def unpack(handle: BinaryIO, destination: Path, limits: IntakeLimits) -> UnpackR
     return UnpackResult(files=files, total_bytes=total, ignored=ignored)
 
 
+def _read(source, entry: _Entry) -> bytes:
+    try:
+        return source.read(_COPY_CHUNK)
+    except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError) as exc:
+        # zipfile checks each entry's CRC-32 as it reaches the entry's end.
+        raise IntakeError(f"corrupt data ({exc})", entry.name) from None
+
+
 def _copy_bounded(entry: _Entry, target: Path, total: int, archive_size: int, limits: IntakeLimits) -> int:
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     with os.fdopen(fd, "wb") as out, entry.open() as source:
-        while chunk := source.read(_COPY_CHUNK):
+        while chunk := _read(source, entry):
             total += len(chunk)
             if total > limits.max_total_bytes:
                 raise IntakeError(f"unpacks to more than the {limits.max_total_bytes:,} bytes allowed", entry.name)

@@ -105,7 +105,9 @@ def resolve_import_path(raw: str) -> Path:
         raise IntakeError("give the directory's absolute path")
     path = Path(raw)
     if not path.is_absolute():
-        raise IntakeError("give the directory's absolute path", raw)
+        raise IntakeError("give the directory's absolute path", raw[:300])
+    # Refused by name before the file system refuses it with ENAMETOOLONG.
+    archive.check_name_lengths(list(path.parts[1:]), raw[:300])
     resolved = path.resolve()
     if not any(resolved == root or resolved.is_relative_to(root) for root in roots):
         allowed = ", ".join(str(root) for root in roots)

@@ -23,7 +23,9 @@ class IntakeOutcome:
 
 
 def _clean_name(name: str, fallback: str) -> str:
-    name = (name or "").strip() or fallback
+    # A name taken from a long file or folder name is cut, not refused: the
+    # user never typed it.
+    name = (name or "").strip() or fallback[:100].strip()
     if not name:
         raise DomainError("Give the repository a name.", path="name")
     if len(name) > 100:
