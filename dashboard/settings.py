@@ -252,6 +252,14 @@ API_TOKEN_FAILURE_WINDOW = _parse("API_TOKEN_FAILURE_WINDOW", env.int, default=6
 # go through the infer operation's binary form, which streams.
 API_MAX_JSON_BYTES = _parse("API_MAX_JSON_BYTES", env.int, default=4 * 1024**2)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_JSON_BYTES
+# The test-inference console's caps, checked on the shapes before a value is
+# generated or decoded (400 naming the cap): elements per tensor, and bytes
+# per tensor and per request as the dashboard holds them (a BYTES element
+# counts 64 bytes: it is a Python object). The binary form streams, so only
+# its shapes are checked against these.
+CONSOLE_MAX_ELEMENTS = _parse("CONSOLE_MAX_ELEMENTS", env.int, default=4 * 1024**2)
+CONSOLE_MAX_TENSOR_BYTES = _parse("CONSOLE_MAX_TENSOR_BYTES", env.int, default=16 * 1024**2)
+CONSOLE_MAX_REQUEST_BYTES = _parse("CONSOLE_MAX_REQUEST_BYTES", env.int, default=32 * 1024**2)
 
 # Brute force: failures are counted per (username, address), so an attacker
 # cannot lock a user out everywhere by failing from one place.

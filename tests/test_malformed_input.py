@@ -151,7 +151,7 @@ def test_a_zip_whose_crc_does_not_match_is_a_400(client, deployer, token_for):
         ("FP32", [2**32, 2**32], "elements"),
         ("FP32", [2**62, 4], "elements"),
         ("BYTES", [4194304], "elements"),
-        ("FP64", [1024, 1024, 8], "bytes"),
+        ("FP64", [1024, 1024, 4], "bytes"),
     ],
 )
 def test_console_tensors_over_the_caps_are_refused_before_anything_is_generated(datatype, shape, says):

@@ -58,16 +58,17 @@ PREVIEW_ELEMENTS = 64
 # Triton model names and version folders. Checked before they go into a URL:
 # a name like "../repository/models/x/unload" would otherwise reach another
 # Triton endpoint with the deployment's key.
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
-_VERSION = re.compile(r"^[0-9]{1,18}$")
+# fullmatch, not match with `$`: `$` lets a trailing newline through.
+_MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
+_VERSION = re.compile(r"[0-9]{1,18}")
 
 
 def model_path(model: str, version: str = "", suffix: str = "") -> str:
     """/v2/models/<model>[/versions/<version>]<suffix>, refusing anything that is not a plain name."""
-    if not isinstance(model, str) or not _MODEL_NAME.match(model):
+    if not isinstance(model, str) or not _MODEL_NAME.fullmatch(model):
         raise DomainError("model is a Triton model name (letters, digits, '_', '.', '-').", path="model")
     version = str(version or "")
-    if version and not _VERSION.match(version):
+    if version and not _VERSION.fullmatch(version):
         raise DomainError("version is a whole number, e.g. 1.", path="version")
     return f"/v2/models/{model}" + (f"/versions/{version}" if version else "") + suffix
 
@@ -168,9 +169,17 @@ def console_infer(
     server_timing: bool = False,
 ) -> dict:
     _check(deployment, actor)
+    model_path(model, version)
     if not isinstance(inputs, list) or not inputs:
         raise DomainError("Send at least one input.", path="inputs")
     timeout = min(max(float(timeout or 10.0), 0.1), MAX_TIMEOUT)
+    tensors.check_request_size(
+        {
+            spec["name"]: (spec["datatype"], spec["shape"])
+            for spec in inputs
+            if isinstance(spec.get("shape"), list) and isinstance(spec.get("datatype"), str)
+        }
+    )
     built = [_build_input({**spec, "binary_data": spec.get("binary_data", binary_data)}) for spec in inputs]
     requested = [
         triton_http.InferRequestedOutput(o["name"], binary_data=binary_data, class_count=int(o.get("class_count") or 0))
@@ -353,9 +362,12 @@ def console_infer_binary(
     if not isinstance(header, dict) or not isinstance(header.get("model"), str) or not header.get("inputs"):
         raise DomainError("The JSON header needs a model and inputs.", path="model")
     model, version = header.pop("model"), str(header.pop("version", "") or "")
-    shapes = {t.get("name"): t.get("shape") for t in header["inputs"] if isinstance(t, dict)}
-    for name, shape in shapes.items():
-        tensors.check_shape(str(name), shape)
+    model_path(model, version)
+    described = {
+        str(t.get("name")): (t.get("datatype"), t.get("shape")) for t in header["inputs"] if isinstance(t, dict)
+    }
+    tensors.check_request_size(described)
+    shapes = {name: shape for name, (_, shape) in described.items()}
     json_part = json.dumps(header).encode()
     headers = {
         **_headers(deployment),

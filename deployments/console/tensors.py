@@ -2,13 +2,18 @@
 datatype and shape a model declares, with an error naming the tensor."""
 
 import json
+import math
 
 import numpy as np
 import tritonclient.utils as triton_utils
+from django.conf import settings
 
 from deployments.errors import DomainError
 
-MAX_ELEMENTS = 4 * 1024 * 1024
+# What a BYTES element costs the dashboard: a Python bytes object (about 40
+# bytes of overhead) and its text. Counted so that 4 Mi elements of BYTES,
+# cheap to ask for, are not 4 Mi objects built before anything is sent.
+BYTES_ELEMENT_COST = 64
 
 
 def numpy_dtype(datatype: str):
@@ -18,7 +23,7 @@ def numpy_dtype(datatype: str):
     return dtype
 
 
-def check_shape(name: str, shape) -> list[int]:
+def check_shape(name: str, shape, datatype: str | None = None) -> list[int]:
     if (
         not isinstance(shape, list)
         or not shape
@@ -29,21 +34,56 @@ def check_shape(name: str, shape) -> list[int]:
         raise DomainError(
             f"input {name}: shape {shape} has a negative size; give the actual sizes.", path=f"inputs.{name}.shape"
         )
-    if int(np.prod(shape)) > MAX_ELEMENTS:
+    # math.prod on Python ints: np.prod wraps at 2**63, and [2**32, 2**32] came out as 0.
+    elements = math.prod(shape)
+    if elements > settings.CONSOLE_MAX_ELEMENTS:
         raise DomainError(
-            f"input {name}: {int(np.prod(shape)):,} elements is over the console's limit.", path=f"inputs.{name}.shape"
+            f"input {name}: shape {shape} is {elements:,} elements; the console's limit is"
+            f" {settings.CONSOLE_MAX_ELEMENTS:,} per tensor (CONSOLE_MAX_ELEMENTS).",
+            path=f"inputs.{name}.shape",
         )
+    if datatype is not None:
+        size = tensor_bytes(datatype, shape)
+        if size > settings.CONSOLE_MAX_TENSOR_BYTES:
+            raise DomainError(
+                f"input {name}: {elements:,} {datatype} elements take {size:,} bytes; the console's limit is"
+                f" {settings.CONSOLE_MAX_TENSOR_BYTES:,} bytes per tensor (CONSOLE_MAX_TENSOR_BYTES).",
+                path=f"inputs.{name}.shape",
+            )
     return shape
+
+
+def tensor_bytes(datatype: str, shape: list[int]) -> int:
+    """The memory a tensor of this shape takes in the dashboard."""
+    if datatype == "BYTES":
+        return math.prod(shape) * BYTES_ELEMENT_COST
+    return math.prod(shape) * np.dtype(numpy_dtype(datatype)).itemsize
+
+
+def check_request_size(inputs: dict[str, tuple[str, list[int]]]) -> None:
+    """Each tensor within its caps, and all of them within the request's,
+    before one value is generated or decoded."""
+    total = 0
+    for name, (datatype, shape) in inputs.items():
+        total += tensor_bytes(datatype, check_shape(name, shape, datatype))
+    if total > settings.CONSOLE_MAX_REQUEST_BYTES:
+        raise DomainError(
+            f"The inputs take {total:,} bytes together; the console's limit is"
+            f" {settings.CONSOLE_MAX_REQUEST_BYTES:,} bytes per request (CONSOLE_MAX_REQUEST_BYTES).",
+            path="inputs",
+        )
 
 
 def from_json(name: str, datatype: str, shape, data) -> np.ndarray:
     """Nested lists (or a flat list) of values -> an array of exactly `shape`."""
-    shape = check_shape(name, shape)
+    shape = check_shape(name, shape, datatype)
     if isinstance(data, str):
         try:
             data = json.loads(data)
         except json.JSONDecodeError as exc:
             raise DomainError(f"input {name}: not valid JSON ({exc.msg}).", path=f"inputs.{name}.data") from None
+        except RecursionError:
+            raise DomainError(f"input {name}: the JSON nests too deeply.", path=f"inputs.{name}.data") from None
     try:
         if datatype == "BYTES":
             array = np.array(data, dtype=np.object_)
@@ -61,7 +101,9 @@ def from_json(name: str, datatype: str, shape, data) -> np.ndarray:
 
 
 def random(name: str, datatype: str, shape, *, seed: int | None = None) -> np.ndarray:
-    shape = check_shape(name, shape)
+    shape = check_shape(name, shape, datatype)
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        raise DomainError(f"input {name}: seed is a whole number from 0.", path=f"inputs.{name}.seed")
     generator = np.random.default_rng(seed)
     if datatype == "BYTES":
         return np.array([f"sample-{i}".encode() for i in range(int(np.prod(shape)))], dtype=np.object_).reshape(shape)
@@ -77,7 +119,7 @@ def random(name: str, datatype: str, shape, *, seed: int | None = None) -> np.nd
 def from_text(name: str, shape, text: str) -> np.ndarray:
     """BYTES input from text: one element per line."""
     lines = text.splitlines() or [""]
-    shape = check_shape(name, shape) if shape else [len(lines)]
+    shape = check_shape(name, shape, "BYTES") if shape else check_shape(name, [len(lines)], "BYTES")
     return from_json(name, "BYTES", shape, lines)
 
 
@@ -85,9 +127,21 @@ def from_npy(name: str, datatype: str, upload) -> np.ndarray:
     """An uploaded .npy file (never a pickle: allow_pickle stays off)."""
     if upload is None:
         raise DomainError(f"input {name}: choose a .npy file.", path=f"inputs.{name}.file")
-    if upload.size > MAX_ELEMENTS * 8:
-        raise DomainError(f"input {name}: the file is too large for the console.", path=f"inputs.{name}.file")
+    if upload.size > settings.CONSOLE_MAX_TENSOR_BYTES:
+        raise DomainError(
+            f"input {name}: the file is {upload.size:,} bytes; the console's limit is"
+            f" {settings.CONSOLE_MAX_TENSOR_BYTES:,} bytes per tensor.",
+            path=f"inputs.{name}.file",
+        )
     try:
+        # The header's shape first: np.load allocates what the header claims
+        # before it reads a byte of data.
+        version = np.lib.format.read_magic(upload)
+        if version not in _NPY_HEADER_READERS:
+            raise ValueError(f"format version {version[0]}.{version[1]} is not one the console reads")
+        shape, _, _ = _NPY_HEADER_READERS[version](upload)
+        check_shape(name, list(shape) or [1])
+        upload.seek(0)
         array = np.load(upload, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise DomainError(f"input {name}: not a .npy array file ({exc}).", path=f"inputs.{name}.file") from None
@@ -101,6 +155,7 @@ def from_npy(name: str, datatype: str, upload) -> np.ndarray:
     return array
 
 
+_NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 SCALINGS = {"none": None, "0-1": (0.0, 255.0), "-1-1": (127.5, 127.5)}
 
 
@@ -119,7 +174,7 @@ def from_image(
     NHWC, scaled, then normalised by per-channel mean and std."""
     from PIL import Image, UnidentifiedImageError
 
-    shape = check_shape(name, shape)
+    shape = check_shape(name, shape, datatype)
     if upload is None:
         raise DomainError(f"input {name}: choose an image file.", path=f"inputs.{name}.file")
     if layout not in ("NCHW", "NHWC") or len(shape) not in (3, 4):

@@ -4,6 +4,7 @@ snippets rendered in place with htmx."""
 import base64
 import io
 import json
+import math
 
 import numpy as np
 from django.contrib import messages
@@ -14,7 +15,14 @@ from django.views.decorators.http import require_http_methods
 
 from deployments import policy
 from deployments.console import snippet, tensors
-from deployments.console.infer import PREVIEW_ELEMENTS, base_url, console_infer, console_score, model_metadata
+from deployments.console.infer import (
+    MAX_TIMEOUT,
+    PREVIEW_ELEMENTS,
+    base_url,
+    console_infer,
+    console_score,
+    model_metadata,
+)
 from deployments.errors import DomainError
 from deployments.models import Deployment
 from deployments.selectors.deployments import deployment_detail
@@ -52,6 +60,25 @@ def _spec_from_post(post, files, field: dict) -> dict:
     if mode == "image":
         spec.update({key: post.get(f"{key}-{name}", "") for key in ("layout", "scaling", "mean", "std")})
     return spec
+
+
+def _seconds(raw: str | None) -> float:
+    try:
+        seconds = float(raw or 10)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or not 0 < seconds <= MAX_TIMEOUT:
+        raise DomainError(f"timeout is a number of seconds from 0.1 to {MAX_TIMEOUT:g}.", path="timeout")
+    return seconds
+
+
+def _class_count(post, output: str) -> int:
+    raw = post.get(f"class_count-{output}") or "0"
+    if not raw.isdigit() or len(raw) > 6:
+        raise DomainError(
+            f"output {output}: top classes is a whole number, e.g. 5.", path=f"outputs.{output}.class_count"
+        )
+    return int(raw)
 
 
 def _preview(output: dict) -> dict:
@@ -95,9 +122,10 @@ def console(request, deployment_id: int):
     context.update({"metadata": metadata, "fields": fields, "outputs": metadata.get("outputs", [])})
     if request.method == "POST":
         try:
+            timeout = _seconds(request.POST.get("timeout"))
             inputs = [_spec_from_post(request.POST, request.FILES, field) for field in fields]
             wanted = [
-                {"name": o["name"], "class_count": request.POST.get(f"class_count-{o['name']}") or 0}
+                {"name": o["name"], "class_count": _class_count(request.POST, o["name"])}
                 for o in metadata.get("outputs", [])
                 if request.POST.get(f"output-{o['name']}")
             ]
@@ -110,12 +138,12 @@ def console(request, deployment_id: int):
                 outputs=wanted or None,
                 binary_data=bool(request.POST.get("binary_data")),
                 request_id=request.POST.get("request_id", "")[:64],
-                timeout=float(request.POST.get("timeout") or 10),
+                timeout=timeout,
                 keep_inputs=True,
                 server_timing=True,
             )
-        except (DomainError, ValueError) as exc:
-            context["error"] = getattr(exc, "message", str(exc))
+        except DomainError as exc:
+            context["error"] = exc.message
         else:
             keyed = bool(deployment.key_encrypted)
             base = base_url(deployment)
@@ -145,10 +173,10 @@ def _score_console(request, deployment):
                 deployment=deployment,
                 actor=request.user,
                 body=context["body"],
-                timeout=float(request.POST.get("timeout") or 10),
+                timeout=_seconds(request.POST.get("timeout")),
             )
-        except (DomainError, ValueError) as exc:
-            context["error"] = getattr(exc, "message", str(exc))
+        except DomainError as exc:
+            context["error"] = exc.message
         template = "deployments/console.html#result" if request.htmx else "deployments/console.html"
         return render(request, template, context, status=400 if "error" in context else 200)
     return render(request, "deployments/console.html", context)
