@@ -185,6 +185,20 @@ def deployment_redeploy(*, deployment: Deployment, actor, changes: dict | None =
         raise WrongState(
             "This deployment has no recorded repository to deploy again; create a deployment from a repository instead."
         )
+    if locked.status == Deployment.Status.REJECTED:
+        # The name was free while this one stood rejected; it may be taken again.
+        taken = (
+            Deployment.objects.filter(target=locked.target, name=locked.name)
+            .exclude(pk=locked.pk)
+            .exclude(status__in=Deployment.TERMINAL)
+            .first()
+        )
+        if taken is not None:
+            raise Conflict(
+                f"{locked.name} on {locked.target.name} is now deployment #{taken.pk}: redeploy that one, or"
+                " create this spec under another name.",
+                path="name",
+            )
     before = _snapshot(locked)
     changes = changes or {}
     unknown = set(changes) - set(deployment_spec.SPEC_FIELDS)
