@@ -239,9 +239,11 @@ def test_tokens_have_a_scope_a_lifetime_and_a_rate_limit(client, django_user_mod
     _, good = api_token_create(user=deployer, name="good")
     for _ in range(5):
         assert client.get(url, HTTP_AUTHORIZATION="Token tdb_guess", REMOTE_ADDR="192.0.2.9").status_code == 401
-    limited = client.get(url, HTTP_AUTHORIZATION=f"Token {good}", REMOTE_ADDR="192.0.2.9")
+    limited = client.get(url, HTTP_AUTHORIZATION="Token tdb_guess", REMOTE_ADDR="192.0.2.9")
     assert limited.status_code == 429
-    assert limited["Retry-After"] == "60"
+    assert 1 <= int(limited["Retry-After"]) <= 60
+    # A valid token from that address (someone else behind the same NAT) is served.
+    assert client.get(url, HTTP_AUTHORIZATION=f"Token {good}", REMOTE_ADDR="192.0.2.9").status_code == 200
     assert client.get(url, HTTP_AUTHORIZATION=f"Token {good}", REMOTE_ADDR="192.0.2.10").status_code == 200
 
 

@@ -5,6 +5,8 @@ authority that a cross-site form could ride, a header is not, so the API
 needs no CSRF token.
 """
 
+import math
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -34,8 +36,17 @@ def authenticate_token(request) -> ApiToken | None:
     return token
 
 
+def now() -> float:
+    return time.time()
+
+
 def _failures_key(request) -> str:
-    return f"api-token-failures:{request_context.current().source_ip or 'unknown'}"
+    """Failures from one address in the current fixed window: the window is in
+    the key, so the count ends with it whatever a cache backend's incr() does
+    to expiry (the file cache's reset it, and blocked for five minutes)."""
+    window = settings.API_TOKEN_FAILURE_WINDOW
+    address = request_context.current().source_ip or "unknown"
+    return f"api-token-failures:{address}:{int(now() // window)}"
 
 
 def _too_many_failures(request) -> bool:
@@ -44,13 +55,13 @@ def _too_many_failures(request) -> bool:
 
 def _count_failure(request) -> None:
     key = _failures_key(request)
-    # add() then incr(): the window starts at the first failure and does not
-    # slide with later ones, so the address is free again after it.
-    cache.add(key, 0, settings.API_TOKEN_FAILURE_WINDOW)
+    # Kept a window longer than it counts, so a slow clock between web
+    # processes cannot end a window early; the key changes with the window.
+    cache.add(key, 0, settings.API_TOKEN_FAILURE_WINDOW * 2)
     try:
         cache.incr(key)
-    except ValueError:  # expired between the two calls
-        cache.set(key, 1, settings.API_TOKEN_FAILURE_WINDOW)
+    except ValueError:  # evicted between the two calls
+        cache.set(key, 1, settings.API_TOKEN_FAILURE_WINDOW * 2)
 
 
 class TokenAuth(AuthBase):
@@ -63,10 +74,15 @@ class TokenAuth(AuthBase):
     openapi_description = "`Token <key>`: create a key on your profile page or with `manage.py create_api_token`."
 
     def __call__(self, request):
-        if _too_many_failures(request):
-            raise TooManyFailures()
+        # A valid token is served even from an address over the limit: the
+        # limit is per address, and everyone behind one NAT (or every local
+        # client) shares it. Keys are 256-bit random, so the limit is about
+        # noise and load, not guessing; bad tokens from there get 429.
         token = authenticate_token(request)
         if token is None:
+            if _too_many_failures(request):
+                window = settings.API_TOKEN_FAILURE_WINDOW
+                raise TooManyFailures(retry_after=max(1, math.ceil(window - now() % window)))
             _count_failure(request)
             raise Unauthenticated()
         if token.scope == ApiToken.Scope.READ and request.method not in ("GET", "HEAD"):

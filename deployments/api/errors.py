@@ -41,10 +41,11 @@ class ReadOnlyToken(ApiError):
 class TooManyFailures(ApiError):
     status, code = 429, "too_many_failures"
 
-    def __init__(self):
+    def __init__(self, retry_after: int):
         super().__init__(
-            "Too many requests with bad tokens; wait a minute.",
-            headers={"Retry-After": str(settings.API_TOKEN_FAILURE_WINDOW)},
+            f"Too many requests with bad tokens from this address; a valid token is still served. Bad ones are"
+            f" refused for {retry_after} s more.",
+            headers={"Retry-After": str(retry_after)},
         )
 
 
