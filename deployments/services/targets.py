@@ -1,8 +1,11 @@
-"""Targets: admins create and change them; anyone who may see one can have its
-connection tested. Secrets are encrypted here and never leave in an event."""
+"""Targets: admins create and change them; admins of a target's environment
+test its connection and adopt its webservices, one run of each at a time
+(each starts work on a worker). Secrets are encrypted here and never leave
+in an event."""
 
 import logging
 
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -92,11 +95,17 @@ def target_update(
 
 @atomic
 def target_test_request(*, actor, target: Target) -> None:
-    require(actor, "deployments.view_target", "Testing a target", environment=target.environment, role="viewer")
-    Target.objects.filter(pk=target.pk).update(
-        last_test={"state": "running", "at": timezone.now().isoformat(), "by": actor.get_username()}
-    )
-    queue.test_target(target, actor.get_username())
+    require(actor, "deployments.change_target", "Testing a target", environment=target.environment, role="admin")
+    locked = Target.objects.select_for_update().get(pk=target.pk)
+    if locked.test_state == "running":
+        raise Conflict(
+            f"A test of {locked.name} is already running (asked by {locked.last_test.get('by')}); its answer"
+            " appears here when it ends."
+        )
+    locked.last_test = {"state": "running", "at": timezone.now().isoformat(), "by": actor.get_username()}
+    locked.save(update_fields=["last_test"])
+    audit(action="target.test_requested", actor=actor, obj=locked)
+    queue.test_target(locked, actor.get_username())
 
 
 def target_test_run(*, target_id: int, requested_by: str) -> dict:
@@ -119,9 +128,24 @@ def target_test_run(*, target_id: int, requested_by: str) -> dict:
 
 @atomic
 def target_adopt_request(*, actor, target: Target) -> None:
-    require(actor, "deployments.add_deployment", "Adopting webservices", environment=target.environment)
+    require(actor, "deployments.change_target", "Adopting webservices", environment=target.environment, role="admin")
     registry.require(target, Capability.ADOPT)
-    queue.adopt_services(target, actor.get_username())
+    # The lease outlives a worker that dies mid-run; the run ends it otherwise.
+    if not cache.add(_adoption_key(target.pk), actor.get_username(), ADOPTION_LEASE_SECONDS):
+        raise Conflict(f"Adoption on {target.name} is already running; its deployments appear when it ends.")
+    try:
+        audit(action="target.adopt_requested", actor=actor, obj=target)
+        queue.adopt_services(target, actor.get_username())
+    except BaseException:
+        cache.delete(_adoption_key(target.pk))
+        raise
+
+
+ADOPTION_LEASE_SECONDS = 15 * 60
+
+
+def _adoption_key(target_id: int) -> str:
+    return f"target-adoption:{target_id}"
 
 
 def target_adopt_run(*, target_id: int, requested_by: str) -> list[str]:
@@ -129,6 +153,13 @@ def target_adopt_run(*, target_id: int, requested_by: str) -> list[str]:
     know yet as adopted deployments; the reconciler then watches them."""
     from deployments.models import Deployment
 
+    try:
+        return _adopt(target_id, requested_by)
+    finally:
+        cache.delete(_adoption_key(target_id))
+
+
+def _adopt(target_id: int, requested_by: str) -> list[str]:
     target = Target.objects.select_related("environment").get(pk=target_id)
     found = registry.adapter_for(target).list_services()
     adopted = []

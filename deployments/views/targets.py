@@ -65,12 +65,21 @@ def _visible_or_404(request, target_id: int) -> Target:
     return target
 
 
+def _administers(request, target: Target) -> bool:
+    """Testing and adopting start work on a worker: for admins of the target's environment."""
+    return policy.can(request.user, "deployments.change_target", target.environment)
+
+
+def _connection(request, target: Target) -> dict:
+    return {"target": target, "can_test": _administers(request, target)}
+
+
 @require_http_methods(["GET", "POST"])
 def detail(request, target_id: int):
     target = _visible_or_404(request, target_id)
     can_change = policy.can(request.user, "deployments.change_target")
     if request.htmx and request.method == "GET":
-        response = render(request, "deployments/target_detail.html#connection", {"target": target})
+        response = render(request, "deployments/target_detail.html#connection", _connection(request, target))
         if target.test_state != "running":
             response.status_code = STOP_POLLING
         return response
@@ -100,8 +109,8 @@ def detail(request, target_id: int):
             "target": target,
             "form": form,
             "can_change": can_change,
-            "can_adopt": target.descriptor.has(Capability.ADOPT)
-            and policy.can(request.user, "deployments.add_deployment", target.environment),
+            **_connection(request, target),
+            "can_adopt": target.descriptor.has(Capability.ADOPT) and _administers(request, target),
             **object_history(request.user, target),
         },
         status=400 if form.errors else 200,
@@ -114,7 +123,7 @@ def test(request, target_id: int):
     target_test_request(actor=request.user, target=target)
     target.refresh_from_db()
     if request.htmx:
-        return render(request, "deployments/target_detail.html#connection", {"target": target})
+        return render(request, "deployments/target_detail.html#connection", _connection(request, target))
     return redirect("target", target_id=target.pk)
 
 
