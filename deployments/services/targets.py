@@ -13,7 +13,7 @@ from deployments import queue
 from deployments.audit import audit
 from deployments.errors import Conflict, DomainError
 from deployments.integrity import atomic
-from deployments.models import Environment, Target
+from deployments.models import Deployment, Environment, Target
 from deployments.services.permissions import require
 from workers.targets import registry
 from workers.targets.base import Capability, TargetError
@@ -151,8 +151,6 @@ def _adoption_key(target_id: int) -> str:
 def target_adopt_run(*, target_id: int, requested_by: str) -> list[str]:
     """In a worker: record the target's webservices that the dashboard does not
     know yet as adopted deployments; the reconciler then watches them."""
-    from deployments.models import Deployment
-
     try:
         return _adopt(target_id, requested_by)
     finally:
