@@ -236,3 +236,35 @@ def test_the_log_filters_by_environment_exports_and_shows_each_objects_history(c
     assert "in-prod" not in page
     assert "repository.uploaded" not in page
     assert verify_chain().ok
+
+
+# Issue 17, finding 6: a moment out of range or not a moment at all is the
+# client's mistake, a 400 naming the filter, never a 500.
+OUT_OF_RANGE = "0001-01-01T00:00:00+14:00"  # 13 December of year 0 in UTC: before datetime.min
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["since", "until"])
+def test_the_api_names_a_moment_out_of_range(client, viewer, token_for, name):
+    response = client.get(reverse("api:audit"), {name: OUT_OF_RANGE}, HTTP_AUTHORIZATION=token_for(viewer))
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["path"] == name
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", [OUT_OF_RANGE, "garbage"])
+def test_the_page_answers_400_naming_a_bad_moment(client, viewer, value):
+    client.force_login(viewer)
+    response = client.get(reverse("audit"), {"since": value})
+    assert response.status_code == 400
+    assert "&#x27;since&#x27; must be a date" in response.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+@pytest.mark.parametrize("value", [OUT_OF_RANGE, "garbage"])
+def test_the_export_answers_400_naming_a_bad_moment(client, viewer, fmt, value):
+    client.force_login(viewer)
+    response = client.get(reverse(f"audit-export-{fmt}"), {"since": value})
+    assert response.status_code == 400
+    assert "'since' must be a date" in response.content.decode()
