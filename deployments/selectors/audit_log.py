@@ -1,5 +1,5 @@
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.timezone import is_naive, make_aware
@@ -38,11 +38,20 @@ def _parse_moment(name: str, raw: str) -> datetime | None:
         moment = parse_datetime(raw)
         if moment is None and (day := parse_date(raw)) is not None:
             moment = datetime(day.year, day.month, day.day)
-    except ValueError:
+        if moment is not None:
+            # Compared in UTC by the database: a moment that parses but has no
+            # UTC equivalent (0001-01-01T00:00:00+14:00) must fail here, not
+            # as an OverflowError inside the query.
+            moment = (make_aware(moment) if is_naive(moment) else moment).astimezone(UTC)
+    except (ValueError, OverflowError):
         moment = None
     if moment is None:
-        raise DomainError(f"'{name}' must be a date or an ISO 8601 time, e.g. 2026-11-25T08:00:00Z.", path=name)
-    return make_aware(moment) if is_naive(moment) else moment
+        raise DomainError(
+            f"'{name}' must be a date or an ISO 8601 time between the years 1 and 9999 in UTC, "
+            "e.g. 2026-11-25T08:00:00Z.",
+            path=name,
+        )
+    return moment
 
 
 _TEXT_FILTERS = ("actor", "action", "object", "environment")

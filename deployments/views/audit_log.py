@@ -3,10 +3,11 @@ import itertools
 import json
 
 from django.contrib import messages
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
+from deployments.errors import DomainError
 from deployments.models import Environment
 from deployments.selectors.audit_log import (
     AuditFilters,
@@ -38,17 +39,17 @@ EXPORT_FIELDS = [
 ]
 
 
-def _filters(request) -> AuditFilters:
+def _filters(request) -> tuple[AuditFilters, bool]:
     filters, problems = parse_audit_filters_keeping_the_rest(request.GET)
     for problem in problems:
         messages.error(request, f"{problem} That filter was left out; the others apply.")
-    return filters
+    return filters, bool(problems)
 
 
 @require_safe
 def audit_log(request):
     require_perm(request.user, "deployments.view_auditevent", "Reading the audit log needs the viewer role.")
-    filters = _filters(request)
+    filters, malformed = _filters(request)
     before = request.GET.get("before", "")
     events, next_cursor = audit_page(
         filters,
@@ -66,6 +67,9 @@ def audit_log(request):
             "query": filters.as_query(),
             "environments": Environment.objects.visible_to(request.user).values_list("name", flat=True),
         },
+        # The page still shows what the other filters select, but the answer
+        # says the request was malformed (as the API's does).
+        status=400 if malformed else 200,
     )
 
 
@@ -81,7 +85,11 @@ def export(request, fmt: str):
     """The filtered range, streamed oldest first so a reader can re-verify it
     link by link; no page size, no copy of it in memory."""
     require_perm(request.user, "deployments.view_auditevent", "Reading the audit log needs the viewer role.")
-    filters = parse_audit_filters(request.GET)
+    try:
+        filters = parse_audit_filters(request.GET)
+    except DomainError as exc:
+        # A download link has no page to go back to: the reason, as a 400.
+        return HttpResponse(exc.message, status=400, content_type="text/plain; charset=utf-8")
     rows = (
         audit_event_json(event)
         for event in audit_events(filters, visible_events(request.user)).order_by("seq").iterator(chunk_size=2000)
