@@ -6,7 +6,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     DASHBOARD_ENV=production \
     STATIC_ROOT=/app/staticfiles \
-    STORAGE_ROOT=/data/storage
+    STORAGE_ROOT=/data/storage \
+    AUDIT_ANCHOR_DIR=/data/audit-anchors
 
 WORKDIR /app
 
@@ -17,8 +18,9 @@ RUN apt-get update \
 
 RUN groupadd --system --gid 1000 dashboard \
  && useradd --system --uid 1000 --gid dashboard --home-dir /app --shell /usr/sbin/nologin dashboard \
- && mkdir -p /data/storage \
- && chown dashboard:dashboard /data/storage
+ && mkdir -p /data/storage /data/audit-anchors \
+ && chown dashboard:dashboard /data/storage /data/audit-anchors \
+ && chmod 700 /data/audit-anchors
 
 # Exactly the locked versions, hash-checked.
 COPY requirements/ requirements/
@@ -31,11 +33,12 @@ COPY . .
 # satisfy production settings for this one command and are not kept in the image.
 RUN SECRET_KEY="collectstatic-only-$(python -c 'import secrets; print(secrets.token_urlsafe(48))')" \
     ENCRYPTION_KEYS="$(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')" \
+    AUDIT_KEYS="build:$(python -c 'import secrets; print(secrets.token_urlsafe(32))')" \
     ALLOWED_HOSTS=build DATABASE_URL=postgres://build@localhost/build REDIS_URL=redis://localhost:6379/0 \
     python manage.py collectstatic --noinput
 
 USER 1000:1000
-VOLUME ["/data/storage"]
+VOLUME ["/data/storage", "/data/audit-anchors"]
 EXPOSE 8000
 
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \

@@ -50,6 +50,7 @@ check-security: install
 	DASHBOARD_ENV=production ALLOWED_HOSTS=ci.example.com \
 	  SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))') \
 	  ENCRYPTION_KEYS=$$($(PY) -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())') \
+	  AUDIT_KEYS=ci:$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(32))') \
 	  DATABASE_URL=postgres://dashboard@db.example.com:5432/dashboard REDIS_URL=redis://redis.example.com:6379/0 \
 	  $(PY) manage.py check --deploy --fail-level WARNING
 	$(PY) .ci/audit_dependencies.py

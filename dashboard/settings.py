@@ -89,6 +89,24 @@ else:
 ENCRYPTION_KEYS = [key.strip() for key in ENCRYPTION_KEYS if key.strip()]
 local_secrets.check_fernet_keys(ENCRYPTION_KEYS)
 
+# Keys of the audit chain's HMAC, ID:SECRET, newest first: the first signs new
+# events, every one verifies the events that name its id. Kept out of the
+# database, so a database writer cannot recompute a hash (deployments/audit.py).
+if PRODUCTION:
+    AUDIT_KEYS = _required(
+        "AUDIT_KEYS", "comma-separated ID:SECRET keys (newest first) that sign the audit chain"
+    ).split(",")
+else:
+    AUDIT_KEYS = env.list("AUDIT_KEYS", default=[]) or [local_secrets.read_or_create_audit_key(VAR_DIR / "audit_key")]
+AUDIT_KEYS = [key.strip() for key in AUDIT_KEYS if key.strip()]
+local_secrets.check_audit_keys(AUDIT_KEYS)
+# Where the chain's head is written down at intervals (owner-only, append-only
+# JSON lines), outside the database: deleting the newest events shows against
+# the last line. Optionally also POSTed to a webhook that keeps its own copy.
+AUDIT_ANCHOR_DIR = Path(env.str("AUDIT_ANCHOR_DIR", default=str(VAR_DIR / "audit-anchors")))
+AUDIT_ANCHOR_INTERVAL = _parse("AUDIT_ANCHOR_INTERVAL", env.int, default=300)
+AUDIT_ANCHOR_WEBHOOK_URL = env.str("AUDIT_ANCHOR_WEBHOOK_URL", default="").strip()
+
 # --- hosts -------------------------------------------------------------------
 
 if PRODUCTION:
@@ -477,6 +495,7 @@ CELERY_TASK_ROUTES = {
     "workers.health_round": {"queue": "periodic"},
     "workers.scrape_metrics": {"queue": "periodic"},
     "workers.heartbeat": {"queue": "periodic"},
+    "workers.anchor_audit": {"queue": "periodic"},
     "workers.send_email": {"queue": "notifications"},
     "workers.deliver_webhook": {"queue": "notifications"},
 }
@@ -492,6 +511,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "workers.reconcile",
         "schedule": float(RECONCILE_INTERVAL),
         "options": {"expires": float(RECONCILE_INTERVAL)},
+    },
+    "audit-anchor": {
+        "task": "workers.anchor_audit",
+        "schedule": float(AUDIT_ANCHOR_INTERVAL),
+        "options": {"expires": float(AUDIT_ANCHOR_INTERVAL)},
     },
     "worker-heartbeat": {
         "task": "workers.heartbeat",

@@ -1,32 +1,76 @@
-"""The audit log: one helper to append, one function to verify.
+"""The audit log: one helper to append, one function to verify, one to anchor.
 
-Each event's hash is SHA-256 over a canonical JSON of its content and the
-previous event's hash, so editing, deleting or reordering any row breaks the
-chain from that row on. Appends are serialised so concurrent writers still form
-one linear chain.
+Each event's hash is an HMAC-SHA256, under a key kept outside the database
+(AUDIT_KEYS; its id is stored in the event), over a canonical JSON of its
+content and the previous event's hash. Editing, deleting or reordering any row
+breaks the chain from that row on, and a database writer without the key
+cannot compute a hash that fits. Events written before the chain was keyed
+keep their plain SHA-256 (key_id blank): a legacy prefix, which nothing keyed
+may follow.
+
+What a chain alone cannot show is its end cut off. So the head is written down
+outside the database at intervals (anchor_chain, from beat): an owner-only,
+append-only file of signed JSON lines, and optionally a webhook. The chain is
+verified against every line, so events an anchor saw cannot vanish, and the
+first line also seals the legacy prefix (how far the unkeyed events go).
+
+Appends are serialised so concurrent writers still form one linear chain.
 """
 
 import hashlib
+import hmac
 import json
+import logging
+import os
 from dataclasses import dataclass
 from datetime import UTC
+from functools import lru_cache
+from pathlib import Path
 
+import httpx
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from deployments import request_context
 from deployments.models import AuditEvent
 
+logger = logging.getLogger(__name__)
+
 GENESIS_HASH = "0" * 64
 # Any fixed number: the key of the PostgreSQL advisory lock that serialises appends.
 _CHAIN_LOCK_KEY = 0x7A1D17
+ANCHOR_FILE = "anchors.jsonl"
+# Domain separation: an anchor's MAC can never pass for an event's, or back.
+_ANCHOR_CONTEXT = b"triton-dashboard audit anchor\n"
+
+
+class UnknownAuditKey(Exception):
+    """An event or anchor names a key id that AUDIT_KEYS does not hold."""
 
 
 def _canonical(payload: dict) -> bytes:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
-def event_hash(event: AuditEvent) -> str:
+@lru_cache(maxsize=4)
+def _parse_keys(keys: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
+    return tuple((key_id, secret.encode()) for key_id, _, secret in (key.partition(":") for key in keys))
+
+
+def _keys() -> tuple[tuple[str, bytes], ...]:
+    """(id, secret) pairs, newest first (settings checked their shape)."""
+    return _parse_keys(tuple(settings.AUDIT_KEYS))
+
+
+def _secret(key_id: str) -> bytes:
+    for candidate, secret in _keys():
+        if candidate == key_id:
+            return secret
+    raise UnknownAuditKey(key_id)
+
+
+def _payload(event: AuditEvent) -> dict:
     payload = {
         "seq": event.seq,
         "at": event.at.astimezone(UTC).isoformat(),
@@ -44,7 +88,18 @@ def event_hash(event: AuditEvent) -> str:
     }
     if event.environment:
         payload["environment"] = event.environment
-    return hashlib.sha256(_canonical(payload)).hexdigest()
+    if event.key_id:
+        payload["key_id"] = event.key_id
+    return payload
+
+
+def event_hash(event: AuditEvent) -> str:
+    """HMAC-SHA256 under the key the event names; plain SHA-256 for a legacy
+    (unkeyed) event. Raises UnknownAuditKey for a key AUDIT_KEYS lacks."""
+    canonical = _canonical(_payload(event))
+    if not event.key_id:
+        return hashlib.sha256(canonical).hexdigest()
+    return hmac.new(_secret(event.key_id), canonical, hashlib.sha256).hexdigest()
 
 
 def _lock_chain() -> None:
@@ -104,6 +159,7 @@ def audit(
             request_id=context.request_id,
             source_ip=context.source_ip,
             prev_hash=prev_hash,
+            key_id=_keys()[0][0],  # the newest key signs
         )
         event.hash = event_hash(event)
         event.save()
@@ -127,19 +183,170 @@ class ChainReport:
     checked: int
     first_bad_seq: int | None
     problem: str = ""
+    # The newest anchor the chain was checked against (None: not anchored yet).
+    anchored_seq: int | None = None
+    anchored_at: str = ""
+
+
+class AnchorError(Exception):
+    """The anchor file cannot be trusted (malformed, or a line not signed by any key)."""
+
+
+def anchor_path() -> Path:
+    return Path(settings.AUDIT_ANCHOR_DIR) / ANCHOR_FILE
+
+
+def _anchor_mac(line: dict, secret: bytes) -> str:
+    fields = {key: value for key, value in line.items() if key != "mac"}
+    return hmac.new(secret, _ANCHOR_CONTEXT + _canonical(fields), hashlib.sha256).hexdigest()
+
+
+def read_anchors() -> list[dict]:
+    """Every anchor line, each checked against its key. Raises AnchorError."""
+    try:
+        text = anchor_path().read_text()
+    except FileNotFoundError:
+        return []
+    anchors = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        where = f"{anchor_path()}, line {number}"
+        try:
+            line = json.loads(raw)
+            seq, digest, legacy_through = int(line["seq"]), str(line["hash"]), int(line["legacy_through"])
+            secret = _secret(str(line["key_id"]))
+        except UnknownAuditKey as exc:
+            raise AnchorError(f"{where} is signed with key {exc.args[0]!r}, which AUDIT_KEYS does not hold") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise AnchorError(f"{where} is malformed ({exc})") from None
+        if not hmac.compare_digest(str(line.get("mac", "")), _anchor_mac(line, secret)):
+            raise AnchorError(f"{where} does not match its MAC: the file was edited")
+        anchors.append({**line, "seq": seq, "hash": digest, "legacy_through": legacy_through})
+    return anchors
 
 
 def verify_chain(batch_size: int = 2000) -> ChainReport:
-    """Walk the whole chain in seq order; report the first event that does not fit."""
-    expected_prev, expected_seq, checked = GENESIS_HASH, 1, 0
+    """Walk the whole chain in seq order; report the first event that does not
+    fit, or the first event an anchor saw that is gone."""
+    try:
+        anchors = read_anchors()
+    except AnchorError as exc:
+        return ChainReport(False, 0, None, str(exc))
+    seen_by_anchor = {anchor["seq"]: anchor for anchor in anchors}
+    newest = max(anchors, key=lambda anchor: anchor["seq"], default=None)
+    # The first anchor sealed the legacy prefix: no unkeyed event beyond it.
+    legacy_through = anchors[0]["legacy_through"] if anchors else None
+    anchored = {"anchored_seq": newest["seq"], "anchored_at": newest["at"]} if newest else {}
+
+    expected_prev, expected_seq, checked, keyed = GENESIS_HASH, 1, 0, False
     events = AuditEvent.objects.order_by("seq").iterator(chunk_size=batch_size)
     for event in events:
         checked += 1
-        if event.seq != expected_seq:
-            return ChainReport(False, checked, event.seq, f"expected seq {expected_seq}, found {event.seq}")
-        if event.prev_hash != expected_prev:
-            return ChainReport(False, checked, event.seq, "does not link to the previous event")
-        if event_hash(event) != event.hash:
-            return ChainReport(False, checked, event.seq, "content does not match its hash")
+        problem = _event_problem(event, expected_seq, expected_prev, keyed, legacy_through, seen_by_anchor)
+        if problem:
+            return ChainReport(False, checked, event.seq, problem, **anchored)
+        keyed = keyed or bool(event.key_id)
         expected_prev, expected_seq = event.hash, expected_seq + 1
-    return ChainReport(True, checked, None)
+    if newest is not None and newest["seq"] >= expected_seq:
+        return ChainReport(
+            False,
+            checked,
+            expected_seq,
+            f"events from seq {expected_seq} are missing: the anchor of {newest['at']} saw the chain up to "
+            f"seq {newest['seq']}",
+            **anchored,
+        )
+    return ChainReport(True, checked, None, **anchored)
+
+
+def _event_problem(event, expected_seq, expected_prev, keyed, legacy_through, seen_by_anchor) -> str:
+    if event.seq != expected_seq:
+        return f"expected seq {expected_seq}, found {event.seq}"
+    if event.prev_hash != expected_prev:
+        return "does not link to the previous event"
+    if not event.key_id:
+        if keyed:
+            return "is unkeyed but follows keyed events (only the oldest events may be unkeyed)"
+        if legacy_through is not None and event.seq > legacy_through:
+            return f"is unkeyed but the first anchor sealed the unkeyed events at seq {legacy_through}"
+    try:
+        digest = event_hash(event)
+    except UnknownAuditKey:
+        return f"is signed with key {event.key_id!r}, which AUDIT_KEYS does not hold"
+    if not hmac.compare_digest(digest, event.hash):
+        return "content does not match its hash"
+    anchor = seen_by_anchor.get(event.seq)
+    if anchor is not None and anchor["hash"] != event.hash:
+        return f"is not the event the anchor of {anchor['at']} saw at this seq"
+    return ""
+
+
+def _last_anchor() -> dict | None:
+    """The file's last line, read from its end (the file only grows)."""
+    try:
+        with anchor_path().open("rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - 8192))
+            tail = handle.read().splitlines()
+    except FileNotFoundError:
+        return None
+    for raw in reversed(tail):
+        if raw.strip():
+            try:
+                return json.loads(raw)
+            except ValueError:
+                return None  # verify_chain names the damage
+    return None
+
+
+def anchor_chain() -> dict | None:
+    """Write the chain's head down outside the database, if it moved since the
+    last anchor; POST it to AUDIT_ANCHOR_WEBHOOK_URL when set. Returns the line."""
+    head = AuditEvent.objects.order_by("-seq").values("seq", "hash").first()
+    if head is None:
+        return None
+    last = _last_anchor()
+    if last and last.get("seq") == head["seq"] and last.get("hash") == head["hash"]:
+        return None
+    if last and "legacy_through" in last:
+        legacy_through = last["legacy_through"]
+    else:
+        # The first anchor seals the unkeyed prefix (events from before the key).
+        first_keyed = AuditEvent.objects.exclude(key_id="").order_by("seq").values_list("seq", flat=True).first()
+        legacy_through = first_keyed - 1 if first_keyed is not None else head["seq"]
+    key_id, secret = _keys()[0]
+    line = {
+        "at": timezone.now().astimezone(UTC).isoformat(),
+        "seq": head["seq"],
+        "hash": head["hash"],
+        "legacy_through": legacy_through,
+        "key_id": key_id,
+    }
+    line["mac"] = _anchor_mac(line, secret)
+    _append_line(anchor_path(), _canonical(line) + b"\n")
+    if settings.AUDIT_ANCHOR_WEBHOOK_URL:
+        _post(line)
+    return line
+
+
+def _append_line(path: Path, data: bytes) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)  # mkdir's mode is cut by the umask, and an existing folder keeps its own
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        # One write of one short line to an O_APPEND file: never interleaved.
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _post(line: dict) -> None:
+    # A copy the dashboard's own hosts cannot take back. Best effort: the file
+    # is the anchor of record, and the next round sends the newer head anyway.
+    try:
+        httpx.post(settings.AUDIT_ANCHOR_WEBHOOK_URL, json=line, timeout=settings.WEBHOOK_TIMEOUT).raise_for_status()
+    except httpx.HTTPError as exc:
+        logger.warning("audit anchor not delivered to AUDIT_ANCHOR_WEBHOOK_URL: %s", exc)

@@ -80,6 +80,43 @@ def storage_root(settings, tmp_path_factory):
         router.stop()
 
 
+@pytest.fixture(autouse=True)
+def audit_anchors(settings, tmp_path_factory):
+    """Each test anchors the audit chain in its own folder: an anchor outlives
+    the test's database rows, and would fail the next test's chain otherwise."""
+    settings.AUDIT_ANCHOR_DIR = tmp_path_factory.mktemp("audit-anchors")
+    return settings.AUDIT_ANCHOR_DIR
+
+
+@pytest.fixture(scope="session", autouse=True)
+def flush_past_sqlite_audit_triggers():
+    """Transactional tests end with a flush: on PostgreSQL a TRUNCATE, which
+    row triggers do not see; on SQLite a DELETE, which the audit log's
+    append-only triggers refuse. For the flush only, drop them and put them back."""
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        yield
+        return
+    DatabaseOperations = type(connection.ops)  # noqa: N806 (the class, patched for the session)
+    plain = DatabaseOperations.sql_flush
+
+    def sql_flush(self, style, tables, **kwargs):
+        statements = plain(self, style, tables, **kwargs)
+        if "deployments_auditevent" not in tables:
+            return statements
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'deployments_auditevent'"
+            )
+            triggers = cursor.fetchall()
+        return [f'DROP TRIGGER "{name}"' for name, _ in triggers] + statements + [sql for _, sql in triggers]
+
+    DatabaseOperations.sql_flush = sql_flush
+    yield
+    DatabaseOperations.sql_flush = plain
+
+
 @pytest.fixture
 def celery_worker(tmp_path, settings):
     """A real Celery worker consuming from the real Redis, on the test database

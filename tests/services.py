@@ -90,7 +90,7 @@ os.environ["AZUREML_LOG_DEPRECATION_WARNING_ENABLED"] = "False"
 os.environ["DASHBOARD_ENV"] = "local"
 # The in-memory "fake" kind of target is offered to the tests.
 os.environ["TARGET_TEST_KINDS"] = "true"
-for name in ("SECRET_KEY", "ENCRYPTION_KEYS", "ALLOWED_HOSTS", "DEBUG"):
+for name in ("SECRET_KEY", "ENCRYPTION_KEYS", "AUDIT_KEYS", "ALLOWED_HOSTS", "DEBUG"):
     os.environ.pop(name, None)
 if not FAST_TIER and PROBLEMS["postgres"] is None:
     os.environ["DATABASE_URL"] = DATABASE_URL

@@ -444,3 +444,118 @@ def test_the_csv_export_neutralises_every_formula_start(client, viewer):
     assert sorted(cell[1:] for cell in cells) == sorted(
         [f"{s}x" for s in FORMULA_STARTS] + [f"{s}1+1" for s in FORMULA_STARTS]
     )
+
+
+def _legacy_events(count: int):
+    """Events as the dashboard wrote them before its chain was keyed."""
+    from django.utils import timezone
+
+    events, prev_hash = [], GENESIS_HASH
+    for n in range(count):
+        event = AuditEvent(seq=n + 1, at=timezone.now(), actor_name="old-timer", action="test.legacy", details={"n": n})
+        event.prev_hash = prev_hash
+        event.hash = prev_hash = event_hash(event)  # no key_id: plain SHA-256
+        event.save()
+        events.append(event)
+    return events
+
+
+@pytest.mark.django_db
+def test_unkeyed_events_from_before_the_key_stay_a_legacy_prefix_the_first_anchor_seals():
+    from deployments.audit import anchor_chain
+
+    _legacy_events(3)
+    keyed = _write_events(2)
+    assert keyed[0].prev_hash == AuditEvent.objects.get(seq=3).hash  # the key continues the old chain
+    assert [e.key_id for e in AuditEvent.objects.order_by("seq")][2:4] == ["", keyed[0].key_id]
+    assert verify_chain().ok
+    assert anchor_chain()["legacy_through"] == 3
+    _write_events(1)
+    assert anchor_chain()["legacy_through"] == 3  # sealed once, carried on
+
+    # The legacy prefix can no longer be rewritten: the first keyed event's MAC covers its link.
+    _rewrite_from(2, actor_name="mallory")
+    report = verify_chain()
+    assert not report.ok
+    assert report.first_bad_seq == 4
+
+
+@pytest.mark.django_db
+def test_an_unkeyed_event_after_keyed_ones_is_refused():
+    _write_events(3)
+    _rewrite_from(3, _REWRITE_AS_LEGACY, actor_name="mallory")
+    report = verify_chain()
+    assert (report.ok, report.first_bad_seq) == (False, 3)
+    assert "unkeyed" in report.problem
+
+
+@pytest.mark.django_db
+def test_an_edited_anchor_line_is_reported(audit_anchors):
+    from deployments.audit import anchor_chain
+
+    _write_events(5)
+    anchor_chain()
+    path = next(audit_anchors.iterdir())
+    path.write_text(path.read_text().replace('"seq":5', '"seq":4'))
+    report = verify_chain()
+    assert not report.ok
+    assert "MAC" in report.problem
+    with pytest.raises(CommandError, match="edited"):
+        call_command("verify_audit")
+
+
+@pytest.mark.django_db
+def test_verify_audit_says_how_far_the_chain_is_anchored():
+    from deployments.audit import anchor_chain
+
+    _write_events(2)
+    out = io.StringIO()
+    call_command("verify_audit", stdout=out)
+    assert "not anchored yet" in out.getvalue()
+    anchor_chain()
+    out = io.StringIO()
+    call_command("verify_audit", stdout=out)
+    assert "anchored: seq 2" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_beat_anchors_the_chain_and_posts_the_anchor_to_the_webhook(settings, audit_anchors):
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from workers.tasks import anchor_audit
+
+    received = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settings.AUDIT_ANCHOR_WEBHOOK_URL = f"http://127.0.0.1:{server.server_port}/anchors"
+        entry = settings.CELERY_BEAT_SCHEDULE["audit-anchor"]
+        assert (entry["task"], settings.CELERY_TASK_ROUTES[entry["task"]]["queue"]) == (
+            "workers.anchor_audit",
+            "periodic",
+        )
+        _write_events(3)
+        assert anchor_audit() == {"seq": 3}
+    finally:
+        server.shutdown()
+        server.server_close()
+    (line,) = [json.loads(raw) for raw in next(audit_anchors.iterdir()).read_text().splitlines()]
+    assert received == [line]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transactional_test_still_flushes_the_append_only_log():
+    # Its teardown empties every table: a TRUNCATE on PostgreSQL, which the
+    # row triggers do not see, and on SQLite a DELETE past them (conftest.py).
+    _write_events(2)
+    assert verify_chain().ok

@@ -16,6 +16,7 @@ def production_env(**overrides):
         "DASHBOARD_ENV": "production",
         "SECRET_KEY": secrets.token_urlsafe(64),
         "ENCRYPTION_KEYS": f"{Fernet.generate_key().decode()},{Fernet.generate_key().decode()}",
+        "AUDIT_KEYS": f"2026-2:{secrets.token_urlsafe(32)},2026-1:{secrets.token_urlsafe(32)}",
         "ALLOWED_HOSTS": "dashboard.example.com",
         "DATABASE_URL": "postgres://dashboard@db.example.com:5432/dashboard",
         "REDIS_URL": "redis://redis.example.com:6379/0",
@@ -50,6 +51,7 @@ def test_production_settings_pass_the_deploy_checklist():
         ({"ALLOWED_HOSTS": ""}, "ALLOWED_HOSTS must be set"),
         ({"ENCRYPTION_KEYS": None}, "ENCRYPTION_KEYS must be set"),
         ({"ENCRYPTION_KEYS": "not-a-key"}, "ENCRYPTION_KEYS: key #1 is not a valid Fernet key"),
+        ({"AUDIT_KEYS": None}, "AUDIT_KEYS must be set"),
         ({"DEBUG": "true"}, "DEBUG must be off"),
         ({"DEBUG": "maybe"}, "DEBUG is malformed"),
         ({"DASHBOARD_ENV": "prod"}, "DASHBOARD_ENV must be 'local' or 'production'"),
@@ -79,10 +81,33 @@ def test_production_refuses_to_start_naming_the_setting(overrides, message):
 
 
 def test_local_mode_generates_its_secrets_once_with_private_permissions(tmp_path):
-    env = child_env(VAR_DIR=str(tmp_path), DATABASE_URL=None, REDIS_URL=None, SECRET_KEY=None, ENCRYPTION_KEYS=None)
+    env = child_env(
+        VAR_DIR=str(tmp_path), DATABASE_URL=None, REDIS_URL=None, SECRET_KEY=None, ENCRYPTION_KEYS=None, AUDIT_KEYS=None
+    )
     assert manage("check", env=env).returncode == 0
-    secret = (tmp_path / "secret_key").read_text()
-    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
-    assert (tmp_path / "encryption_key").stat().st_mode & 0o777 == 0o600
+    secret, audit_key = (tmp_path / "secret_key").read_text(), (tmp_path / "audit_key").read_text()
+    for name in ("secret_key", "encryption_key", "audit_key"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600, name
+    assert audit_key.startswith("local-")
     assert manage("check", env=env).returncode == 0
     assert (tmp_path / "secret_key").read_text() == secret
+    assert (tmp_path / "audit_key").read_text() == audit_key
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ([], "AUDIT_KEYS must hold at least one"),
+        (["k1:short"], "AUDIT_KEYS: key #1 must be ID:SECRET"),
+        (["no-secret-at-all-" + "x" * 40], "AUDIT_KEYS: key #1 must be ID:SECRET"),
+        (["bad id:" + "x" * 40], "AUDIT_KEYS: key #1 must be ID:SECRET"),
+        (["k1:" + "x" * 40, "k1:" + "y" * 40], "the id 'k1' is used twice"),
+    ],
+)
+def test_audit_keys_are_checked_naming_the_bad_one(keys, message):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from dashboard.local_secrets import check_audit_keys
+
+    with pytest.raises(ImproperlyConfigured, match=message):
+        check_audit_keys(keys)

@@ -95,6 +95,19 @@ def scrape_metrics():
     return None
 
 
+@shared_task(name="workers.anchor_audit", ignore_result=True)
+def anchor_audit():
+    """Write the audit chain's head down outside the database (deployments/audit.py)."""
+    from deployments.audit import anchor_chain
+    from deployments.single_run import single_run
+
+    with single_run("workers.anchor_audit") as acquired:
+        if acquired:
+            line = anchor_chain()
+            return line and {"seq": line["seq"]}
+    return None
+
+
 @shared_task(name="workers.send_email", ignore_result=True, autoretry_for=(OSError,), retry_backoff=30, max_retries=5)
 def send_email(recipients: list[str], subject: str, body: str):
     from django.core.mail import send_mail

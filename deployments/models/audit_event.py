@@ -4,7 +4,8 @@ from django.db import models
 
 class AuditEventQuerySet(models.QuerySet):
     # The log is append-only: bulk edits through the ORM are refused here, and
-    # on PostgreSQL a trigger refuses them for every client (migration 0002).
+    # a trigger refuses them for every client (migrations 0002 on PostgreSQL,
+    # 0019 on SQLite).
     def update(self, **kwargs):
         raise TypeError("audit events are append-only")
 
@@ -37,6 +38,9 @@ class AuditEvent(models.Model):
     source_ip = models.GenericIPAddressField(null=True, blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    # The AUDIT_KEYS id whose HMAC `hash` is; blank for the unkeyed events
+    # written before the chain was keyed (a legacy prefix, never re-hashed).
+    key_id = models.CharField(max_length=32, blank=True, default="")
 
     objects = AuditEventQuerySet.as_manager()
 
