@@ -87,14 +87,14 @@ def seed_events(upto: int, start: int) -> None:
             """
             INSERT INTO deployments_auditevent
                 (seq, at, actor_name, action, object_type, object_id, object_repr, environment,
-                 details, request_id, prev_hash, hash)
+                 details, request_id, prev_hash, hash, key_id)
             SELECT i, now() - ((%(upto)s - i) || ' seconds')::interval,
                    CASE WHEN i %% 2 = 0 THEN 'user7' ELSE 'user' || (i %% 50) END,
                    (ARRAY['deployment.requested','deployment.started','deployment.succeeded','console.inferred',
                           'user.login','repository.uploaded'])[1 + i %% 6],
                    'deployments.deployment', (i %% 10000)::text, 'deployment-' || (i %% 10000),
                    (ARRAY['dev','staging','prod',''])[1 + i %% 4], '{}'::jsonb, '', md5((i - 1)::text) || md5('x'),
-                   md5(i::text) || md5('x')
+                   md5(i::text) || md5('x'), ''
             FROM generate_series(%(start)s, %(upto)s) AS i
             """,
             {"start": start, "upto": upto},
