@@ -559,3 +559,35 @@ def test_a_transactional_test_still_flushes_the_append_only_log():
     # row triggers do not see, and on SQLite a DELETE past them (conftest.py).
     _write_events(2)
     assert verify_chain().ok
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_anchors_the_chain_when_beat_sends_the_job(settings, audit_anchors, tmp_path):
+    import redis
+
+    from tests import processes
+    from workers.tasks import anchor_audit
+
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    _write_events(4)
+    env = processes.child_env(
+        DATABASE_URL=processes.test_database_url(),
+        STORAGE_ROOT=str(settings.STORAGE_ROOT),
+        AUDIT_ANCHOR_DIR=str(audit_anchors),
+    )
+    worker = processes.start(processes.celery_worker("anchor-worker"), env=env, log=tmp_path / "worker.log")
+    path = audit_anchors / "anchors.jsonl"
+    try:
+        anchor_audit.delay()  # what beat sends every AUDIT_ANCHOR_INTERVAL, to the periodic queue
+        processes.wait_for(
+            lambda: path.exists() and path.read_text().strip(), within=60, what="an anchor line", process=worker
+        )
+    finally:
+        processes.stop(worker)
+    # Signed with the key the worker read from VAR_DIR, which this process reads too.
+    report = verify_chain()
+    assert (report.ok, report.anchored_seq) == (True, 4)
+    _tamper("DELETE FROM deployments_auditevent WHERE seq > 2")
+    assert verify_chain().first_bad_seq == 3
