@@ -106,6 +106,14 @@ local_secrets.check_audit_keys(AUDIT_KEYS)
 AUDIT_ANCHOR_DIR = Path(env.str("AUDIT_ANCHOR_DIR", default=str(VAR_DIR / "audit-anchors")))
 AUDIT_ANCHOR_INTERVAL = _parse("AUDIT_ANCHOR_INTERVAL", env.int, default=300)
 AUDIT_ANCHOR_WEBHOOK_URL = env.str("AUDIT_ANCHOR_WEBHOOK_URL", default="").strip()
+# And/or to syslog: HOST:PORT (UDP) or the path of a Unix socket such as /dev/log.
+AUDIT_ANCHOR_SYSLOG = env.str("AUDIT_ANCHOR_SYSLOG", default="").strip()
+if AUDIT_ANCHOR_SYSLOG and not AUDIT_ANCHOR_SYSLOG.startswith("/"):
+    _host, _, _port = AUDIT_ANCHOR_SYSLOG.rpartition(":")
+    if not _host or not _port.isdigit():
+        raise ImproperlyConfigured(
+            f"AUDIT_ANCHOR_SYSLOG is malformed: use HOST:PORT or /path/to/socket, not {AUDIT_ANCHOR_SYSLOG!r}."
+        )
 
 # --- hosts -------------------------------------------------------------------
 

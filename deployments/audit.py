@@ -10,7 +10,7 @@ may follow.
 
 What a chain alone cannot show is its end cut off. So the head is written down
 outside the database at intervals (anchor_chain, from beat): an owner-only,
-append-only file of signed JSON lines, and optionally a webhook. The chain is
+append-only file of signed JSON lines, and optionally a webhook and syslog. The chain is
 verified against every line, so events an anchor saw cannot vanish, and the
 first line also seals the legacy prefix (how far the unkeyed events go).
 
@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import json
 import logging
+import logging.handlers
 import os
 from dataclasses import dataclass
 from datetime import UTC
@@ -327,6 +328,8 @@ def anchor_chain() -> dict | None:
     _append_line(anchor_path(), _canonical(line) + b"\n")
     if settings.AUDIT_ANCHOR_WEBHOOK_URL:
         _post(line)
+    if settings.AUDIT_ANCHOR_SYSLOG:
+        _to_syslog(line)
     return line
 
 
@@ -350,3 +353,23 @@ def _post(line: dict) -> None:
         httpx.post(settings.AUDIT_ANCHOR_WEBHOOK_URL, json=line, timeout=settings.WEBHOOK_TIMEOUT).raise_for_status()
     except httpx.HTTPError as exc:
         logger.warning("audit anchor not delivered to AUDIT_ANCHOR_WEBHOOK_URL: %s", exc)
+
+
+def _to_syslog(line: dict) -> None:
+    # Best effort too; a syslog host that keeps what it receives apart from
+    # the dashboard gives the same second copy as the webhook.
+    address = settings.AUDIT_ANCHOR_SYSLOG
+    if not address.startswith("/"):
+        host, _, port = address.rpartition(":")
+        address = (host, int(port))
+    try:
+        handler = logging.handlers.SysLogHandler(address=address, facility=logging.handlers.SysLogHandler.LOG_AUTH)
+    except OSError as exc:
+        logger.warning("audit anchor not sent to AUDIT_ANCHOR_SYSLOG: %s", exc)
+        return
+    try:
+        message = "triton-dashboard audit anchor %s"
+        args = (_canonical(line).decode(),)
+        handler.emit(logging.LogRecord("audit-anchor", logging.INFO, __file__, 0, message, args, None))
+    finally:
+        handler.close()

@@ -591,3 +591,20 @@ def test_a_real_worker_anchors_the_chain_when_beat_sends_the_job(settings, audit
     assert (report.ok, report.anchored_seq) == (True, 4)
     _tamper("DELETE FROM deployments_auditevent WHERE seq > 2")
     assert verify_chain().first_bad_seq == 3
+
+
+@pytest.mark.django_db
+def test_the_anchor_also_goes_to_syslog(settings, audit_anchors):
+    import socket
+
+    from deployments.audit import anchor_chain
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(10)  # bounds a lost datagram; not a speed check
+        settings.AUDIT_ANCHOR_SYSLOG = f"127.0.0.1:{receiver.getsockname()[1]}"
+        _write_events(2)
+        line = anchor_chain()
+        message = receiver.recv(65536).decode()
+    assert message.startswith("<38>")  # facility auth (4) * 8 + severity info (6)
+    assert json.loads(message.partition("triton-dashboard audit anchor ")[2].rstrip("\x00")) == line
