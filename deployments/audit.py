@@ -202,29 +202,63 @@ def _anchor_mac(line: dict, secret: bytes) -> str:
     return hmac.new(secret, _ANCHOR_CONTEXT + _canonical(fields), hashlib.sha256).hexdigest()
 
 
+class AnchorRefused(Exception):
+    """The chain since the last anchor does not verify: no new anchor vouches for it."""
+
+
+def _checked_line(raw: str | bytes, where: str) -> dict:
+    """One anchor line, its MAC checked under the key it names. Raises AnchorError."""
+    try:
+        line = json.loads(raw)
+        seq, digest, legacy_through = int(line["seq"]), str(line["hash"]), int(line["legacy_through"])
+        secret = _secret(str(line["key_id"]))
+    except UnknownAuditKey as exc:
+        raise AnchorError(f"{where} is signed with key {exc.args[0]!r}, which AUDIT_KEYS does not hold") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise AnchorError(f"{where} is malformed ({exc})") from None
+    if not hmac.compare_digest(str(line.get("mac", "")), _anchor_mac(line, secret)):
+        raise AnchorError(f"{where} does not match its MAC: the file was edited")
+    return {**line, "seq": seq, "hash": digest, "legacy_through": legacy_through}
+
+
 def read_anchors() -> list[dict]:
     """Every anchor line, each checked against its key. Raises AnchorError."""
     try:
         text = anchor_path().read_text()
     except FileNotFoundError:
         return []
-    anchors = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        where = f"{anchor_path()}, line {number}"
-        try:
-            line = json.loads(raw)
-            seq, digest, legacy_through = int(line["seq"]), str(line["hash"]), int(line["legacy_through"])
-            secret = _secret(str(line["key_id"]))
-        except UnknownAuditKey as exc:
-            raise AnchorError(f"{where} is signed with key {exc.args[0]!r}, which AUDIT_KEYS does not hold") from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise AnchorError(f"{where} is malformed ({exc})") from None
-        if not hmac.compare_digest(str(line.get("mac", "")), _anchor_mac(line, secret)):
-            raise AnchorError(f"{where} does not match its MAC: the file was edited")
-        anchors.append({**line, "seq": seq, "hash": digest, "legacy_through": legacy_through})
-    return anchors
+    return [
+        _checked_line(raw, f"{anchor_path()}, line {number}")
+        for number, raw in enumerate(text.splitlines(), start=1)
+        if raw.strip()
+    ]
+
+
+@dataclass
+class _Walk:
+    checked: int = 0
+    bad_seq: int | None = None
+    problem: str = ""
+    # The last event that fitted (the genesis, or where the walk started, if none).
+    last_seq: int = 0
+    last_hash: str = GENESIS_HASH
+
+
+def _walk(
+    *, after_seq=0, after_hash=GENESIS_HASH, keyed=False, legacy_through=None, seen_by_anchor=None, batch_size=2000
+):
+    """Check every event after `after_seq` in seq order, each against the one before."""
+    walk = _Walk(last_seq=after_seq, last_hash=after_hash)
+    events = AuditEvent.objects.filter(seq__gt=after_seq).order_by("seq").iterator(chunk_size=batch_size)
+    for event in events:
+        walk.checked += 1
+        problem = _event_problem(event, walk.last_seq + 1, walk.last_hash, keyed, legacy_through, seen_by_anchor or {})
+        if problem:
+            walk.bad_seq, walk.problem = event.seq, problem
+            return walk
+        keyed = keyed or bool(event.key_id)
+        walk.last_seq, walk.last_hash = event.seq, event.hash
+    return walk
 
 
 def verify_chain(batch_size: int = 2000) -> ChainReport:
@@ -240,25 +274,20 @@ def verify_chain(batch_size: int = 2000) -> ChainReport:
     legacy_through = anchors[0]["legacy_through"] if anchors else None
     anchored = {"anchored_seq": newest["seq"], "anchored_at": newest["at"]} if newest else {}
 
-    expected_prev, expected_seq, checked, keyed = GENESIS_HASH, 1, 0, False
-    events = AuditEvent.objects.order_by("seq").iterator(chunk_size=batch_size)
-    for event in events:
-        checked += 1
-        problem = _event_problem(event, expected_seq, expected_prev, keyed, legacy_through, seen_by_anchor)
-        if problem:
-            return ChainReport(False, checked, event.seq, problem, **anchored)
-        keyed = keyed or bool(event.key_id)
-        expected_prev, expected_seq = event.hash, expected_seq + 1
-    if newest is not None and newest["seq"] >= expected_seq:
+    walk = _walk(legacy_through=legacy_through, seen_by_anchor=seen_by_anchor, batch_size=batch_size)
+    if walk.bad_seq is not None:
+        return ChainReport(False, walk.checked, walk.bad_seq, walk.problem, **anchored)
+    if newest is not None and newest["seq"] > walk.last_seq:
+        missing = walk.last_seq + 1
         return ChainReport(
             False,
-            checked,
-            expected_seq,
-            f"events from seq {expected_seq} are missing: the anchor of {newest['at']} saw the chain up to "
+            walk.checked,
+            missing,
+            f"events from seq {missing} are missing: the anchor of {newest['at']} saw the chain up to "
             f"seq {newest['seq']}",
             **anchored,
         )
-    return ChainReport(True, checked, None, **anchored)
+    return ChainReport(True, walk.checked, None, **anchored)
 
 
 def _event_problem(event, expected_seq, expected_prev, keyed, legacy_through, seen_by_anchor) -> str:
@@ -284,43 +313,52 @@ def _event_problem(event, expected_seq, expected_prev, keyed, legacy_through, se
 
 
 def _last_anchor() -> dict | None:
-    """The file's last line, read from its end (the file only grows)."""
+    """The file's last line, read from its end (the file only grows), checked."""
     try:
         with anchor_path().open("rb") as handle:
             size = handle.seek(0, os.SEEK_END)
             handle.seek(max(0, size - 8192))
-            tail = handle.read().splitlines()
+            tail = [raw for raw in handle.read().splitlines() if raw.strip()]
     except FileNotFoundError:
         return None
-    for raw in reversed(tail):
-        if raw.strip():
-            try:
-                return json.loads(raw)
-            except ValueError:
-                return None  # verify_chain names the damage
-    return None
+    return _checked_line(tail[-1], f"the last line of {anchor_path()}") if tail else None
 
 
 def anchor_chain() -> dict | None:
     """Write the chain's head down outside the database, if it moved since the
-    last anchor; POST it to AUDIT_ANCHOR_WEBHOOK_URL when set. Returns the line."""
-    head = AuditEvent.objects.order_by("-seq").values("seq", "hash").first()
-    if head is None:
-        return None
-    last = _last_anchor()
-    if last and last.get("seq") == head["seq"] and last.get("hash") == head["hash"]:
-        return None
-    if last and "legacy_through" in last:
+    last anchor, and send it to the webhook and syslog when set. Returns the line.
+
+    An anchor vouches only for what verifies: the events since the last anchor
+    (all of them, the first time) are checked first, and AnchorRefused is
+    raised, with nothing written, if one does not fit."""
+    try:
+        last = _last_anchor()
+    except AnchorError as exc:
+        raise AnchorRefused(str(exc)) from None
+    if last is None:
+        walk = _walk()
+        first_keyed = AuditEvent.objects.exclude(key_id="").order_by("seq").values_list("seq", flat=True).first()
+    else:
+        start = AuditEvent.objects.filter(seq=last["seq"]).values_list("hash", "key_id").first()
+        if start is None or start[0] != last["hash"]:
+            raise AnchorRefused(f"seq {last['seq']}: not the event the last anchor ({last['at']}) saw")
+        walk = _walk(
+            after_seq=last["seq"], after_hash=last["hash"], keyed=bool(start[1]), legacy_through=last["legacy_through"]
+        )
+    if walk.bad_seq is not None:
+        raise AnchorRefused(f"seq {walk.bad_seq}: {walk.problem}")
+    if walk.last_seq == 0 or (last and walk.last_seq == last["seq"]):
+        return None  # nothing written yet, or nothing new
+    if last is not None:
         legacy_through = last["legacy_through"]
     else:
         # The first anchor seals the unkeyed prefix (events from before the key).
-        first_keyed = AuditEvent.objects.exclude(key_id="").order_by("seq").values_list("seq", flat=True).first()
-        legacy_through = first_keyed - 1 if first_keyed is not None else head["seq"]
+        legacy_through = first_keyed - 1 if first_keyed is not None else walk.last_seq
     key_id, secret = _keys()[0]
     line = {
         "at": timezone.now().astimezone(UTC).isoformat(),
-        "seq": head["seq"],
-        "hash": head["hash"],
+        "seq": walk.last_seq,
+        "hash": walk.last_hash,
         "legacy_through": legacy_through,
         "key_id": key_id,
     }

@@ -608,3 +608,28 @@ def test_the_anchor_also_goes_to_syslog(settings, audit_anchors):
         message = receiver.recv(65536).decode()
     assert message.startswith("<38>")  # facility auth (4) * 8 + severity info (6)
     assert json.loads(message.partition("triton-dashboard audit anchor ")[2].rstrip("\x00")) == line
+
+
+@pytest.mark.django_db
+def test_an_anchor_never_vouches_for_a_chain_that_does_not_verify(audit_anchors):
+    from deployments.audit import AnchorRefused, anchor_chain
+
+    _write_events(3)
+    anchor_chain()
+    _write_events(2)
+    _rewrite_from(4, actor_name="mallory")  # after the last anchor, before the next
+    with pytest.raises(AnchorRefused, match="seq 4: content does not match its hash"):
+        anchor_chain()
+    assert len((audit_anchors / "anchors.jsonl").read_text().splitlines()) == 1
+    assert verify_chain().first_bad_seq == 4
+
+
+@pytest.mark.django_db
+def test_the_first_anchor_checks_the_whole_chain(audit_anchors):
+    from deployments.audit import AnchorRefused, anchor_chain
+
+    _write_events(3)
+    _rewrite_from(2, actor_name="mallory")
+    with pytest.raises(AnchorRefused, match="seq 2"):
+        anchor_chain()
+    assert not list(audit_anchors.iterdir())
