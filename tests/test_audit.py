@@ -9,7 +9,9 @@ from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, connections, transaction
 from django.urls import reverse
 
-from deployments.audit import GENESIS_HASH, audit, event_hash, verify_chain
+from deployments.audit import audit
+from deployments.audit.signing import GENESIS_HASH, event_hash
+from deployments.audit.verification import verify_chain
 from deployments.models import AuditEvent, EnvironmentMembership
 
 
@@ -196,7 +198,7 @@ def test_a_rewrite_with_recomputed_unkeyed_hashes_is_detected():
 
 @pytest.mark.django_db
 def test_deleting_the_newest_events_is_detected_against_the_last_anchor(settings, tmp_path):
-    from deployments.audit import anchor_chain
+    from deployments.audit.anchors import anchor_chain
 
     settings.AUDIT_ANCHOR_DIR = tmp_path / "audit-anchors"
     _write_events(15)
@@ -214,7 +216,7 @@ def test_deleting_the_newest_events_is_detected_against_the_last_anchor(settings
 
 @pytest.mark.django_db
 def test_rewriting_the_whole_chain_as_unkeyed_events_is_detected_against_the_last_anchor(settings, tmp_path):
-    from deployments.audit import anchor_chain
+    from deployments.audit.anchors import anchor_chain
 
     settings.AUDIT_ANCHOR_DIR = tmp_path / "audit-anchors"
     _write_events(5)
@@ -227,7 +229,7 @@ def test_rewriting_the_whole_chain_as_unkeyed_events_is_detected_against_the_las
 
 @pytest.mark.django_db
 def test_the_anchor_file_is_owner_only_and_each_line_is_signed(settings, tmp_path):
-    from deployments.audit import anchor_chain
+    from deployments.audit.anchors import anchor_chain
 
     settings.AUDIT_ANCHOR_DIR = tmp_path / "audit-anchors"
     _write_events(2)
@@ -462,7 +464,7 @@ def _legacy_events(count: int):
 
 @pytest.mark.django_db
 def test_unkeyed_events_from_before_the_key_stay_a_legacy_prefix_the_first_anchor_seals():
-    from deployments.audit import anchor_chain
+    from deployments.audit.anchors import anchor_chain
 
     _legacy_events(3)
     keyed = _write_events(2)
@@ -491,7 +493,7 @@ def test_an_unkeyed_event_after_keyed_ones_is_refused():
 
 @pytest.mark.django_db
 def test_an_edited_anchor_line_is_reported(audit_anchors):
-    from deployments.audit import anchor_chain
+    from deployments.audit.anchors import anchor_chain
 
     _write_events(5)
     anchor_chain()
@@ -506,7 +508,7 @@ def test_an_edited_anchor_line_is_reported(audit_anchors):
 
 @pytest.mark.django_db
 def test_verify_audit_says_how_far_the_chain_is_anchored():
-    from deployments.audit import anchor_chain
+    from deployments.audit.anchors import anchor_chain
 
     _write_events(2)
     out = io.StringIO()
@@ -597,7 +599,7 @@ def test_a_real_worker_anchors_the_chain_when_beat_sends_the_job(settings, audit
 def test_the_anchor_also_goes_to_syslog(settings, audit_anchors):
     import socket
 
-    from deployments.audit import anchor_chain
+    from deployments.audit.anchors import anchor_chain
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
         receiver.bind(("127.0.0.1", 0))
@@ -612,7 +614,7 @@ def test_the_anchor_also_goes_to_syslog(settings, audit_anchors):
 
 @pytest.mark.django_db
 def test_an_anchor_never_vouches_for_a_chain_that_does_not_verify(audit_anchors):
-    from deployments.audit import AnchorRefused, anchor_chain
+    from deployments.audit.anchors import AnchorRefused, anchor_chain
 
     _write_events(3)
     anchor_chain()
@@ -626,7 +628,7 @@ def test_an_anchor_never_vouches_for_a_chain_that_does_not_verify(audit_anchors)
 
 @pytest.mark.django_db
 def test_the_first_anchor_checks_the_whole_chain(audit_anchors):
-    from deployments.audit import AnchorRefused, anchor_chain
+    from deployments.audit.anchors import AnchorRefused, anchor_chain
 
     _write_events(3)
     _rewrite_from(2, actor_name="mallory")

@@ -98,7 +98,7 @@ def scrape_metrics():
 @shared_task(name="workers.anchor_audit", ignore_result=True)
 def anchor_audit():
     """Write the audit chain's head down outside the database (deployments/audit.py)."""
-    from deployments.audit import anchor_chain
+    from deployments.audit.anchors import anchor_chain
     from deployments.single_run import single_run
 
     with single_run("workers.anchor_audit") as acquired:

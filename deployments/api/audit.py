@@ -5,7 +5,7 @@ from deployments import policy
 from deployments.api.bodies import AuditQuery
 from deployments.api.pages import next_link
 from deployments.api.schemas import AuditPage, ChainReport, answers
-from deployments.audit import verify_chain
+from deployments.audit.verification import verify_chain
 from deployments.errors import NotAllowed
 from deployments.selectors.audit_log import audit_page, parse_audit_filters, visible_events
 from deployments.serializers import audit_event_json

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from deployments.audit import anchor_path, verify_chain
+from deployments.audit.anchors import anchor_path
+from deployments.audit.verification import verify_chain
 
 
 class Command(BaseCommand):
