@@ -1,0 +1,70 @@
+"""The upload limit inside the dashboard (issue 17, finding 3): an archive
+is counted as it arrives and refused with 413 the moment it passes the
+limit, even when its declared length did not give it away; the page tells
+the browser the limit. The real server's side, with 300 MiB streamed at
+it, is tests/test_upload_limits.py."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from deployments.models import ModelRepository
+
+pytestmark = pytest.mark.django_db
+
+LIMIT = 1000
+
+
+@pytest.fixture
+def small_limit(settings):
+    settings.REPOSITORY_MAX_UPLOAD_BYTES = LIMIT
+
+
+def over_the_limit():
+    # The multipart envelope's allowance lets this through the declared-length check:
+    # only counting the archive's bytes as they arrive catches it.
+    return SimpleUploadedFile("big.zip", bytes(LIMIT * 5), "application/zip")
+
+
+def spooled(settings) -> list[str]:
+    from pathlib import Path
+
+    return [path.name for path in Path(settings.FILE_UPLOAD_TEMP_DIR).iterdir()]
+
+
+def test_an_archive_over_the_limit_on_the_page_is_a_413_that_names_the_limit(client, deployer, small_limit, settings):
+    client.force_login(deployer)
+    answer = client.post(reverse("repository-upload"), {"name": "big", "archive": over_the_limit()})
+    assert answer.status_code == 413
+    assert "1000 bytes" in answer.content.decode()
+    assert not ModelRepository.objects.exists()
+    assert spooled(settings) == []
+
+
+def test_an_archive_over_the_limit_through_the_api_is_a_413_that_names_the_limit(
+    client, deployer, token_for, small_limit
+):
+    answer = client.post(
+        reverse("api:repositories"),
+        {"name": "big", "archive": over_the_limit()},
+        HTTP_AUTHORIZATION=token_for(deployer),
+    )
+    assert answer.status_code == 413
+    error = answer.json()["errors"][0]
+    assert error["code"] == "too_large"
+    assert error["path"] == "archive"
+    assert "1000 bytes" in error["message"]
+
+
+def test_a_file_sent_to_a_form_that_takes_none_is_not_kept(client, settings):
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 0  # any file Django accepted would go to the upload folder
+    answer = client.post(reverse("login"), {"username": "x", "password": "y", "extra": over_the_limit()})
+    assert answer.status_code < 500
+    assert not answer.wsgi_request.FILES
+
+
+def test_the_upload_page_gives_the_browser_the_limit(client, deployer, small_limit):
+    client.force_login(deployer)
+    page = client.get(reverse("repositories")).content.decode()
+    assert f'data-max-bytes="{LIMIT}"' in page
+    assert "up to 1000\xa0bytes" in page
