@@ -149,6 +149,9 @@ MIDDLEWARE = [
     "deployments.request_context.RequestContextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before the CSRF check, which reads a form's body: who may send one, and
+    # how large, is decided from the headers first (deployments/uploads.py).
+    "deployments.uploads.UploadGateMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
@@ -351,6 +354,13 @@ REPOSITORY_IMPORT_ROOTS = env.list(
 )
 # Large uploads spool to disk beside the storage, not in memory or a small /tmp.
 FILE_UPLOAD_TEMP_DIR = str(STORAGE_ROOT / "uploads")
+# The first handler accepts a file only where the upload gate allowed one and
+# stops at the limit as the bytes arrive (deployments/uploads.py).
+FILE_UPLOAD_HANDLERS = [
+    "deployments.uploads.UploadLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 try:
     Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 except OSError as exc:

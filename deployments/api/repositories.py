@@ -3,22 +3,21 @@ from django.http import HttpRequest
 from django.http.multipartparser import MultiPartParserError
 from ninja import Router, Status
 
-from deployments import policy
+from deployments import policy, uploads
 from deployments.api.bodies import RepositoryImport, RepositoryUpload
-from deployments.api.errors import NotFound, UnsupportedMedia
+from deployments.api.errors import NotFound, TooLarge, UnsupportedMedia
 from deployments.api.parser import check_declared_size, check_text, parse_as
 from deployments.api.schemas import Repository, RepositoryList, RepositoryRecorded, answers, changes
 from deployments.errors import DomainError, NotAllowed
 from deployments.selectors import repositories as selecting
 from deployments.serializers import repository_json
 from deployments.services import repositories as recording
+from deployments.services.permissions import require
 
 router = Router(tags=["repositories"])
 
 # Bodies read by the operation itself (see api.py).
 BODIES = (RepositoryUpload, RepositoryImport)
-# Room for the multipart envelope around the archive.
-_MULTIPART_OVERHEAD = 64 * 1024
 
 
 @router.get("repositories", response=answers({200: RepositoryList}), url_name="repositories")
@@ -51,11 +50,17 @@ def repository_create(request: HttpRequest):
         body = parse_as(RepositoryImport, request)
         outcome = recording.repository_import(name=body.name, path=body.path, actor=request.user)
     elif request.content_type == "multipart/form-data":
-        check_declared_size(request, settings.REPOSITORY_MAX_UPLOAD_BYTES + _MULTIPART_OVERHEAD)
+        # The upload gate (deployments/uploads.py) answered these before
+        # anything read the body; the operation stays safe without it.
+        require(request.user, uploads.PERMISSION, "Uploading a repository")
+        check_declared_size(request, settings.REPOSITORY_MAX_UPLOAD_BYTES + uploads.MULTIPART_OVERHEAD)
         try:
             fields, files = request.POST, request.FILES
         except MultiPartParserError as exc:
             raise DomainError(f"The multipart body cannot be read: {exc}.", path="archive") from None
+        refused = uploads.refusal(request)
+        if refused:
+            raise TooLarge(refused, path="archive")
         check_text([[key, *values] for key, values in fields.lists()], "The form")
         unknown = sorted({*fields, *files} - set(RepositoryUpload.model_fields))
         if unknown:

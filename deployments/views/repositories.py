@@ -7,7 +7,7 @@ from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from deployments import policy
+from deployments import policy, uploads
 from deployments.errors import DomainError, NotAllowed
 from deployments.model_repository.layout import file_tree
 from deployments.selectors.audit_log import object_history
@@ -59,15 +59,23 @@ def _after_intake(request, outcome):
     return redirect(url)
 
 
-def _form_error(request, form: str, exc: DomainError, **values):
+def _form_error(request, form: str, exc: DomainError, *, status: int | None = None, **values):
     context = _list_context(request, **{f"{form}_error": exc.message, f"{form}_values": values})
     template = f"deployments/repositories.html#{form}-form" if request.htmx else "deployments/repositories.html"
-    return render(request, template, context, status=403 if isinstance(exc, NotAllowed) else 400)
+    return render(request, template, context, status=status or (403 if isinstance(exc, NotAllowed) else 400))
+
+
+def upload_refused(request, message: str, *, status: int):
+    """The upload form with why its body was not read (deployments/uploads.py)."""
+    return _form_error(request, "upload", DomainError(message), status=status)
 
 
 @require_POST
 def upload(request):
     archive = request.FILES.get("archive")
+    refused = uploads.refusal(request)
+    if refused:
+        return upload_refused(request, refused, status=413)
     try:
         outcome = repository_upload(
             name=request.POST.get("name", ""),

@@ -1,0 +1,154 @@
+"""Request bodies are refused before they are read, and archives are
+counted as they arrive.
+
+Django reads a form's body the first time anything asks for `request.POST`
+(the CSRF check does, before any view runs), and spools every file part
+over FILE_UPLOAD_MAX_MEMORY_SIZE to FILE_UPLOAD_TEMP_DIR on the way. Left
+alone, anyone who can reach the server can make it write as much as they
+send, and a 4 GiB limit checked by the view comes after the 4 GiB is on
+disk. So:
+
+- `UploadGateMiddleware` (before the CSRF middleware, whose `process_view`
+  reads the body) decides from the headers alone. On an upload endpoint the
+  caller must be signed in (page) or hold a valid deploy token (API) and be
+  allowed to add repositories, and the declared length must be within the
+  limit; only then may the body be read, up to the limit. Any other form
+  body over DATA_UPLOAD_MAX_MEMORY_SIZE is a 413 at once.
+- `UploadLimitHandler`, first of FILE_UPLOAD_HANDLERS, accepts a file only
+  where the gate allowed one, and stops reading the moment the bytes
+  received pass the limit, whatever the Content-Length said. The view then
+  answers 413 (`refusal()`), and the spooled part is removed.
+"""
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.core.files.uploadhandler import FileUploadHandler, StopUpload
+from django.http import HttpResponse
+from django.template.defaultfilters import filesizeformat
+
+from deployments.errors import NotAllowed
+from deployments.services.permissions import require
+
+PERMISSION = "deployments.add_modelrepository"
+# URL names of the operations that take an archive.
+PAGE_UPLOAD, API_UPLOAD = "repository-upload", "api:repositories"
+# Room for the multipart envelope (boundaries, part headers, the name field) around the archive.
+MULTIPART_OVERHEAD = 64 * 1024
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+_BODY_METHODS = ("POST", "PUT", "PATCH")
+
+
+def limit_text(limit: int) -> str:
+    return f"{filesizeformat(limit)} ({limit} bytes)"
+
+
+def too_large_message(limit: int) -> str:
+    return f"The archive is larger than the upload limit of {limit_text(limit)}."
+
+
+def refusal(request) -> str | None:
+    """Why the upload handler stopped reading this request's body, if it did."""
+    return getattr(request, "upload_refusal", None)
+
+
+def _declared_length(request) -> int:
+    try:
+        return max(int(request.META.get("CONTENT_LENGTH") or 0), 0)
+    except ValueError:
+        return 0  # Django reads such a body as empty
+
+
+def _api_error(status: int, code: str, message: str, path: str = ""):
+    from deployments.api.errors import api_error
+
+    return api_error(status, code, message, path)
+
+
+class UploadGateMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if request.method not in _BODY_METHODS or request.content_type not in FORM_TYPES:
+            return None  # JSON and binary bodies: their operations bound them (deployments/api/parser.py)
+        match = request.resolver_match
+        name = match.view_name if match else ""
+        if name == PAGE_UPLOAD:
+            return self._page_upload(request)
+        if name == API_UPLOAD:
+            return self._api_upload(request)
+        declared = _declared_length(request)
+        if declared > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            message = f"The form is {declared} bytes; forms here take at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE}."
+            if request.path.startswith("/api/"):
+                return _api_error(413, "too_large", message)
+            return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+        return None
+
+    def _page_upload(self, request):
+        user = request.user
+        if not user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        try:
+            require(user, PERMISSION, "Uploading a repository")
+        except NotAllowed as exc:
+            from deployments.views.repositories import upload_refused
+
+            return upload_refused(request, exc.message, status=403)
+        if self._over_limit(request):
+            from deployments.views.repositories import upload_refused
+
+            return upload_refused(request, too_large_message(settings.REPOSITORY_MAX_UPLOAD_BYTES), status=413)
+        request.upload_allowance = settings.REPOSITORY_MAX_UPLOAD_BYTES
+        return None
+
+    def _api_upload(self, request):
+        from deployments.api.auth import authenticate_token
+        from deployments.models import ApiToken
+
+        token = authenticate_token(request)
+        if token is None or token.scope == ApiToken.Scope.READ:
+            # The operation answers (401, 429 or 403, counting bad tokens)
+            # before it reads the body; no file is accepted meanwhile.
+            return None
+        try:
+            require(token.user, PERMISSION, "Uploading a repository")
+        except NotAllowed as exc:
+            return _api_error(403, exc.code, exc.message)
+        if self._over_limit(request):
+            return _api_error(413, "too_large", too_large_message(settings.REPOSITORY_MAX_UPLOAD_BYTES), "archive")
+        request.upload_allowance = settings.REPOSITORY_MAX_UPLOAD_BYTES
+        return None
+
+    @staticmethod
+    def _over_limit(request) -> bool:
+        return _declared_length(request) > settings.REPOSITORY_MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD
+
+
+class UploadLimitHandler(FileUploadHandler):
+    """Counts the file bytes of a request as they arrive. A request the gate
+    did not allow takes no file at all; an allowed one stops at its limit.
+    Stopping resets the connection rather than reading the rest."""
+
+    def handle_raw_input(self, input_data, meta, content_length, boundary, encoding=None):
+        self.allowance = getattr(self.request, "upload_allowance", None)
+        self.received = 0
+
+    def new_file(self, *args, **kwargs):
+        super().new_file(*args, **kwargs)
+        if self.allowance is None:
+            self.request.upload_refusal = "This form takes no files."
+            raise StopUpload(connection_reset=True)
+
+    def receive_data_chunk(self, raw_data, start):
+        self.received += len(raw_data)
+        if self.received > self.allowance:
+            self.request.upload_refusal = too_large_message(self.allowance)
+            raise StopUpload(connection_reset=True)
+        return raw_data
+
+    def file_complete(self, file_size):
+        return None  # the handlers after this one store the file
