@@ -277,3 +277,31 @@ def test_a_team_member_signs_in_through_sso_and_is_refused_once_out_of_the_group
     page.goto("/deployments/new/")
     expect(page).to_have_url("/login/?next=/deployments/new/")
     assert AuditEvent.objects.filter(action="user.roles_changed").count() == 2
+
+
+def test_an_archive_over_the_upload_limit_is_stopped_in_the_browser_with_a_message(
+    page,  # noqa: F811
+    django_user_model,
+    settings,
+    tmp_path,
+):
+    from deployments.models import ModelRepository
+    from tests.conftest import make_user
+
+    settings.REPOSITORY_MAX_UPLOAD_BYTES = 2048
+    make_user(django_user_model, "deployer", "deployer")
+    archive = tmp_path / "big.zip"
+    archive.write_bytes(bytes(5000))
+    page.goto("/login/?next=/repositories/")
+    page.get_by_label("Username").fill("deployer")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text("up to 2.0\xa0KB")).to_be_visible()
+
+    page.get_by_label("Archive").set_input_files(str(archive))
+    message = page.locator("#upload-size-error")
+    expect(message).to_have_text("big.zip is 4.9\xa0KB: larger than the upload limit of 2.0\xa0KB. Nothing was sent.")
+    page.get_by_role("button", name="Upload and validate").click()
+    expect(message).to_be_visible()
+    expect(page).to_have_url("/repositories/")
+    assert not ModelRepository.objects.exists()

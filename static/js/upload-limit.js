@@ -25,7 +25,10 @@
       file && limit && file.size > limit
         ? `${file.name} is ${size(file.size)}: larger than the upload limit of ${input.dataset.maxText}. Nothing was sent.`
         : "";
-    input.setCustomValidity(message);
+    // Our own message rather than setCustomValidity: the browser's bubble
+    // would repeat it over the page.
+    if (message) input.setAttribute("aria-invalid", "true");
+    else input.removeAttribute("aria-invalid");
     const box = input.form && input.form.querySelector("[data-upload-size-error]");
     if (box) {
       box.textContent = message;
