@@ -14,6 +14,10 @@ disk. So:
   allowed to add repositories, and the declared length must be within the
   limit; only then may the body be read, up to the limit. Any other form
   body over DATA_UPLOAD_MAX_MEMORY_SIZE is a 413 at once.
+- Behind the compose stack's nginx, which buffers bodies before passing
+  them on, the proxy asks the same question first (`auth_request`, with
+  `X-Upload-Preflight`), so it does not spool an upload the dashboard
+  would refuse either (deploy/nginx/).
 - `UploadLimitHandler`, first of FILE_UPLOAD_HANDLERS, accepts a file only
   where the gate allowed one, and stops reading the moment the bytes
   received pass the limit, whatever the Content-Length said. The view then
@@ -72,10 +76,13 @@ class UploadGateMiddleware:
         return self.get_response(request)
 
     def process_view(self, request, view_func, view_args, view_kwargs):
-        if request.method not in _BODY_METHODS or request.content_type not in FORM_TYPES:
-            return None  # JSON and binary bodies: their operations bound them (deployments/api/parser.py)
         match = request.resolver_match
         name = match.view_name if match else ""
+        preflight = request.headers.get("X-Upload-Preflight")
+        if preflight and name in (PAGE_UPLOAD, API_UPLOAD):
+            return _preflight(request, name, preflight)
+        if request.method not in _BODY_METHODS or request.content_type not in FORM_TYPES:
+            return None  # JSON and binary bodies: their operations bound them (deployments/api/parser.py)
         if name == PAGE_UPLOAD:
             return self._page_upload(request)
         if name == API_UPLOAD:
@@ -126,6 +133,41 @@ class UploadGateMiddleware:
     @staticmethod
     def _over_limit(request) -> bool:
         return _declared_length(request) > settings.REPOSITORY_MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD
+
+
+def _preflight(request, name: str, preflight: str):
+    """The front proxy's question before it reads an upload's body (nginx's
+    auth_request, deploy/nginx/): would the dashboard read this one? Asked
+    with the request's headers, its method and declared length in
+    X-Upload-Preflight ("POST 1234"). nginx passes on 401 and 403 and counts
+    any other refusal as its own error, so a body the dashboard would not
+    take for its size is a 403 here."""
+    method, _, length = preflight.partition(" ")
+    if method not in _BODY_METHODS:
+        return HttpResponse(status=204)
+    if name == API_UPLOAD:
+        from deployments.api.auth import TokenAuth
+        from deployments.api.errors import ApiError
+
+        try:
+            # Counts a bad token against the address, as the operation would.
+            user = TokenAuth()(request).user
+        except ApiError as exc:
+            return HttpResponse(exc.message, status=401 if exc.status in (401, 429) else 403)
+    else:
+        user = request.user
+        if not user.is_authenticated:
+            return HttpResponse("Sign in to upload.", status=401)
+    try:
+        require(user, PERMISSION, "Uploading a repository")
+    except NotAllowed as exc:
+        return HttpResponse(exc.message, status=403)
+    declared = int(length) if length.isdigit() else 0
+    form = request.content_type in FORM_TYPES
+    limit = settings.REPOSITORY_MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD if form else settings.API_MAX_JSON_BYTES
+    if declared > limit:
+        return HttpResponse(too_large_message(settings.REPOSITORY_MAX_UPLOAD_BYTES), status=403)
+    return HttpResponse(status=204)
 
 
 class UploadLimitHandler(FileUploadHandler):

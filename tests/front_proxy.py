@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tests import processes
 
-TEMPLATE = processes.ROOT / "deploy" / "nginx" / "templates" / "dashboard.conf.template"
+TEMPLATE = processes.ROOT / "deploy" / "nginx" / "templates" / "default.conf.template"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 # The unprivileged user nginx runs as when the tests run as root.
 NOBODY = 65534
@@ -61,6 +61,11 @@ def start(*, upstream: str, port: int) -> tuple[subprocess.Popen, Path]:
         for path in (root, *root.rglob("*")):
             os.chown(path, NOBODY, NOBODY)
         command = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *command]
-    checked = subprocess.run([*command[:-2], "-t"], capture_output=True, text=True)
+    checked = subprocess.run([*command, "-t"], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
     return processes.start(command, env=processes.child_env(), log=root / "nginx.out"), root
+
+
+def stop(process: subprocess.Popen, root: Path) -> None:
+    processes.stop(process)
+    shutil.rmtree(root, ignore_errors=True)

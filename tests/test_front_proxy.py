@@ -17,7 +17,8 @@ import pytest
 import requests
 
 from tests import front_proxy, processes
-from tests.test_upload_limits import TOTAL, MiB, Server, post_streaming
+from tests.conftest import PASSWORD
+from tests.test_upload_limits import TOTAL, USERS, MiB, Server, post_streaming
 from tests.test_web_server import web_command
 
 pytestmark = pytest.mark.server
@@ -34,6 +35,9 @@ def web(tmp_path_factory):
     env = processes.make_run_env(root / "var", WEB_BODY_TIMEOUT="3", TMPDIR=str(root))
     migrated = processes.manage("migrate", "--noinput", env=env)
     assert migrated.returncode == 0, migrated.stderr[-2000:]
+    created = processes.manage("shell", "-c", USERS.format(password=PASSWORD), env=env)
+    assert created.returncode == 0, created.stderr[-2000:]
+    tokens = dict(line.split(" ", 1) for line in created.stdout.strip().splitlines()[-2:])
     port = processes.free_port()
     server = processes.start(["bash", "-c", web_command()], env={**env, "PORT": str(port)}, log=root / "web.log")
 
@@ -44,13 +48,13 @@ def web(tmp_path_factory):
             return False
 
     processes.wait_for(answering, within=60, what="the web server answers", process=server)
-    yield port, root
+    yield port, root, tokens
     processes.stop(server)
 
 
 @pytest.fixture(scope="module")
 def proxy(web):
-    web_port, _ = web
+    web_port, _, _ = web
     port = processes.free_port()
     nginx, folder = front_proxy.start(upstream=f"127.0.0.1:{web_port}", port=port)
 
@@ -62,7 +66,7 @@ def proxy(web):
 
     processes.wait_for(answering, within=30, what="nginx answers", process=nginx)
     yield port, folder
-    processes.stop(nginx)
+    front_proxy.stop(nginx, folder)
 
 
 class SlowClient(threading.Thread):
@@ -124,19 +128,23 @@ def test_twenty_slow_clients_through_the_proxy_do_not_starve_the_health_check(pr
     clients = under_attack(port)
     try:
         failures = health_checks(port)
-        still_sending = [c for c in clients if c.ended is None and c.is_alive()]
+        bodies = [c for c in clients if not c.slow_headers]
+        # The attack lasted through every check: the slow bodies are still being taken, a byte at a time.
+        still_sending = [c for c in bodies if c.ended is None and c.is_alive()]
+        # Headers must arrive whole within client_header_timeout: the proxy lets those clients go.
+        headers = [c for c in clients if c.slow_headers]
+        processes.wait_for(lambda: all(c.ended or not c.is_alive() for c in headers), within=60, what="headers end")
     finally:
         for client in clients:
             client.stop.set()
     assert failures == []
-    # The attack lasted through every check: the proxy held the clients rather than dropping them.
-    assert len(still_sending) == SLOW_CLIENTS
+    assert len(still_sending) == len(bodies)
 
 
 def test_the_web_server_alone_ends_a_body_that_does_not_arrive_in_time(web):
     """`make run` has no proxy: gunicorn itself must let go of a trickling body
     (WEB_BODY_TIMEOUT is 3 s here)."""
-    port, _ = web
+    port, _, _ = web
     client = SlowClient(port, slow_headers=False, interval=0.5)
     client.start()
     # 10,000 bytes at one every 0.5 s would take 80 minutes; `within` only bounds a hung run.
@@ -150,7 +158,7 @@ def test_an_anonymous_upload_through_the_proxy_is_not_buffered_to_disk(proxy, we
     from slow ones), so it must not take an upload that the dashboard would
     refuse: it asks the dashboard first, from the headers."""
     port, folder = proxy
-    _, web_root = web
+    _, web_root, _ = web
     session = requests.Session()
     session.get(f"http://127.0.0.1:{port}/login/", timeout=10)
     server = Server(f"http://127.0.0.1:{port}", port, [folder, web_root], "", "")
@@ -163,3 +171,29 @@ def test_an_anonymous_upload_through_the_proxy_is_not_buffered_to_disk(proxy, we
     assert outcome.written <= 1 * MiB, f"{outcome.written / MiB:.0f} MiB written before the refusal"
     assert outcome.sent < TOTAL
     assert outcome.status in (None, 401)
+
+
+def test_a_deployer_uploads_through_the_proxy_and_a_viewer_is_refused_there(proxy, web):
+    from tests import archives
+
+    port, _ = proxy
+    _, _, tokens = web
+    archive = archives.make_zip(archives.add_sub_files())
+
+    def upload(token: str):
+        return requests.post(
+            f"http://127.0.0.1:{port}/api/v1/repositories",
+            headers={"Authorization": f"Token {token}"},
+            files={"archive": ("add_sub.zip", archive, "application/zip")},
+            data={"name": "add-sub"},
+            timeout=60,
+        )
+
+    assert upload(tokens["viewer"]).status_code == 403
+    recorded = upload(tokens["deployer"])
+    assert recorded.status_code == 201, recorded.text
+    assert recorded.json()["name"] == "add-sub"
+    # Reads pass the preflight untouched.
+    viewer = {"Authorization": f"Token {tokens['viewer']}"}
+    listed = requests.get(f"http://127.0.0.1:{port}/api/v1/repositories", headers=viewer, timeout=10)
+    assert [r["name"] for r in listed.json()["results"]] == ["add-sub"]
