@@ -68,3 +68,33 @@ def test_the_upload_page_gives_the_browser_the_limit(client, deployer, small_lim
     page = client.get(reverse("repositories")).content.decode()
     assert f'data-max-bytes="{LIMIT}"' in page
     assert "up to 1000\xa0bytes" in page
+
+
+# The front proxy's question before it spools an upload (nginx's auth_request, deploy/nginx/):
+# the request's headers without its body, its method and declared length in X-Upload-Preflight.
+
+
+def preflight(client, url: str, length: int = 1000, **headers):
+    return client.get(url, HTTP_X_UPLOAD_PREFLIGHT=f"POST {length}", content_type="multipart/form-data", **headers)
+
+
+def test_the_proxy_is_told_to_refuse_an_upload_from_a_stranger_or_a_viewer(client, viewer, token_for):
+    page, api = reverse("repository-upload"), reverse("api:repositories")
+    assert preflight(client, page).status_code == 401
+    assert preflight(client, api).status_code == 401
+    assert preflight(client, api, HTTP_AUTHORIZATION="Token nonsense").status_code == 401
+    assert preflight(client, api, HTTP_AUTHORIZATION=token_for(viewer)).status_code == 403
+    client.force_login(viewer)
+    assert preflight(client, page).status_code == 403
+
+
+def test_the_proxy_is_told_to_take_a_deployers_upload_within_the_limit_only(client, deployer, token_for, small_limit):
+    page, api = reverse("repository-upload"), reverse("api:repositories")
+    token = token_for(deployer)
+    assert preflight(client, api, HTTP_AUTHORIZATION=token).status_code == 204
+    assert preflight(client, api, length=10**9, HTTP_AUTHORIZATION=token).status_code == 403
+    client.force_login(deployer)
+    assert preflight(client, page).status_code == 204
+    assert preflight(client, page, length=10**9).status_code == 403
+    # Reads pass untouched.
+    assert client.get(page, HTTP_X_UPLOAD_PREFLIGHT="GET ").status_code == 204
