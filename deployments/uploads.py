@@ -20,8 +20,9 @@ disk. So:
   would refuse either (deploy/nginx/).
 - `UploadLimitHandler`, first of FILE_UPLOAD_HANDLERS, accepts a file only
   where the gate allowed one, and stops reading the moment the bytes
-  received pass the limit, whatever the Content-Length said. The view then
-  answers 413 (`refusal()`), and the spooled part is removed.
+  received pass the limit, whatever the Content-Length said, without
+  reading the rest; the spooled part is removed. The upload views answer
+  413 with `refusal()`; elsewhere the file is simply not there.
 """
 
 from django.conf import settings
