@@ -137,29 +137,13 @@ def _tamper(sql: str, params=None):
 
 def _unkeyed_hash(event) -> str:
     """The chain's hash as the attacker of finding 2 recomputed it: the
-    project's own unkeyed SHA-256 over the canonical event."""
+    project's own unkeyed SHA-256 over the canonical event (no key id)."""
     import hashlib
-    from datetime import UTC
 
-    payload = {
-        "seq": event.seq,
-        "at": event.at.astimezone(UTC).isoformat(),
-        "actor_name": event.actor_name,
-        "action": event.action,
-        "object_type": event.object_type,
-        "object_id": event.object_id,
-        "object_repr": event.object_repr,
-        "before": event.before,
-        "after": event.after,
-        "details": event.details,
-        "request_id": event.request_id,
-        "source_ip": event.source_ip,
-        "prev_hash": event.prev_hash,
-    }
-    if event.environment:
-        payload["environment"] = event.environment
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    from deployments.audit.signing import _payload, canonical
+
+    payload = {key: value for key, value in _payload(event).items() if key != "key_id"}
+    return hashlib.sha256(canonical(payload)).hexdigest()
 
 
 _REWRITE = "UPDATE deployments_auditevent SET actor_name = %s, prev_hash = %s, hash = %s WHERE seq = %s"
