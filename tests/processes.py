@@ -91,6 +91,11 @@ def make_run_env(var_dir: Path, **overrides: str | None) -> dict[str, str]:
     )
 
 
+def start_stack(*, port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """`make run`'s stack (web, workers, beat) as the Makefile starts it."""
+    return start(["honcho", "--procfile", "Procfile", "start", "--port", str(port)], env=env, log=log)
+
+
 def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     """A management command in a child process, as a person runs it beside the stack."""
     return subprocess.run(

@@ -44,9 +44,7 @@ def stack(tmp_path, settings):
         user: processes.manage("create_api_token", user, "--scope", "deploy", env=env).stdout.strip().splitlines()[-1]
         for user in ("admin", "approver")
     }
-    server = processes.start(
-        ["honcho", "--procfile", "Procfile", "start", "--port", str(port)], env=env, log=tmp_path / "stack.log"
-    )
+    server = processes.start_stack(port=port, env=env, log=tmp_path / "stack.log")
     base = f"http://127.0.0.1:{port}"
 
     # The stack's local endpoints live in its storage root: stopped there when the test ends.

@@ -35,9 +35,7 @@ def test_make_run_stack_serves_signs_in_and_processes_tasks(local_env, tmp_path)
     assert again.returncode == 0
     assert "with password:" not in again.stdout  # printed once only
 
-    stack = processes.start(
-        ["honcho", "--procfile", "Procfile", "start", "--port", str(port)], env=local_env, log=tmp_path / "stack.log"
-    )
+    stack = processes.start_stack(port=port, env=local_env, log=tmp_path / "stack.log")
     try:
         base = f"http://127.0.0.1:{port}"
 
