@@ -2,7 +2,7 @@
 
 Two modes, chosen by DASHBOARD_ENV:
 - "local" (the default, what `make run` uses): embedded defaults that need no
-  servers — SQLite and Celery's file-system transport under VAR_DIR, and a
+  servers — SQLite, and a Celery broker on a SQLite file, under VAR_DIR, and a
   secret key and an encryption key generated once into VAR_DIR.
 - "production": every value that matters must be given explicitly; a missing
   or weak one stops the process before it serves, naming the variable.
@@ -473,20 +473,13 @@ if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 else:
-    _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed", "control"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_broker_dir / "queue"),
-        "data_folder_out": str(_broker_dir / "queue"),
-        "processed_folder": str(_broker_dir / "processed"),
-        # Exchange bindings; kombu's default is ./control, wherever the process starts.
-        "control_folder": str(_broker_dir / "control"),
-        "store_processed": False,
-        # The folder is polled; kombu's 1 s default would add up to a second to every click.
-        "polling_interval": 0.2,
-    }
+    # make run's: kombu's SQLAlchemy transport on a SQLite file (dashboard/embedded_broker.py says why).
+    from dashboard import embedded_broker
+
+    _broker_db = VAR_DIR / "broker.sqlite3"
+    CELERY_BROKER_URL = embedded_broker.url(_broker_db)
+    CELERY_BROKER_TRANSPORT = embedded_broker.TRANSPORT
+    CELERY_BROKER_TRANSPORT_OPTIONS = embedded_broker.transport_options(_broker_db)
 # State lives in the database (Operation rows), never in a result backend.
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True

@@ -81,9 +81,9 @@ def consume(*, skip: list[str]) -> None:
         _record(args[0], args[1], message.delivery_info.get("routing_key") or "?")
         message.ack()
 
-    # No pause between polls: the most demanding consumer a transport can meet.
-    options = {**app.conf.broker_transport_options, "polling_interval": 0}
-    with app.connection_for_read(transport_options=options) as connection:
+    with app.connection_for_read() as connection:
+        # No pause between polls: the most demanding consumer a transport can meet.
+        connection.transport.polling_interval = 0
         task_queues = [app.amqp.queues[name] for name in queues() if name not in skip]
         idle = 0
         while idle < 5 or not stop.exists():
@@ -103,6 +103,7 @@ def consume(*, skip: list[str]) -> None:
                 time.sleep(0.1)
                 connection.close()
                 connection = connection.clone()
+                connection.transport.polling_interval = 0
 
 
 if __name__ == "__main__":

@@ -23,20 +23,26 @@ def run_pending(deployment) -> Operation:
 
 
 def queued_tasks(queue_name: str) -> list[str]:
-    """Names of the tasks waiting in a broker queue, oldest first, on Redis or the file-system broker."""
+    """Names of the tasks waiting in a broker queue, oldest first, on Redis or the embedded SQLite broker."""
     import base64
     import json
-    from pathlib import Path
+    import sqlite3
 
     import redis
     from django.conf import settings
+    from sqlalchemy.engine import make_url
 
     if settings.CELERY_BROKER_URL.startswith("redis"):
         # Celery pushes on the left and takes from the right.
         messages = redis.Redis.from_url(settings.CELERY_BROKER_URL).lrange(queue_name, 0, -1)[::-1]
     else:
-        folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
-        messages = [path.read_bytes() for path in sorted(folder.glob(f"*.{queue_name}.msg"))]
+        with sqlite3.connect(make_url(settings.CELERY_BROKER_URL).database) as db:
+            rows = db.execute(
+                "SELECT payload FROM kombu_message JOIN kombu_queue ON kombu_queue.id = queue_id"
+                " WHERE kombu_queue.name = ? AND visible ORDER BY timestamp, kombu_message.id",
+                (queue_name,),
+            ).fetchall()
+        messages = [payload for (payload,) in rows]
     names = []
     for raw in messages:
         message = json.loads(raw)
