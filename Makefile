@@ -22,13 +22,14 @@ $(STAMP):
 
 install: $(STAMP)
 
-# The whole dashboard in the foreground on embedded defaults (SQLite and a
-# file-system Celery broker under var/): web, worker and beat. Ctrl-C stops all.
+# The whole dashboard in the foreground on embedded defaults (SQLite, and a
+# Celery broker on a SQLite file, under var/): the Procfile's web, workers and
+# beat under supervisord, which restarts one that dies. Ctrl-C stops all.
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py bootstrap_demo --url http://$(HOST):$(PORT)/
 	$(PY) manage.py triton_runtime prepare || echo "The local Triton is unavailable here: deploys to local targets will fail. Details: $(PY) manage.py triton_runtime check"
-	HOST=$(HOST) $(VENV)/bin/honcho --procfile Procfile --app-root . start --port $(PORT)
+	HOST=$(HOST) $(PY) manage.py run_stack --port $(PORT)
 
 # Every test, against the real PostgreSQL, Redis and Chromium found on this
 # machine (tests/services.py says how they are found).

@@ -55,7 +55,8 @@ def healthy_with_a_worker(base: str) -> dict | None:
 
 def start(args: list[str], *, env: dict[str, str], log: Path) -> subprocess.Popen:
     # Its own process group, so stop() reaches the children it forks too.
-    with log.open("wb") as handle:
+    # Appending: supervisord's processes each open the log anew (as /dev/stdout).
+    with log.open("ab") as handle:
         return subprocess.Popen(
             args, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -85,15 +86,15 @@ def child_env(**overrides: str | None) -> dict[str, str]:
 
 def make_run_env(var_dir: Path, **overrides: str | None) -> dict[str, str]:
     """The environment `make run` gives its stack: embedded defaults (SQLite,
-    the file-system broker) under `var_dir`, listening on 127.0.0.1."""
+    the SQLite broker) under `var_dir`, listening on 127.0.0.1."""
     return child_env(
         VAR_DIR=str(var_dir), DATABASE_URL=None, REDIS_URL=None, DASHBOARD_ENV="local", HOST="127.0.0.1", **overrides
     )
 
 
 def start_stack(*, port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
-    """`make run`'s stack (web, workers, beat) as the Makefile starts it."""
-    return start(["honcho", "--procfile", "Procfile", "start", "--port", str(port)], env=env, log=log)
+    """`make run`'s stack (web, workers, beat under supervisord) as the Makefile starts it."""
+    return start([sys.executable, "manage.py", "run_stack", "--port", str(port)], env=env, log=log)
 
 
 def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -11,10 +11,10 @@ settings take DATABASE_URL and REDIS_URL from the environment.
 - Chromium: CHROMIUM (default /usr/bin/chromium, Debian's package).
 
 Outside CI a missing service skips the tests marked as needing it (and the
-others run on SQLite and the file-system broker). Under CI=true a missing
+others run on SQLite and the embedded SQLite broker). Under CI=true a missing
 service fails the run: a green CI must mean every test ran.
 
-TEST_TIER=fast (`make test-fast`) is the quick tier: SQLite, the file-system
+TEST_TIER=fast (`make test-fast`) is the quick tier: SQLite, the SQLite
 broker, and only the tests that need none of PostgreSQL, Redis, Chromium, a
 real Triton or the Azure SDKs (the others are deselected, not skipped).
 """

@@ -1,5 +1,5 @@
-"""`make run`'s stack on its embedded defaults: SQLite and Celery's file-system
-transport, with the real web server, worker and beat under honcho."""
+"""`make run`'s stack on its embedded defaults: SQLite and the SQLite Celery
+broker, with the real web server, worker and beat under supervisord."""
 
 import re
 import signal
@@ -46,7 +46,7 @@ def test_make_run_stack_serves_signs_in_and_processes_tasks(local_env, tmp_path)
         assert body["broker"] == "ok"
         announced = body["workers"]["last_seen"]
 
-        # A later heartbeat went beat -> file-system queue -> worker -> SQLite:
+        # A later heartbeat went beat -> SQLite queue -> worker -> SQLite:
         # the whole embedded path, not just the worker's start-up announcement.
         def heartbeat_after_announcement():
             seen = healthy_with_a_worker()
