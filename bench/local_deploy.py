@@ -5,7 +5,7 @@ starting tritonserver by hand on the same repository, in the same run.
 
 Through the dashboard: deployment_create (what the page and API call) ->
 on-commit enqueue -> a real Celery worker (Redis when REDIS_URL is set,
-otherwise the file-system broker) -> stage, start, load -> the observation
+otherwise the SQLite broker) -> stage, start, load -> the observation
 that marks it healthy. By hand: the same tritonserver flags on a copy of
 the repository, until every model reports READY. Prints both medians and
 the ratio (goal: at most 1.5x).
@@ -116,7 +116,7 @@ def main():
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(30)
         shutil.rmtree(VAR, ignore_errors=True)
-    broker = "redis" if os.environ.get("REDIS_URL") else "file-system"
+    broker = "redis" if os.environ.get("REDIS_URL") else "SQLite"
     by_hand_median, dashboard_median = statistics.median(manual), statistics.median(dashboard)
     print(f"example {args.example}, {args.runs} runs each, broker {broker}")
     print(
