@@ -33,7 +33,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 import requests  # noqa: E402
 
 from tests import front_proxy, processes  # noqa: E402
-from tests.test_web_server import web_command  # noqa: E402
 
 
 class Attacker(threading.Thread):
@@ -115,12 +114,12 @@ def main():
     migrated = processes.manage("migrate", "--noinput", env=env)
     if migrated.returncode:
         raise SystemExit(migrated.stderr[-2000:])
-    web_port, proxy_port = processes.free_port(), processes.free_port()
-    web = processes.start(["bash", "-c", web_command()], env={**env, "PORT": str(web_port)}, log=var / "web.log")
+    web, _, web_port = processes.start_web(env=env, log=var / "web.log")
+    proxy_port = processes.free_port()
     nginx, folder = front_proxy.start(upstream=f"127.0.0.1:{web_port}", port=proxy_port)
     try:
-        for port in (web_port, proxy_port):
-            processes.wait_for(lambda p=port: _answers(p), within=60, what=f"port {port} answers")
+        base = f"http://127.0.0.1:{proxy_port}"
+        processes.wait_for(lambda: processes.answers_health(base), within=60, what="nginx answers")
         results = {"gunicorn directly": measure(web_port, args), "through nginx": measure(proxy_port, args)}
     finally:
         front_proxy.stop(nginx, folder)
@@ -137,13 +136,6 @@ def main():
             f"| {r['failures']} of {args.requests} | {a50 / b50:.2f}x |"
         )
     print("attack connections opened: " + ", ".join(f"{f} {r['connections']}" for f, r in results.items()))
-
-
-def _answers(port: int) -> bool:
-    try:
-        return requests.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 if __name__ == "__main__":

@@ -92,6 +92,30 @@ def make_run_env(var_dir: Path, **overrides: str | None) -> dict[str, str]:
     )
 
 
+def web_command() -> str:
+    """The Procfile's web line, as `make run` runs it."""
+    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+    return line.removeprefix("web:").strip()
+
+
+def answers_health(base: str) -> bool:
+    import requests
+
+    try:
+        return requests.get(f"{base}/api/v1/health", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def start_web(*, env: dict[str, str], log: Path, what: str = "the web server") -> tuple[subprocess.Popen, str, int]:
+    """The web server alone, as `make run` starts it, on a free port: (process, base URL, port) once it answers."""
+    port = free_port()
+    server = start(["bash", "-c", web_command()], env={**env, "PORT": str(port)}, log=log)
+    base = f"http://127.0.0.1:{port}"
+    wait_for(lambda: answers_health(base), within=60, what=f"{what} answers", process=server)
+    return server, base, port
+
+
 def start_stack(*, port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
     """`make run`'s stack (web, workers, beat under supervisord) as the Makefile starts it."""
     return start([sys.executable, "manage.py", "run_stack", "--port", str(port)], env=env, log=log)

@@ -19,7 +19,6 @@ import requests
 from tests import front_proxy, processes
 from tests.conftest import PASSWORD
 from tests.test_upload_limits import TOTAL, USERS, MiB, Server, post_streaming
-from tests.test_web_server import web_command
 
 pytestmark = pytest.mark.server
 
@@ -38,16 +37,7 @@ def web(tmp_path_factory):
     created = processes.manage("shell", "-c", USERS.format(password=PASSWORD), env=env)
     assert created.returncode == 0, created.stderr[-2000:]
     tokens = dict(line.split(" ", 1) for line in created.stdout.strip().splitlines()[-2:])
-    port = processes.free_port()
-    server = processes.start(["bash", "-c", web_command()], env={**env, "PORT": str(port)}, log=root / "web.log")
-
-    def answering():
-        try:
-            return requests.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    processes.wait_for(answering, within=60, what="the web server answers", process=server)
+    server, _, port = processes.start_web(env=env, log=root / "web.log")
     yield port, root, tokens
     processes.stop(server)
 
@@ -57,14 +47,8 @@ def proxy(web):
     web_port, _, _ = web
     port = processes.free_port()
     nginx, folder = front_proxy.start(upstream=f"127.0.0.1:{web_port}", port=port)
-
-    def answering():
-        try:
-            return requests.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    processes.wait_for(answering, within=30, what="nginx answers", process=nginx)
+    base = f"http://127.0.0.1:{port}"
+    processes.wait_for(lambda: processes.answers_health(base), within=30, what="nginx answers", process=nginx)
     yield port, folder
     front_proxy.stop(nginx, folder)
 

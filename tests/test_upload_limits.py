@@ -22,7 +22,6 @@ import requests
 
 from tests import processes
 from tests.conftest import PASSWORD
-from tests.test_web_server import web_command
 
 pytestmark = pytest.mark.server
 
@@ -62,17 +61,7 @@ def started(tmp_path_factory, **settings: str):
     created = processes.manage("shell", "-c", USERS.format(password=PASSWORD), env=env)
     assert created.returncode == 0, created.stderr[-2000:]
     tokens = dict(line.split(" ", 1) for line in created.stdout.strip().splitlines()[-2:])
-    port = processes.free_port()
-    web = processes.start(["bash", "-c", web_command()], env={**env, "PORT": str(port)}, log=root / "web.log")
-    base = f"http://127.0.0.1:{port}"
-
-    def answering():
-        try:
-            return requests.get(f"{base}/api/v1/health", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    processes.wait_for(answering, within=60, what="the web server answers", process=web)
+    web, base, port = processes.start_web(env=env, log=root / "web.log")
     # The storage root holds the upload folder (FILE_UPLOAD_TEMP_DIR); TMPDIR is the process's own.
     yield Server(base, port, [root / "var" / "storage", temporary], tokens["viewer"], tokens["deployer"])
     processes.stop(web)

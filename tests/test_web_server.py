@@ -15,27 +15,12 @@ pytestmark = pytest.mark.server
 INTERVALS = [0.5, 1.0, 1.5, 1.99, 2.0, 2.01, 2.5, 3.0, 2.0]
 
 
-def web_command() -> str:
-    line = next(line for line in (processes.ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
-    return line.removeprefix("web:").strip()
-
-
 @pytest.fixture
 def web_server(tmp_path):
     env = processes.make_run_env(tmp_path / "var")
     migrated = processes.manage("migrate", "--noinput", env=env)
     assert migrated.returncode == 0, migrated.stderr[-2000:]
-    port = processes.free_port()
-    server = processes.start(["bash", "-c", web_command()], env={**env, "PORT": str(port)}, log=tmp_path / "web.log")
-    base = f"http://127.0.0.1:{port}"
-
-    def answering():
-        try:
-            return requests.get(f"{base}/api/v1/health", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    processes.wait_for(answering, within=60, what="the web server answers", process=server)
+    server, base, _ = processes.start_web(env=env, log=tmp_path / "web.log")
     yield base
     processes.stop(server)
 
