@@ -98,3 +98,31 @@ def test_the_proxy_is_told_to_take_a_deployers_upload_within_the_limit_only(clie
     assert preflight(client, page, length=10**9).status_code == 403
     # Reads pass untouched.
     assert client.get(page, HTTP_X_UPLOAD_PREFLIGHT="GET ").status_code == 204
+
+
+def test_the_console_takes_input_files_from_those_who_may_use_it_within_its_cap(
+    client, deployer, viewer, repository, settings
+):
+    from deployments.models import Deployment
+    from deployments.services.deployments import deployment_create
+    from tests.engine import local_target
+
+    deployment = deployment_create(name="console", repository=repository, target=local_target(), actor=deployer)
+    Deployment.objects.filter(pk=deployment.pk).update(status="healthy", scoring_uri="http://127.0.0.1:9/score")
+    url = reverse("deployment-console", args=[deployment.pk])
+
+    def post(**extra):
+        npy = SimpleUploadedFile("x.npy", bytes(2048), "application/octet-stream")
+        return client.post(url, {"model": "add_sub", "mode-INPUT0": "npy", "file-INPUT0": npy}, **extra)
+
+    client.force_login(deployer)
+    assert "file-INPUT0" in post().wsgi_request.FILES
+    settings.CONSOLE_MAX_REQUEST_BYTES = 1024
+    too_large = post()
+    assert too_large.status_code == 413
+    assert "1024 bytes" in too_large.content.decode()
+    client.force_login(viewer)
+    refused = post()
+    assert refused.status_code == 403
+    assert not refused.wsgi_request.FILES
+    assert not spooled(settings)
