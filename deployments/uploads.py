@@ -12,7 +12,9 @@ disk. So:
   reads the body) decides from the headers alone. On an upload endpoint the
   caller must be signed in (page) or hold a valid deploy token (API) and be
   allowed to add repositories, and the declared length must be within the
-  limit; only then may the body be read, up to the limit. Any other form
+  limit; only then may the body be read, up to the limit. The console page
+  takes input files the same way, from those who may use that deployment's
+  console, up to CONSOLE_MAX_REQUEST_BYTES. Any other form
   body over DATA_UPLOAD_MAX_MEMORY_SIZE is a 413 at once.
 - Behind the compose stack's nginx, which buffers bodies before passing
   them on, the proxy asks the same question first (`auth_request`, with
@@ -37,6 +39,8 @@ from deployments.services.permissions import require
 PERMISSION = "deployments.add_modelrepository"
 # URL names of the operations that take an archive.
 PAGE_UPLOAD, API_UPLOAD = "repository-upload", "api:repositories"
+# The console page takes .npy files and images for its inputs.
+CONSOLE = "deployment-console"
 # Room for the multipart envelope (boundaries, part headers, the name field) around the archive.
 MULTIPART_OVERHEAD = 64 * 1024
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
@@ -88,6 +92,8 @@ class UploadGateMiddleware:
             return self._page_upload(request)
         if name == API_UPLOAD:
             return self._api_upload(request)
+        if name == CONSOLE:
+            return self._console_upload(request, match.kwargs.get("deployment_id"))
         declared = _declared_length(request)
         if declared > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
             message = f"The form is {declared} bytes; forms here take at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE}."
@@ -129,6 +135,26 @@ class UploadGateMiddleware:
         if self._over_limit(request):
             return _api_error(413, "too_large", too_large_message(settings.REPOSITORY_MAX_UPLOAD_BYTES), "archive")
         request.upload_allowance = settings.REPOSITORY_MAX_UPLOAD_BYTES
+        return None
+
+    def _console_upload(self, request, deployment_id):
+        """Input files for a deployment's console, from one who may use it
+        there, within the console's per-request cap (its tensors are checked
+        against their own caps once read)."""
+        from deployments import policy
+        from deployments.models import Deployment
+
+        user = request.user
+        if not user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        deployment = Deployment.objects.visible_to(user).select_related("target").filter(pk=deployment_id).first()
+        if deployment is None or not policy.can(user, "deployments.use_console", deployment.target.environment_id):
+            return None  # takes no file; the view answers 404 or 403
+        limit = settings.CONSOLE_MAX_REQUEST_BYTES
+        message = f"The console takes at most {limit_text(limit)} of input files per request."
+        if _declared_length(request) > limit + MULTIPART_OVERHEAD:
+            return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+        request.upload_allowance, request.upload_too_large = limit, message
         return None
 
     @staticmethod
@@ -189,7 +215,8 @@ class UploadLimitHandler(FileUploadHandler):
     def receive_data_chunk(self, raw_data, start):
         self.received += len(raw_data)
         if self.received > self.allowance:
-            self.request.upload_refusal = too_large_message(self.allowance)
+            too_large = getattr(self.request, "upload_too_large", None)
+            self.request.upload_refusal = too_large or too_large_message(self.allowance)
             raise StopUpload(connection_reset=True)
         return raw_data
 

@@ -120,7 +120,7 @@ def test_the_console_takes_input_files_from_those_who_may_use_it_within_its_cap(
     settings.CONSOLE_MAX_REQUEST_BYTES = 1024
     too_large = post()
     assert too_large.status_code == 413
-    assert "1024 bytes" in too_large.content.decode()
+    assert "The console takes at most 1.0\xa0KB (1024 bytes)" in too_large.content.decode()
     client.force_login(viewer)
     refused = post()
     assert refused.status_code == 403

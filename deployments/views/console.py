@@ -13,7 +13,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from deployments import policy
+from deployments import policy, uploads
 from deployments.console import snippet, tensors
 from deployments.console.infer import (
     MAX_TIMEOUT,
@@ -121,6 +121,11 @@ def console(request, deployment_id: int):
     fields = _input_fields(metadata)
     context.update({"metadata": metadata, "fields": fields, "outputs": metadata.get("outputs", [])})
     if request.method == "POST":
+        if uploads.refusal(request):
+            # An input file past the console's cap: its reading was stopped (deployments/uploads.py).
+            context["error"] = uploads.refusal(request)
+            template = "deployments/console.html#result" if request.htmx else "deployments/console.html"
+            return render(request, template, context, status=413)
         try:
             timeout = _seconds(request.POST.get("timeout"))
             inputs = [_spec_from_post(request.POST, request.FILES, field) for field in fields]
