@@ -17,8 +17,7 @@ import pytest
 import requests
 
 from tests import front_proxy, processes
-from tests.conftest import PASSWORD
-from tests.test_upload_limits import TOTAL, USERS, MiB, Server, post_streaming
+from tests.test_upload_limits import TOTAL, MiB, Server, post_streaming, with_users
 
 pytestmark = pytest.mark.server
 
@@ -32,11 +31,7 @@ CSRF_COOKIE = "a" * 32
 def web(tmp_path_factory):
     root = tmp_path_factory.mktemp("front")
     env = processes.make_run_env(root / "var", WEB_BODY_TIMEOUT="3", TMPDIR=str(root))
-    migrated = processes.manage("migrate", "--noinput", env=env)
-    assert migrated.returncode == 0, migrated.stderr[-2000:]
-    created = processes.manage("shell", "-c", USERS.format(password=PASSWORD), env=env)
-    assert created.returncode == 0, created.stderr[-2000:]
-    tokens = dict(line.split(" ", 1) for line in created.stdout.strip().splitlines()[-2:])
+    tokens = with_users(env)
     server, _, port = processes.start_web(env=env, log=root / "web.log")
     yield port, root, tokens
     processes.stop(server)

@@ -250,7 +250,7 @@ def test_redeploying_a_rejected_deployment_whose_name_was_reused_is_a_409(
 @pytest.fixture
 def clock(monkeypatch):
     moment = [1_800_000_000.0]
-    monkeypatch.setattr(api_auth, "now", lambda: moment[0], raising=False)
+    monkeypatch.setattr(api_auth, "now", lambda: moment[0])
     return moment
 
 

@@ -42,6 +42,15 @@ for name in ("viewer", "deployer"):
 """
 
 
+def with_users(env: dict[str, str]) -> dict[str, str]:
+    """Migrate `env`'s database and create the viewer and the deployer: their tokens by name."""
+    migrated = processes.manage("migrate", "--noinput", env=env)
+    assert migrated.returncode == 0, migrated.stderr[-2000:]
+    created = processes.manage("shell", "-c", USERS.format(password=PASSWORD), env=env)
+    assert created.returncode == 0, created.stderr[-2000:]
+    return dict(line.split(" ", 1) for line in created.stdout.strip().splitlines()[-2:])
+
+
 @dataclass
 class Server:
     base: str
@@ -56,11 +65,7 @@ def started(tmp_path_factory, **settings: str):
     temporary = root / "tmp"
     temporary.mkdir()
     env = processes.make_run_env(root / "var", TMPDIR=str(temporary), **settings)
-    migrated = processes.manage("migrate", "--noinput", env=env)
-    assert migrated.returncode == 0, migrated.stderr[-2000:]
-    created = processes.manage("shell", "-c", USERS.format(password=PASSWORD), env=env)
-    assert created.returncode == 0, created.stderr[-2000:]
-    tokens = dict(line.split(" ", 1) for line in created.stdout.strip().splitlines()[-2:])
+    tokens = with_users(env)
     web, base, port = processes.start_web(env=env, log=root / "web.log")
     # The storage root holds the upload folder (FILE_UPLOAD_TEMP_DIR); TMPDIR is the process's own.
     yield Server(base, port, [root / "var" / "storage", temporary], tokens["viewer"], tokens["deployer"])

@@ -97,7 +97,7 @@ def scrape_metrics():
 
 @shared_task(name="workers.anchor_audit", ignore_result=True)
 def anchor_audit():
-    """Write the audit chain's head down outside the database (deployments/audit.py)."""
+    """Write the audit chain's head down outside the database (deployments/audit/anchors.py)."""
     from deployments.audit.anchors import anchor_chain
     from deployments.single_run import single_run
 

@@ -20,6 +20,10 @@ from workers.targets.base import Capability, TargetError
 
 log = logging.getLogger(__name__)
 
+# How long an adoption run holds its target; the run ends the lease itself,
+# this bounds it when a worker dies mid-run.
+ADOPTION_LEASE_SECONDS = 15 * 60
+
 
 def _public(target: Target) -> dict:
     return {
@@ -130,7 +134,6 @@ def target_test_run(*, target_id: int, requested_by: str) -> dict:
 def target_adopt_request(*, actor, target: Target) -> None:
     require(actor, "deployments.change_target", "Adopting webservices", environment=target.environment, role="admin")
     registry.require(target, Capability.ADOPT)
-    # The lease outlives a worker that dies mid-run; the run ends it otherwise.
     if not cache.add(_adoption_key(target.pk), actor.get_username(), ADOPTION_LEASE_SECONDS):
         raise Conflict(f"Adoption on {target.name} is already running; its deployments appear when it ends.")
     try:
@@ -139,9 +142,6 @@ def target_adopt_request(*, actor, target: Target) -> None:
     except BaseException:
         cache.delete(_adoption_key(target.pk))
         raise
-
-
-ADOPTION_LEASE_SECONDS = 15 * 60
 
 
 def _adoption_key(target_id: int) -> str:

@@ -124,8 +124,7 @@ def console(request, deployment_id: int):
         if uploads.refusal(request):
             # An input file past the console's cap: its reading was stopped (deployments/uploads.py).
             context["error"] = uploads.refusal(request)
-            template = "deployments/console.html#result" if request.htmx else "deployments/console.html"
-            return render(request, template, context, status=413)
+            return _answer(request, context, status=413)
         try:
             timeout = _seconds(request.POST.get("timeout"))
             inputs = [_spec_from_post(request.POST, request.FILES, field) for field in fields]
@@ -165,9 +164,14 @@ def console(request, deployment_id: int):
                     ),
                 }
             )
-        template = "deployments/console.html#result" if request.htmx else "deployments/console.html"
-        return render(request, template, context, status=400 if "error" in context else 200)
+        return _answer(request, context, status=400 if "error" in context else 200)
     return render(request, "deployments/console.html", context)
+
+
+def _answer(request, context: dict, *, status: int):
+    """A POST's result: the fragment htmx swaps in, or the whole page."""
+    template = "deployments/console.html#result" if request.htmx else "deployments/console.html"
+    return render(request, template, context, status=status)
 
 
 def _score_console(request, deployment):
@@ -182,6 +186,5 @@ def _score_console(request, deployment):
             )
         except DomainError as exc:
             context["error"] = exc.message
-        template = "deployments/console.html#result" if request.htmx else "deployments/console.html"
-        return render(request, template, context, status=400 if "error" in context else 200)
+        return _answer(request, context, status=400 if "error" in context else 200)
     return render(request, "deployments/console.html", context)
