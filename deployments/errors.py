@@ -6,10 +6,13 @@ class DomainError(Exception):
 
     code = "invalid"
 
-    def __init__(self, message: str, *, code: str | None = None, path: str = ""):
+    def __init__(self, message: str, *, code: str | None = None, path: str = "", choices: list | None = None):
         super().__init__(message)
         self.message = message
         self.path = path
+        # What the person may pick from to ask again (e.g. the deployments a
+        # promotion could update): [{"id", "name", ...}].
+        self.choices = choices or []
         if code:
             self.code = code
 
@@ -25,3 +28,10 @@ class WrongState(DomainError):
 class Conflict(WrongState):
     """What was asked for exists already or is under way (a race with another
     request, usually): a 409 in the API, a message on the page."""
+
+
+class Ambiguous(WrongState):
+    """More than one thing fits and the request does not say which: the
+    message names them and `choices` lists them."""
+
+    code = "ambiguous"

@@ -7,6 +7,8 @@ def repository_json(repository: ModelRepository) -> dict:
     return {
         "id": repository.pk,
         "name": repository.name,
+        "line": repository.line_id,
+        "revision": repository.revision,
         "digest": repository.digest,
         "status": repository.status,
         "source": repository.source,
@@ -30,6 +32,39 @@ def repository_json(repository: ModelRepository) -> dict:
                 "warnings": model.warnings,
             }
             for model in repository.models.all()
+        ],
+    }
+
+
+def line_json(line) -> dict:
+    """A line from selectors.lines.line_detail, its revisions newest first."""
+    return {
+        "id": line.pk,
+        "name": line.name,
+        "revisions": [
+            {
+                "id": revision.pk,
+                "revision": revision.revision,
+                "digest": revision.digest,
+                "status": revision.status,
+                "uploaded_by": revision.uploaded_by.get_username() if revision.uploaded_by else None,
+                "uploaded_at": revision.uploaded_at.isoformat(),
+                "runs_in": [
+                    {
+                        "deployment": d.pk,
+                        "name": d.name,
+                        "environment": d.target.environment.name,
+                        "target": d.target.name,
+                        "status": d.status,
+                    }
+                    for d in revision.running
+                ],
+                "registered_as": [
+                    {"workspace": r.workspace, "model": r.label, "asset_type": r.asset_type}
+                    for r in revision.azure_models
+                ],
+            }
+            for revision in line.revision_rows
         ],
     }
 
@@ -94,6 +129,7 @@ def deployment_json(deployment, *, detail: bool = False) -> dict:
         "repository": {
             "id": deployment.repository_id,
             "name": deployment.repository_name,
+            "revision": deployment.repository_revision,
             "digest": deployment.repository_digest,
         },
         "mode": deployment.mode,

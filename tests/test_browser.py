@@ -68,7 +68,7 @@ def test_a_deployer_uploads_an_archive_and_sees_its_models(page, django_user_mod
     page.get_by_role("button", name="Upload and validate").click()
     expect(page.get_by_role("heading", name="add_then_double")).to_be_visible()
     expect(page.get_by_role("heading", name="double", exact=True)).to_be_visible()
-    expect(page.get_by_text("recorded: valid")).to_be_visible()
+    expect(page.get_by_text("recorded as revision 1: valid")).to_be_visible()
     expect(page.get_by_text("No findings")).to_be_visible()
 
     page.get_by_role("link", name="Repositories").first.click()

@@ -59,7 +59,9 @@ def test_the_api_uploads_an_archive_and_returns_the_documented_shape(client, dep
         "warnings": [],
     }
     again = client.post(
-        reverse("api:repositories"), {"name": "x", "archive": zip_upload()}, HTTP_AUTHORIZATION=token_for(deployer)
+        reverse("api:repositories"),
+        {"name": "add-sub", "archive": zip_upload()},
+        HTTP_AUTHORIZATION=token_for(deployer),
     )
     assert again.status_code == 200
     assert again.json()["id"] == body["id"]
@@ -271,4 +273,4 @@ def test_an_invalid_upload_counts_its_errors_in_words(client, deployer):
     files["add_sub/config.pbtxt"] = files["add_sub/config.pbtxt"].replace(b"dims", b"dim", 1)
     answer = client.post(reverse("repository-upload"), {"name": "one-typo", "archive": zip_upload(files)}, follow=True)
     page = answer.content.decode()
-    assert "recorded: invalid (1 error to fix)" in page
+    assert "recorded as revision 1: invalid (1 error to fix)" in page

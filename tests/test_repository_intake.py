@@ -75,15 +75,16 @@ def test_it_unwraps_a_single_top_folder(deployer):
 
 
 def test_the_digest_ignores_the_archive_format_and_recognises_identical_content(deployer):
-    first = upload(deployer, archives.make_zip(archives.add_sub_files()), "a.zip", name="first")
-    again = upload(deployer, archives.make_tar_gz(archives.add_sub_files(prefix="wrapped/")), "b.tgz", name="again")
+    first = upload(deployer, archives.make_zip(archives.add_sub_files()), "a.zip", name="add-sub")
+    again = upload(deployer, archives.make_tar_gz(archives.add_sub_files(prefix="wrapped/")), "b.tgz", name="add-sub")
     assert not again.created
     assert again.repository.pk == first.repository.pk
     assert ModelRepository.objects.count() == 1
     changed = archives.add_sub_files()
     changed["add_sub/1/model.py"] += b"\n# edited\n"
-    other = upload(deployer, archives.make_zip(changed), name="edited")
+    other = upload(deployer, archives.make_zip(changed), name="add-sub")
     assert other.created
+    assert (first.repository.revision, other.repository.revision) == (1, 2)
     assert other.repository.digest != first.repository.digest
 
 

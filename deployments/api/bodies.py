@@ -49,6 +49,23 @@ class SpecChanges(Body):
     auth_enabled: StrictBool | None = None
 
 
+class Redeploy(SpecChanges):
+    """A redeploy may also move the deployment to another revision."""
+
+    repository: ByIdOrName | None = Field(None, description="a revision's id, or a line's name for its latest revision")
+    confirm_other_line: StrictBool = Field(False, description="needed when the revision is of another line")
+
+
+class Promotion(Body):
+    environment: ByIdOrName
+    target: ByIdOrName | None = Field(None, description="where a new deployment goes, when several targets could")
+    deployment: StrictInt | None = Field(
+        None, description="the destination deployment to update, when several of the line run there"
+    )
+    name: str = Field("", description="a new deployment's name (default: the promoted one's)")
+    force: StrictBool = Field(False, description="promote a deployment that is not healthy (recorded in the audit)")
+
+
 class DeploymentCreate(SpecChanges):
     name: str
     repository: ByIdOrName

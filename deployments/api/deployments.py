@@ -8,7 +8,8 @@ from deployments.api.bodies import (
     DeploymentQuery,
     InferRequest,
     LogQuery,
-    SpecChanges,
+    Promotion,
+    Redeploy,
     Traffic,
 )
 from deployments.api.errors import NotFound
@@ -18,11 +19,12 @@ from deployments.api.schemas import Deployment, DeploymentDetail, DeploymentPage
 from deployments.console.infer import MAX_RESPONSE_BYTES, RELAY_CHUNK, console_infer, console_infer_binary
 from deployments.errors import DomainError, NotAllowed, WrongState
 from deployments.models import Deployment as DeploymentRow
-from deployments.models import DeployRequest, ModelRepository, Target
+from deployments.models import DeployRequest, Environment, ModelRepository, Target
 from deployments.selectors import deployments as selecting
 from deployments.serializers import deployment_json
 from deployments.services import approvals as deciding
 from deployments.services import deployments as deploying
+from deployments.services import promotion
 from deployments.services.permissions import require
 
 router = Router(tags=["deployments"])
@@ -40,6 +42,14 @@ def _by_id_or_name(queryset, value, label: str):
     if found is None:
         raise DomainError(f"No {label} {value!r} that you may use.", code="not_found", path=label)
     return found
+
+
+def _revision(request, value) -> ModelRepository:
+    """A revision by id, or a line by name for its latest revision."""
+    revisions = ModelRepository.objects.visible_to(request.user)
+    if isinstance(value, str) and value:
+        value = revisions.filter(line__name=value).order_by("-revision").values_list("pk", flat=True).first() or value
+    return _by_id_or_name(revisions, value, "repository")
 
 
 def _visible(request, deployment_id: int) -> DeploymentRow:
@@ -72,7 +82,7 @@ def deployment_create(request: HttpRequest, body: DeploymentCreate):
     of that name, also when two requests race for it."""
     if not policy.can_somewhere(request.user, "deployments.add_deployment"):
         raise NotAllowed("Deploying needs the deployer role or above.")
-    repository = _by_id_or_name(ModelRepository.objects.visible_to(request.user), body.repository, "repository")
+    repository = _revision(request, body.repository)
     target = _by_id_or_name(
         Target.objects.visible_to(request.user).select_related("environment"), body.target, "target"
     )
@@ -101,14 +111,64 @@ def deployment_delete(request: HttpRequest, deployment_id: int):
     response=changes({202: Deployment}, 404),
     url_name="deployment-redeploy",
 )
-def deployment_redeploy(request: HttpRequest, deployment_id: int, body: SpecChanges = None):
-    """The same spec again, or the spec with the fields given changed (a
-    changed spec needs approval again where the environment asks)."""
-    changes = body.model_dump(exclude_unset=True, exclude_none=True) if body is not None else {}
+def deployment_redeploy(request: HttpRequest, deployment_id: int, body: Redeploy = None):
+    """The same spec again, or the spec with the fields given changed, or
+    another revision (`repository`): of the same line, or of another with
+    `confirm_other_line`. A changed spec gets a new spec digest and needs
+    approval again where the environment asks; what runs keeps running
+    until then."""
+    changes = (
+        body.model_dump(exclude_unset=True, exclude_none=True, exclude={"repository", "confirm_other_line"})
+        if body is not None
+        else {}
+    )
+    found = _visible(request, deployment_id)
+    repository = _revision(request, body.repository) if body is not None and body.repository is not None else None
     found = deploying.deployment_redeploy(
-        deployment=_visible(request, deployment_id), actor=request.user, changes=changes
+        deployment=found,
+        actor=request.user,
+        changes=changes,
+        repository=repository,
+        confirm_other_line=body.confirm_other_line if body is not None else False,
     )
     return Status(202, deployment_json(found))
+
+
+@router.post(
+    "deployments/{int:deployment_id}/promote",
+    response=changes({201: Deployment, 202: Deployment}, 404),
+    url_name="deployment-promote",
+)
+def deployment_promote(request: HttpRequest, deployment_id: int, body: Promotion):
+    """Exactly what this deployment runs (revision and spec fields; resources
+    left at its target's defaults take the destination's) goes to the
+    environment named: 202 with the deployment of the same line there, now
+    updating, or 201 with a new one; either may wait for that environment's
+    approvals. 409 `ambiguous` with `choices` when several deployments (or
+    targets) could take it: ask again naming one in `deployment` (or
+    `target`); 409 `conflict` when the name is taken by another line's
+    deployment (give `name`); 409 `not_healthy` unless `force`; 400
+    `no_target` when the environment has no target that can run it."""
+    source = _visible(request, deployment_id)
+    environment = _by_id_or_name(Environment.objects.visible_to(request.user), body.environment, "environment")
+    target = (
+        _by_id_or_name(Target.objects.visible_to(request.user).select_related("environment"), body.target, "target")
+        if body.target is not None
+        else None
+    )
+    into = None
+    if body.deployment is not None:
+        into = _by_id_or_name(DeploymentRow.objects.visible_to(request.user), body.deployment, "deployment")
+    promoted = promotion.deployment_promote(
+        deployment=source,
+        environment=environment,
+        actor=request.user,
+        target=target,
+        into=into,
+        name=body.name,
+        force=body.force,
+    )
+    return Status(201 if promoted.created else 202, deployment_json(promoted.deployment))
 
 
 def _pending_request(deployment: DeploymentRow) -> DeployRequest:

@@ -57,8 +57,13 @@ class UnsupportedMedia(ApiError):
     status, code = 415, "unsupported_media"
 
 
-def api_error(status: int, code: str, message: str, path: str = "", headers: dict | None = None) -> JsonResponse:
-    response = JsonResponse({"errors": [{"code": code, "message": message, "path": path}]}, status=status)
+def api_error(
+    status: int, code: str, message: str, path: str = "", headers: dict | None = None, choices: list | None = None
+) -> JsonResponse:
+    error = {"code": code, "message": message, "path": path}
+    if choices:
+        error["choices"] = choices
+    response = JsonResponse({"errors": [error]}, status=status)
     for name, value in (headers or {}).items():
         response[name] = value
     return response
@@ -68,7 +73,7 @@ def _domain_error(request, exc: DomainError) -> JsonResponse:
     if isinstance(exc, ApiError):
         return api_error(exc.status, exc.code, exc.message, exc.path, exc.headers)
     status = 403 if isinstance(exc, NotAllowed) else 409 if isinstance(exc, WrongState) else 400
-    return api_error(status, exc.code, exc.message, exc.path)
+    return api_error(status, exc.code, exc.message, exc.path, choices=exc.choices)
 
 
 def _integrity_error(request, exc: IntegrityError) -> JsonResponse:

@@ -1,20 +1,38 @@
 from django.conf import settings
 from django.http import HttpRequest
 from django.http.multipartparser import MultiPartParserError
-from ninja import Router, Status
+from ninja import Query, Router, Schema, Status
+from pydantic import Field
 
 from deployments import policy, uploads
 from deployments.api.bodies import RepositoryImport, RepositoryUpload
 from deployments.api.errors import NotFound, TooLarge, UnsupportedMedia
 from deployments.api.parser import check_declared_size, check_text, parse_as
-from deployments.api.schemas import Repository, RepositoryList, RepositoryRecorded, answers, changes
+from deployments.api.schemas import (
+    Line,
+    LineList,
+    Repository,
+    RepositoryList,
+    RepositoryRecorded,
+    RevisionDiff,
+    answers,
+    changes,
+)
 from deployments.errors import DomainError, NotAllowed
+from deployments.selectors import lines as lines_selecting
 from deployments.selectors import repositories as selecting
-from deployments.serializers import repository_json
+from deployments.selectors.revisions import revision_diff
+from deployments.serializers import line_json, repository_json
 from deployments.services import repositories as recording
 from deployments.services.permissions import require
 
 router = Router(tags=["repositories"])
+
+
+class DiffQuery(Schema):
+    from_revision: int = Field(alias="from", description="a revision number of the line")
+    to_revision: int = Field(alias="to")
+
 
 # Bodies read by the operation itself (see api.py).
 BODIES = (RepositoryUpload, RepositoryImport)
@@ -98,3 +116,40 @@ def repository_delete(request: HttpRequest, repository_id: int):
     """The files go once the deletion commits; 409 while a deployment uses it."""
     recording.repository_delete(repository=_found(request, repository_id), actor=request.user)
     return Status(204, None)
+
+
+def _line(request, line_id: int):
+    if not policy.can_somewhere(request.user, "deployments.view_modelrepository"):
+        raise NotAllowed("Seeing repositories needs the viewer role or above.")
+    found = lines_selecting.line_detail(request.user, line_id)
+    if found is None:
+        raise NotFound("No such line.")
+    return found
+
+
+@router.get("lines", response=answers({200: LineList}), url_name="lines")
+def line_list(request: HttpRequest):
+    """Model lines (one per repository name), by name."""
+    if not policy.can_somewhere(request.user, "deployments.view_modelrepository"):
+        raise NotAllowed("Seeing repositories needs the viewer role or above.")
+    rows = lines_selecting.line_list(request.user)
+    return {"results": [{"id": r.pk, "name": r.name, "revisions": r.revision_count, "latest": r.latest} for r in rows]}
+
+
+@router.get("lines/{int:line_id}", response=answers({200: Line}, 404), url_name="line")
+def line_get(request: HttpRequest, line_id: int):
+    """Its revisions, newest first: who, when, digest, status, where each runs
+    (only in environments the caller may see) and its Azure model versions."""
+    return line_json(_line(request, line_id))
+
+
+@router.get("lines/{int:line_id}/diff", response=answers({200: RevisionDiff}, 404), url_name="line-diff")
+def line_diff(request: HttpRequest, line_id: int, query: Query[DiffQuery]):
+    """What changed from revision `from` to revision `to`."""
+    line = _line(request, line_id)
+    old = lines_selecting.revision_of(line, query.from_revision)
+    new = lines_selecting.revision_of(line, query.to_revision)
+    for number, found, name in ((query.from_revision, old, "from"), (query.to_revision, new, "to")):
+        if found is None:
+            raise DomainError(f"{line.name} has no revision {number}.", code="not_found", path=name)
+    return revision_diff(old, new)

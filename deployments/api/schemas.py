@@ -7,12 +7,21 @@ from datetime import datetime
 from typing import Any, Literal
 
 from ninja import Schema
+from pydantic import Field
+
+
+class Choice(Schema):
+    id: int
+    name: str
+    description: str = ""
 
 
 class Error(Schema):
     code: str
     message: str
     path: str = ""
+    # With `ambiguous` (409): what to name in `path` to ask again.
+    choices: list[Choice] | None = None
 
 
 class Errors(Schema):
@@ -55,6 +64,8 @@ class ModelSummary(Schema):
 class Repository(Schema):
     id: int
     name: str
+    line: int
+    revision: int
     digest: str
     status: Literal["valid", "invalid"]
     source: str
@@ -74,6 +85,64 @@ class RepositoryRecorded(Repository):
 
 class RepositoryList(Schema):
     results: list[Repository]
+
+
+class LineSummary(Schema):
+    id: int
+    name: str
+    revisions: int
+    latest: int | None
+
+
+class LineList(Schema):
+    results: list[LineSummary]
+
+
+class RunsIn(Schema):
+    deployment: int
+    name: str
+    environment: str
+    target: str
+    status: str
+
+
+class RegisteredAs(Schema):
+    workspace: str
+    model: str = Field(description="the workspace's name:version")
+    asset_type: str
+
+
+class Revision(Schema):
+    id: int
+    revision: int
+    digest: str
+    status: Literal["valid", "invalid"]
+    uploaded_by: str | None
+    uploaded_at: datetime
+    runs_in: list[RunsIn] = Field(description="live deployments, in environments the caller may see")
+    registered_as: list[RegisteredAs]
+
+
+class Line(Schema):
+    id: int
+    name: str
+    revisions: list[Revision]
+
+
+class ModelDiff(Schema):
+    name: str
+    config_diff: str = Field(description="config.pbtxt, unified diff")
+    tensors: list[str]
+
+
+class RevisionDiff(Schema):
+    added: list[str] = Field(description="'<model> v<version>' in `to` only")
+    removed: list[str]
+    changed: list[str]
+    unchanged: int
+    models_added: list[str]
+    models_removed: list[str]
+    models: list[ModelDiff]
 
 
 class Target(Schema):
@@ -141,6 +210,8 @@ class ApprovalState(Schema):
 class RepositoryRef(Schema):
     id: int | None
     name: str
+    # None for an adopted deployment (no recorded repository).
+    revision: int | None
     digest: str
 
 

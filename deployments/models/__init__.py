@@ -5,8 +5,10 @@ from deployments.models.deployment import Deployment
 from deployments.models.environment import Environment, EnvironmentMembership
 from deployments.models.health_sample import HealthSample
 from deployments.models.metric_point import MetricPoint
+from deployments.models.model_line import ModelLine
 from deployments.models.model_repository import ModelRepository, TritonModel
 from deployments.models.operation import Operation
+from deployments.models.registration import Registration
 from deployments.models.sso_identity import SsoIdentity
 from deployments.models.target import Target
 from deployments.models.webhook_delivery import WebhookDelivery
@@ -22,8 +24,10 @@ __all__ = [
     "EnvironmentMembership",
     "HealthSample",
     "MetricPoint",
+    "ModelLine",
     "ModelRepository",
     "Operation",
+    "Registration",
     "SsoIdentity",
     "Target",
     "TritonModel",

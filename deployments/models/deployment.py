@@ -46,6 +46,7 @@ class Deployment(models.Model):
         "deployments.ModelRepository", null=True, on_delete=models.SET_NULL, related_name="deployments"
     )
     repository_name = models.CharField(max_length=100)
+    repository_revision = models.PositiveIntegerField(null=True, blank=True)
     repository_digest = models.CharField(max_length=64)
     target = models.ForeignKey("deployments.Target", on_delete=models.PROTECT, related_name="deployments")
     mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.TRITON)

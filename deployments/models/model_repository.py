@@ -24,9 +24,13 @@ class ModelRepository(models.Model):
         UPLOAD = "upload", "Upload"
         SERVER_PATH = "server_path", "Server path"
 
+    # The line this is a revision of; `name` is the line's, copied.
+    line = models.ForeignKey("deployments.ModelLine", on_delete=models.PROTECT, related_name="revisions")
+    revision = models.PositiveIntegerField()
     name = models.CharField(max_length=100)
-    # SHA-256 over the normalised tree (layout.content_digest): one row per content.
-    digest = models.CharField(max_length=64, unique=True)
+    # SHA-256 over the normalised tree (layout.content_digest): one revision per
+    # content in a line. Lines holding the same content share its files.
+    digest = models.CharField(max_length=64, db_index=True)
     status = models.CharField(max_length=16, choices=Status.choices)
     source = models.CharField(max_length=16, choices=Source.choices)
     source_name = models.CharField(max_length=500, help_text="the archive's file name or the server path")
@@ -45,9 +49,18 @@ class ModelRepository(models.Model):
     class Meta:
         ordering = ["-uploaded_at", "-id"]
         verbose_name_plural = "model repositories"
+        constraints = [
+            models.UniqueConstraint(fields=["line", "revision"], name="repository_revision_unique_per_line"),
+            models.UniqueConstraint(fields=["line", "digest"], name="repository_content_unique_per_line"),
+        ]
 
     def __str__(self):
-        return f"{self.name} ({self.short_digest})"
+        return f"{self.name} r{self.revision} ({self.short_digest})"
+
+    @property
+    def label(self) -> str:
+        """How people name a revision: `bidaf r2`."""
+        return f"{self.name} r{self.revision}"
 
     @property
     def short_digest(self) -> str:

@@ -1,17 +1,15 @@
 """Reads for the approvals inbox and request pages."""
 
-import hashlib
-from pathlib import Path
-
-from django.core.cache import cache
 from django.utils import timezone
 
 from deployments import policy
-from deployments.models import DeployRequest, Environment, ModelRepository
+from deployments.models import DeployRequest, Environment
+from deployments.selectors.revisions import digest_diff
 
 TABS = ("waiting", "mine", "recent")
 SPEC_LABELS = {
     "repository_name": "repository",
+    "repository_revision": "revision",
     "repository_digest": "repository digest",
     "target": "target",
     "mode": "mode",
@@ -81,48 +79,9 @@ def spec_changes(request: DeployRequest) -> list[dict]:
     return rows
 
 
-def _version_fingerprints(repository: ModelRepository) -> dict[tuple[str, str], str]:
-    """(model, version) -> SHA-256 over the version's files and the model's config."""
-    root = Path(repository.path)
-    prints = {}
-    for model in repository.models.all():
-        for version in model.versions:
-            digest = hashlib.sha256(model.config_text.encode())
-            folder = root / model.name / str(version)
-            for file in sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []:
-                digest.update(str(file.relative_to(folder)).encode())
-                with file.open("rb") as handle:
-                    for chunk in iter(lambda h=handle: h.read(1 << 20), b""):
-                        digest.update(chunk)
-            prints[(model.name, str(version))] = digest.hexdigest()
-    return prints
-
-
 def repository_changes(request: DeployRequest) -> dict | None:
     """Models and versions added, removed and changed between the repository
     running now and the one requested; None when there is nothing to compare."""
     if request.kind != DeployRequest.Kind.DEPLOY:
         return None
-    old_digest = request.current.get("repository_digest")
-    new_digest = request.spec.get("repository_digest")
-    if not old_digest or old_digest == new_digest:
-        return None
-    key = f"repository-diff:{old_digest}:{new_digest}"
-    cached = cache.get(key)
-    if cached is not None:
-        return cached
-    old = ModelRepository.objects.filter(digest=old_digest).first()
-    new = ModelRepository.objects.filter(digest=new_digest).first()
-    if old is None or new is None:
-        return {"unavailable": "One of the two repositories was deleted; only their digests differ."}
-    before, after = _version_fingerprints(old), _version_fingerprints(new)
-    label = lambda pair: f"{pair[0]} v{pair[1]}"  # noqa: E731
-    diff = {
-        "added": sorted(label(p) for p in after.keys() - before.keys()),
-        "removed": sorted(label(p) for p in before.keys() - after.keys()),
-        "changed": sorted(label(p) for p in before.keys() & after.keys() if before[p] != after[p]),
-        "unchanged": len([p for p in before.keys() & after.keys() if before[p] == after[p]]),
-    }
-    # Repositories are content-addressed and immutable: the answer never changes.
-    cache.set(key, diff, None)
-    return diff
+    return digest_diff(request.current.get("repository_digest", ""), request.spec.get("repository_digest", ""))

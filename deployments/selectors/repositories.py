@@ -15,7 +15,7 @@ def repository_list(user):
     the deployments using them, in a fixed number of queries whatever the number of rows."""
     return (
         ModelRepository.objects.visible_to(user)
-        .select_related("uploaded_by")
+        .select_related("uploaded_by", "line")
         .prefetch_related("models", _live_deployments(user))
         .order_by("-uploaded_at", "-id")
     )
@@ -24,7 +24,7 @@ def repository_list(user):
 def repository_detail(user, repository_id: int) -> ModelRepository | None:
     return (
         ModelRepository.objects.visible_to(user)
-        .select_related("uploaded_by")
+        .select_related("uploaded_by", "line")
         .prefetch_related("models", _live_deployments(user))
         .filter(pk=repository_id)
         .first()

@@ -29,6 +29,7 @@ def proposed_spec(deployment: Deployment, **overrides) -> dict:
     spec = {
         "repository_id": deployment.repository_id,
         "repository_name": deployment.repository_name,
+        "repository_revision": deployment.repository_revision,
         "repository_digest": deployment.repository_digest,
         "target": deployment.target.name,
         **deployment_spec.spec_of(deployment),
@@ -172,6 +173,7 @@ def _release(request: DeployRequest) -> Operation:
             raise WrongState("The repository this request deploys was deleted meanwhile; ask again.")
         deployment.repository = repository
         deployment.repository_name = repository.name
+        deployment.repository_revision = repository.revision
         deployment.repository_digest = repository.digest
         for field in deployment_spec.SPEC_FIELDS:
             setattr(deployment, field, request.spec[field])

@@ -103,6 +103,7 @@ def _clean_spec(*, target: Target, mode, entry_script, pip_packages, worker_coun
 def _snapshot(deployment: Deployment) -> dict:
     return {
         "repository": deployment.repository_name,
+        "repository_revision": deployment.repository_revision,
         "repository_digest": deployment.repository_digest,
         "target": deployment.target.name,
         "spec_digest": deployment.spec_digest,
@@ -123,7 +124,10 @@ def deployment_create(
     worker_count: int = 1,
     resources: dict | None = None,
     auth_enabled: bool = True,
+    promoted_from: dict | None = None,
 ) -> Deployment:
+    """`promoted_from` names the deployment a promotion copies (for the
+    approval page and the audit)."""
     require(actor, "deployments.add_deployment", "Deploying", environment=target.environment)
     name = _validate_name(name)
     if target.descriptor.name_rule is not None:
@@ -148,17 +152,25 @@ def deployment_create(
         name=name,
         repository=repository,
         repository_name=repository.name,
+        repository_revision=repository.revision,
         repository_digest=repository.digest,
         target=target,
         spec_digest=deployment_spec.spec_digest(repository_digest=repository.digest, target_id=target.pk, **spec),
         created_by=actor,
         **spec,
     )
-    audit(action="deployment.requested", actor=actor, obj=deployment, after=_snapshot(deployment))
+    audit(
+        action="deployment.requested",
+        actor=actor,
+        obj=deployment,
+        after=_snapshot(deployment),
+        details={"promoted_from": promoted_from} if promoted_from else None,
+    )
     if target.environment.needs_approval("deploy"):
         deployment.status = Deployment.Status.PENDING_APPROVAL
         deployment.save(update_fields=["status", "updated_at"])
-        approvals.request_change(deployment=deployment, kind="deploy", actor=actor)
+        spec = approvals.proposed_spec(deployment, promoted_from=promoted_from) if promoted_from else None
+        approvals.request_change(deployment=deployment, kind="deploy", actor=actor, spec=spec)
     else:
         start_operation(deployment=deployment, kind=Operation.Kind.DEPLOY, actor=actor)
     return deployment
@@ -173,12 +185,39 @@ def _lock(deployment: Deployment) -> Deployment:
     return locked
 
 
+def _check_revision(current: Deployment, repository: ModelRepository, confirm_other_line: bool) -> None:
+    """A deployment moves to a valid revision of its own line; another line's
+    only when the caller says so (clients calling this endpoint get other models)."""
+    if repository.status != ModelRepository.Status.VALID:
+        raise DomainError(
+            f"{repository.label} is invalid ({len(repository.errors)} errors): it cannot be deployed.",
+            path="repository",
+        )
+    line_id = current.repository.line_id if current.repository else None
+    if repository.line_id != line_id and not confirm_other_line:
+        raise DomainError(
+            f"{repository.label} is of the line “{repository.name}”, and {current.name} runs “"
+            f"{current.repository_name}”: send confirm_other_line true to switch lines.",
+            code="other_line",
+            path="confirm_other_line",
+        )
+
+
 @atomic
-def deployment_redeploy(*, deployment: Deployment, actor, changes: dict | None = None) -> Deployment:
+def deployment_redeploy(
+    *,
+    deployment: Deployment,
+    actor,
+    changes: dict | None = None,
+    repository: ModelRepository | None = None,
+    confirm_other_line: bool = False,
+    promoted_from: dict | None = None,
+) -> Deployment:
     """The same spec again (a no-op at the target when it still runs), or a
-    changed one. Where the environment asks for approvals, a spec that was
-    never let through becomes a request and the deployment keeps running
-    what it runs until the request is approved."""
+    changed one: other spec fields, or another revision (`repository`).
+    Where the environment asks for approvals, a spec that was never let
+    through becomes a request and the deployment keeps running what it
+    runs until the request is approved."""
     require(actor, "deployments.add_deployment", "Redeploying", environment=deployment.target.environment)
     locked = _lock(deployment)
     if locked.adopted or locked.repository_id is None:
@@ -206,24 +245,45 @@ def deployment_redeploy(*, deployment: Deployment, actor, changes: dict | None =
         raise DomainError(
             f"These cannot be changed by a redeploy: {', '.join(sorted(unknown))}.", path=sorted(unknown)[0]
         )
+    if repository is None or repository.pk == locked.repository_id:
+        repository = locked.repository
+    else:
+        _check_revision(locked, repository, confirm_other_line)
     spec = _clean_spec(target=locked.target, **{**deployment_spec.spec_of(locked), **changes})
-    digest = deployment_spec.spec_digest(repository_digest=locked.repository_digest, target_id=locked.target_id, **spec)
+    digest = deployment_spec.spec_digest(repository_digest=repository.digest, target_id=locked.target_id, **spec)
     needs_approval = locked.target.environment.needs_approval("deploy") and not approvals.was_released(locked, digest)
     if not needs_approval:
-        _apply_spec(locked, spec, digest, status=Deployment.Status.QUEUED)
+        _apply_spec(locked, repository, spec, digest, status=Deployment.Status.QUEUED)
     elif locked.status in (Deployment.Status.PENDING_APPROVAL, *Deployment.TERMINAL):
         # Nothing runs: the row itself shows the spec being asked for.
-        _apply_spec(locked, spec, digest, status=Deployment.Status.PENDING_APPROVAL)
+        _apply_spec(locked, repository, spec, digest, status=Deployment.Status.PENDING_APPROVAL)
+    moved = {
+        "repository": repository.name,
+        "repository_revision": repository.revision,
+        "repository_digest": repository.digest,
+    }
+    details = {"spec_changed": before["spec_digest"] != digest, "needs_approval": needs_approval}
+    if promoted_from:
+        details["promoted_from"] = promoted_from
     audit(
         action="deployment.redeploy_requested",
         actor=actor,
         obj=locked,
         before=before,
-        after={**before, **spec, "spec_digest": digest},
-        details={"spec_changed": before["spec_digest"] != digest, "needs_approval": needs_approval},
+        after={**before, **moved, **spec, "spec_digest": digest},
+        details=details,
     )
     if needs_approval:
-        spec = approvals.proposed_spec(locked, **spec, spec_digest=digest)
+        spec = approvals.proposed_spec(
+            locked,
+            **spec,
+            repository_id=repository.pk,
+            repository_name=repository.name,
+            repository_revision=repository.revision,
+            repository_digest=repository.digest,
+            spec_digest=digest,
+            **({"promoted_from": promoted_from} if promoted_from else {}),
+        )
         approvals.request_change(deployment=locked, kind="deploy", actor=actor, spec=spec)
         return locked
     approvals.cancel_pending(deployment=locked, actor=actor, why="an approved spec was deployed instead")
@@ -231,7 +291,11 @@ def deployment_redeploy(*, deployment: Deployment, actor, changes: dict | None =
     return locked
 
 
-def _apply_spec(deployment: Deployment, spec: dict, digest: str, *, status: str) -> None:
+def _apply_spec(deployment: Deployment, repository: ModelRepository, spec: dict, digest: str, *, status: str) -> None:
+    deployment.repository = repository
+    deployment.repository_name = repository.name
+    deployment.repository_revision = repository.revision
+    deployment.repository_digest = repository.digest
     for field, value in spec.items():
         setattr(deployment, field, value)
     deployment.spec_digest = digest

@@ -10,7 +10,7 @@ from deployments.audit import audit
 from deployments.errors import DomainError, WrongState
 from deployments.model_repository import intake
 from deployments.model_repository.errors import IntakeError
-from deployments.models import Deployment, ModelRepository, TritonModel
+from deployments.models import Deployment, ModelLine, ModelRepository, TritonModel
 from deployments.services.permissions import require
 
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
@@ -53,15 +53,33 @@ def _reject(*, actor, name: str, source: str, source_name: str, error: IntakeErr
     raise DomainError(f"Rejected, nothing was saved: {error}", code="rejected", path=path)
 
 
+def _line_for(name: str, actor) -> ModelLine:
+    """The line of that name, locked: revision numbers are handed out one at a time."""
+    line, _ = ModelLine.objects.get_or_create(name=name, defaults={"created_by": actor})
+    return ModelLine.objects.select_for_update().get(pk=line.pk)
+
+
+def _existing(name: str, digest: str) -> ModelRepository | None:
+    return ModelRepository.objects.filter(line__name=name, digest=digest).first()
+
+
 def _record(*, staged: intake.StagedRepository, name: str, source: str, source_name: str, actor) -> IntakeOutcome:
-    existing = ModelRepository.objects.filter(digest=staged.digest).first()
+    existing = _existing(name, staged.digest)
     if existing is not None:
         staged.discard()
         return IntakeOutcome(existing, created=False)
+    # Identical content under another name shares its files: install() finds
+    # them in place and leaves them, and only a new folder is ours to undo.
     installed = staged.install()
     try:
         with transaction.atomic():
+            line = _line_for(name, actor)
+            line.last_revision += 1
+            line.save(update_fields=["last_revision"])
+            revision = line.last_revision
             repository = ModelRepository.objects.create(
+                line=line,
+                revision=revision,
                 name=name,
                 digest=staged.digest,
                 status=ModelRepository.Status.VALID if staged.report.valid else ModelRepository.Status.INVALID,
@@ -96,6 +114,7 @@ def _record(*, staged: intake.StagedRepository, name: str, source: str, source_n
                 obj=repository,
                 after={
                     "name": name,
+                    "revision": revision,
                     "digest": staged.digest,
                     "status": repository.status,
                     "models": [model.name for model in staged.report.models],
@@ -103,14 +122,14 @@ def _record(*, staged: intake.StagedRepository, name: str, source: str, source_n
                 details={"source": source, "source_name": source_name, "errors": len(repository.errors)},
             )
     except IntegrityError:
-        # The same content was recorded concurrently: theirs stands, and the
-        # files (identical, at the same digest path) belong to it.
-        existing = ModelRepository.objects.filter(digest=staged.digest).first()
+        # The same content was recorded in this line concurrently: theirs
+        # stands, and the files (identical, at the same digest path) are shared.
+        existing = _existing(name, staged.digest)
         if existing is None:
             raise
         return IntakeOutcome(existing, created=False)
     except BaseException:
-        if installed:
+        if installed and not ModelRepository.objects.filter(digest=staged.digest).exists():
             intake.remove_installed(staged.final_relative)
         raise
     return IntakeOutcome(repository, created=True)
@@ -169,9 +188,19 @@ def repository_delete(*, repository: ModelRepository, actor) -> None:
         in_use = list(locked.deployments.exclude(status__in=Deployment.TERMINAL).values_list("name", flat=True)[:5])
         if in_use:
             raise WrongState(f"In use by deployment(s) {', '.join(in_use)}: delete them first.")
-        snapshot = {"name": locked.name, "digest": locked.digest, "status": locked.status}
+        snapshot = {"name": locked.name, "revision": locked.revision, "digest": locked.digest, "status": locked.status}
         audit(action="repository.deleted", actor=actor, obj=locked, before=snapshot)
         relative = locked.storage_dir
         locked.delete()
+        # Another line holding the same content keeps the shared files.
+        shared = ModelRepository.objects.filter(storage_dir=relative).exists()
         # Files go only once the row is gone for good.
-        transaction.on_commit(lambda: intake.remove_installed(relative))
+        if not shared:
+            transaction.on_commit(lambda: _remove_unless_shared(relative))
+
+
+def _remove_unless_shared(relative: str) -> None:
+    # Checked again after commit: an upload of the same content under
+    # another name may have committed meanwhile.
+    if not ModelRepository.objects.filter(storage_dir=relative).exists():
+        intake.remove_installed(relative)

@@ -29,7 +29,7 @@ from deployments.services.deployments import (
     deployment_set_traffic,
 )
 from deployments.services.permissions import require
-from deployments.views import confirm
+from deployments.views import confirm, revisions
 from deployments.views.access import field_for, require_perm
 from deployments.views.confirm import Confirmation
 
@@ -134,7 +134,9 @@ def detail(request, deployment_id: int):
         # While it lasts, the poll renders the very fragment the page embeds.
         return render(request, "deployments/deployment_detail.html#live", context)
     return render(
-        request, "deployments/deployment_detail.html", {**context, **object_history(request.user, deployment)}
+        request,
+        "deployments/deployment_detail.html",
+        {**context, **revisions.actions(request, deployment), **object_history(request.user, deployment)},
     )
 
 

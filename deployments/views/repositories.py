@@ -44,11 +44,12 @@ def _after_intake(request, outcome):
         level = messages.SUCCESS if repository.status == "valid" else messages.WARNING
         count = len(repository.errors)
         verdict = "valid" if repository.status == "valid" else f"invalid ({count} error{pluralize(count)} to fix)"
-        messages.add_message(request, level, f"Repository “{repository.name}” recorded: {verdict}.")
+        recorded = f"“{repository.name}” recorded as revision {repository.revision}"
+        messages.add_message(request, level, f"{recorded}: {verdict}.")
     else:
         messages.info(
             request,
-            f"Identical content is already recorded as “{repository.name}” (digest {repository.short_digest}); "
+            f"Identical content is already recorded as {repository.label} (digest {repository.short_digest}); "
             "nothing new was stored.",
         )
     url = reverse("repository", args=[repository.pk])
