@@ -38,7 +38,7 @@ from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from deployments.health.poller import health_round  # noqa: E402
-from deployments.models import Deployment, Environment, HealthSample, ModelRepository, Target, TritonModel  # noqa: E402
+from deployments.models import Deployment, Environment, HealthSample, ModelLine, ModelRepository, Target, TritonModel  # noqa: E402
 
 LATENCY = 0.05
 
@@ -73,6 +73,8 @@ def seed(simulator, count: int) -> None:
     environment = Environment.objects.create(name="bench")
     target = Target.objects.create(name="bench", kind="local", environment=environment)
     repository = ModelRepository.objects.create(
+        line=ModelLine.objects.create(name="bench", last_revision=1),
+        revision=1,
         name="bench",
         digest="0" * 64,
         status="valid",

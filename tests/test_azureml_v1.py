@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tritonclient.http as triton_http
 
-from deployments.models import Deployment, Operation
-from deployments.services.deployments import deployment_create, deployment_delete
+from deployments.models import Deployment, Operation, Registration
+from deployments.services.deployments import deployment_create, deployment_delete, deployment_redeploy
 from deployments.services.operations import reconcile
 from deployments.services.targets import target_test_run
 from tests import processes
@@ -44,7 +44,8 @@ def test_register_deploy_healthy_infer_delete(admin, target, repository, fake_v1
     assert operation.status == Operation.Status.SUCCEEDED, operation.error
     steps = " | ".join(step["message"] for step in operation.steps)
     assert "Model.register, framework MULTI" in steps
-    assert "Registered add-sub:1" in steps
+    # Under the line's name (the example's, "example: add_sub"), as Azure allows it.
+    assert "Registered example-add_sub:1" in steps
     assert "not waiting" in steps
     assert fake_v1.create_calls == 1
     request = fake_v1.service("add-sub").request
@@ -76,6 +77,56 @@ def test_register_deploy_healthy_infer_delete(admin, target, repository, fake_v1
     assert run_pending(deployment).status == Operation.Status.SUCCEEDED
     assert deployment.status == Deployment.Status.DELETED
     assert "add-sub" not in fake_v1.services
+
+
+def second_revision(admin, repository):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from deployments.services.repositories import repository_upload
+    from tests import archives
+
+    files = archives.add_sub_files()
+    files["add_sub/1/model.py"] += b"\n# revision 2\n"
+    archive = SimpleUploadedFile("r2.zip", archives.make_zip(files))
+    return repository_upload(name=repository.name, archive=archive, filename="r2.zip", actor=admin).repository
+
+
+def test_revisions_are_recorded_as_the_workspaces_model_versions_and_reused(
+    admin,
+    target,
+    repository,
+    fake_v1,
+    client,  # noqa: F811
+):
+    deployment = deployment_create(name="add-sub", repository=repository, target=target, actor=admin)
+    run_pending(deployment)
+    settle(deployment)
+    first = Registration.objects.get()
+    workspace = f"{fake_v1.subscription_id}/{fake_v1.resource_group}/{fake_v1.workspace_name}"
+    assert (first.workspace, first.asset_type, first.label) == (workspace, "multi", "example-add_sub:1")
+    assert first.repository_digest == repository.digest
+
+    r2 = second_revision(admin, repository)
+    deployment_redeploy(deployment=deployment, actor=admin, repository=r2)
+    assert run_pending(deployment).status == Operation.Status.SUCCEEDED
+    settle(deployment)
+    assert Registration.objects.get(repository_digest=r2.digest).label == "example-add_sub:2"
+    assert fake_v1.service("add-sub").model_ids == ["example-add_sub:2"]
+
+    # Another deployment of revision 1 takes the version that holds it: nothing is uploaded again.
+    registered = set(fake_v1.models)
+    other = deployment_create(name="add-sub-again", repository=repository, target=target, actor=admin)
+    operation = run_pending(other)
+    assert set(fake_v1.models) == registered
+    steps = [step["message"] for step in operation.steps]
+    assert "Model example-add_sub:1 already holds this repository; reusing it" in steps
+    assert fake_v1.service("add-sub-again").model_ids == ["example-add_sub:1"]
+
+    client.force_login(admin)
+    page = client.get(f"/lines/{repository.line_id}/").content.decode()
+    assert workspace in page
+    assert "example-add_sub:1" in page
+    assert "example-add_sub:2" in page
 
 
 def run_logs(deployment):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tritonclient.http as triton_http
 
-from deployments.models import Deployment, Operation
+from deployments.models import Deployment, Operation, Registration
 from deployments.services.deployments import deployment_create, deployment_delete, deployment_redeploy
 from deployments.services.operations import reconcile
 from deployments.services.targets import target_test_run
@@ -37,7 +37,7 @@ def test_kubernetes_endpoint_register_deploy_infer_rollout_delete(admin, reposit
     operation = run_pending(deployment)
     assert operation.status == Operation.Status.SUCCEEDED, operation.error
     steps = " | ".join(s["message"] for s in operation.steps)
-    assert "Registering the repository as triton_model add-sub" in steps
+    assert "Registering the repository as triton_model example-add_sub" in steps
     assert "takes 100% of the traffic" in steps
     assert deployment.status == Deployment.Status.HEALTHY, deployment.status_reason
     assert fake_v2.create_calls == 1
@@ -57,6 +57,29 @@ def test_kubernetes_endpoint_register_deploy_infer_rollout_delete(admin, reposit
     deployment_delete(deployment=deployment, actor=admin)
     assert run_pending(deployment).status == Operation.Status.SUCCEEDED
     assert deployment.status == Deployment.Status.DELETED
+
+
+def test_a_revision_is_registered_once_per_workspace_and_its_version_recorded(admin, repository, fake_v2):  # noqa: F811
+    from tests.test_azureml_v1 import second_revision
+
+    target = v2_target(admin, fake_v2)
+    deployment = deployment_create(name="add-sub", repository=repository, target=target, actor=admin)
+    assert run_pending(deployment).status == Operation.Status.SUCCEEDED
+    recorded = Registration.objects.get()
+    assert (recorded.asset_type, recorded.label) == ("triton_model", "example-add_sub:1")
+
+    r2 = second_revision(admin, repository)
+    deployment_redeploy(deployment=deployment, actor=admin, repository=r2)
+    assert run_pending(deployment).status == Operation.Status.SUCCEEDED
+    assert Registration.objects.get(repository_digest=r2.digest).label == "example-add_sub:2"
+
+    # A second endpoint serving revision 1 reads the recorded version instead of registering again.
+    other = deployment_create(name="add-sub-b", repository=repository, target=target, actor=admin)
+    operation = run_pending(other)
+    assert operation.status == Operation.Status.SUCCEEDED, operation.error
+    assert fake_v2.model_versions() == ["example-add_sub:1", "example-add_sub:2"]
+    steps = [step["message"] for step in operation.steps]
+    assert "Model example-add_sub:1 already holds this repository; reusing it" in steps
 
 
 def test_a_quota_error_fails_the_deploy_with_azures_message(admin, repository, fake_v2):  # noqa: F811

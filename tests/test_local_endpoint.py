@@ -60,7 +60,8 @@ def test_the_endpoint_wants_one_of_its_two_keys(deployer, cleanup):
 def test_a_90_10_split_lands_within_3_points_and_the_header_picks_a_deployment(deployer, cleanup):
     deployment, operation = deploy_example(deployer, "add_sub", "split", cleanup)
     baseline = local.main_deployment(deployment.pk)
-    candidate = dataclasses.replace(_spec(deployment, operation), spec_digest="c" * 64, candidate=True)
+    spec = _spec(deployment, operation, local.LocalTarget(deployment.target))
+    candidate = dataclasses.replace(spec, spec_digest="c" * 64, candidate=True)
     local.LocalTarget(deployment.target).deploy(candidate, lambda message: None)
     other = endpoints.deployment_name(candidate.spec_digest)
     reconcile()  # the split the target reports becomes the deployment's

@@ -11,8 +11,10 @@ from deployments.models import (
     Deployment,
     DeployRequest,
     EnvironmentMembership,
+    ModelLine,
     ModelRepository,
     Operation,
+    Registration,
     Target,
 )
 from deployments.services.api_tokens import api_token_create
@@ -40,6 +42,7 @@ def world(django_user_model):
     membership = EnvironmentMembership.objects.create(user=owner, environment=target.environment, role="approver")
     return {
         "repository_id": repository.pk,
+        "line_id": repository.line_id,
         "target_id": target.pk,
         "deployment_id": deployment.pk,
         "request_id": deployment.requests.get().pk,
@@ -66,6 +69,8 @@ def _state():
         DeployRequest.objects.filter(status="pending").count(),
         Operation.objects.count(),
         ModelRepository.objects.count(),
+        ModelLine.objects.count(),
+        Registration.objects.count(),
         Target.objects.count(),
         EnvironmentMembership.objects.count(),
     )

@@ -30,8 +30,10 @@ router = Router(tags=["repositories"])
 
 
 class DiffQuery(Schema):
-    from_revision: int = Field(alias="from", description="a revision number of the line")
-    to_revision: int = Field(alias="to")
+    # Optional in the schema so an unknown line is a 404 before anything
+    # else; the operation then names a missing one.
+    from_revision: int | None = Field(None, alias="from", description="a revision number of the line (required)")
+    to_revision: int | None = Field(None, alias="to", description="a revision number of the line (required)")
 
 
 # Bodies read by the operation itself (see api.py).
@@ -119,8 +121,6 @@ def repository_delete(request: HttpRequest, repository_id: int):
 
 
 def _line(request, line_id: int):
-    if not policy.can_somewhere(request.user, "deployments.view_modelrepository"):
-        raise NotAllowed("Seeing repositories needs the viewer role or above.")
     found = lines_selecting.line_detail(request.user, line_id)
     if found is None:
         raise NotFound("No such line.")
@@ -150,6 +150,8 @@ def line_diff(request: HttpRequest, line_id: int, query: Query[DiffQuery]):
     old = lines_selecting.revision_of(line, query.from_revision)
     new = lines_selecting.revision_of(line, query.to_revision)
     for number, found, name in ((query.from_revision, old, "from"), (query.to_revision, new, "to")):
+        if number is None:
+            raise DomainError(f"'{name}' is required: a revision number of {line.name}.", path=name)
         if found is None:
             raise DomainError(f"{line.name} has no revision {number}.", code="not_found", path=name)
     return revision_diff(old, new)

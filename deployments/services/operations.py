@@ -20,7 +20,7 @@ from django.utils import timezone
 from deployments import crypto, queue
 from deployments.audit import audit
 from deployments.health.verdict import observation_json, status_from
-from deployments.models import Deployment, HealthSample, Operation
+from deployments.models import Deployment, HealthSample, Operation, Registration
 from deployments.services import notifications
 from deployments.services.approvals import requests_expire
 from deployments.services.operation_start import start_operation
@@ -55,7 +55,37 @@ def _step(operation_id: int, message: str | None) -> None:
     Operation.objects.filter(pk=operation_id).update(steps=steps, heartbeat_at=now)
 
 
-def _spec(deployment: Deployment, operation: Operation) -> DeploySpec:
+def _registry_names(deployment: Deployment, adapter) -> dict:
+    """The line (its name names the model) and the registration recorded
+    for this content in the target's model registry (kinds with one)."""
+    registry_at = adapter.model_registry()
+    if registry_at is None:
+        return {}
+    workspace, asset_type = registry_at
+    known = Registration.objects.filter(
+        workspace=workspace, asset_type=asset_type, repository_digest=deployment.repository_digest
+    ).first()
+    return {"line": deployment.repository.line.name, "known_model": known.label if known else ""}
+
+
+def _record_registration(deployment: Deployment, registered) -> None:
+    """Inside the caller's transaction: which model version holds this content."""
+    if registered is None:
+        return
+    Registration.objects.update_or_create(
+        workspace=registered.workspace,
+        asset_type=registered.asset_type,
+        repository_digest=deployment.repository_digest,
+        defaults={
+            "model_name": registered.name,
+            "model_version": registered.version,
+            "repository": deployment.repository,
+            "target": deployment.target,
+        },
+    )
+
+
+def _spec(deployment: Deployment, operation: Operation, adapter) -> DeploySpec:
     return DeploySpec(
         deployment_id=deployment.pk,
         name=deployment.name,
@@ -69,6 +99,7 @@ def _spec(deployment: Deployment, operation: Operation) -> DeploySpec:
         resources=deployment.resources,
         auth_enabled=deployment.auth_enabled,
         idempotency_key=str(operation.idempotency_key),
+        **_registry_names(deployment, adapter),
     )
 
 
@@ -195,7 +226,7 @@ def operation_execute(*, operation_id: int, task_id: str) -> Outcome:
         if operation.kind == Operation.Kind.DEPLOY:
             if deployment.repository is None:
                 raise TargetError("the repository was deleted", permanent=True)
-            result = adapter.deploy(_spec(deployment, operation), progress)
+            result = adapter.deploy(_spec(deployment, operation, adapter), progress)
             observation = adapter.status(DeploymentRef.of(deployment))
         elif operation.kind == Operation.Kind.TRAFFIC:
             adapter.set_traffic(DeploymentRef.of(deployment), operation.params["traffic"], progress)
@@ -234,6 +265,7 @@ def operation_execute(*, operation_id: int, task_id: str) -> Outcome:
             locked = Deployment.objects.select_for_update().get(pk=deployment.pk)
             if result.scoring_uri != locked.scoring_uri:
                 locked.save(update_fields=_move_address(locked, result.scoring_uri))
+            _record_registration(locked, result.registered)
             audit(
                 action="deployment.succeeded",
                 obj=deployment,

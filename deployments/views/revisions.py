@@ -55,15 +55,12 @@ def update_revision(request, deployment_id: int):
             except DomainError as exc:
                 error = exc.message
             else:
-                waits = environment.needs_approval("deploy") and deployment.requests.filter(status="pending").exists()
+                waits = deployment.requests.filter(status="pending").exists()
+                still = f"r{deployment.repository_revision} keeps running"
                 messages.success(
                     request,
                     f"Update to revision {chosen.revision} requested"
-                    + (
-                        f": waiting for approval in {environment.name}; r{deployment.repository_revision} keeps running."
-                        if waits
-                        else "."
-                    ),
+                    + (f": waiting for approval in {environment.name}; {still}." if waits else "."),
                 )
                 return redirect("deployment", deployment_id=deployment.pk)
     return render(

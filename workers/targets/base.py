@@ -51,6 +51,12 @@ class DeploySpec:
     resources: dict
     auth_enabled: bool
     idempotency_key: str
+    # The repository's line: where the kind keeps a model registry (Azure
+    # ML), its revisions are registered under the line's name.
+    line: str = ""
+    # "name:version" recorded for this content in this target's registry, to
+    # reuse without searching; "" when none is known.
+    known_model: str = ""
     # False: a one-shot redeploy (the new deployment takes the traffic and the
     # previous one goes, where the kind does that). True: a candidate beside
     # the running deployments at 0% until traffic is shifted to it (rollouts).
@@ -74,9 +80,21 @@ class DeploymentRef:
 
 
 @dataclass(frozen=True)
+class ModelRegistration:
+    """A repository held as a model in a registry: an Azure ML workspace's `name:version`."""
+
+    workspace: str
+    asset_type: str
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
 class DeployResult:
     scoring_uri: str
     notes: list[str] = field(default_factory=list)
+    # The model the deployment serves, where the kind registers one.
+    registered: ModelRegistration | None = None
 
 
 @dataclass
@@ -154,6 +172,11 @@ class TargetAdapter:
 
     def test_connection(self) -> str:
         raise NotImplementedError
+
+    def model_registry(self) -> tuple[str, str] | None:
+        """(workspace, asset type) where this target registers models, or
+        None where the kind has no model registry."""
+        return None
 
     def logs(self, ref: DeploymentRef, tail: int) -> list[str]:
         raise NotImplementedError

@@ -874,8 +874,15 @@ class FakeAzureMLv1:
 
     def _model_list(self, request: Request, **_: str) -> Response:
         name = request.args.get("name")
+        # MMS filters on the server: "key=value,key2" (every one must match).
+        wanted = [tag.partition("=") for tag in (request.args.get("tags") or "").split(",") if tag]
         with self._lock:
-            found = [m for m in self._models.values() if name is None or m.name == name]
+            found = [
+                m
+                for m in self._models.values()
+                if (name is None or m.name == name)
+                and all(key in m.tags and (not sep or m.tags[key] == value) for key, sep, value in wanted)
+            ]
         found.sort(key=lambda m: m.created, reverse=True)  # newest first, as MMS orders them
         count = request.args.get("count", type=int)
         return self._json({"value": [self._model_json(m) for m in found[:count]]})

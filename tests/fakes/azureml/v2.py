@@ -349,6 +349,10 @@ class FakeAzureMLv2:
         with self._lock:
             return self._deployments[(endpoint_name, deployment_name)].scoring_url
 
+    def model_versions(self) -> list[str]:
+        """Registered model versions as "name:version"."""
+        return sorted(f"{name}:{version}" for name, version in self._models)
+
     def add_log(self, endpoint_name: str, deployment_name: str, line: str) -> None:
         with self._lock:
             self._deployments[(endpoint_name, deployment_name)].logs.append(line)

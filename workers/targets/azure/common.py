@@ -1,6 +1,8 @@
 """What the SDK v1 and v2 adapters share: the tags they put on Azure
 resources, and the probe of a Triton behind an Azure scoring URI."""
 
+import re
+
 import httpx
 
 from workers.targets.base import DeploymentRef, ModelState, Observation
@@ -11,6 +13,18 @@ TAG_OPERATION = "triton-dashboard-operation"
 TAG_SPEC = "triton-dashboard-spec"
 TAG_DIGEST = "triton-dashboard-repository"
 PROBE_TIMEOUT = 5.0
+
+
+def azure_model_name(line_name: str) -> str:
+    """The line's name as an Azure ML model name: letters, digits, '-', '_'
+    and '.', starting with a letter or digit, at most 255 characters."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", line_name).strip("-_.")
+    return name[:255] or "model"
+
+
+def workspace_key(settings: dict) -> str:
+    """One workspace, whichever target (or SDK) reaches it."""
+    return f"{settings['subscription_id']}/{settings['resource_group']}/{settings['workspace_name']}"
 
 
 def probe_triton(base: str, key: str, ref: DeploymentRef, observation: Observation) -> None:

@@ -15,11 +15,19 @@ import tempfile
 import threading
 from pathlib import Path
 
-from workers.targets.azure.common import TAG_DIGEST, TAG_OPERATION, TAG_SPEC, probe_triton
+from workers.targets.azure.common import (
+    TAG_DIGEST,
+    TAG_OPERATION,
+    TAG_SPEC,
+    azure_model_name,
+    probe_triton,
+    workspace_key,
+)
 from workers.targets.base import (
     DeploymentRef,
     DeployResult,
     DeploySpec,
+    ModelRegistration,
     Observation,
     Progress,
     ServiceListing,
@@ -130,27 +138,34 @@ class AzureMLv1Target(TargetAdapter):
 
     # --- deploy ----------------------------------------------------------------
 
+    def model_registry(self) -> tuple[str, str]:
+        return workspace_key(self.settings), "multi"
+
     def _register(self, workspace, spec: DeploySpec, progress: Progress):
         from azureml.core.model import Model
 
         # Registration is idempotent by content: a model already carrying this
-        # repository's digest is reused instead of registered again.
-        with doing("listing registered models"):
-            existing = Model.list(workspace, name=spec.name, tags=[[TAG_DIGEST, spec.repository_digest]])
-        if existing:
-            model = max(existing, key=lambda m: m.version)
-            progress(f"Model {model.name}:{model.version} already holds this repository; reusing it")
-            return model
+        # repository's digest is reused instead of registered again. Looked
+        # for under the name recorded for it, the line's, then the deployment's
+        # (where models were registered before lines).
+        name = azure_model_name(spec.line) if spec.line else spec.name
+        for candidate in dict.fromkeys(n for n in (spec.known_model.rpartition(":")[0], name, spec.name) if n):
+            with doing("listing registered models"):
+                existing = Model.list(workspace, name=candidate, tags=[[TAG_DIGEST, spec.repository_digest]])
+            if existing:
+                model = max(existing, key=lambda m: m.version)
+                progress(f"Model {model.name}:{model.version} already holds this repository; reusing it")
+                return model
         staging = Path(tempfile.mkdtemp(prefix="register-"))
         try:
             # The guide's layout: models/triton/<model>/<version>/<file>.
             shutil.copytree(spec.repository_path, staging / "models" / "triton")
-            progress(f"Registering the repository as model {spec.name} (Model.register, framework MULTI)")
+            progress(f"Registering the repository as model {name} (Model.register, framework MULTI)")
             with _inside(staging), doing("registering the model"):
                 model = Model.register(
                     workspace=workspace,
                     model_path="models",
-                    model_name=spec.name,
+                    model_name=name,
                     tags={TAG_DIGEST: spec.repository_digest},
                     description=f"Triton model repository {spec.repository_digest[:12]}, by Triton Dashboard",
                     model_framework=Model.Framework.MULTI,
@@ -212,7 +227,10 @@ class AzureMLv1Target(TargetAdapter):
         finally:
             shutil.rmtree(source, ignore_errors=True)
         progress("Submitted; the reconciler follows the webservice until it settles")
-        return DeployResult(scoring_uri=service.scoring_uri or "", notes=[f"model {model.name}:{model.version}"])
+        registered = ModelRegistration(*self.model_registry(), name=model.name, version=str(model.version))
+        return DeployResult(
+            scoring_uri=service.scoring_uri or "", notes=[f"model {model.name}:{model.version}"], registered=registered
+        )
 
     # --- observe, delete, logs -------------------------------------------------
 

@@ -19,11 +19,19 @@ from pathlib import Path
 
 from django.conf import settings as django_settings
 
-from workers.targets.azure.common import TAG_DIGEST, TAG_OPERATION, TAG_SPEC, probe_triton
+from workers.targets.azure.common import (
+    TAG_DIGEST,
+    TAG_OPERATION,
+    TAG_SPEC,
+    azure_model_name,
+    probe_triton,
+    workspace_key,
+)
 from workers.targets.base import (
     DeploymentRef,
     DeployResult,
     DeploySpec,
+    ModelRegistration,
     Observation,
     Progress,
     TargetAdapter,
@@ -108,28 +116,53 @@ class AzureMLv2Target(TargetAdapter):
 
     # --- deploy ----------------------------------------------------------------
 
+    def model_registry(self) -> tuple[str, str]:
+        return workspace_key(self.settings), "triton_model"
+
+    def _recorded(self, client, spec: DeploySpec):
+        """The model version recorded for this content, if it still holds it."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        name, _, version = spec.known_model.rpartition(":")
+        if not name:
+            return None
+        try:
+            with doing("reading the recorded model"):
+                model = client.models.get(name=name, version=version)
+        except ResourceNotFoundError:
+            return None
+        return model if (model.tags or {}).get(TAG_DIGEST) == spec.repository_digest else None
+
     def _register(self, client, spec: DeploySpec, progress: Progress):
         from azure.ai.ml.constants import AssetTypes
         from azure.ai.ml.entities import Model
         from azure.core.exceptions import ResourceNotFoundError
 
-        try:
-            versions = list(client.models.list(name=spec.name))
-        except ResourceNotFoundError:
-            versions = []
-        for model in versions:
-            if (model.tags or {}).get(TAG_DIGEST) == spec.repository_digest:
-                progress(f"Model {model.name}:{model.version} already holds this repository; reusing it")
-                return model
+        model = self._recorded(client, spec)
+        if model is not None:
+            progress(f"Model {model.name}:{model.version} already holds this repository; reusing it")
+            return model
+        # Under the line's name, then the deployment's (where models were
+        # registered before lines): a version carrying this digest is reused.
+        name = azure_model_name(spec.line) if spec.line else spec.name
+        for candidate in dict.fromkeys((name, spec.name)):
+            try:
+                versions = list(client.models.list(name=candidate))
+            except ResourceNotFoundError:
+                versions = []
+            for model in versions:
+                if (model.tags or {}).get(TAG_DIGEST) == spec.repository_digest:
+                    progress(f"Model {model.name}:{model.version} already holds this repository; reusing it")
+                    return model
         staging = Path(tempfile.mkdtemp(prefix="register-"))
         try:
             folder = staging / "model_repository"
             shutil.copytree(spec.repository_path, folder)
-            progress(f"Registering the repository as triton_model {spec.name}")
+            progress(f"Registering the repository as triton_model {name}")
             with doing("registering the model"):
                 model = client.models.create_or_update(
                     Model(
-                        name=spec.name,
+                        name=name,
                         path=str(folder),
                         type=AssetTypes.TRITON_MODEL,
                         tags={TAG_DIGEST: spec.repository_digest},
@@ -172,10 +205,12 @@ class AzureMLv2Target(TargetAdapter):
             existing = client.online_deployments.get(name=name, endpoint_name=spec.name)
         except ResourceNotFoundError:
             existing = None
+        registered = None
         if existing is not None and (existing.tags or {}).get(TAG_OPERATION) == spec.idempotency_key:
             progress(f"Deployment {name} was already submitted by this operation; not submitting again")
         else:
             model = self._register(client, spec, progress)
+            registered = ModelRegistration(*self.model_registry(), name=model.name, version=str(model.version))
             kind = KubernetesOnlineDeployment if self.kubernetes else ManagedOnlineDeployment
             deployment = kind(
                 name=name,
@@ -192,7 +227,7 @@ class AzureMLv2Target(TargetAdapter):
                 poller, progress, "creating the deployment", wait=django_settings.AZUREML_V2_DEPLOY_WAIT
             ):
                 progress("Still provisioning; the reconciler follows it")
-                return DeployResult(scoring_uri=endpoint.scoring_uri or "")
+                return DeployResult(scoring_uri=endpoint.scoring_uri or "", registered=registered)
         endpoint = client.online_endpoints.get(spec.name)
         if not any(endpoint.traffic.values()):
             progress(f"First deployment of the endpoint: {name} takes 100% of the traffic")
@@ -204,7 +239,9 @@ class AzureMLv2Target(TargetAdapter):
         else:
             share = endpoint.traffic.get(name, 0)
             progress(f"{name} has {share}% of the traffic; shift it when ready")
-        return DeployResult(scoring_uri=endpoint.scoring_uri or "", notes=[f"azure deployment {name}"])
+        return DeployResult(
+            scoring_uri=endpoint.scoring_uri or "", notes=[f"azure deployment {name}"], registered=registered
+        )
 
     # --- observe, delete, logs -------------------------------------------------
 
