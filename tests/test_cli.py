@@ -2,6 +2,10 @@
 and its commands and exit codes against the dashboard in this process."""
 
 import json
+import re
+import shutil
+import time
+from types import SimpleNamespace
 
 import httpx
 import jsonschema
@@ -13,11 +17,13 @@ from django.db import close_old_connections
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from triton_dashboard_cli import bodies
+from triton_dashboard_cli import main as cli_main
 from triton_dashboard_cli.client import OPERATIONS, Client
 from triton_dashboard_cli.main import cli
 
 from deployments.api.api import api
 from deployments.models import Deployment, Environment
+from deployments.services.approvals import deployment_approve, deployment_reject
 from deployments.services.targets import target_create
 from tests.archives import EXAMPLES
 from tests.conftest import make_user
@@ -64,6 +70,13 @@ def test_the_bodies_the_cli_sends_are_what_the_document_asks(document):
     request_schema(document, "deployment_create").validate(deploy)
     request_schema(document, "deployment_traffic").validate(bodies.traffic_body(("blue=90", "green=10")))
     request_schema(document, "deployment_approve").validate(bodies.comment_body("looks right"))
+    redeploy = bodies.redeploy_body(repository="add_sub", confirm_other_line=True, worker_count=2)
+    assert redeploy == {"repository": "add_sub", "confirm_other_line": True, "worker_count": 2}
+    request_schema(document, "deployment_redeploy").validate(redeploy)
+    request_schema(document, "deployment_redeploy").validate(bodies.redeploy_body(repository="7"))
+    promotion = bodies.promotion_body(environment="prod", target="3", into=9, name="add-sub-2", force=True)
+    assert promotion == {"environment": "prod", "target": 3, "deployment": 9, "name": "add-sub-2", "force": True}
+    request_schema(document, "deployment_promote").validate(promotion)
     example = json.loads((ROOT / "examples" / "ci" / "add_sub_request.json").read_text())
     request_schema(document, "deployment_infer").validate(example)
     with pytest.raises(jsonschema.ValidationError):
@@ -197,3 +210,180 @@ def test_a_wait_outlasts_a_few_unanswered_polls_but_not_a_refusal(dashboard, tar
     missing = dashboard("status", "999", "--wait", "--interval", "0")
     assert missing.exit_code == 4
     assert "HTTP 404" in missing.output
+
+
+# --- model lines: revisions, redeploys and promotions ---------------------------------------
+
+
+def revision_two(tmp_path):
+    """The add_sub example with one file changed: under the same name, its line's next revision."""
+    copy = shutil.copytree(EXAMPLES / "add_sub", tmp_path / "add_sub")
+    model = copy / "add_sub" / "1" / "model.py"
+    model.write_bytes(model.read_bytes() + b"\n# revision two\n")
+    return copy
+
+
+@pytest.fixture
+def between_polls(monkeypatch):
+    """What happens while --wait waits: each pause between two polls runs the
+    test's next step (an approval, a worker's turn) instead of sleeping."""
+    steps = []
+
+    def sleep(_seconds):
+        assert steps, "--wait polled again after the test's last step"
+        steps.pop(0)()
+
+    monkeypatch.setattr(cli_main, "time", SimpleNamespace(monotonic=time.monotonic, sleep=sleep))
+    return steps
+
+
+def healthy_in_dev(dashboard) -> Deployment:
+    deployed = dashboard("--json", "deploy", "--repository", "add_sub", "--target", "fake-dev", "--name", "add-sub")
+    assert deployed.exit_code == 0, deployed.output
+    deployment = Deployment.objects.get(pk=json.loads(deployed.output)["id"])
+    run_pending(deployment)
+    assert deployment.status == Deployment.Status.HEALTHY, deployment.status_reason
+    return deployment
+
+
+def test_two_uploads_under_one_name_are_recorded_as_its_revisions_r1_then_r2(dashboard, tmp_path):
+    first = dashboard("repo", "upload", str(EXAMPLES / "add_sub"))
+    assert first.exit_code == 0, first.output
+    assert re.fullmatch(r"recorded repository \d+ \(add_sub r1\): valid\n", first.output)
+    second = dashboard("--json", "repo", "upload", str(revision_two(tmp_path)), "--name", "add_sub")
+    assert second.exit_code == 0, second.output
+    recorded = json.loads(second.output)
+    assert (recorded["created"], recorded["name"], recorded["revision"]) == (True, "add_sub", 2)
+    again = dashboard("repo", "upload", str(EXAMPLES / "add_sub"))
+    assert again.exit_code == 0
+    assert re.fullmatch(r"already recorded as repository \d+ \(add_sub r1\): valid\n", again.output)
+
+
+def test_a_redeploy_naming_the_line_moves_to_its_latest_revision_and_waits_until_healthy(
+    dashboard, targets, tmp_path, between_polls
+):
+    dashboard("repo", "upload", str(EXAMPLES / "add_sub"))
+    deployment = healthy_in_dev(dashboard)
+    dashboard("repo", "upload", str(revision_two(tmp_path)), "--name", "add_sub")
+    between_polls.append(lambda: run_pending(deployment))
+    moved = dashboard("--json", "redeploy", "add-sub", "--repository", "add_sub", "--wait", "--interval", "0")
+    assert moved.exit_code == 0, moved.output
+    assert json.loads(moved.stdout)["repository"]["revision"] == 2
+    assert json.loads(moved.stdout)["status"] == "healthy"
+    deployment.refresh_from_db()
+    assert fake_cloud.SERVICES[(targets[0].pk, "add-sub")].spec_digest == deployment.spec_digest
+
+
+def test_a_redeploy_to_another_lines_revision_needs_confirm_other_line(dashboard, targets, tmp_path):
+    dashboard("repo", "upload", str(EXAMPLES / "add_sub"))
+    healthy_in_dev(dashboard)
+    dashboard("repo", "upload", str(revision_two(tmp_path)), "--name", "calculator")
+    refused = dashboard("redeploy", "add-sub", "--repository", "calculator")
+    assert refused.exit_code == 4
+    assert "HTTP 400" in refused.output
+    assert "run again with --confirm-other-line" in refused.output
+    moved = dashboard("redeploy", "add-sub", "--repository", "calculator", "--confirm-other-line")
+    assert moved.exit_code == 0, moved.output
+    assert re.fullmatch(r"deployment \d+ add-sub on fake-dev: queued at \S+; revision calculator r1\n", moved.output)
+
+
+def test_a_promotion_from_dev_to_prod_waits_for_its_approval_then_until_healthy(
+    dashboard, targets, django_user_model, between_polls
+):
+    dashboard("repo", "upload", str(EXAMPLES / "add_sub"))
+    source = healthy_in_dev(dashboard)
+    approver = make_user(django_user_model, "second", "approver")
+
+    def in_prod() -> Deployment:
+        return Deployment.objects.get(target=targets[1])
+
+    between_polls.append(lambda: deployment_approve(deploy_request=in_prod().requests.get(), actor=approver))
+    between_polls.append(lambda: run_pending(in_prod()))
+    promoted = dashboard("promote", str(source.pk), "--environment", "prod", "--wait", "--interval", "0")
+    assert promoted.exit_code == 0, promoted.output
+    prod = in_prod()
+    asked = f"created deployment {prod.pk} add-sub on fake-prod: pending_approval; revision add_sub r1, waiting"
+    assert asked in promoted.output
+    assert "(its deploy waits for approval: 0/1)" in promoted.output
+    assert f"deployment {prod.pk} add-sub on fake-prod: healthy" in promoted.output
+    assert prod.repository_digest == source.repository_digest
+
+
+def test_a_rejected_promotion_into_prods_running_deployment_fails_the_wait(
+    dashboard, targets, django_user_model, tmp_path, between_polls
+):
+    dashboard("repo", "upload", str(EXAMPLES / "add_sub"))
+    source = healthy_in_dev(dashboard)
+    approver = make_user(django_user_model, "second", "approver")
+    first = json.loads(dashboard("--json", "promote", str(source.pk), "--environment", "prod").output)
+    prod = Deployment.objects.get(pk=first["id"])
+    deployment_approve(deploy_request=prod.requests.get(), actor=approver)
+    run_pending(prod)
+    dashboard("repo", "upload", str(revision_two(tmp_path)), "--name", "add_sub")
+    moved = dashboard("redeploy", str(source.pk), "--repository", "add_sub")
+    assert moved.exit_code == 0, moved.output
+    run_pending(source)
+
+    between_polls.append(
+        lambda: deployment_reject(
+            deploy_request=prod.requests.get(status="pending"), actor=approver, comment="not this week"
+        )
+    )
+    again = dashboard("promote", str(source.pk), "--environment", "prod", "--wait", "--interval", "0")
+    assert again.exit_code == 1, again.output
+    # What runs there keeps running: only the request tells the promotion did not go through.
+    updated = f"updated deployment {prod.pk} add-sub on fake-prod: healthy at fake://fake-prod/add-sub"
+    assert f"{updated}; revision add_sub r1 runs until its deploy is approved (0/1)" in again.output
+    assert re.search(r"its deploy request \d+ was rejected; it runs add_sub r1", again.output)
+
+
+def test_an_ambiguous_promotion_lists_the_choices_to_run_again_with(dashboard, targets, admin, django_user_model):
+    dashboard("repo", "upload", str(EXAMPLES / "add_sub"))
+    source = healthy_in_dev(dashboard)
+    second = target_create(actor=admin, name="fake-prod-2", kind="fake", environment=targets[1].environment)
+    promote = ("promote", str(source.pk), "--environment", "prod")
+
+    two_targets = dashboard(*promote)
+    assert two_targets.exit_code == 4
+    assert "HTTP 409" in two_targets.output
+    assert "run again with --target ID|NAME, one of:" in two_targets.output
+    assert re.search(rf"^ +{second.pk}  fake-prod-2  ", two_targets.output, re.M)
+    for target in ("fake-prod", "fake-prod-2"):
+        created = dashboard(*promote, "--target", target)
+        assert created.exit_code == 0, created.output
+        assert f"add-sub on {target}: pending_approval" in created.output
+
+    two_deployments = dashboard(*promote)
+    assert two_deployments.exit_code == 4
+    assert "run again with --into ID, one of:" in two_deployments.output
+    ids = [d.pk for d in Deployment.objects.filter(target__environment__name="prod").order_by("pk")]
+    for deployment_id, target in zip(ids, ("fake-prod", "fake-prod-2"), strict=True):
+        assert re.search(rf"^ +{deployment_id}  add-sub  on {target}, running add_sub r1", two_deployments.output, re.M)
+    # A pipeline reads the same choices from the API's error, on stdout.
+    as_json = dashboard("--json", *promote)
+    (error,) = json.loads(as_json.stdout)["errors"]
+    assert (error["code"], error["path"]) == ("ambiguous", "deployment")
+    assert [choice["id"] for choice in error["choices"]] == ids
+
+    # Both run what dev runs (a request already waiting for the same change would be refused):
+    # the one picked is deployed again.
+    approver = make_user(django_user_model, "second", "approver")
+    for deployment in Deployment.objects.filter(pk__in=ids):
+        deployment_approve(deploy_request=deployment.requests.get(), actor=approver)
+        run_pending(deployment)
+    picked = dashboard(*promote, "--into", str(ids[1]))
+    assert picked.exit_code == 0, picked.output
+    assert f"updated deployment {ids[1]} add-sub on fake-prod-2: queued" in picked.output
+
+
+def test_promoting_what_is_not_healthy_takes_force(dashboard, targets):
+    dashboard("repo", "upload", str(EXAMPLES / "add_sub"))
+    source = healthy_in_dev(dashboard)
+    Deployment.objects.filter(pk=source.pk).update(status=Deployment.Status.DEGRADED, status_reason="add_sub not ready")
+    refused = dashboard("promote", str(source.pk), "--environment", "prod")
+    assert refused.exit_code == 4
+    assert "add_sub not ready" in refused.output
+    assert "run again with --force" in refused.output
+    forced = dashboard("promote", str(source.pk), "--environment", "prod", "--force")
+    assert forced.exit_code == 0, forced.output
+    assert "add-sub on fake-prod: pending_approval" in forced.output

@@ -8,12 +8,33 @@ from pathlib import Path
 
 def deployment_body(*, name, repository, target, mode=None, worker_count=None, auth_enabled=None) -> dict:
     body = {"name": name, "repository": _id_or_name(repository), "target": _id_or_name(target)}
-    if mode is not None:
-        body["mode"] = mode
-    if worker_count is not None:
-        body["worker_count"] = worker_count
-    if auth_enabled is not None:
-        body["auth_enabled"] = auth_enabled
+    return {**body, **_spec(mode=mode, worker_count=worker_count, auth_enabled=auth_enabled)}
+
+
+def redeploy_body(
+    *, repository=None, confirm_other_line=False, mode=None, worker_count=None, auth_enabled=None
+) -> dict:
+    """Only what is given: a field left out keeps the deployment's own."""
+    body = _spec(mode=mode, worker_count=worker_count, auth_enabled=auth_enabled)
+    if repository is not None:
+        # A digit string is a revision's id; anything else a line's name (its latest revision).
+        body["repository"] = _id_or_name(repository)
+    if confirm_other_line:
+        body["confirm_other_line"] = True
+    return body
+
+
+def promotion_body(*, environment, target=None, into=None, name="", force=False) -> dict:
+    body = {"environment": _id_or_name(environment)}
+    if target is not None:
+        body["target"] = _id_or_name(target)
+    if into is not None:
+        # The API's `deployment`: the destination to update (an id only).
+        body["deployment"] = into
+    if name:
+        body["name"] = name
+    if force:
+        body["force"] = True
     return body
 
 
@@ -44,6 +65,12 @@ def archive(path: Path) -> tuple[str, bytes]:
             if member.is_file():
                 tar.add(member, arcname=str(member.relative_to(path)), recursive=False)
     return f"{path.resolve().name}.tar.gz", buffer.getvalue()
+
+
+def _spec(*, mode, worker_count, auth_enabled) -> dict:
+    """The spec fields given on the command line (None: not given)."""
+    given = {"mode": mode, "worker_count": worker_count, "auth_enabled": auth_enabled}
+    return {key: value for key, value in given.items() if value is not None}
 
 
 def _id_or_name(value: str) -> int | str:

@@ -11,6 +11,8 @@ OPERATIONS = {
     "deployment_create": ("POST", "/api/v1/deployments"),
     "deployment_get": ("GET", "/api/v1/deployments/{deployment_id}"),
     "deployment_delete": ("DELETE", "/api/v1/deployments/{deployment_id}"),
+    "deployment_redeploy": ("POST", "/api/v1/deployments/{deployment_id}/redeploy"),
+    "deployment_promote": ("POST", "/api/v1/deployments/{deployment_id}/promote"),
     "deployment_logs": ("GET", "/api/v1/deployments/{deployment_id}/logs"),
     "deployment_approve": ("POST", "/api/v1/deployments/{deployment_id}/approve"),
     "deployment_reject": ("POST", "/api/v1/deployments/{deployment_id}/reject"),
@@ -43,8 +45,16 @@ class Client:
             transport=self.transport,
         )
 
-    def call(self, operation: str, *, path: dict | None = None, query: dict | None = None, **kwargs) -> dict | None:
-        """path fills the template's {fields}; query is the query string;
+    def call(self, operation: str, **kwargs) -> dict | None:
+        """The answer's body; see answer()."""
+        return self.answer(operation, **kwargs)[1]
+
+    def answer(
+        self, operation: str, *, path: dict | None = None, query: dict | None = None, **kwargs
+    ) -> tuple[int, dict | None]:
+        """The answer's status and body (some operations tell apart what
+        they did by the status: a promotion's 201 created, 202 updated).
+        path fills the template's {fields}; query is the query string;
         kwargs go to httpx (json=, files=, data=)."""
         method, template = OPERATIONS[operation]
         path = template.format(**(path or {}))
@@ -55,8 +65,8 @@ class Client:
         if response.status_code >= 400:
             raise _failure(method, path, response)
         if response.status_code == 204 or not response.content:
-            return None
-        return response.json()
+            return response.status_code, None
+        return response.status_code, response.json()
 
 
 def _failure(method: str, path: str, response: httpx.Response) -> ApiFailure:

@@ -1,15 +1,19 @@
-"""triton-dashboard: upload, deploy and wait, approve, shift traffic and
-delete from a pipeline. Reads DASHBOARD_URL and DASHBOARD_TOKEN.
+"""triton-dashboard: upload, deploy and wait, redeploy, promote, approve,
+shift traffic and delete from a pipeline. Reads DASHBOARD_URL and
+DASHBOARD_TOKEN.
 
 Exit codes: 0 done; 1 the deployment failed, was rejected or is not
-healthy, or the repository is invalid; 2 bad usage; 3 --wait timed out;
-4 the dashboard refused the request or could not be reached.
+healthy (after --wait on a redeploy or promotion, also: the change waited
+for was rejected or expired), or the repository is invalid; 2 bad usage;
+3 --wait timed out; 4 the dashboard refused the request or could not be
+reached (with --json, its {"errors": [...]} is printed on stdout too).
 """
 
 import json
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -21,6 +25,9 @@ FAILED, TIMED_OUT, REFUSED = 1, 3, 4
 _MISSES = 5
 # While a deployment is in one of these, --wait keeps waiting.
 UNDER_WAY = {"pending_approval", "queued", "deploying", "deleting"}
+# Refusals that asking again with one more option answers (the API's codes);
+# a command maps the error's path to that option.
+ASK_AGAIN = {"ambiguous", "other_line", "not_healthy", "conflict"}
 
 
 class Context:
@@ -28,18 +35,54 @@ class Context:
         self.client = Client(url, token)
         self.as_json = as_json
 
-    def call(self, operation: str, **kwargs):
+    def call(self, operation: str, *, options: dict | None = None, **kwargs):
+        return self.answer(operation, options=options, **kwargs)[1]
+
+    def answer(self, operation: str, *, options: dict | None = None, **kwargs) -> tuple[int, dict | None]:
+        """The status and body; a refusal exits 4. `options` maps the API's
+        field names (an error's path) to this command's options."""
         try:
-            return self.client.call(operation, **kwargs)
+            return self.client.answer(operation, **kwargs)
         except ApiFailure as failure:
-            click.echo(f"error: {failure}", err=True)
-            sys.exit(REFUSED)
+            self.refuse(failure, options or {})
+
+    def refuse(self, failure: ApiFailure, options: dict) -> NoReturn:
+        click.echo(f"error: {failure}", err=True)
+        for line in _ask_again(failure.errors, options):
+            click.echo(line, err=True)
+        if self.as_json and failure.errors:
+            # A pipeline reads the choices of an ambiguous answer from here.
+            click.echo(json.dumps({"errors": failure.errors}, indent=2))
+        sys.exit(REFUSED)
 
     def show(self, body, line: str) -> None:
         click.echo(json.dumps(body, indent=2) if self.as_json else line)
 
 
 pass_context = click.make_pass_decorator(Context)
+
+
+def _ask_again(errors: list, options: dict) -> list[str]:
+    """How to ask again in this command's words: the API's messages name its
+    fields (`send force true`, `name one in deployment`), not our options."""
+    lines = []
+    for error in errors:
+        option = options.get(error.get("path", ""))
+        if option is None or error.get("code") not in ASK_AGAIN:
+            continue
+        choices = error.get("choices") or []
+        lines.append(f"  run again with {option}" + (", one of:" if choices else ""))
+        lines += _table(choices)
+    return lines
+
+
+def _table(choices: list) -> list[str]:
+    """id, name and description in columns, for a person to pick from."""
+    id_width = max((len(str(c["id"])) for c in choices), default=0)
+    name_width = max((len(c["name"]) for c in choices), default=0)
+    return [
+        f"    {c['id']:>{id_width}}  {c['name']:<{name_width}}  {c.get('description', '')}".rstrip() for c in choices
+    ]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -75,6 +118,43 @@ def _summary(deployment: dict) -> str:
     return f"{where}: {deployment['status']}{reason}{uri}"
 
 
+def _revision(deployment: dict) -> str:
+    repository = deployment["repository"]
+    # An adopted deployment has no recorded revision.
+    return f"{repository['name']} r{repository['revision']}" if repository.get("revision") else repository["name"]
+
+
+def _changed(deployment: dict) -> str:
+    """After a redeploy or promotion: the summary, the revision the deployment
+    names, and whether the change waits for approval. Until it is approved
+    the deployment still names what runs, not what was asked for."""
+    line = f"{_summary(deployment)}; revision {_revision(deployment)}"
+    approval = deployment["approval"]
+    if approval["status"] != "pending":
+        return line
+    request = approval["request"]
+    count = f"{request['approvals']}/{request['approvals_required']}"
+    if deployment["status"] == "pending_approval":
+        return f"{line}, waiting for approval ({count})"
+    return f"{line} runs until its {request['kind']} is approved ({count})"
+
+
+def _asked(deployment: dict) -> int | None:
+    """The approval request a change just made, if it waits for one."""
+    approval = deployment["approval"]
+    return approval["request"]["id"] if approval["status"] == "pending" else None
+
+
+def _declined(deployment: dict, request_id: int | None) -> str:
+    """Why the change waited for (approval request `request_id`) did not go
+    through, or "". A rejected redeploy leaves the deployment healthy on
+    what it ran: its status alone would say all went well."""
+    request = deployment["approval"].get("request")
+    if request_id is None or request is None or request["id"] != request_id or request["status"] == "approved":
+        return ""
+    return f"its {request['kind']} request {request_id} was {request['status']}; it runs {_revision(deployment)}"
+
+
 def _deployment_id(ctx: Context, reference: str) -> int:
     """An id, or the name of a deployment that is not deleted (unique among those the token sees)."""
     if reference.isdigit():
@@ -91,9 +171,12 @@ def _deployment_id(ctx: Context, reference: str) -> int:
     return live[0]["id"]
 
 
-def _wait(ctx: Context, deployment_id: int, *, until: str, timeout: float, interval: float) -> dict:
+def _wait(
+    ctx: Context, deployment_id: int, *, until: str, timeout: float, interval: float, request_id: int | None = None
+) -> dict:
     """Follow the deployment until nothing is under way; a progress line on
-    stderr at each change. Exits 3 on timeout, 1 if it ends other than `until`."""
+    stderr at each change. Exits 3 on timeout, 1 if it ends other than
+    `until` or the approval request `request_id` (a change's) was not approved."""
     started, said, misses = time.monotonic(), None, 0
     while True:
         try:
@@ -129,7 +212,10 @@ def _wait(ctx: Context, deployment_id: int, *, until: str, timeout: float, inter
             sys.exit(TIMED_OUT)
         time.sleep(interval)
     ctx.show(deployment, _summary(deployment))
-    if deployment["status"] != until:
+    declined = _declined(deployment, request_id)
+    if declined:
+        click.echo(f"error: {declined}", err=True)
+    if deployment["status"] != until or declined:
         sys.exit(FAILED)
     return deployment
 
@@ -138,6 +224,14 @@ def _wait_options(command):
     command = click.option("--interval", default=2.0, show_default=True, help="Seconds between polls")(command)
     command = click.option("--timeout", default=1800.0, show_default=True, help="Seconds --wait waits at most")(command)
     return click.option("--wait", is_flag=True, help="Follow to the end; non-zero unless it ends as asked")(command)
+
+
+def _spec_options(command):
+    command = click.option(
+        "--auth/--no-auth", "auth_enabled", default=None, help="Keys on the scoring endpoint (default: on)"
+    )(command)
+    command = click.option("--worker-count", type=int)(command)
+    return click.option("--mode", type=click.Choice(["triton", "entry_script"]))(command)
 
 
 @cli.group()
@@ -156,7 +250,9 @@ def repo_upload(ctx, path, name):
         "repository_create", files={"archive": (filename, content)}, data={"name": name} if name else {}
     )
     verb = "recorded" if repository["created"] else "already recorded as"
-    ctx.show(repository, f"{verb} repository {repository['id']} {repository['name']}: {repository['status']}")
+    # Each upload under a name is that line's next revision; identical content is the revision holding it.
+    recorded = f"repository {repository['id']} ({repository['name']} r{repository['revision']})"
+    ctx.show(repository, f"{verb} {recorded}: {repository['status']}")
     for finding in repository["findings"]:
         click.echo(f"  {finding['severity']}: {finding.get('file') or finding.get('model') or ''} {finding['message']}")
     if repository["status"] != "valid":
@@ -167,9 +263,7 @@ def repo_upload(ctx, path, name):
 @click.option("--repository", required=True, help="Repository id or name")
 @click.option("--target", required=True, help="Target id or name")
 @click.option("--name", required=True, help="The deployment's name (lower-case, digits, hyphens)")
-@click.option("--mode", type=click.Choice(["triton", "entry_script"]))
-@click.option("--worker-count", type=int)
-@click.option("--auth/--no-auth", "auth_enabled", default=None, help="Keys on the scoring endpoint (default: on)")
+@_spec_options
 @_wait_options
 @pass_context
 def deploy(ctx, repository, target, name, mode, worker_count, auth_enabled, wait, timeout, interval):
@@ -183,6 +277,90 @@ def deploy(ctx, repository, target, name, mode, worker_count, auth_enabled, wait
         ctx.show(deployment, _summary(deployment))
         return
     _wait(ctx, deployment["id"], until="healthy", timeout=timeout, interval=interval)
+
+
+# The API's fields a refusal names, as these commands' options.
+REDEPLOY_OPTIONS = {"confirm_other_line": "--confirm-other-line"}
+PROMOTE_OPTIONS = {"deployment": "--into ID", "target": "--target ID|NAME", "force": "--force", "name": "--name NAME"}
+
+
+@cli.command()
+@click.argument("deployment")
+@click.option(
+    "--repository",
+    metavar="ID|LINE",
+    help="A revision's id, or a line's name for its latest revision (default: the one it runs)",
+)
+@click.option("--confirm-other-line", is_flag=True, help="Allow a revision of another line (other models)")
+@_spec_options
+@_wait_options
+@pass_context
+def redeploy(
+    ctx, deployment, repository, confirm_other_line, mode, worker_count, auth_enabled, wait, timeout, interval
+):
+    """Deploy DEPLOYMENT (id or live name) again: the same spec, or another
+    revision (--repository) or spec fields. Where its environment asks for
+    approvals, a changed spec waits for them while what runs keeps running.
+
+    \b
+    Exit codes:
+      0  accepted, also when it waits for approval (--wait: healthy on it)
+      1  --wait: it failed, or the change was rejected or expired
+      2  bad usage
+      3  --wait: --timeout reached
+      4  refused, e.g. another line's revision without --confirm-other-line"""
+    deployment_id = _deployment_id(ctx, deployment)
+    body = bodies.redeploy_body(
+        repository=repository,
+        confirm_other_line=confirm_other_line,
+        mode=mode,
+        worker_count=worker_count,
+        auth_enabled=auth_enabled,
+    )
+    found = ctx.call("deployment_redeploy", path={"deployment_id": deployment_id}, json=body, options=REDEPLOY_OPTIONS)
+    if not wait:
+        ctx.show(found, _changed(found))
+        return
+    _wait(ctx, deployment_id, until="healthy", timeout=timeout, interval=interval, request_id=_asked(found))
+
+
+@cli.command()
+@click.argument("deployment")
+@click.option("--environment", required=True, metavar="ID|NAME", help="Where to promote it")
+@click.option("--target", metavar="ID|NAME", help="Where a new deployment goes, when several targets could run it")
+@click.option(
+    "--into", type=int, metavar="ID", help="The deployment there to update, when several of its line run there"
+)
+@click.option("--name", default="", metavar="NAME", help="A new deployment's name (default: this one's)")
+@click.option("--force", is_flag=True, help="Promote it although it is not healthy (kept in the audit log)")
+@_wait_options
+@pass_context
+def promote(ctx, deployment, environment, target, into, name, force, wait, timeout, interval):
+    """Copy exactly what DEPLOYMENT (id or live name) runs, its revision and
+    spec, into another environment: into the deployment of the same line
+    there (updated), or a new one (created); through that environment's
+    approvals like any change.
+
+    \b
+    Exit codes:
+      0  accepted, also when it waits for approval (--wait: healthy on it)
+      1  --wait: it failed, or the change was rejected or expired
+      2  bad usage
+      3  --wait: --timeout reached
+      4  refused: several deployments (or targets) there could take it,
+         listed to run again with --into (or --target); it is not healthy
+         (--force); its name there is another line's (--name); or no
+         target there can run it"""
+    body = bodies.promotion_body(environment=environment, target=target, into=into, name=name, force=force)
+    source = _deployment_id(ctx, deployment)
+    status, found = ctx.answer("deployment_promote", path={"deployment_id": source}, json=body, options=PROMOTE_OPTIONS)
+    # 201: a new deployment there; 202: the line's deployment there, updated.
+    verb = "created" if status == 201 else "updated"
+    if not wait:
+        ctx.show(found, f"{verb} {_changed(found)}")
+        return
+    click.echo(f"{verb} {_changed(found)}", err=True)
+    _wait(ctx, found["id"], until="healthy", timeout=timeout, interval=interval, request_id=_asked(found))
 
 
 @cli.command()
