@@ -37,8 +37,10 @@ class DeploymentForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["repository"].queryset = ModelRepository.objects.visible_to(user).filter(
-            status=ModelRepository.Status.VALID
+        self.fields["repository"].queryset = (
+            ModelRepository.objects.visible_to(user)
+            .filter(status=ModelRepository.Status.VALID)
+            .order_by("name", "-revision")
         )
         # Only targets the user may deploy to: a dev-only deployer is not
         # offered prod and refused after filling in the whole form.
@@ -49,7 +51,7 @@ class DeploymentForm(forms.Form):
             environment_field="environment_id",
         )
         self.fields["target"].label_from_instance = lambda t: f"{t.name} ({t.kind_label}, {t.environment.name})"
-        self.fields["repository"].label_from_instance = lambda r: f"{r.name} ({r.short_digest})"
+        self.fields["repository"].label_from_instance = lambda r: f"{r.label} ({r.short_digest})"
 
     def resources(self) -> dict:
         return {

@@ -91,13 +91,7 @@ def second_revision(admin, repository):
     return repository_upload(name=repository.name, archive=archive, filename="r2.zip", actor=admin).repository
 
 
-def test_revisions_are_recorded_as_the_workspaces_model_versions_and_reused(
-    admin,
-    target,
-    repository,
-    fake_v1,
-    client,  # noqa: F811
-):
+def test_revisions_are_recorded_as_the_workspaces_model_versions_and_reused(admin, target, repository, fake_v1, client):  # noqa: F811
     deployment = deployment_create(name="add-sub", repository=repository, target=target, actor=admin)
     run_pending(deployment)
     settle(deployment)

@@ -118,6 +118,17 @@ def test_revision_numbers_are_never_handed_out_twice(requester, v1, v2):
     assert third.revision == 3
 
 
+def test_health_expects_only_the_versions_triton_serves(v2):
+    from workers.targets.base import DeploymentRef
+
+    (model,) = v2.models.all()
+    assert model.versions == [1, 2]
+    # No version_policy: Triton loads the latest version only, so v1 is not "not ready".
+    assert model.served_versions == [2]
+    deployment = Deployment(pk=1, name="x", repository=v2)
+    assert DeploymentRef.of(deployment).models == (("add_sub", (2,)),)
+
+
 # --- moving a deployment between revisions -------------------------------------------------
 
 

@@ -37,7 +37,7 @@ def _targets(deployments) -> list[ProbeTarget]:
         except crypto.SecretUnreadable:
             key = ""  # probed without it: the 401 says what is wrong, the round goes on
         models = (
-            tuple((m.name, tuple(m.versions)) for m in deployment.repository.models.all())
+            tuple((m.name, tuple(m.served_versions)) for m in deployment.repository.models.all())
             if deployment.repository
             else ()
         )

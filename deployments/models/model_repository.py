@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 
 from deployments import policy
+from deployments.model_repository.version_policy import served_versions
 
 
 class ModelRepositoryQuerySet(models.QuerySet):
@@ -108,3 +109,10 @@ class TritonModel(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def served_versions(self) -> list[int]:
+        """The versions Triton loads (what health checks expect to be ready)."""
+        return served_versions(
+            self.versions, self.config_text, config_known=self.config_source != self.ConfigSource.UNREADABLE
+        )

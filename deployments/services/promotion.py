@@ -84,7 +84,7 @@ def _check_source(source: Deployment, force: bool) -> str:
     )
     if not force:
         raise WrongState(
-            f"{reason}. Promote what is healthy, or send force true to promote it anyway.",
+            f"{reason}. Promote what is healthy, or promote it anyway (force).",
             code="not_healthy",
             path="force",
         )

@@ -75,7 +75,7 @@ class DeploymentRef:
     @classmethod
     def of(cls, deployment) -> "DeploymentRef":
         repository = deployment.repository
-        models = tuple((m.name, tuple(m.versions)) for m in repository.models.all()) if repository else ()
+        models = tuple((m.name, tuple(m.served_versions)) for m in repository.models.all()) if repository else ()
         return cls(id=deployment.pk, name=deployment.name, models=models)
 
 
