@@ -6,7 +6,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from deployments.errors import Ambiguous, Conflict, DomainError, WrongState
-from deployments.models import AuditEvent, Deployment, Environment, ModelRepository
+from deployments.models import AuditEvent, Deployment, Environment, ModelLine, ModelRepository
 from deployments.services.approvals import deployment_approve
 from deployments.services.deployments import deployment_create, deployment_redeploy
 from deployments.services.promotion import deployment_promote
@@ -387,3 +387,32 @@ def test_the_line_diff_names_models_versions_config_and_tensors(client, requeste
     )
     assert missing.status_code == 400
     assert missing.json()["errors"][0]["path"] == "to"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_uploads_under_a_new_name_make_one_line_with_distinct_revisions(requester):
+    import threading
+
+    from django.db import connection
+
+    contents = [archives.add_sub_files(), v2_files(), v2_files()]
+    contents[2]["add_sub/1/model.py"] += b"\n# third\n"
+    barrier, outcomes = threading.Barrier(len(contents)), []
+
+    def upload_one(files):
+        barrier.wait()
+        try:
+            outcomes.append(upload(requester, files, name="raced").repository.revision)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=upload_one, args=(files,)) for files in contents]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == [1, 2, 3]
+    line = ModelLine.objects.get(name="raced")
+    assert line.last_revision == 3
+    assert sorted(line.revisions.values_list("revision", flat=True)) == [1, 2, 3]
