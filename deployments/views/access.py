@@ -1,8 +1,10 @@
 """Small access helpers shared by the page views."""
 
 from django.core.exceptions import PermissionDenied
+from django.http import Http404
 
 from deployments import policy
+from deployments.selectors.deployments import deployment_detail
 
 
 def require_perm(user, perm: str, message: str) -> None:
@@ -16,3 +18,11 @@ def field_for(form, path: str) -> str | None:
     """The form field a domain error's path names ("resources.gpu_cores" -> "gpu_cores"), or None."""
     name = path.split(".")[-1]
     return name if name in form.fields else None
+
+
+def deployment_or_404(request, deployment_id: int):
+    """The deployment with what its page shows, if the user may see it."""
+    deployment = deployment_detail(request.user, deployment_id)
+    if deployment is None:
+        raise Http404("No such deployment.")
+    return deployment

@@ -1,6 +1,6 @@
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -13,7 +13,6 @@ from deployments.models import Deployment, Environment, Target
 from deployments.selectors.audit_log import object_history
 from deployments.selectors.deployments import (
     delete_needs_approval,
-    deployment_detail,
     deployment_list,
     server_log,
 )
@@ -30,7 +29,7 @@ from deployments.services.deployments import (
 )
 from deployments.services.permissions import require
 from deployments.views import confirm, revisions
-from deployments.views.access import field_for, require_perm
+from deployments.views.access import deployment_or_404, field_for, require_perm
 from deployments.views.confirm import Confirmation
 
 PAGE_SIZE = 25
@@ -104,16 +103,9 @@ def create(request):
     return render(request, "deployments/deployment_form.html", {"form": form}, status=400 if form.errors else 200)
 
 
-def _visible_or_404(request, deployment_id: int) -> Deployment:
-    deployment = deployment_detail(request.user, deployment_id)
-    if deployment is None:
-        raise Http404("No such deployment.")
-    return deployment
-
-
 @require_safe
 def detail(request, deployment_id: int):
-    deployment = _visible_or_404(request, deployment_id)
+    deployment = deployment_or_404(request, deployment_id)
     context = {
         "deployment": deployment,
         "health": health_view(deployment),
@@ -152,12 +144,12 @@ def _act(request, deployment: Deployment, service, done: str):
 
 @require_POST
 def redeploy(request, deployment_id: int):
-    return _act(request, _visible_or_404(request, deployment_id), deployment_redeploy, "Redeploy requested.")
+    return _act(request, deployment_or_404(request, deployment_id), deployment_redeploy, "Redeploy requested.")
 
 
 @require_http_methods(["GET", "POST"])
 def delete(request, deployment_id: int):
-    deployment = _visible_or_404(request, deployment_id)
+    deployment = deployment_or_404(request, deployment_id)
     environment = deployment.target.environment
     require(request.user, "deployments.delete_deployment", "Deleting", environment=environment)
     approval = delete_needs_approval(deployment)
@@ -193,7 +185,7 @@ def delete(request, deployment_id: int):
 @require_POST
 def keys_reveal(request, deployment_id: int):
     """The page's key panel with the keys in it (htmx); audited by the service."""
-    deployment = _visible_or_404(request, deployment_id)
+    deployment = deployment_or_404(request, deployment_id)
     keys = deployment_reveal_keys(deployment=deployment, actor=request.user)  # refusals: page_errors.py
     context = {"deployment": deployment, "keys": keys, "can_change": True}
     return render(request, "deployments/deployment_detail.html#keys", context)
@@ -206,19 +198,19 @@ def key_regenerate(request, deployment_id: int):
     def regenerate(*, deployment, actor):
         return deployment_regenerate_key(deployment=deployment, actor=actor, key=which)
 
-    deployment = _visible_or_404(request, deployment_id)
+    deployment = deployment_or_404(request, deployment_id)
     return _act(request, deployment, regenerate, f"New {which} key requested: clients using it must take the new one.")
 
 
 @require_POST
 def address_acknowledge(request, deployment_id: int):
-    return _act(request, _visible_or_404(request, deployment_id), deployment_acknowledge_address, "Noted.")
+    return _act(request, deployment_or_404(request, deployment_id), deployment_acknowledge_address, "Noted.")
 
 
 @require_safe
 def logs(request, deployment_id: int):
     """Plain text, or the page's log section when htmx asks for it."""
-    deployment = _visible_or_404(request, deployment_id)
+    deployment = deployment_or_404(request, deployment_id)
     lines = server_log(deployment, LOG_LINES)
     if request.htmx:
         return render(request, "deployments/deployment_detail.html#log", {"deployment": deployment, "logs": lines})
@@ -240,7 +232,7 @@ def _traffic_from(post) -> dict[str, int]:
 @require_POST
 def traffic(request, deployment_id: int):
     split = _traffic_from(request.POST)
-    deployment = _visible_or_404(request, deployment_id)
+    deployment = deployment_or_404(request, deployment_id)
     current = (deployment.observed or {}).get("traffic", {})
     stopping = sorted(name for name, share in split.items() if share == 0 and current.get(name, 0) > 0)
     if stopping:

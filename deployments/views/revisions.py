@@ -12,18 +12,11 @@ from django.views.decorators.http import require_http_methods
 from deployments import policy
 from deployments.errors import DomainError
 from deployments.models import Deployment, Environment, ModelRepository, Target
-from deployments.selectors.deployments import deployment_detail
 from deployments.selectors.revisions import digest_diff
 from deployments.services.deployments import deployment_redeploy
 from deployments.services.permissions import require
 from deployments.services.promotion import candidates, deployment_promote, promotable_environments, usable_targets
-
-
-def _deployment_or_404(request, deployment_id: int) -> Deployment:
-    deployment = deployment_detail(request.user, deployment_id)
-    if deployment is None:
-        raise Http404("No such deployment.")
-    return deployment
+from deployments.views.access import deployment_or_404
 
 
 def _revision_choices(deployment: Deployment):
@@ -40,7 +33,7 @@ def _revision_choices(deployment: Deployment):
 @require_http_methods(["GET", "POST"])
 def update_revision(request, deployment_id: int):
     """GET: the diff from what runs to the chosen revision; POST: redeploy with it."""
-    deployment = _deployment_or_404(request, deployment_id)
+    deployment = deployment_or_404(request, deployment_id)
     environment = deployment.target.environment
     require(request.user, "deployments.add_deployment", "Redeploying", environment=environment)
     choices = _revision_choices(deployment)
@@ -86,7 +79,7 @@ def _lookup(queryset, value):
 def promote(request, deployment_id: int):
     """GET with an environment: what runs there now, the diff and the
     choices; POST: promote."""
-    source = _deployment_or_404(request, deployment_id)
+    source = deployment_or_404(request, deployment_id)
     environments = promotable_environments(request.user, source)
     if not environments:
         raise Http404("No environment to promote to.")
