@@ -416,3 +416,42 @@ def test_concurrent_uploads_under_a_new_name_make_one_line_with_distinct_revisio
     line = ModelLine.objects.get(name="raced")
     assert line.last_revision == 3
     assert sorted(line.revisions.values_list("revision", flat=True)) == [1, 2, 3]
+
+
+def test_the_update_page_shows_the_diff_then_asks_for_approval_in_prod(client, requester, approver, v1, v2, prod):
+    deployment = deployment_create(name="add-sub", repository=v1, target=prod, actor=requester)
+    deployment_approve(deploy_request=deployment.requests.get(status="pending"), actor=approver)
+    run_pending(deployment)
+    client.force_login(requester)
+    page = client.get(reverse("deployment", args=[deployment.pk])).content.decode()
+    assert f'<option value="{v2.pk}">r2 (newer)</option>' in page
+    url = reverse("deployment-revision", args=[deployment.pk])
+    preview = client.get(url, {"repository": v2.pk}).content.decode()
+    assert "added add_sub v2" in preview
+    assert "Ask to update to revision 2" in preview
+    assert "r1 keeps serving until someone else approves" in preview
+    answer = client.post(url, {"repository": v2.pk}, follow=True)
+    assert "Update to revision 2 requested: waiting for approval in prod; r1 keeps running." in answer.content.decode()
+    deployment.refresh_from_db()
+    assert deployment.repository_revision == 1
+    assert deployment.requests.get(status="pending").spec["repository_revision"] == 2
+
+
+def test_the_promote_page_lists_the_deployments_to_choose_from(client, requester, admin, v1, v2, dev, prod):
+    source = running("add-sub", v2, dev, requester)
+    other = target_create(actor=admin, name="fake-prod-2", kind="fake", environment=prod.environment)
+    for target in (prod, other):
+        deployment_create(name="add-sub", repository=v1, target=target, actor=requester)
+    client.force_login(requester)
+    url = reverse("deployment-promote", args=[source.pk])
+    page = client.get(url, {"environment": prod.environment_id}).content.decode()
+    assert "Update which deployment?" in page
+    assert page.count('name="deployment"') == 2
+    refused = client.post(url, {"environment": prod.environment_id})
+    assert refused.status_code == 400
+    assert "2 deployments of “add-sub” run in prod" in refused.content.decode()
+    chosen = Deployment.objects.get(target=other)
+    done = client.post(url, {"environment": prod.environment_id, "deployment": chosen.pk})
+    assert done.status_code == 302
+    assert done.url == reverse("deployment", args=[chosen.pk])
+    assert chosen.requests.get(status="pending").spec["repository_revision"] == 2
