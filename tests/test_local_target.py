@@ -313,3 +313,26 @@ def test_the_score_console_sends_json_to_an_entry_script(deployer, cleanup, clie
     assert AuditEvent.objects.filter(action="console.inferred", details__model="(score)").count() == 1
     bad = client.post(url, {"body": "{not json"}, HTTP_HX_REQUEST="true")
     assert bad.status_code == 400
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the health poller probes every version folder, while Triton's default version_policy"
+    " (latest 1) loads only the newest: a repository with add_sub/1 and add_sub/2 turns degraded",
+)
+def test_two_version_folders_under_the_default_policy_stay_healthy_after_a_health_round(deployer, cleanup, tmp_path):
+    import shutil
+
+    from deployments.health.poller import health_round
+
+    two = tmp_path / "add_sub_two_versions"
+    shutil.copytree(EXAMPLES / "add_sub", two)
+    shutil.copytree(two / "add_sub" / "1", two / "add_sub" / "2")
+    repository = repository_load_example(path=two, actor=deployer).repository
+    deployment = deployment_create(name="two", repository=repository, target=local_target(), actor=deployer)
+    cleanup(deployment)
+    assert run_pending(deployment).status == Operation.Status.SUCCEEDED
+    assert deployment.status == Deployment.Status.HEALTHY  # the deploy's own check: Triton's index
+    health_round()
+    deployment.refresh_from_db()
+    assert deployment.status == Deployment.Status.HEALTHY, deployment.status_reason
