@@ -315,11 +315,6 @@ def test_the_score_console_sends_json_to_an_entry_script(deployer, cleanup, clie
     assert bad.status_code == 400
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the health poller probes every version folder, while Triton's default version_policy"
-    " (latest 1) loads only the newest: a repository with add_sub/1 and add_sub/2 turns degraded",
-)
 def test_two_version_folders_under_the_default_policy_stay_healthy_after_a_health_round(deployer, cleanup, tmp_path):
     import shutil
 
