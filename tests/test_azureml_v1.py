@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tritonclient.http as triton_http
 
-from deployments.models import Deployment, Operation, Registration
+from deployments.models import AuditEvent, Deployment, Operation, Registration
 from deployments.services.deployments import deployment_create, deployment_delete, deployment_redeploy
 from deployments.services.operations import reconcile
 from deployments.services.targets import target_test_run
@@ -99,6 +99,8 @@ def test_revisions_are_recorded_as_the_workspaces_model_versions_and_reused(admi
     workspace = f"{fake_v1.subscription_id}/{fake_v1.resource_group}/{fake_v1.workspace_name}"
     assert (first.workspace, first.asset_type, first.label) == (workspace, "multi", "example-add_sub:1")
     assert first.repository_digest == repository.digest
+    succeeded = AuditEvent.objects.filter(action="deployment.succeeded").latest("seq")
+    assert succeeded.details["model"] == {"workspace": workspace, "name": "example-add_sub", "version": "1"}
 
     r2 = second_revision(admin, repository)
     deployment_redeploy(deployment=deployment, actor=admin, repository=r2)

@@ -266,11 +266,14 @@ def operation_execute(*, operation_id: int, task_id: str) -> Outcome:
             if result.scoring_uri != locked.scoring_uri:
                 locked.save(update_fields=_move_address(locked, result.scoring_uri))
             _record_registration(locked, result.registered)
-            audit(
-                action="deployment.succeeded",
-                obj=deployment,
-                details={"operation": operation.pk, "scoring_uri": result.scoring_uri, "notes": result.notes},
-            )
+            details = {"operation": operation.pk, "scoring_uri": result.scoring_uri, "notes": result.notes}
+            if result.registered is not None:
+                details["model"] = {
+                    "workspace": result.registered.workspace,
+                    "name": result.registered.name,
+                    "version": result.registered.version,
+                }
+            audit(action="deployment.succeeded", obj=deployment, details=details)
         elif operation.kind == Operation.Kind.TRAFFIC:
             audit(
                 action="deployment.traffic_changed",
