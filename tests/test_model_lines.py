@@ -97,13 +97,20 @@ def test_identical_content_returns_the_existing_revision(requester, v1, v2):
     assert ModelRepository.objects.filter(line=v1.line).count() == 2
 
 
-def test_identical_content_under_another_name_is_another_line_sharing_the_files(requester, v1):
+def test_identical_content_under_another_name_is_another_line_sharing_the_files(
+    requester, v1, django_capture_on_commit_callbacks
+):
     other = upload(requester, archives.add_sub_files(), name="calculator").repository
     assert other.line != v1.line
     assert other.revision == 1
     assert other.storage_dir == v1.storage_dir
-    repository_delete(repository=other, actor=make_admin(requester))
+    admin = make_admin(requester)
+    with django_capture_on_commit_callbacks(execute=True):
+        repository_delete(repository=other, actor=admin)
     assert v1.path.is_dir(), "the other line's revision still needs the shared files"
+    with django_capture_on_commit_callbacks(execute=True):
+        repository_delete(repository=v1, actor=admin)
+    assert not v1.path.exists(), "the last revision holding them takes the files along"
 
 
 def make_admin(user):
@@ -112,10 +119,16 @@ def make_admin(user):
     return user
 
 
-def test_revision_numbers_are_never_handed_out_twice(requester, v1, v2):
-    repository_delete(repository=v2, actor=make_admin(requester))
+def test_revision_numbers_are_never_handed_out_twice(client, requester, v1, v2):
+    admin = make_admin(requester)
+    repository_delete(repository=v2, actor=admin)
     third = upload(requester, v2_files()).repository
     assert third.revision == 3
+    for revision in (v1, third):
+        repository_delete(repository=revision, actor=admin)
+    client.force_login(admin)
+    page = client.get(reverse("line", args=[v1.line_id])).content.decode()
+    assert "Every revision of add-sub was deleted" in page
 
 
 def test_health_expects_only_the_versions_triton_serves(v2):

@@ -45,11 +45,9 @@ def _by_id_or_name(queryset, value, label: str):
 
 
 def _revision(request, value) -> ModelRepository:
-    """A revision by id, or a line by name for its latest revision."""
-    revisions = ModelRepository.objects.visible_to(request.user)
-    if isinstance(value, str) and value:
-        value = revisions.filter(line__name=value).order_by("-revision").values_list("pk", flat=True).first() or value
-    return _by_id_or_name(revisions, value, "repository")
+    """A revision by id, or a line by name for its latest revision (a
+    revision's name is its line's)."""
+    return _by_id_or_name(ModelRepository.objects.visible_to(request.user).order_by("-revision"), value, "repository")
 
 
 def _visible(request, deployment_id: int) -> DeploymentRow:

@@ -63,10 +63,12 @@ def _config_diff(old_model, new_model) -> str:
     )
 
 
-def revision_diff(old: ModelRepository, new: ModelRepository) -> dict:
+def revision_diff(old: ModelRepository, new: ModelRepository) -> dict | None:
     """{"added", "removed", "changed": ["model vN"], "unchanged": n,
     "models": [{"name", "config_diff", "tensors"}] for models in both whose
-    config or tensors differ}."""
+    config or tensors differ}; None when both hold the same content."""
+    if old.digest == new.digest:
+        return None
     key = f"revision-diff:v2:{old.digest}:{new.digest}"
     cached = cache.get(key)
     if cached is not None:
@@ -95,8 +97,9 @@ def revision_diff(old: ModelRepository, new: ModelRepository) -> dict:
 
 
 def digest_diff(old_digest: str, new_digest: str) -> dict | None:
-    """The diff between two contents named by digest; None when they are the
-    same, and a note when either is no longer stored."""
+    """The diff between two contents named by digest (an approval request
+    keeps only digests); None when they are the same, and a note when either
+    is no longer stored."""
     if not old_digest or old_digest == new_digest:
         return None
     old = ModelRepository.objects.filter(digest=old_digest).first()

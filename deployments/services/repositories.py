@@ -192,15 +192,12 @@ def repository_delete(*, repository: ModelRepository, actor) -> None:
         audit(action="repository.deleted", actor=actor, obj=locked, before=snapshot)
         relative = locked.storage_dir
         locked.delete()
-        # Another line holding the same content keeps the shared files.
-        shared = ModelRepository.objects.filter(storage_dir=relative).exists()
         # Files go only once the row is gone for good.
-        if not shared:
-            transaction.on_commit(lambda: _remove_unless_shared(relative))
+        transaction.on_commit(lambda: _remove_unless_shared(relative))
 
 
 def _remove_unless_shared(relative: str) -> None:
-    # Checked again after commit: an upload of the same content under
-    # another name may have committed meanwhile.
+    # Another line holding the same content keeps the shared files; checked
+    # after commit, so an upload of it that committed meanwhile counts too.
     if not ModelRepository.objects.filter(storage_dir=relative).exists():
         intake.remove_installed(relative)

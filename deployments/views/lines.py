@@ -31,7 +31,7 @@ def detail(request, line_id: int):
             "line": line,
             "old": old,
             "new": new,
-            "diff": revision_diff(old, new) if old and new and old != new else None,
+            "diff": revision_diff(old, new) if old and new else None,
             "diff_error": diff_error,
         },
     )

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods
 from deployments import policy
 from deployments.errors import DomainError
 from deployments.models import Deployment, Environment, ModelRepository, Target
-from deployments.selectors.revisions import digest_diff
+from deployments.selectors.revisions import revision_diff
 from deployments.services.deployments import deployment_redeploy
 from deployments.services.permissions import require
 from deployments.services.promotion import candidates, deployment_promote, promotable_environments, usable_targets
@@ -63,7 +63,7 @@ def update_revision(request, deployment_id: int):
             "deployment": deployment,
             "choices": choices,
             "chosen": chosen,
-            "diff": digest_diff(deployment.repository_digest, chosen.digest) if chosen else None,
+            "diff": revision_diff(deployment.repository, chosen) if chosen else None,
             "needs_approval": environment.needs_approval("deploy"),
             "error": error,
         },
@@ -128,7 +128,7 @@ def promote(request, deployment_id: int):
                 "force": force,
                 "there": there,
                 "targets": usable_targets(environment, source),
-                "diff": digest_diff(shown.repository_digest, source.repository_digest) if shown else None,
+                "diff": revision_diff(shown.repository, source.repository) if shown and shown.repository else None,
                 "shown": shown,
                 "needs_approval": environment.needs_approval("deploy"),
             }
