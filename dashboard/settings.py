@@ -420,6 +420,17 @@ OPERATION_STALE_AFTER = _parse("OPERATION_STALE_AFTER", env.int, default=60)
 OPERATION_RESEND_AFTER = _parse("OPERATION_RESEND_AFTER", env.int, default=30)
 # Worker deaths after which an operation stops being re-driven.
 OPERATION_MAX_ATTEMPTS = _parse("OPERATION_MAX_ATTEMPTS", env.int, default=3)
+# How long an operation follows a change the target is still carrying out
+# (an Azure deployment still provisioning) before it needs attention.
+OPERATION_FOLLOW_FOR = _parse("OPERATION_FOLLOW_FOR", env.int, default=7200)
+# The first retry of a transient target error waits this long, doubling each
+# time (a Retry-After from the target is honoured when longer).
+OPERATION_RETRY_BASE = _parse("OPERATION_RETRY_BASE", env.int, default=10)
+# A local server that keeps dying is restarted after LOCAL_RESTART_BACKOFF
+# seconds, doubling each time, and left for a person after LOCAL_RESTART_LIMIT
+# restarts in a row without coming up healthy.
+LOCAL_RESTART_BACKOFF = _parse("LOCAL_RESTART_BACKOFF", env.int, default=10)
+LOCAL_RESTART_LIMIT = _parse("LOCAL_RESTART_LIMIT", env.int, default=5)
 
 # --- notifications -------------------------------------------------------------
 

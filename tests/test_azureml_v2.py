@@ -221,12 +221,18 @@ def test_when_our_wait_ends_first_the_deployment_stays_deploying(admin, reposito
     target = v2_target(admin, fake_v2)
     deployment = deployment_create(name="slow", repository=repository, target=target, actor=admin)
     operation = run_pending(deployment)
-    assert operation.status == Operation.Status.SUCCEEDED
-    assert any("Still provisioning; the reconciler follows it" in s["message"] for s in operation.steps)
-    assert deployment.status == Deployment.Status.DEPLOYING  # not failed: Azure may still finish
+    # Not failed, not succeeded: looked at again later, and not counted as a try.
+    assert operation.status == Operation.Status.QUEUED
+    assert (operation.attempts, operation.waits) == (1, 1)
+    assert "still provisioning; looking again in 30 s" in operation.steps[-1]["message"]
+    assert deployment.status == Deployment.Status.DEPLOYING
     fake_v2.wait_idle()
-    reconcile()
-    deployment.refresh_from_db()
+    operation = run_pending(deployment)
+    assert operation.status == Operation.Status.SUCCEEDED, operation.error
+    steps = [step["message"] for step in operation.steps]
+    assert any("already submitted by this operation; not submitting again" in step for step in steps)
+    assert any("takes 100% of the traffic" in step for step in steps)  # the first deployment gets the traffic
+    assert fake_v2.create_calls == 1
     assert deployment.status == Deployment.Status.HEALTHY, deployment.status_reason
 
 

@@ -235,7 +235,9 @@ def test_a_transient_error_is_retried_later_with_backoff(deployer, settings, cle
     assert operations.operation_execute(operation_id=operation.pk, task_id="t2").retry_in == 20
     assert operations.operation_execute(operation_id=operation.pk, task_id="t3").retry_in is None
     operation.refresh_from_db()
-    assert operation.status == Operation.Status.FAILED
+    # Still failing after the last try: the engine stops and says a person must look.
+    assert operation.status == Operation.Status.NEEDS_ATTENTION
+    assert operation.error.startswith("needs attention: still failing after 3 attempts: ")
     assert "LOCAL_TRITON_READY_TIMEOUT" in operation.error
     assert operation.attempts == settings.OPERATION_MAX_ATTEMPTS
     assert local_processes.processes_mentioning(f"{local.workdir(deployment.pk)}/") == []

@@ -1,6 +1,6 @@
-"""The health round: probe every running deployment at once, then write only
-what changed (a HealthSample, the new status, its audit event) and, for the
-rest, one bulk update of the last-checked time and latency window."""
+"""The health round: probe every running deployment's data plane at once,
+then hand what changed to the one writer (health/record.py) and, for the
+rest, write one bulk update of the last-checked time and latency window."""
 
 import asyncio
 import statistics
@@ -8,18 +8,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from deployments import crypto
-from deployments.audit import audit
 from deployments.health.probes import ProbeResult, ProbeTarget, poll_round
-from deployments.health.verdict import observation_json, status_from
-from deployments.models import Deployment, HealthSample, Operation
+from deployments.health.record import Seen, observation_record, window
+from deployments.health.verdict import combine, data_json, same
+from deployments.models import Deployment, Operation
 from workers.targets.descriptor import Probe
-
-# Probe latencies kept per deployment for the rolling p50/p95 (1 h at 15 s).
-LATENCY_WINDOW = 240
 
 
 @dataclass(frozen=True)
@@ -27,6 +23,27 @@ class RoundReport:
     checked: int
     changed: int
     seconds: float
+
+
+def probed_here(deployment: Deployment) -> bool:
+    """Whether the poller probes this deployment: its kind and mode say so."""
+    return deployment.target.descriptor.probe_for(deployment.mode) != Probe.ADAPTER
+
+
+def _routes(deployment: Deployment) -> tuple[tuple[str, int], ...]:
+    """The endpoint's provisioned deployments and their shares, where the
+    kind routes by deployment (from what the reconciler last read)."""
+    if not deployment.target.descriptor.probe_each_deployment:
+        return ()
+    control = deployment.control_plane or {}
+    traffic = control.get("traffic") or {}
+    known = control.get("deployments") or {}
+    names = sorted(set(traffic) | set(known))
+    return tuple(
+        (name, int(traffic.get(name, 0)))
+        for name in names
+        if known.get(name, {}).get("provisioning", "succeeded") == "succeeded"
+    )
 
 
 def _targets(deployments) -> list[ProbeTarget]:
@@ -42,60 +59,29 @@ def _targets(deployments) -> list[ProbeTarget]:
             else ()
         )
         reason = deployment.status_reason
-        suspect = reason.startswith(("no answer within", "unreachable"))
-        behind = deployment.target.descriptor.entry_exposes_triton
-        targets.append(ProbeTarget(deployment.pk, deployment.scoring_uri, key, models, suspect, behind))
+        kind = deployment.target.descriptor
+        targets.append(
+            ProbeTarget(
+                deployment.pk,
+                deployment.scoring_uri,
+                key,
+                models,
+                suspect=reason.startswith(("no answer within", "unreachable")),
+                triton_behind_entry=kind.entry_exposes_triton,
+                entry_script=kind.probe_for(deployment.mode) == Probe.ENTRY_SERVER,
+                routes=_routes(deployment),
+            )
+        )
     return targets
 
 
-def _verdict(result: ProbeResult) -> tuple[str, str, list[dict]]:
-    status, reason = status_from(result.observation)
-    return status, reason, [m.as_dict() for m in result.observation.models]
-
-
-def _changed(deployment: Deployment, status: str, reason: str, models: list[dict]) -> bool:
-    seen = deployment.observed or {}
-    return deployment.status != status or deployment.status_reason != reason or seen.get("models") != models
-
-
-def _record_change(deployment: Deployment, result: ProbeResult, status: str, reason: str, now) -> None:
-    with transaction.atomic():
-        locked = Deployment.objects.select_for_update().get(pk=deployment.pk)
-        if locked.status not in Deployment.RUNNING or locked.operations.filter(status__in=Operation.ACTIVE).exists():
-            return  # an operation took over meanwhile; its outcome decides
-        before = {"status": locked.status, "reason": locked.status_reason}
-        observed = {**(locked.observed or {}), **observation_json(result.observation)}
-        # Probes see the data plane only; the traffic split comes from the reconciler.
-        observed["traffic"] = (locked.observed or {}).get("traffic", {})
-        locked.status, locked.status_reason, locked.observed = status, reason, observed
-        locked.checked_at = now
-        locked.probe_latencies = _window(locked.probe_latencies, result.latency_ms)
-        locked.save(
-            update_fields=["status", "status_reason", "observed", "checked_at", "probe_latencies", "updated_at"]
-        )
-        HealthSample.objects.create(
-            deployment=locked,
-            at=now,
-            status=status,
-            reason=reason,
-            live=result.observation.live,
-            ready=result.observation.ready,
-            model_states=observed["models"],
-            latency_ms=result.latency_ms,
-        )
-        if before["status"] != status:
-            audit(
-                action="deployment.status_changed",
-                obj=locked,
-                before=before,
-                after={"status": status, "reason": reason},
-            )
-
-
-def _window(latencies: list, latency: float | None) -> list:
-    if latency is None:
-        return latencies
-    return [*latencies, round(latency, 2)][-LATENCY_WINDOW:]
+def _data(result: ProbeResult) -> dict:
+    deployments = {}
+    for name, observation in result.by_deployment.items():
+        one = data_json(observation)
+        del one["deployments"], one["at"]
+        deployments[name] = one
+    return data_json(result.observation, deployments)
 
 
 def health_round() -> RoundReport:
@@ -109,7 +95,7 @@ def health_round() -> RoundReport:
         .select_related("repository", "target")
         .prefetch_related("repository__models")
         # Kinds with no address to probe from here are observed by the reconciler alone.
-        if deployment.target.descriptor.probe == Probe.TRITON_HTTP
+        if probed_here(deployment)
     ]
     results = asyncio.run(
         poll_round(
@@ -121,14 +107,14 @@ def health_round() -> RoundReport:
     unchanged, changed = [], 0
     for result in results:
         deployment = by_id[result.deployment_id]
-        status, reason, models = _verdict(result)
-        if _changed(deployment, status, reason, models):
-            _record_change(deployment, result, status, reason, now)
-            changed += 1
-        else:
+        data = _data(result)
+        verdict = combine(deployment.control_plane or {}, data, desired_spec=deployment.spec_digest)
+        if same(deployment.data_plane, data) and verdict == (deployment.status, deployment.status_reason):
             deployment.checked_at = now
-            deployment.probe_latencies = _window(deployment.probe_latencies, result.latency_ms)
+            deployment.probe_latencies = window(deployment.probe_latencies, result.latency_ms)
             unchanged.append(deployment)
+            continue
+        changed += observation_record(deployment_id=deployment.pk, seen=Seen(data=data, latency_ms=result.latency_ms))
     # Nothing changed for these: one bulk statement, not a row each.
     Deployment.objects.bulk_update(unchanged, ["checked_at", "probe_latencies"], batch_size=500)
     return RoundReport(checked=len(results), changed=changed, seconds=(timezone.now() - started).total_seconds())

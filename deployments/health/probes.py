@@ -30,13 +30,15 @@ class ProbeTarget:
     # Entry-script mode where the endpoint also routes /v2 to the script's
     # Triton (the local target): its readiness is part of the verdict.
     triton_behind_entry: bool = False
-
-    @property
-    def entry_script(self) -> bool:
-        return self.scoring_uri.rstrip("/").endswith("/score")
+    # The deployment's mode says what answers (never the address's shape).
+    entry_script: bool = False
+    # (deployment name, traffic share) behind an endpoint that routes by the
+    # azureml-model-deployment header: each probed on its own.
+    routes: tuple[tuple[str, int], ...] = ()
 
     @property
     def base(self) -> str:
+        # Azure's own Triton samples call /v2 under the scoring URI's parent path.
         return self.scoring_uri.rstrip("/").removesuffix("/score")
 
 
@@ -45,10 +47,39 @@ class ProbeResult:
     deployment_id: int
     observation: Observation
     latency_ms: float | None  # of the liveness probe; None when it never answered
+    # Behind an endpoint with several deployments: each one's own observation.
+    by_deployment: dict[str, Observation] = field(default_factory=dict)
 
 
-async def _probe(client: httpx.AsyncClient, target: ProbeTarget) -> tuple[Observation, float | None]:
+def _badness(observation: Observation) -> int:
+    if not observation.live:
+        return 3
+    if not observation.ready or not observation.models:
+        return 2
+    return 1 if any(not m.ready for m in observation.models) else 0
+
+
+async def _probe_routes(client: httpx.AsyncClient, target: ProbeTarget):
+    """Each deployment through the endpoint, by header. The endpoint as its
+    clients see it is the worst of those taking traffic (or, with none, the
+    endpoint's own answer without a header)."""
+    names = [name for name, _ in target.routes]
+    answers = await asyncio.gather(*(_probe(client, target, deployment=name) for name in names))
+    by_deployment = {name: observation for name, (observation, _) in zip(names, answers, strict=True)}
+    serving = [(name, answer) for (name, share), answer in zip(target.routes, answers, strict=True) if share > 0]
+    if not serving:
+        observation, latency = await _probe(client, target)
+        return observation, latency, by_deployment
+    _, (observation, latency) = max(serving, key=lambda item: _badness(item[1][0]))
+    return observation, latency, by_deployment
+
+
+async def _probe(
+    client: httpx.AsyncClient, target: ProbeTarget, deployment: str = ""
+) -> tuple[Observation, float | None]:
     headers = {"Authorization": f"Bearer {target.key}"} if target.key else {}
+    if deployment:
+        headers["azureml-model-deployment"] = deployment
     observation = Observation(exists=True)
     started = time.perf_counter()
     if target.entry_script:
@@ -127,6 +158,9 @@ async def _probe_bounded(client, semaphore, target: ProbeTarget, timeout: float)
     async with semaphore:
         try:
             async with asyncio.timeout(timeout):
+                if target.routes:
+                    observation, latency, by_deployment = await _probe_routes(client, target)
+                    return ProbeResult(target.deployment_id, observation, latency, by_deployment)
                 observation, latency = await _probe(client, target)
         except TimeoutError:
             observation, latency = Observation(exists=True, detail=f"no answer within {timeout:g} s"), None

@@ -65,9 +65,22 @@ class Deployment(models.Model):
     scoring_uri = models.CharField(max_length=500, blank=True)
     # The address clients called before it changed: its page says so until dismissed.
     scoring_uri_before = models.CharField(max_length=500, blank=True)
-    # The last observation: {"live", "ready", "checked_at", "models": [{name, version, ready, reason}]}.
+    # What the target's control plane says (written by the reconciler):
+    # {"exists", "provisioning", "detail", "spec_digest", "traffic", "deployments", "error", "at"}.
+    control_plane = models.JSONField(default=dict, blank=True)
+    # What probes of Triton found (written by the health poller, or by the
+    # reconciler for kinds with no address to probe from here):
+    # {"live", "ready", "models", "detail", "deployments", "at"}.
+    data_plane = models.JSONField(default=dict, blank=True)
+    # Both combined for pages and the API (deployments/health/verdict.py):
+    # {"live", "ready", "checked_at", "models": [...], "detail", "traffic", "deployments"}.
     observed = models.JSONField(default=dict, blank=True)
     restarts = models.PositiveIntegerField(default=0)
+    # Restarts in a row (each soon after the one before), and when the next
+    # one may happen: a server that keeps dying is restarted with a growing
+    # delay, then left for a person (LOCAL_RESTART_LIMIT).
+    restarts_in_a_row = models.PositiveSmallIntegerField(default=0)
+    restart_not_before = models.DateTimeField(null=True, blank=True)
     # When the health poller last reached a verdict, and its recent probe
     # latencies (ms, newest last) for the rolling p50/p95.
     checked_at = models.DateTimeField(null=True, blank=True)

@@ -35,7 +35,11 @@ class Operation(models.Model):
     # Kind-specific input, e.g. {"traffic": {"s1a2b3": 90, "s4c5d6": 10}}.
     params = models.JSONField(default=dict, blank=True)
     celery_task_id = models.CharField(max_length=64, blank=True)
+    # Claims so far: the fencing token of the attempt that owns the row.
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Claims that found the target still carrying out the change and only
+    # looked again later: not counted against OPERATION_MAX_ATTEMPTS.
+    waits = models.PositiveIntegerField(default=0)
     enqueued_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -61,3 +65,8 @@ class Operation(models.Model):
 
     def __str__(self):
         return f"{self.kind} #{self.pk} of {self.deployment_id}"
+
+    @property
+    def tries(self) -> int:
+        """Attempts that tried something (a worker lost, an error), waits aside."""
+        return self.attempts - self.waits

@@ -2,13 +2,21 @@
 with observed state (on a beat schedule).
 
 A task claims its Operation with a conditional UPDATE, so a message delivered
-twice runs once. Each step is recorded with a heartbeat; the reconciler
-re-drives an operation whose heartbeat stopped (its worker died) and gives up
-after OPERATION_MAX_ATTEMPTS, marking it needs-attention instead of looping.
-"Healthy" is only ever set from an observation of the target.
+twice runs once; the claim's attempt number fences every later write
+(services/attempts.py). A thread beats the heartbeat while the attempt runs;
+the reconciler re-drives an operation whose heartbeat stopped (its worker
+died) and gives up after OPERATION_MAX_ATTEMPTS. Transient target errors are
+retried with backoff (honouring Retry-After) up to the same number of
+attempts. "Needs attention" is an operation status: the engine stopped trying
+and a person must look; its deployment is then failed, with a reason that
+starts "needs attention:".
+"Healthy" is only ever set from an observation of the target, through the
+one writer in health/record.py.
 """
 
+import contextlib
 import logging
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -17,18 +25,27 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from deployments import crypto, queue
+from deployments import queue
 from deployments.audit import audit
-from deployments.health.verdict import observation_json, status_from
-from deployments.models import Deployment, HealthSample, Operation, Registration
+from deployments.health.record import Seen, move_address, observation_record
+from deployments.health.verdict import control_failed, control_json, data_json, observed_view
+from deployments.models import Deployment, Operation, Registration
 from deployments.services import notifications
 from deployments.services.approvals import requests_expire
+from deployments.services.attempts import MAX_STEPS, Attempt, Superseded
 from deployments.services.operation_start import start_operation
 from workers.targets import registry
-from workers.targets.base import Capability, DeploymentRef, DeploySpec, Observation, TargetError
+from workers.targets.base import (
+    Capability,
+    DeploymentRef,
+    DeploySpec,
+    Observation,
+    StillInProgress,
+    TargetError,
+)
+from workers.targets.descriptor import Probe
 
 log = logging.getLogger(__name__)
-MAX_STEPS = 200
 # Longest wait before retrying a transient target error; like every countdown
 # it must stay below the broker's visibility timeout (a test checks).
 MAX_RETRY_DELAY = 300
@@ -41,18 +58,6 @@ class Outcome:
 
     ran: bool
     retry_in: int | None = None
-
-
-def _step(operation_id: int, message: str | None) -> None:
-    # Its own short write, outside any long transaction: the page shows it at
-    # once and the heartbeat proves the worker is alive.
-    now = timezone.now()
-    if message is None:
-        Operation.objects.filter(pk=operation_id).update(heartbeat_at=now)
-        return
-    operation = Operation.objects.only("steps").get(pk=operation_id)
-    steps = [*operation.steps, {"at": now.isoformat(), "message": message[:1000]}][-MAX_STEPS:]
-    Operation.objects.filter(pk=operation_id).update(steps=steps, heartbeat_at=now)
 
 
 def _registry_names(deployment: Deployment, adapter) -> dict:
@@ -103,74 +108,26 @@ def _spec(deployment: Deployment, operation: Operation, adapter) -> DeploySpec:
     )
 
 
-def apply_observation(deployment: Deployment, observation: Observation) -> bool:
-    """Record what was seen; audit only a change of status. True if it changed."""
-    status, reason = status_from(observation)
-    if observation.spec_digest and observation.spec_digest != deployment.spec_digest:
-        # Not corrected on its own: the desired spec may still need an approval.
-        status = Deployment.Status.DEGRADED if status == Deployment.Status.HEALTHY else status
-        drift = f"drift: the target runs spec {observation.spec_digest[:12]}, desired {deployment.spec_digest[:12]}"
-        reason = f"{drift}; {reason}" if reason else f"{drift} (redeploy to apply)"
-    with transaction.atomic():
-        locked = (
-            Deployment.objects.select_for_update(of=("self",))
-            .select_related("target__environment")
-            .get(pk=deployment.pk)
-        )
-        if locked.status not in Deployment.RUNNING | {Deployment.Status.DEPLOYING}:
-            return False  # an operation took over meanwhile; its outcome decides
-        changed = locked.status != status
-        before = {"status": locked.status, "reason": locked.status_reason}
-        locked.status, locked.status_reason = status, reason
-        locked.observed = observation_json(observation)
-        fields = ["status", "status_reason", "observed", "updated_at"]
-        if observation.scoring_uri and observation.scoring_uri != locked.scoring_uri:
-            fields += _move_address(locked, observation.scoring_uri)
-        for field, key in (("key_encrypted", observation.key), ("secondary_key_encrypted", observation.secondary_key)):
-            if key and (not getattr(locked, field) or crypto.decrypt(getattr(locked, field)) != key):
-                setattr(locked, field, crypto.encrypt(key))
-                fields.append(field)
-        locked.save(update_fields=fields)
-        if changed:
-            # Every transition starts a segment of the availability timeline (the
-            # first verdict is one too: a deployment starts out deploying).
-            HealthSample.objects.create(
-                deployment=locked,
-                at=timezone.now(),
-                status=status,
-                reason=reason,
-                live=observation.live,
-                ready=observation.ready,
-                model_states=locked.observed.get("models", []),
-            )
-            audit(
-                action="deployment.status_changed",
-                obj=locked,
-                before=before,
-                after={"status": status, "reason": reason},
-            )
-    return changed
+def apply_observation(deployment: Deployment, observation: Observation, *, data: bool = True) -> bool:
+    """Hand what the adapter said to the one writer (health/record.py).
+    With data=False only its control-plane part: the health poller probes
+    this deployment's data plane itself. True if the status changed."""
+    # A probe of something still provisioning (or gone) says nothing of its data plane.
+    data = data and observation.exists and observation.provisioning in ("", "succeeded")
+    return observation_record(
+        deployment_id=deployment.pk,
+        seen=Seen(
+            control=control_json(observation),
+            data=data_json(observation) if data else None,
+            scoring_uri=observation.scoring_uri,
+            key=observation.key,
+            secondary_key=observation.secondary_key,
+        ),
+    )
 
 
-def _move_address(locked: Deployment, uri: str) -> list[str]:
-    """Point the deployment at `uri` (the caller saves the fields returned).
-    A known address that changes is kept for its page to say clients must
-    move (the local target's endpoints replaced per-server addresses), and audited."""
-    fields = ["scoring_uri", "updated_at"]
-    if locked.scoring_uri and uri:
-        audit(
-            action="deployment.address_changed",
-            obj=locked,
-            before={"scoring_uri": locked.scoring_uri},
-            after={"scoring_uri": uri},
-        )
-        locked.scoring_uri_before = locked.scoring_uri
-        fields.append("scoring_uri_before")
-    locked.scoring_uri = uri
-    return fields
-
-
-def _claim(operation_id: int, task_id: str) -> bool:
+def _claim(operation_id: int, task_id: str) -> int | None:
+    """The attempt's number (its fencing token), or None if another delivery has it."""
     now = timezone.now()
     claimed = Operation.objects.filter(pk=operation_id, status=Operation.Status.QUEUED).update(
         status=Operation.Status.RUNNING,
@@ -179,19 +136,29 @@ def _claim(operation_id: int, task_id: str) -> bool:
         started_at=now,
         heartbeat_at=now,
     )
-    return claimed == 1
+    if claimed != 1:
+        return None
+    return Operation.objects.values_list("attempts", flat=True).get(pk=operation_id)
 
 
-def _finish(operation: Operation, *, status: str, error: str = "") -> None:
-    Operation.objects.filter(pk=operation.pk).update(status=status, error=error, finished_at=timezone.now())
-
-
-def _fail(operation: Operation, deployment: Deployment, message: str, *, needs_attention: bool = False) -> None:
+def _fail(
+    operation: Operation,
+    deployment: Deployment,
+    message: str,
+    *,
+    needs_attention: bool = False,
+    attempt: Attempt | None = None,
+) -> bool:
+    """Record the failure, unless a newer attempt owns the operation (False then)."""
+    if needs_attention:
+        message = f"needs attention: {message}"
     with transaction.atomic():
-        _finish(
-            operation,
+        if attempt is not None and attempt.claim_outcome() is None:
+            return False
+        Operation.objects.filter(pk=operation.pk).update(
             status=Operation.Status.NEEDS_ATTENTION if needs_attention else Operation.Status.FAILED,
             error=message,
+            finished_at=timezone.now(),
         )
         Deployment.objects.filter(pk=deployment.pk).update(
             status=Deployment.Status.FAILED, status_reason=message, updated_at=timezone.now()
@@ -202,69 +169,140 @@ def _fail(operation: Operation, deployment: Deployment, message: str, *, needs_a
             details={"operation": operation.pk, "kind": operation.kind, "error": message},
         )
         notifications.deployment_failed(deployment, message)
+    return True
+
+
+def retry_delay(attempt: int, retry_after: float | None) -> int:
+    """Exponential from OPERATION_RETRY_BASE, at least what the target asked for,
+    and below the broker's visibility timeout either way."""
+    delay = settings.OPERATION_RETRY_BASE * 2 ** (attempt - 1)
+    if retry_after:
+        delay = max(delay, math.ceil(retry_after))
+    return min(delay, MAX_RETRY_DELAY)
+
+
+def _run(operation: Operation, deployment: Deployment, progress):
+    """The adapter's part: (deploy result or None, observation or None)."""
+    adapter = registry.adapter_for(deployment.target)
+    ref = DeploymentRef.of(deployment)
+    if operation.kind == Operation.Kind.DEPLOY:
+        if deployment.repository is None:
+            raise TargetError("the repository was deleted", permanent=True)
+        result = adapter.deploy(_spec(deployment, operation, adapter), progress)
+        return result, adapter.status(ref)
+    if operation.kind == Operation.Kind.TRAFFIC:
+        adapter.set_traffic(ref, operation.params["traffic"], progress)
+        return None, adapter.status(ref)
+    if operation.kind == Operation.Kind.KEY:
+        adapter.regenerate_key(ref, operation.params["key"], progress)
+        return None, adapter.status(ref)
+    adapter.delete(ref, progress)
+    return None, None
 
 
 def operation_execute(*, operation_id: int, task_id: str) -> Outcome:
-    if not _claim(operation_id, task_id):
+    number = _claim(operation_id, task_id)
+    if number is None:
         return Outcome(ran=False)  # another delivery has it, or it is finished
+    attempt = Attempt(operation_id, number)
     operation = Operation.objects.select_related("deployment__target__environment", "deployment__repository").get(
         pk=operation_id
     )
     deployment = operation.deployment
-    progress = lambda message: _step(operation.pk, message)  # noqa: E731 - a callback, named for reading
     in_progress = Deployment.Status.DELETING if operation.kind == Operation.Kind.DELETE else Deployment.Status.DEPLOYING
     with transaction.atomic():
         Deployment.objects.filter(pk=deployment.pk).update(status=in_progress, updated_at=timezone.now())
         audit(
             action="deployment.started",
             obj=deployment,
-            details={"operation": operation.pk, "kind": operation.kind, "attempt": operation.attempts},
+            details={"operation": operation.pk, "kind": operation.kind, "attempt": number},
         )
-    progress(f"Attempt {operation.attempts}: {operation.get_kind_display().lower()} on {deployment.target.name}")
     try:
-        adapter = registry.adapter_for(deployment.target)
-        if operation.kind == Operation.Kind.DEPLOY:
-            if deployment.repository is None:
-                raise TargetError("the repository was deleted", permanent=True)
-            result = adapter.deploy(_spec(deployment, operation, adapter), progress)
-            observation = adapter.status(DeploymentRef.of(deployment))
-        elif operation.kind == Operation.Kind.TRAFFIC:
-            adapter.set_traffic(DeploymentRef.of(deployment), operation.params["traffic"], progress)
-            observation = adapter.status(DeploymentRef.of(deployment))
-        elif operation.kind == Operation.Kind.KEY:
-            adapter.regenerate_key(DeploymentRef.of(deployment), operation.params["key"], progress)
-            observation = adapter.status(DeploymentRef.of(deployment))
-        else:
-            adapter.delete(DeploymentRef.of(deployment), progress)
-    except TargetError as exc:
-        if not exc.permanent and operation.attempts < settings.OPERATION_MAX_ATTEMPTS:
-            delay = min(10 * 2 ** (operation.attempts - 1), MAX_RETRY_DELAY)
-            progress(f"Transient error, retrying in {delay} s: {exc.message}")
-            # Dated when its delayed message is due, so the reconciler only
-            # re-sends it if that message is lost, and backoff is kept.
-            Operation.objects.filter(pk=operation.pk).update(
-                status=Operation.Status.QUEUED,
-                error=exc.message,
-                enqueued_at=timezone.now() + timedelta(seconds=delay),
-            )
-            queue.run_operation_later(operation_id=operation.pk, target=deployment.target, countdown=delay)
-            return Outcome(ran=True, retry_in=delay)
-        progress(f"Failed: {exc.message}")
-        _fail(operation, deployment, exc.message)
+        with attempt.heartbeating():
+            attempt.step(f"Attempt {number}: {operation.get_kind_display().lower()} on {deployment.target.name}")
+            result, observation = _run(operation, deployment, attempt.step)
+    except Superseded:
+        log.warning("operation %s: attempt %s stopped, a newer attempt owns it", operation.pk, number)
         return Outcome(ran=True)
+    except TargetError as exc:
+        return _after_error(attempt, operation, deployment, exc)
+    except StillInProgress as exc:
+        return _after_wait(attempt, operation, deployment, exc)
     except Exception as exc:
         # A bug, not the target's answer: fail loudly rather than leave it running.
         log.exception("operation %s crashed", operation.pk)
-        progress(f"Internal error: {type(exc).__name__}: {exc}")
-        _fail(operation, deployment, f"internal error: {type(exc).__name__}: {exc}")
+        with contextlib.suppress(Superseded):
+            attempt.step(f"Internal error: {type(exc).__name__}: {exc}")
+        _fail(operation, deployment, f"internal error: {type(exc).__name__}: {exc}", attempt=attempt)
         return Outcome(ran=True)
+    return _after_success(attempt, operation, deployment, result, observation)
 
+
+def _after_error(attempt: Attempt, operation: Operation, deployment: Deployment, exc: TargetError) -> Outcome:
+    try:
+        if exc.permanent:
+            attempt.step(f"Failed: {exc.message}")
+            _fail(operation, deployment, exc.message, attempt=attempt)
+            return Outcome(ran=True)
+        tries = attempt.number - operation.waits
+        if tries >= settings.OPERATION_MAX_ATTEMPTS:
+            attempt.step(f"Transient error on attempt {tries}, the last one: {exc.message}")
+            message = f"still failing after {tries} attempts: {exc.message}"
+            _fail(operation, deployment, message, needs_attention=True, attempt=attempt)
+            return Outcome(ran=True)
+        delay = retry_delay(tries, exc.retry_after)
+        attempt.step(f"Transient error, retrying in {delay} s: {exc.message}")
+    except Superseded:
+        return Outcome(ran=True)
     with transaction.atomic():
-        _finish(operation, status=Operation.Status.SUCCEEDED)
+        if attempt.claim_outcome() is None:
+            return Outcome(ran=True)
+        # Dated when its delayed message is due, so the reconciler only
+        # re-sends it if that message is lost, and backoff is kept.
+        Operation.objects.filter(pk=operation.pk).update(
+            status=Operation.Status.QUEUED,
+            error=exc.message,
+            enqueued_at=timezone.now() + timedelta(seconds=delay),
+        )
+    queue.run_operation_later(operation_id=operation.pk, target=deployment.target, countdown=delay)
+    return Outcome(ran=True, retry_in=delay)
+
+
+def _after_wait(attempt: Attempt, operation: Operation, deployment: Deployment, exc: StillInProgress) -> Outcome:
+    """The target is still at it: look again later, up to OPERATION_FOLLOW_FOR in all."""
+    following = (timezone.now() - operation.created_at).total_seconds()
+    try:
+        if following > settings.OPERATION_FOLLOW_FOR:
+            message = f"{exc.message} after {round(following / 60)} min; no longer followed"
+            attempt.step(message)
+            _fail(operation, deployment, message, needs_attention=True, attempt=attempt)
+            return Outcome(ran=True)
+        attempt.step(f"{exc.message}; looking again in {exc.check_in} s")
+    except Superseded:
+        return Outcome(ran=True)
+    with transaction.atomic():
+        if attempt.claim_outcome() is None:
+            return Outcome(ran=True)
+        Operation.objects.filter(pk=operation.pk).update(
+            status=Operation.Status.QUEUED,
+            waits=F("waits") + 1,
+            enqueued_at=timezone.now() + timedelta(seconds=exc.check_in),
+        )
+    queue.run_operation_later(operation_id=operation.pk, target=deployment.target, countdown=exc.check_in)
+    return Outcome(ran=True, retry_in=exc.check_in)
+
+
+def _after_success(attempt: Attempt, operation: Operation, deployment: Deployment, result, observation) -> Outcome:
+    with transaction.atomic():
+        if attempt.claim_outcome() is None:
+            return Outcome(ran=True)  # a newer attempt owns it: its outcome stands
+        Operation.objects.filter(pk=operation.pk).update(
+            status=Operation.Status.SUCCEEDED, error="", finished_at=timezone.now()
+        )
         if operation.kind == Operation.Kind.DEPLOY:
             locked = Deployment.objects.select_for_update().get(pk=deployment.pk)
             if result.scoring_uri != locked.scoring_uri:
-                locked.save(update_fields=_move_address(locked, result.scoring_uri))
+                locked.save(update_fields=move_address(locked, result.scoring_uri))
             _record_registration(locked, result.registered)
             details = {"operation": operation.pk, "scoring_uri": result.scoring_uri, "notes": result.notes}
             if result.registered is not None:
@@ -290,13 +328,30 @@ def operation_execute(*, operation_id: int, task_id: str) -> Outcome:
             )
         else:
             Deployment.objects.filter(pk=deployment.pk).update(
-                status=Deployment.Status.DELETED, status_reason="", observed={}, updated_at=timezone.now()
+                status=Deployment.Status.DELETED,
+                status_reason="",
+                observed={},
+                control_plane={},
+                data_plane={},
+                updated_at=timezone.now(),
             )
             audit(action="deployment.deleted", obj=deployment, details={"operation": operation.pk})
-    if operation.kind in (Operation.Kind.DEPLOY, Operation.Kind.TRAFFIC, Operation.Kind.KEY):
+        _step_done(operation.pk)
+    if observation is not None:
         apply_observation(deployment, observation)
-    progress("Done")
     return Outcome(ran=True)
+
+
+def _step_done(operation_id: int) -> None:
+    """The last step, written with the outcome (the attempt no longer owns a RUNNING row)."""
+    _note(operation_id, "Done")
+
+
+def _note(operation_id: int, message: str) -> None:
+    """A step written by whoever holds the row (the outcome's writer, the reaper)."""
+    operation = Operation.objects.only("steps").get(pk=operation_id)
+    steps = [*operation.steps, {"at": timezone.now().isoformat(), "message": message}][-MAX_STEPS:]
+    Operation.objects.filter(pk=operation_id).update(steps=steps, heartbeat_at=timezone.now())
 
 
 # --- the reconciler -------------------------------------------------------------
@@ -318,12 +373,12 @@ def _reap_stale(now) -> int:
             if locked is None:
                 continue
             count += 1
-            if locked.attempts >= settings.OPERATION_MAX_ATTEMPTS:
-                message = f"its worker was lost {locked.attempts} times; not retried again"
-                _step(locked.pk, f"Needs attention: {message}")
+            if locked.tries >= settings.OPERATION_MAX_ATTEMPTS:
+                message = f"its worker was lost {locked.tries} times; not retried again"
+                _note(locked.pk, f"Needs attention: {message}")
                 _fail(locked, operation.deployment, message, needs_attention=True)
                 continue
-            _step(locked.pk, "Worker lost (no heartbeat); re-driving")
+            _note(locked.pk, f"Worker lost (no heartbeat since attempt {locked.attempts}'s last step); re-driving")
             Operation.objects.filter(pk=locked.pk).update(status=Operation.Status.QUEUED, enqueued_at=now)
             queue.run_operation(operation)  # the outer row: its target is loaded already
     return count
@@ -349,8 +404,10 @@ def observe(*, host: str | None = None) -> dict[str, int]:
     """Observe every watched deployment this process may observe: all but
     those of host-bound kinds on other hosts, whose processes only their own
     host can see. Those are handed to their host's queue (observe_host).
-    With `host`, only that host's host-bound deployments."""
-    figures = {"observed": 0, "changed": 0, "restarted": 0}
+    With `host`, only that host's host-bound deployments. Each deployment is
+    observed on its own: one that cannot be read is recorded as such and the
+    round goes on."""
+    figures = {"observed": 0, "changed": 0, "restarted": 0, "failed": 0}
     # DEPLOYING without an operation: submitted to a target that provisions
     # asynchronously (Azure); observation says when it settles.
     watched = Deployment.RUNNING | {Deployment.Status.DEPLOYING}
@@ -370,31 +427,111 @@ def observe(*, host: str | None = None) -> dict[str, int]:
             elsewhere.add(where)
             continue
         try:
-            observation = registry.adapter_for(deployment.target).status(DeploymentRef.of(deployment))
-        except TargetError as exc:
-            observation = Observation(exists=True, detail=exc.message)
-        figures["observed"] += 1
-        if not observation.exists and kind.has(Capability.RESTART):
-            figures["restarted"] += _restart(deployment, observation)
+            outcome = _observe_one(deployment, kind)
+        except Exception:
+            # A bug or an answer nobody translated: this deployment's round
+            # ends here, recorded on it; the others are still observed.
+            log.exception("observing deployment %s failed", deployment.pk)
+            figures["failed"] += 1
             continue
-        figures["changed"] += apply_observation(deployment, observation)
+        figures["observed"] += 1
+        figures[outcome] = figures.get(outcome, 0) + 1
     for other in sorted(elsewhere):
         queue.observe_host(other)
     return figures
 
 
-def _restart(deployment: Deployment, observation: Observation) -> int:
+def _observe_one(deployment: Deployment, kind) -> str:
+    """What the control plane says of one deployment: "changed", "unchanged",
+    "restarted" or "failed" (it could not be read; recorded on it)."""
+    try:
+        observation = registry.adapter_for(deployment.target).status(DeploymentRef.of(deployment))
+    except TargetError as exc:
+        record_control_error(deployment, exc.message)
+        return "failed"
+    if not observation.exists and kind.has(Capability.RESTART):
+        return "restarted" if _restart(deployment, observation) else "unchanged"
+    # Where the health poller probes the data plane, the reconciler leaves it
+    # to it, but for the first reading (the poller has not seen it yet).
+    probed_by_poller = kind.probe_for(deployment.mode) != Probe.ADAPTER and bool(deployment.data_plane)
+    changed = apply_observation(deployment, observation, data=not probed_by_poller)
+    return "changed" if changed else "unchanged"
+
+
+def record_control_error(deployment: Deployment, message: str) -> None:
+    """The target could not be read this round: said on the deployment,
+    without changing its status (a throttled read says nothing about health)."""
+    with transaction.atomic():
+        locked = Deployment.objects.select_for_update().filter(pk=deployment.pk).first()
+        if locked is None:
+            return
+        locked.control_plane = control_failed(locked.control_plane, message)
+        locked.observed = {**(locked.observed or {}), "control_error": message}
+        locked.save(update_fields=["control_plane", "observed", "updated_at"])
+
+
+# A server that ran this long (seconds) since it was last allowed to restart
+# starts a new streak when it dies: one that dies minutes after each restart
+# is not working, even if it answers in between.
+RESTART_STREAK_ENDS = 600
+
+
+def _restart(deployment: Deployment, observation: Observation) -> bool:
+    """Restart a server that died, later each time it dies again soon after,
+    and not at all after LOCAL_RESTART_LIMIT restarts in a row."""
+    now = timezone.now()
     with transaction.atomic():
         locked = Deployment.objects.select_for_update().select_related("target__environment").get(pk=deployment.pk)
         if locked.operations.filter(status__in=Operation.ACTIVE).exists():
-            return 0
+            return False
+        if locked.status == Deployment.Status.FAILED:
+            return False
+        if locked.restart_not_before and locked.restart_not_before > now:
+            return False  # backing off; the reason says when
+        if locked.restart_not_before and now - locked.restart_not_before > timedelta(seconds=RESTART_STREAK_ENDS):
+            locked.restarts_in_a_row = 0  # it ran for a good while since: a new streak
+        before = {"status": locked.status, "reason": locked.status_reason}
+        locked.control_plane = control_json(observation)
+        locked.observed = observed_view(locked.control_plane, locked.data_plane)
+        if locked.restarts_in_a_row >= settings.LOCAL_RESTART_LIMIT:
+            locked.status = Deployment.Status.FAILED
+            locked.status_reason = (
+                f"needs attention: the server died {locked.restarts_in_a_row + 1} times in a row without "
+                f"coming up healthy; not restarted again ({observation.detail}). Redeploy once the cause is fixed."
+            )
+            locked.save(update_fields=["status", "status_reason", "control_plane", "observed", "updated_at"])
+            audit(
+                action="deployment.status_changed",
+                obj=locked,
+                before=before,
+                after={"status": locked.status, "reason": locked.status_reason},
+            )
+            return False
+        delay = settings.LOCAL_RESTART_BACKOFF * 2**locked.restarts_in_a_row
         locked.restarts += 1
+        locked.restarts_in_a_row += 1
+        locked.restart_not_before = now + timedelta(seconds=delay)
         locked.status = Deployment.Status.UNHEALTHY
-        locked.status_reason = f"{observation.detail}; restarting (restart {locked.restarts})"
-        locked.observed = observation_json(observation)
-        locked.save(update_fields=["restarts", "status", "status_reason", "observed", "updated_at"])
+        locked.status_reason = (
+            f"{observation.detail}; restarting (restart {locked.restarts}, "
+            f"{locked.restarts_in_a_row} in a row; the next one waits {delay} s)"
+        )
+        locked.save(
+            update_fields=[
+                "restarts",
+                "restarts_in_a_row",
+                "restart_not_before",
+                "status",
+                "status_reason",
+                "control_plane",
+                "observed",
+                "updated_at",
+            ]
+        )
         audit(
-            action="deployment.restarted", obj=locked, details={"restarts": locked.restarts, "why": observation.detail}
+            action="deployment.restarted",
+            obj=locked,
+            details={"restarts": locked.restarts, "in_a_row": locked.restarts_in_a_row, "why": observation.detail},
         )
         # A restart re-applies what was approved; it needs no new approval.
         start_operation(
@@ -403,7 +540,7 @@ def _restart(deployment: Deployment, observation: Observation) -> int:
             actor=None,
             reason=f"restart {locked.restarts}: {observation.detail}",
         )
-    return 1
+    return True
 
 
 def reconcile() -> dict[str, int]:

@@ -31,3 +31,9 @@ def make_list_words(value: str) -> list[str]:
 def status_words(value) -> str:
     """pending_approval -> pending approval: a status as words, not an identifier."""
     return str(value or "").replace("_", " ")
+
+
+@register.filter
+def entry(mapping, key):
+    """mapping[key], or {} when it has none (a JSON field's dict looked up by a loop variable)."""
+    return (mapping or {}).get(key) or {}

@@ -10,12 +10,26 @@ from pathlib import Path
 
 
 class TargetError(Exception):
-    """A target refused or failed. `permanent` errors are not retried."""
+    """A target refused or failed. `permanent` errors are not retried;
+    `retry_after` is how long the target asked us to wait (seconds), if it said."""
 
-    def __init__(self, message: str, *, permanent: bool):
+    def __init__(self, message: str, *, permanent: bool, retry_after: float | None = None):
         super().__init__(message)
         self.message = message
         self.permanent = permanent
+        self.retry_after = retry_after
+
+
+class StillInProgress(Exception):
+    """The target accepted the change and is still carrying it out: the
+    operation is looked at again in `check_in` seconds (not a failure, and
+    no new attempt at the target: the next one follows the same work by its
+    idempotency tags)."""
+
+    def __init__(self, message: str, *, check_in: int = 60):
+        super().__init__(message)
+        self.message = message
+        self.check_in = check_in
 
 
 class Capability(enum.StrEnum):
@@ -71,12 +85,14 @@ class DeploymentRef:
     name: str
     # (model name, versions) the repository holds, for per-version probes.
     models: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    # "triton" or "entry_script": what answers at the address (never guessed from its shape).
+    mode: str = "triton"
 
     @classmethod
     def of(cls, deployment) -> "DeploymentRef":
         repository = deployment.repository
         models = tuple((m.name, tuple(m.served_versions)) for m in repository.models.all()) if repository else ()
-        return cls(id=deployment.pk, name=deployment.name, models=models)
+        return cls(id=deployment.pk, name=deployment.name, models=models, mode=deployment.mode)
 
 
 @dataclass(frozen=True)
@@ -120,7 +136,8 @@ class Observation:
     # The spec the target runs, when it can tell: differs from the desired one = drift.
     spec_digest: str = ""
     # For targets that provision asynchronously (Azure): "transitioning",
-    # "succeeded" or "failed" ("" when the target has no such notion).
+    # "succeeded", "failed", or "unhealthy" (provisioned, but the target's own
+    # probes fail); "" when the target has no such notion.
     provisioning: str = ""
     # Where clients call, when the target says (Azure assigns it while provisioning).
     scoring_uri: str = ""
@@ -130,6 +147,9 @@ class Observation:
     key: str = ""
     # The endpoint's other key (shown on its page; clients may use either).
     secondary_key: str = ""
+    # Endpoints with several deployments: each one's own control-plane facts,
+    # {name: {"provisioning", "spec_digest", "detail"}}.
+    deployments: dict[str, dict] = field(default_factory=dict)
 
 
 # progress("message") records a step; progress(None) only proves the worker

@@ -95,9 +95,11 @@ def no_credentials(auth_method: str, settings: dict, secrets: dict) -> dict:
 class Probe:
     """How the health poller sees a deployment's data plane."""
 
-    # GET the scoring URI's Triton /v2 health routes (or an entry server's /)
-    # with the endpoint key: one asynchronous fan-out over the fleet.
+    # GET the scoring URI's Triton /v2 health routes with the endpoint key:
+    # one asynchronous fan-out over the fleet.
     TRITON_HTTP = "triton_http"
+    # An entry-script server's own health route (azureml-inference-server-http answers GET /).
+    ENTRY_SERVER = "entry_server"
     # No address to probe from here: the reconciler's status() is the observation.
     ADAPTER = "adapter"
 
@@ -117,7 +119,14 @@ class KindDescriptor:
     auth_settings: tuple[str, ...] = ()
     default_resources: bool = False
     name_rule: NameRule | None = None
+    # How a deployment's data plane is probed, in Triton mode and in
+    # entry-script mode (whose address may answer /score alone, as on Azure).
     probe: str = Probe.TRITON_HTTP
+    entry_probe: str = Probe.ENTRY_SERVER
+    # The endpoint routes to one of its deployments by the
+    # azureml-model-deployment header: each is probed on its own, so one at
+    # 0% of the traffic is judged too.
+    probe_each_deployment: bool = False
     # Its operations manage processes on one host: they run on that host's
     # queue (queue_for) and nowhere else.
     host_bound: bool = False
@@ -143,6 +152,10 @@ class KindDescriptor:
 
     def has(self, capability: Capability) -> bool:
         return capability in self.capabilities
+
+    def probe_for(self, mode: str) -> str:
+        """How the health poller probes a deployment of this mode (Probe.*)."""
+        return self.entry_probe if mode == "entry_script" else self.probe
 
     def adapter_class(self) -> type:
         module, _, name = self.adapter.partition(":")

@@ -27,10 +27,14 @@ def workspace_key(settings: dict) -> str:
     return f"{settings['subscription_id']}/{settings['resource_group']}/{settings['workspace_name']}"
 
 
-def probe_triton(base: str, key: str, ref: DeploymentRef, observation: Observation) -> None:
-    """Liveness, readiness and each known model version, with the endpoint key."""
+def probe_triton(base: str, key: str, ref: DeploymentRef, observation: Observation, deployment: str = "") -> None:
+    """Liveness, readiness and each known model version, with the endpoint
+    key (and, behind an endpoint with several deployments, the header that
+    reaches one of them)."""
     observation.key = key
     headers = {"Authorization": f"Bearer {key}"} if key else {}
+    if deployment:
+        headers["azureml-model-deployment"] = deployment
     try:
         with httpx.Client(timeout=PROBE_TIMEOUT, headers=headers, follow_redirects=False) as client:
             observation.live = client.get(f"{base}/v2/health/live").status_code == 200

@@ -3,7 +3,8 @@ kinds hand to the registry's boundary. It keeps the SDK's own message and
 decides whether trying again can help.
 
 Transient: throttling (429), timeouts (408), conflicts with an operation in
-progress (409), server errors (5xx), connection resets and time-outs.
+progress (409), server errors (5xx), connection resets and time-outs (any
+OSError). A transient answer's Retry-After travels with it.
 Permanent: validation, quota, authorisation, not found, any other 4xx, and
 what the SDK refuses by itself, with no HTTP answer behind it.
 An exception that is none of the SDKs' (nor a network error) is not
@@ -29,6 +30,9 @@ _PERMANENT_CODES = (
     "ImageBuildFailure",
     "InvalidModel",
 )
+# Refused for a reason the next attempt does not share: it builds a new
+# credential, hence a new token.
+_TRANSIENT_CODES = ("ExpiredAuthenticationToken",)
 _TRANSIENT_STATUS = {408, 409, 429}
 _STATUS = re.compile(r"(?:Response Code|status code|StatusCode|Code)[:=\s]+(\d{3})", re.IGNORECASE)
 # Modules whose exceptions are the SDKs' answers (and their HTTP stacks').
@@ -59,9 +63,23 @@ def _from_sdk(exc: BaseException) -> bool:
     return any(type(exc).__module__.startswith(module) for module in _SDK_MODULES)
 
 
+def _retry_after(exc: BaseException) -> float | None:
+    """Seconds the answer's Retry-After (or retry-after-ms) asked for, if any."""
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    try:
+        if headers.get("retry-after-ms"):
+            return float(headers["retry-after-ms"]) / 1000
+        if headers.get("Retry-After"):
+            return float(headers["Retry-After"])
+    except (TypeError, ValueError):
+        return None  # an HTTP date or junk: the engine's own backoff applies
+    return None
+
+
 def translate_error(exc: BaseException, doing: str) -> TargetError | None:
     message = f"{doing}: {str(exc) or type(exc).__name__}"
-    if isinstance(exc, (ConnectionError, TimeoutError)):
+    if isinstance(exc, OSError):
+        # Resets, refused connections, time-outs, TLS cut short: the network, not an answer.
         return TargetError(message, permanent=False)
     if not _from_sdk(exc):
         return None
@@ -70,6 +88,8 @@ def translate_error(exc: BaseException, doing: str) -> TargetError | None:
     from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
 
     # azure-ai-ml takes seconds to import: where it is not loaded, none of its exceptions can be here.
+    if any(code in message for code in _TRANSIENT_CODES):
+        return TargetError(message, permanent=False)
     ml_exceptions = sys.modules.get("azure.ai.ml.exceptions")
     if isinstance(exc, ClientAuthenticationError) or (
         ml_exceptions is not None and isinstance(exc, ml_exceptions.ValidationException)
@@ -77,4 +97,5 @@ def translate_error(exc: BaseException, doing: str) -> TargetError | None:
         return TargetError(message, permanent=True)
     if isinstance(exc, (ServiceRequestError, ServiceResponseError, requests.ConnectionError, requests.Timeout)):
         return TargetError(message, permanent=False)
-    return TargetError(message, permanent=is_permanent(message, _status_of(exc, message)))
+    permanent = is_permanent(message, _status_of(exc, message))
+    return TargetError(message, permanent=permanent, retry_after=None if permanent else _retry_after(exc))

@@ -28,6 +28,7 @@ from workers.targets.base import (
     DeployResult,
     DeploySpec,
     ModelRegistration,
+    ModelState,
     Observation,
     Progress,
     ServiceListing,
@@ -43,7 +44,7 @@ _CWD_LOCK = threading.Lock()
 _STATES = {
     "Transitioning": "transitioning",
     "Healthy": "succeeded",
-    "Unhealthy": "succeeded",  # provisioned, but its probes fail: observed below
+    "Unhealthy": "unhealthy",  # provisioned, but Azure's own probes fail
     "Failed": "failed",
     "Unschedulable": "failed",
 }
@@ -258,15 +259,13 @@ class AzureMLv1Target(TargetAdapter):
             detail=f"{state}: {detail}" if detail else state,
             scoring_uri=service.scoring_uri or "",
         )
-        if state == "Unhealthy":
-            # Provisioned, but Azure's own probes fail (e.g. liveness 502): say so, whatever ours would find.
-            observation.detail = f"Unhealthy: {detail}" if detail else "Unhealthy"
-            return observation
         if observation.provisioning != "succeeded" or not service.scoring_uri:
             return observation
-        if service.scoring_uri.rstrip("/").endswith("/score"):
+        if ref.mode == "entry_script":
             # Entry-script services answer only /score: Azure's state is the signal.
             observation.live = observation.ready = state == "Healthy"
+            reason = "" if observation.ready else f"Azure reports {state}"
+            observation.models.append(ModelState("(entry script)", "", observation.ready, reason))
             return observation
         self._probe(service, ref, observation)
         return observation

@@ -6,6 +6,11 @@ from workers.targets.azure import settings as azure_settings
 from workers.targets.base import Capability
 from workers.targets.descriptor import KindDescriptor
 
+# One stable address per endpoint that routes by the split; the
+# azureml-model-deployment header reaches one deployment (Azure's own Triton
+# samples call /v2 under the scoring URI's parent path).
+_PROBES = {"probe_each_deployment": True}
+
 # Entry-script mode is not built for SDK v2 yet: the capability is left out.
 _CAPABILITIES = frozenset({Capability.TRAFFIC, Capability.LOGS, Capability.KEYS})
 _TRAFFIC_NOTE = (
@@ -19,6 +24,7 @@ KUBERNETES = KindDescriptor(
     adapter="workers.targets.azureml_v2.adapter:AzureMLv2KubernetesTarget",
     capabilities=_CAPABILITIES,
     traffic_note=_TRAFFIC_NOTE,
+    **_PROBES,
     settings=(
         *azure_settings.WORKSPACE,
         azure_settings.COMPUTE,
@@ -35,6 +41,7 @@ MANAGED = KindDescriptor(
     adapter="workers.targets.azureml_v2.adapter:AzureMLv2Target",
     capabilities=_CAPABILITIES,
     traffic_note=_TRAFFIC_NOTE,
+    **_PROBES,
     settings=(
         *azure_settings.WORKSPACE,
         azure_settings.INSTANCE_TYPE,

@@ -8,8 +8,9 @@ later ones start at 0% until traffic is shifted.
 
 Azure reports why a deployment failed only through the long-running
 operation, not on the deployment object, so deploy() follows the operation
-(heartbeating) up to AZUREML_V2_DEPLOY_WAIT seconds; past that it returns and
-the reconciler follows the provisioning state.
+up to AZUREML_V2_DEPLOY_WAIT seconds; past that the operation is looked at
+again later (StillInProgress), and that attempt follows the same Azure
+deployment by its tag, then sets the first deployment's traffic.
 """
 
 import shutil
@@ -34,12 +35,15 @@ from workers.targets.base import (
     ModelRegistration,
     Observation,
     Progress,
+    StillInProgress,
     TargetAdapter,
     TargetError,
     doing,
 )
 
 _POLL_EVERY = 2.0
+# Seconds before an operation whose Azure deployment is still provisioning is looked at again.
+_CHECK_AGAIN = 30
 _STATES = {
     "Succeeded": "succeeded",
     "Failed": "failed",
@@ -49,6 +53,12 @@ _STATES = {
     "Scaling": "transitioning",
     "Deleting": "transitioning",
 }
+
+
+def _state(deployment) -> str:
+    """The provisioning state as Azure spells it (the SDK hands back an enum from lists)."""
+    state = deployment.provisioning_state or ""
+    return getattr(state, "value", state)
 
 
 def azure_deployment_name(spec_digest: str) -> str:
@@ -106,6 +116,22 @@ class AzureMLv2Target(TargetAdapter):
         with doing(what):
             poller.result()
         return True
+
+    def _settle(self, client, endpoint: str, name: str, progress: Progress) -> None:
+        """Follow a deployment an earlier attempt submitted until Azure
+        settles it (up to AZUREML_V2_DEPLOY_WAIT), heartbeating."""
+        deadline = time.monotonic() + django_settings.AZUREML_V2_DEPLOY_WAIT
+        while True:
+            with doing("reading the deployment"):
+                state = _state(client.online_deployments.get(name=name, endpoint_name=endpoint))
+            if state == "Succeeded":
+                return
+            if _STATES.get(state) == "failed":
+                raise TargetError(f"deployment {name} ended {state} at Azure (its logs say why)", permanent=True)
+            if time.monotonic() > deadline:
+                raise StillInProgress(f"deployment {name} is still {state}", check_in=_CHECK_AGAIN)
+            progress(None)
+            time.sleep(_POLL_EVERY)
 
     def test_connection(self) -> str:
         client = self._client()
@@ -208,6 +234,7 @@ class AzureMLv2Target(TargetAdapter):
         registered = None
         if existing is not None and (existing.tags or {}).get(TAG_OPERATION) == spec.idempotency_key:
             progress(f"Deployment {name} was already submitted by this operation; not submitting again")
+            self._settle(client, spec.name, name, progress)
         else:
             model = self._register(client, spec, progress)
             registered = ModelRegistration(*self.model_registry(), name=model.name, version=str(model.version))
@@ -226,8 +253,7 @@ class AzureMLv2Target(TargetAdapter):
             if not self._follow(
                 poller, progress, "creating the deployment", wait=django_settings.AZUREML_V2_DEPLOY_WAIT
             ):
-                progress("Still provisioning; the reconciler follows it")
-                return DeployResult(scoring_uri=endpoint.scoring_uri or "", registered=registered)
+                raise StillInProgress(f"deployment {name} is still provisioning", check_in=_CHECK_AGAIN)
         endpoint = client.online_endpoints.get(spec.name)
         if not any(endpoint.traffic.values()):
             progress(f"First deployment of the endpoint: {name} takes 100% of the traffic")
@@ -245,18 +271,11 @@ class AzureMLv2Target(TargetAdapter):
 
     # --- observe, delete, logs -------------------------------------------------
 
-    def _deployment_for(self, client, ref: DeploymentRef, endpoint):
-        """The Azure deployment to judge: the one with the most traffic."""
-        if endpoint.traffic and any(endpoint.traffic.values()):
-            name = max(endpoint.traffic, key=endpoint.traffic.get)
-        else:
-            names = [d.name for d in client.online_deployments.list(endpoint_name=ref.name)]
-            if not names:
-                return None
-            name = names[-1]
-        return client.online_deployments.get(name=name, endpoint_name=ref.name)
-
     def status(self, ref: DeploymentRef) -> Observation:
+        """The endpoint's control plane: each Azure deployment's provisioning
+        and spec, the split, the keys; and a probe through the endpoint of
+        the deployment that takes the most traffic (the health poller probes
+        each one by header)."""
         from azure.core.exceptions import ResourceNotFoundError
 
         client = self._client()
@@ -265,10 +284,12 @@ class AzureMLv2Target(TargetAdapter):
                 endpoint = client.online_endpoints.get(ref.name)
         except ResourceNotFoundError:
             return Observation(exists=False, detail=f"no online endpoint named {ref.name}")
-        deployment = self._deployment_for(client, ref, endpoint)
+        with doing("listing the endpoint's deployments"):
+            present = {d.name: d for d in client.online_deployments.list(endpoint_name=ref.name)}
+        deployment = self._judged(present, endpoint)
         if deployment is None:
             return Observation(exists=True, provisioning="transitioning", detail="the endpoint has no deployment yet")
-        state = deployment.provisioning_state or ""
+        state = _state(deployment)
         observation = Observation(
             exists=True,
             provisioning=_STATES.get(state, "transitioning"),
@@ -277,10 +298,27 @@ class AzureMLv2Target(TargetAdapter):
             scoring_uri=endpoint.scoring_uri or "",
         )
         # Every Azure deployment of the endpoint appears, at 0% when it has no traffic.
-        observation.traffic = {name: int(share) for name, share in (endpoint.traffic or {}).items()}
+        observation.traffic = {name: int((endpoint.traffic or {}).get(name, 0)) for name in present}
+        observation.deployments = {
+            name: {
+                "provisioning": _STATES.get(_state(d), "transitioning"),
+                "spec_digest": (d.tags or {}).get(TAG_SPEC, ""),
+                "detail": _state(d),
+            }
+            for name, d in present.items()
+        }
         if observation.provisioning == "succeeded" and endpoint.scoring_uri:
-            self._probe(client, ref, endpoint, observation)
+            self._probe(client, ref, endpoint, deployment.name, observation)
         return observation
+
+    @staticmethod
+    def _judged(present: dict, endpoint):
+        """The Azure deployment that decides provisioning: the one with the
+        most traffic, else the newest."""
+        traffic = {name: share for name, share in (endpoint.traffic or {}).items() if name in present}
+        if traffic and any(traffic.values()):
+            return present[max(traffic, key=traffic.get)]
+        return list(present.values())[-1] if present else None
 
     def _endpoint_keys(self, client, name: str) -> list[str]:
         with doing("reading the endpoint keys"):
@@ -292,9 +330,11 @@ class AzureMLv2Target(TargetAdapter):
     def keys(self, ref: DeploymentRef) -> list[str]:
         return self._endpoint_keys(self._client(), ref.name)
 
-    def _probe(self, client, ref: DeploymentRef, endpoint, observation: Observation) -> None:
+    def _probe(self, client, ref: DeploymentRef, endpoint, name: str, observation: Observation) -> None:
         keys = self._endpoint_keys(client, ref.name)
-        probe_triton(endpoint.scoring_uri.rstrip("/").removesuffix("/score"), next(iter(keys), ""), ref, observation)
+        # Triton's /v2 API under the scoring URI's parent path, as Azure's own samples call it.
+        base = endpoint.scoring_uri.rstrip("/").removesuffix("/score")
+        probe_triton(base, next(iter(keys), ""), ref, observation, deployment=name)
         observation.secondary_key = keys[1] if len(keys) > 1 else ""
 
     def regenerate_key(self, ref: DeploymentRef, which: str, progress: Progress) -> None:
@@ -334,7 +374,9 @@ class AzureMLv2Target(TargetAdapter):
         client = self._client()
         try:
             endpoint = client.online_endpoints.get(ref.name)
-            deployment = self._deployment_for(client, ref, endpoint)
+            deployment = self._judged(
+                {d.name: d for d in client.online_deployments.list(endpoint_name=ref.name)}, endpoint
+            )
         except ResourceNotFoundError:
             return []
         if deployment is None:

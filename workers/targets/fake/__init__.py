@@ -1,6 +1,7 @@
 """An in-memory target with switchable behaviour, for the fast test tier and
 DEBUG: it succeeds, fails permanently, fails transiently N times, is slow,
-turns unhealthy after a deploy, or drifts, as its `behaviour` setting says.
+turns unhealthy after a deploy, drifts, or crashes when its status is read
+(a bug of an adapter, as the engine sees one), as its `behaviour` setting says.
 
 Written through the registry alone: this package and one line in KINDS.
 """
@@ -9,7 +10,7 @@ from deployments.errors import DomainError
 from workers.targets.base import Capability, TargetError
 from workers.targets.descriptor import KindDescriptor, Probe, SettingField, check_count
 
-BEHAVIOURS = ("succeed", "fail_permanent", "fail_transient", "slow", "unhealthy", "drift")
+BEHAVIOURS = ("succeed", "fail_permanent", "fail_transient", "slow", "unhealthy", "drift", "status_crashes")
 
 
 def _check_behaviour(key: str, value) -> str:

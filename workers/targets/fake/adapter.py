@@ -88,6 +88,8 @@ class FakeTarget(TargetAdapter):
 
     def status(self, ref: DeploymentRef) -> Observation:
         self._maybe_fail("reading the service")
+        if self.behaviour == "status_crashes":
+            raise RuntimeError("the fake's status() crashed")
         service = SERVICES.get((self.target.pk, ref.name))
         if service is None:
             return Observation(exists=False, detail=f"the fake has no service {ref.name}")
