@@ -76,6 +76,7 @@ def operation_json(operation) -> dict:
         "status": operation.status,
         "reason": operation.reason,
         "attempts": operation.attempts,
+        "waits": operation.waits,
         "started_at": operation.started_at.isoformat() if operation.started_at else None,
         "finished_at": operation.finished_at.isoformat() if operation.finished_at else None,
         "error": operation.error,

@@ -250,9 +250,14 @@ class Health(Schema):
 class Operation(Schema):
     id: int
     kind: str
-    status: str
+    status: Literal["queued", "running", "succeeded", "failed", "needs_attention"] = Field(
+        description="needs_attention: the engine stopped trying (its worker was lost, or a transient error "
+        "persisted, OPERATION_MAX_ATTEMPTS times; or the target was still busy after OPERATION_FOLLOW_FOR) "
+        "and a person must look. The deployment is then failed, its status_reason starting 'needs attention:'."
+    )
     reason: str
-    attempts: int
+    attempts: int = Field(description="Claims so far, waits included.")
+    waits: int = Field(description="Claims that found the target still carrying the change out and looked again later.")
     started_at: datetime | None
     finished_at: datetime | None
     error: str
