@@ -1,5 +1,13 @@
 """Fixtures for the Azure ML targets: the fake control planes, routed so the
-real SDKs and credentials reach them, with real Tritons as the data plane."""
+real SDKs and credentials reach them, with real Tritons as the data plane.
+
+v1 services get a Triton each behind a key-checking proxy (an AKS scoring
+URI). v2 deployments get a plain Triton each, behind the fake's own scoring
+front end (``https://<endpoint>.<location>.inference.ml.localhost:<port>/score``),
+which checks the endpoint's key and routes by the traffic split. A test that
+creates many v2 deployments calls ``share_one_triton(fake_v2, data_plane)``
+first: every deployment is then served by ONE Triton.
+"""
 
 import pytest
 
@@ -32,7 +40,11 @@ def fake_v1(data_plane):
     ).start()
     with no_external_network() as refused, route_azure_to(fake) as mock:
         fake.token_requests = add_aad_routes(
-            mock, tenant_id=fake.tenant_id, client_id=CLIENT_ID, client_secret=CLIENT_SECRET
+            mock,
+            tenant_id=fake.tenant_id,
+            client_id=CLIENT_ID,
+            client_secret=CLIENT_SECRET,
+            lifetime=lambda: fake.token_lifetime_s,
         )
         yield fake
         assert refused == [], f"traffic tried to leave 127.0.0.1: {refused}"
@@ -71,8 +83,8 @@ def fake_v2(data_plane):
     from tests.fakes.azureml.v2 import FakeAzureMLv2, use_fake_v2
 
     def on_deploy(endpoint, deployment, model_dir):
-        keys = lambda _: (fake.keys(endpoint).primary, fake.keys(endpoint).secondary)  # noqa: E731
-        return data_plane.start(f"{endpoint}-{deployment}", model_dir, keys)
+        # Triton's own URL: the fake's scoring front end checks the key and forwards here.
+        return data_plane.start(f"{endpoint}-{deployment}", model_dir)
 
     def on_delete(endpoint, deployment):
         data_plane.stop(f"{endpoint}-{deployment}")
@@ -84,14 +96,34 @@ def fake_v2(data_plane):
         no_external_network() as refused,
         responses.RequestsMock(assert_all_requests_are_fired=False) as mock,
     ):
-        mock.add_passthru(re.compile(r"https?://(127\.0\.0\.1|localhost)(:\d+)?/"))
+        # 127.0.0.1 (ARM, blob) and the endpoints' *.localhost scoring hosts.
+        mock.add_passthru(re.compile(r"https?://(127\.0\.0\.1|([a-z0-9-]+\.)*localhost)(:\d+)?/"))
         fake.token_requests = add_aad_routes(
-            mock, tenant_id=fake_tenant(fake), client_id=CLIENT_ID, client_secret=CLIENT_SECRET
+            mock,
+            tenant_id=fake_tenant(fake),
+            client_id=CLIENT_ID,
+            client_secret=CLIENT_SECRET,
+            lifetime=lambda: fake.token_lifetime_s,
         )
         yield fake
         assert refused == [], f"traffic tried to leave 127.0.0.1: {refused}"
     assert fake.unhandled == [], f"calls the fake does not know: {fake.unhandled}"
     assert fake.errors == [], f"the fake crashed: {fake.errors}"
+
+
+def share_one_triton(fake, data_plane, repository=None) -> None:
+    """Serve every deployment the fake v2 makes from now on by ONE real Triton.
+
+    ``repository``: the Triton model repository it serves; by default the model
+    files of the first deployment (later deployments' files are ignored, so
+    every deployment must serve the same models). Deleting a deployment leaves
+    the shared Triton running; the data_plane fixture stops it at the end.
+    """
+
+    def on_deploy(endpoint, deployment, model_dir):
+        return data_plane.shared(repository or model_dir)
+
+    fake.on_deploy = on_deploy
 
 
 def fake_tenant(fake) -> str:

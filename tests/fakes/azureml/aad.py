@@ -4,13 +4,16 @@ ClientSecretCredential): both go through MSAL over `requests`, so the routes
 are added to the same `responses` mock that routes ARM and blob traffic.
 
 It answers OIDC/instance discovery and the client-credentials token request
-with a JWT-shaped (unsigned) token; the fakes of the control plane only check
-that a bearer token is sent. Requests that did not carry the expected client
+with a JWT-shaped (unsigned) token, valid for an hour unless the test says
+otherwise through ``lifetime`` (the fakes' ``expire_tokens``): then both the
+JWT's ``exp`` and the answer's ``expires_in`` say so, and the control planes
+refuse the token once it has expired (401 ExpiredAuthenticationToken). Requests that did not carry the expected client
 secret are refused, so a test sees a wrong secret fail as Azure would.
 """
 
 import json
 import re
+from collections.abc import Callable
 from urllib.parse import parse_qs
 
 import responses
@@ -21,8 +24,18 @@ AUTHORITY = "https://login.microsoftonline.com"
 _HOST = re.compile(r"https://login\.microsoftonline\.com(:443)?/.*")
 
 
-def add_aad_routes(mock: responses.RequestsMock, *, tenant_id: str, client_id: str, client_secret: str) -> list:
-    """Add the routes; returns the list of token requests seen (form fields)."""
+def add_aad_routes(
+    mock: responses.RequestsMock,
+    *,
+    tenant_id: str,
+    client_id: str,
+    client_secret: str,
+    lifetime: Callable[[], int] | None = None,
+) -> list:
+    """Add the routes; returns the list of token requests seen (form fields).
+
+    ``lifetime()`` is read at each token request: the seconds the new token lives.
+    """
     seen: list[dict] = []
 
     def discovery(request):
@@ -61,11 +74,12 @@ def add_aad_routes(mock: responses.RequestsMock, *, tenant_id: str, client_id: s
         if form.get("client_id") != client_id or form.get("client_secret") != client_secret:
             error = {"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}
             return 401, {"Content-Type": "application/json"}, json.dumps(error)
+        seconds = int(lifetime()) if lifetime is not None else 3600
         body = {
             "token_type": "Bearer",
-            "expires_in": 3600,
-            "ext_expires_in": 3600,
-            "access_token": make_arm_token(tenant_id=tenant_id),
+            "expires_in": seconds,
+            "ext_expires_in": seconds,
+            "access_token": make_arm_token(tenant_id=tenant_id, lifetime_s=seconds),
         }
         return 200, {"Content-Type": "application/json"}, json.dumps(body)
 

@@ -1,8 +1,15 @@
-"""The data plane behind the fake control planes: a real local Triton per
-Azure service, behind a proxy that enforces the service's bearer key, as an
-Azure scoring URI does."""
+"""The data plane behind the fake control planes: real local Tritons.
 
+SDK v1 services get a Triton each behind a proxy that enforces the service's
+bearer key, as an AKS scoring URI does. SDK v2 deployments get a plain
+Triton URL: the fake v2's own scoring front end checks the endpoint's key and
+routes to it, as Azure's does. ``shared(repository)`` serves many Azure
+deployments from ONE Triton, for tests that create dozens of them.
+"""
+
+import shutil
 import threading
+from pathlib import Path
 
 import httpx
 from werkzeug.serving import make_server
@@ -18,15 +25,37 @@ class _Server:
 
 
 class TritonDataPlane:
-    """start(name, repository, keys_for) -> the scoring base URL; stop(name).
-    Like Azure's, the proxy takes either of the endpoint's keys, read at each request."""
+    """start(name, repository[, key_for]) -> the base URL; stop(name); shared(repository).
+
+    With ``key_for`` the URL is a proxy that, like Azure's, takes either of the
+    keys ``key_for(name)`` returns, read at each request; without it, Triton's own URL.
+    """
 
     def __init__(self, workdir):
         self.workdir = workdir
         self.servers: dict[str, _Server] = {}
         self.refused = 0  # requests without the right key
+        self.started = 0  # Tritons started, shared ones included
+        self._shared_lock = threading.Lock()
 
-    def start(self, name: str, repository, key_for) -> str:
+    def shared(self, repository) -> str:
+        """The URL of the one Triton serving ``repository`` for every caller (started on first use).
+
+        The repository is copied first: the fakes delete the model files they
+        hand to on_deploy when they stop, and this Triton may outlive them.
+        ``stop(name)`` never stops it; ``stop_all()`` does.
+        """
+        with self._shared_lock:
+            server = self.servers.get("shared")
+            if server is None:
+                copy = Path(self.workdir) / "shared-repository"
+                shutil.rmtree(copy, ignore_errors=True)
+                shutil.copytree(repository, copy)
+                self.start("shared", copy)
+                server = self.servers["shared"]
+            return server.triton_url
+
+    def start(self, name: str, repository, key_for=None) -> str:
         runtime = triton_runtime.prepare()
         folder = self.workdir / name
         folder.mkdir(parents=True, exist_ok=True)
@@ -50,9 +79,10 @@ class TritonDataPlane:
             local_processes.stop(process, grace=5)
             raise RuntimeError("the data-plane Triton did not become ready")
         deadline_client.close()
-        proxy = self._proxy(triton_url, lambda: key_for(name))
+        self.started += 1
+        proxy = self._proxy(triton_url, lambda: key_for(name)) if key_for is not None else None
         self.servers[name] = _Server(process, triton_url, proxy)
-        return f"http://127.0.0.1:{proxy.server_port}"
+        return f"http://127.0.0.1:{proxy.server_port}" if proxy is not None else triton_url
 
     def _proxy(self, triton_url: str, key):
         def app(environ, start_response):
@@ -83,11 +113,17 @@ class TritonDataPlane:
         return server
 
     def stop(self, name: str) -> None:
+        if name == "shared":
+            return  # see shared(): it outlives every deployment that used it
+        self._stop(name)
+
+    def _stop(self, name: str) -> None:
         server = self.servers.pop(name, None)
         if server is not None:
-            server.proxy.shutdown()
+            if server.proxy is not None:
+                server.proxy.shutdown()
             local_processes.stop(server.process, grace=5)
 
     def stop_all(self) -> None:
         for name in list(self.servers):
-            self.stop(name)
+            self._stop(name)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import requests
 import responses
 import urllib3
 
@@ -39,7 +40,9 @@ BLOB_SUFFIX = ".blob.core.windows.net"
 
 _ARM_URL = re.compile(r"https://management\.azure\.com(:443)?/.*")
 _BLOB_URL = re.compile(r"https://[a-z0-9]+\.blob\.core\.windows\.net(:443)?/.*")
-_LOOPBACK_URL = re.compile(r"https?://(127\.0\.0\.1|localhost)(:\d+)?(/|$)")
+# Loopback, including the *.localhost names (they resolve to 127.0.0.1 here,
+# RFC 6761) on which the fake v2 serves its endpoints' scoring addresses.
+_LOOPBACK_URL = re.compile(r"https?://(127\.0\.0\.1|([a-z0-9-]+\.)*localhost)(:\d+)?(/|$)")
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # Hop-by-hop or recomputed headers: requests/urllib3 must not see stale values.
 _DROP_REQUEST_HEADERS = {"host", "content-length", "connection", "transfer-encoding", "accept-encoding"}
@@ -98,7 +101,12 @@ def route_azure_to(fake: FakeAzureMLv1) -> Iterator[responses.RequestsMock]:
             body = body.encode("utf-8")
         elif body is not None and not isinstance(body, bytes):
             body = b"".join(body)  # a generator of chunks, as streamed uploads send
-        answer = pool.request(request.method, target, body=body, headers=headers, redirect=False)
+        try:
+            answer = pool.request(request.method, target, body=body, headers=headers, redirect=False)
+        except urllib3.exceptions.HTTPError as exc:
+            # The fake dropped the connection (reset_next_request): surface it as
+            # requests would have, not as urllib3's own exception type.
+            raise requests.exceptions.ConnectionError(exc, request=request) from exc
         # Content-Length stays: HEAD answers carry the blob size in it. urllib3 has
         # already decoded any Content-Encoding, which would make it wrong: drop both then.
         drop = _DROP_RESPONSE_HEADERS | ({"content-length"} if "Content-Encoding" in answer.headers else set())
@@ -131,7 +139,7 @@ def no_external_network() -> Iterator[list[str]]:
 
     def is_local(host: Any) -> bool:
         host = host.decode() if isinstance(host, bytes) else str(host)
-        return host in _LOOPBACK_HOSTS or host.startswith("127.")
+        return host in _LOOPBACK_HOSTS or host.startswith("127.") or host.lower().endswith(".localhost")
 
     def refuse(host: Any) -> OSError:
         refused.append(str(host))

@@ -25,8 +25,13 @@ class SelfSignedCert:
     key_path: Path  # PEM private key, unencrypted
 
 
-def make_self_signed_cert(directory: Path, common_name: str = "127.0.0.1") -> SelfSignedCert:
-    """Write a certificate valid for IP 127.0.0.1 and DNS localhost into ``directory``.
+def make_self_signed_cert(
+    directory: Path, common_name: str = "127.0.0.1", dns_names: tuple[str, ...] = ()
+) -> SelfSignedCert:
+    """Write a certificate valid for IP 127.0.0.1, DNS localhost and ``dns_names`` into ``directory``.
+
+    ``dns_names`` may hold wildcards such as ``*.westeurope.inference.ml.localhost``
+    (the fake v2's per-endpoint scoring hosts).
 
     It is marked CA:TRUE with keyCertSign and carries subject/authority key
     identifiers, so OpenSSL accepts it as its own trust anchor even under the
@@ -46,7 +51,13 @@ def make_self_signed_cert(directory: Path, common_name: str = "127.0.0.1") -> Se
         .not_valid_before(now - datetime.timedelta(minutes=5))  # tolerate small clock skew
         .not_valid_after(now + datetime.timedelta(days=2))
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            x509.SubjectAlternativeName(
+                [
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    x509.DNSName("localhost"),
+                    *(x509.DNSName(name) for name in dns_names),
+                ]
+            ),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)

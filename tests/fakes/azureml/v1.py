@@ -49,8 +49,18 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote
 
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
+
+from .faults import (
+    V1_UPLOAD_TIMEOUT_S,
+    FaultSwitches,
+    FaultyRequestHandler,
+    ProvisioningFailure,
+    expired_token_headers,
+    throttle_headers,
+    throttle_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +230,8 @@ class FakeOperation:
     error: dict[str, Any] | None = None
     polls: int = 0
     ended: datetime | None = None
+    hold_until: float = 0.0  # long_operations: "Running" until this time.monotonic()
+    retry_after: int | None = None
 
 
 @dataclass
@@ -266,7 +278,7 @@ class FakeService:
         return list((self.request.get("environmentImageRequest") or {}).get("modelIds") or [])
 
 
-class _QuietHandler(WSGIRequestHandler):
+class _QuietHandler(FaultyRequestHandler):
     """No access log: the SDK makes dozens of calls per flow; ``fake.requests`` records them instead."""
 
     def log_request(self, *args: Any, **kwargs: Any) -> None:
@@ -281,8 +293,12 @@ class _Reply(Exception):
         self.status, self.code = status, code
 
 
-class FakeAzureMLv1:
+class FakeAzureMLv1(FaultSwitches):
     """The fake control plane. Thread-safe; all state lives on this object.
+
+    The fault switches (``slow_upload``, ``long_operations``, ``throttle``,
+    ``fail_next_request``, ``reset_next_request``, ``expire_tokens``,
+    ``fail_provisioning``, ``turn_unhealthy``) are described in README.md.
 
     Args:
         on_deploy: ``(service_name, model_dir) -> scoring base URL``. Runs in a
@@ -302,6 +318,8 @@ class FakeAzureMLv1:
             (default 1). wait_for_deployment sleeps 5 s after each "Running";
             0 lets it return at once once the deployment has settled.
     """
+
+    _upload_timeout_s = V1_UPLOAD_TIMEOUT_S
 
     def __init__(
         self,
@@ -332,6 +350,7 @@ class FakeAzureMLv1:
         self.transitioning_reads = transitioning_reads
         self.running_polls = running_polls
         self.workspace_id = str(uuid.uuid4())
+        self._init_faults()
 
         self.create_calls = 0  # POST /services, accepted or not
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request, in order
@@ -361,6 +380,7 @@ class FakeAzureMLv1:
         """Serve on a free 127.0.0.1 port (threaded); ``base_url`` is set on return."""
         self._root = Path(tempfile.mkdtemp(prefix="fake-azureml-v1-"))
         self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_QuietHandler)
+        self._server.fake = self  # the request handler reads reset rules from it
         self.base_url = f"http://127.0.0.1:{self._server.server_port}"
         self._server_thread = threading.Thread(target=self._server.serve_forever, name="fake-azureml-v1", daemon=True)
         self._server_thread.start()
@@ -433,6 +453,10 @@ class FakeAzureMLv1:
             )
             svc.updated = _now()
             self._log(svc, f"Readiness/liveness: {message}")
+
+    def turn_unhealthy(self, name: str, message: str = LIVENESS_502) -> None:
+        """The same as :meth:`set_unhealthy`, under the name the fake v2 uses."""
+        self.set_unhealthy(name, message)
 
     def set_healthy(self, name: str) -> None:
         with self._lock:
@@ -522,6 +546,9 @@ class FakeAzureMLv1:
         path = unquote(request.path)
         with self._lock:
             self.requests.append((request.method, path))
+        early = self._fault_response(request, path)
+        if early is not None:
+            return early(environ, start_response)
         for method, pattern, handler in self._routes:
             match = pattern.match(path) if method == request.method else None
             if match:
@@ -539,6 +566,29 @@ class FakeAzureMLv1:
         log.warning("fake-azureml: no route for %s %s", request.method, path)
         body = {"error": _error("NotImplementedInFake", f"No route for {request.method} {path}", 404)}
         return self._json(body, 404)(environ, start_response)
+
+    def _fault_response(self, request: Request, path: str) -> Response | None:
+        """Throttling, injected errors, expired tokens and slow uploads, before any route runs."""
+        rule = self._take_rule(("throttle", "fail"), request.method, path)
+        if rule is not None:
+            self._fired(rule.fault, request.method, path, status=rule.status)
+            if rule.fault == "throttle":
+                message = throttle_message(request.method, self.subscription_id, rule.retry_after)
+                body = {"error": _error("SubscriptionRequestsThrottled", message, 429)}
+                return self._json(body, 429, headers=throttle_headers(request.method, rule.retry_after))
+            return self._json({"error": _error(rule.code, rule.message, rule.status)}, rule.status)
+        if path.startswith("/blob/"):
+            if request.method == "PUT":
+                self._delay_upload(request.method, path)
+            return None
+        authorization = request.headers.get("Authorization", "")
+        if path != "/discovery" and authorization.startswith("Bearer "):
+            problem = self._token_expiry_problem(authorization)
+            if problem is not None:
+                self._fired("expired_token", request.method, path, code=problem[0])
+                body = {"error": _error(problem[0], problem[1], 401)}
+                return self._json(body, 401, headers=expired_token_headers(self.tenant_id, problem[0]))
+        return None
 
     def _check_scope(self, request: Request, path: str, params: dict[str, str]) -> None:
         """Blob requests need a SAS signature; everything else but discovery a bearer token and our workspace."""
@@ -941,6 +991,7 @@ class FakeAzureMLv1:
             if previous is not None and not body.get("overwrite"):
                 raise _Reply(409, "Conflict", f"Service {name} with the same name already exists.")
             failure = self._take_failure("operation")
+            provisioning = self._take_provisioning_failure() if failure is None else None
             # An overwrite updates the same service: its keys survive unless the payload sets them.
             keys = {"primaryKey": secrets.token_hex(16), "secondaryKey": secrets.token_hex(16)}
             if previous is not None:
@@ -948,6 +999,9 @@ class FakeAzureMLv1:
             keys.update({k: v for k, v in (body.get("keys") or {}).items() if v})
             now = _now()
             operation = FakeOperation(id=str(uuid.uuid4()), service_name=name, created=now)
+            if self.long_operation_s > 0:
+                operation.hold_until = time.monotonic() + self.long_operation_s
+                operation.retry_after = self.long_operation_retry_after
             svc = FakeService(
                 name=name,
                 request=copy.deepcopy(body),
@@ -962,7 +1016,10 @@ class FakeAzureMLv1:
             self._services[name] = svc
             self._operations[operation.id] = operation
             thread = threading.Thread(
-                target=self._deploy, args=(svc, operation, previous, failure), name=f"fake-deploy-{name}", daemon=True
+                target=self._deploy,
+                args=(svc, operation, previous, failure, provisioning),
+                name=f"fake-deploy-{name}",
+                daemon=True,
             )
             self._threads.append(thread)
         thread.start()
@@ -975,6 +1032,7 @@ class FakeAzureMLv1:
         operation: FakeOperation,
         previous: FakeService | None,
         failure: InjectedFailure | None,
+        provisioning: ProvisioningFailure | None = None,
     ) -> None:
         """Background half of a create: tear down what it replaces, then on_deploy (or the injected failure)."""
         try:
@@ -982,6 +1040,12 @@ class FakeAzureMLv1:
                 previous.settled.wait()
                 if previous.deployed:
                     self._call_on_delete(previous)
+            if operation.hold_until:
+                # long_operations: Transitioning (and the operation Running) at least this long.
+                time.sleep(max(0.0, operation.hold_until - time.monotonic()))
+            if provisioning is not None:
+                self._fail_provisioning(svc, operation, provisioning)
+                return
             if failure is not None:
                 error = _error(failure.code, failure.message, failure.http_status, failure.details)
                 self._finish(svc, operation, failure.service_state, error)
@@ -996,6 +1060,21 @@ class FakeAzureMLv1:
             log.info("fake-azureml: deployment of %s failed: %r", svc.name, exc)
             error = _error("DeploymentFailed", f"{type(exc).__name__}: {exc}")
             self._finish(svc, operation, FAILED, error)
+
+    def _fail_provisioning(self, svc: FakeService, operation: FakeOperation, failure: ProvisioningFailure) -> None:
+        """Run "a while" through the stages before ``failure.stage``, then end Failed with AKS's error for it."""
+        with self._lock:
+            self._log(svc, f"fake-azureml: pulling image for service {svc.name}")
+        time.sleep(failure.after_seconds)
+        code, message, details = aks_provisioning_error(failure.stage)
+        if failure.code or failure.message:
+            first = details[0]
+            details = [{"code": failure.code or first["code"], "message": failure.message or first["message"]}]
+        with self._lock:
+            for detail in details:
+                self._log(svc, f"{detail['code']}: {detail['message']}")
+        self._fired("provisioning", "POST", svc.name, stage=failure.stage, code=details[0]["code"])
+        self._finish(svc, operation, FAILED, _error(code, message, 400, details))
 
     def _finish(self, svc: FakeService, operation: FakeOperation, state: str, error: dict[str, Any] | None) -> None:
         with self._lock:
@@ -1186,7 +1265,10 @@ class FakeAzureMLv1:
                 raise _Reply(404, "NotFound", f"Operation {op} not found.")
             # "Running" for the first running_polls polls, like a real deployment, then the outcome.
             state = operation.state if operation.polls >= self.running_polls else "Running"
+            if operation.hold_until and time.monotonic() < operation.hold_until:
+                state = "Running"
             operation.polls += 1
+        headers = {"Retry-After": str(operation.retry_after)} if operation.retry_after is not None else None
         body: dict[str, Any] = {
             "id": operation.id,
             "operationType": operation.kind,
@@ -1201,7 +1283,7 @@ class FakeAzureMLv1:
             body["endTime"] = _iso(operation.ended)
             if operation.error is not None:
                 body["error"] = operation.error
-        return self._json(body)
+        return self._json(body, headers=headers)
 
     # ------------------------------------------------------------------ environments
 
@@ -1209,6 +1291,41 @@ class FakeAzureMLv1:
         if env != _TRITON_ENVIRONMENT["name"]:
             raise _Reply(404, "NotFound", f"Environment {env} not found.")
         return self._json(_TRITON_ENVIRONMENT)
+
+
+def aks_provisioning_error(stage: str) -> tuple[str, str, list[dict[str, str]]]:
+    """(code, message, details) of an AKS web service that failed at ``stage``.
+
+    The outer code and message are the ones this fake's liveness failure has
+    always used (KubernetesDeploymentFailed, "Kubernetes Deployment failed");
+    the detail codes are Kubernetes' own pod reasons, which the v1 guide
+    ("Troubleshooting remote model deployment", MicrosoftDocs/azure-ai-docs,
+    articles/machine-learning/v1/how-to-troubleshoot-deployment.md) tells
+    users to expect: CrashLoopBackOff for an init() that fails (a model it
+    cannot find, for one), image pulls from the workspace registry, and
+    liveness probes answered 502 by a crashed scoring server.
+    """
+    if stage == "image_pull":
+        details = [
+            {
+                "code": "ImagePullBackOff",
+                "message": "Back-off pulling image from the workspace container registry: "
+                "the cluster could not pull the service's image.",
+            }
+        ]
+    elif stage == "model_download":
+        details = [
+            {
+                "code": "CrashLoopBackOff",
+                "message": "Your container application crashed: init() could not find the model "
+                "(Model.get_model_path: model not found in the mounted workspace blob store).",
+            }
+        ]
+    elif stage == "liveness_probe":
+        details = [{"code": "LivenessProbeFailed", "message": LIVENESS_502}]
+    else:
+        raise ValueError(f"unknown stage {stage!r}")
+    return "KubernetesDeploymentFailed", "Kubernetes Deployment failed", details
 
 
 def _safe_relative(path: str) -> Path:

@@ -47,6 +47,7 @@ import datetime
 import hashlib
 import json
 import os
+import random
 import re
 import secrets
 import shutil
@@ -61,9 +62,19 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from xml.etree import ElementTree
 
-from werkzeug.serving import WSGIRequestHandler, make_server
+import httpx
+from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from .faults import (
+    V2_UPLOAD_TIMEOUT_S,
+    FaultSwitches,
+    FaultyRequestHandler,
+    ProvisioningFailure,
+    expired_token_headers,
+    throttle_headers,
+    throttle_message,
+)
 from .tls import make_self_signed_cert
 
 __all__ = [
@@ -79,6 +90,13 @@ ARM_PROVIDER = "Microsoft.MachineLearningServices"
 DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 DEFAULT_RESOURCE_GROUP = "rg-fake"
 DEFAULT_WORKSPACE = "ws-fake"
+DEFAULT_TENANT = "00000000-0000-0000-0000-0000000000aa"
+# Azure's answer when nothing can take a request (Azure ML docs: batch endpoint
+# troubleshooting quotes it; managed endpoints answer it with 404).
+NO_VALID_DEPLOYMENTS = (
+    "No valid deployments to route to. Please check that the endpoint has at least one deployment "
+    "with positive weight values or use a deployment specific header to route."
+)
 
 OnDeploy = Callable[[str, str, Path], str]
 OnDelete = Callable[[str, str], None]
@@ -106,6 +124,7 @@ class RecordedRequest:
     path: str
     query: dict[str, str]
     body: Any  # parsed JSON for ARM calls, byte count for blob uploads, else None
+    at: float = 0.0  # time.monotonic() when the fake received it
 
 
 @dataclass
@@ -117,6 +136,8 @@ class _Operation:
     finished: threading.Event = field(default_factory=threading.Event)
     error: dict[str, str] | None = None
     polls: int = 0
+    hold_s: float = 0.0  # long_operations: stays InProgress at least this long
+    retry_after: int | None = None  # whole seconds for Retry-After; None: the fast millisecond hint
 
 
 @dataclass
@@ -136,6 +157,26 @@ class _Deployment:
     deploy_attempted: bool = False  # on_deploy was called, so on_delete will be
     succeeded_at: float = 0.0
     logs: list[str] = field(default_factory=list)
+    unhealthy: str | None = None  # turn_unhealthy: why no replica answers
+
+
+@dataclass(frozen=True)
+class ScoringRequest:
+    """One request to an endpoint's scoring address, as the fake's front end saw it."""
+
+    endpoint: str
+    deployment: str | None  # the deployment that answered (or would have), None when none was chosen
+    method: str
+    path: str
+    status: int
+
+
+class _Answer(Exception):
+    """Raised to answer at once with a ready response."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status)
+        self.response = response
 
 
 class _ArmError(Exception):
@@ -157,7 +198,7 @@ def _iso(moment: datetime.datetime | None = None) -> str:
 RAW_HEADERS_KEY = "fake_azureml.raw_headers"
 
 
-class _QuietHandler(WSGIRequestHandler):
+class _QuietHandler(FaultyRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Silence werkzeug's one-line-per-request access log; ``fake.requests`` has it all."""
 
@@ -170,7 +211,7 @@ class _QuietHandler(WSGIRequestHandler):
         return environ
 
 
-class FakeAzureMLv2:
+class FakeAzureMLv2(FaultSwitches):
     """The fake control plane. Construct, ``start()``, point the SDK at it, ``stop()``.
 
     :param on_deploy: ``(endpoint_name, deployment_name, model_files_dir) -> scoring_url``.
@@ -184,7 +225,13 @@ class FakeAzureMLv2:
     :param on_logs: ``(endpoint, deployment, tail, container_type) -> str`` to answer
         ``get_logs`` (e.g. from a real container); by default the fake's own event
         lines. It runs under the fake's lock: keep it quick.
+    :param inference_host_suffix: endpoints' scoring addresses are
+        ``https://<endpoint>.<location>.<suffix>:<port>/score`` (Azure's are
+        ``https://<endpoint>.<region>.inference.ml.azure.com/score``); the suffix
+        must resolve to 127.0.0.1, as ``*.localhost`` names do here.
     """
+
+    _upload_timeout_s = V2_UPLOAD_TIMEOUT_S
 
     def __init__(
         self,
@@ -199,6 +246,7 @@ class FakeAzureMLv2:
         storage_account: str = "fakestorage",
         blob_container: str = "azureml-blobstore-fake",
         in_progress_polls: int = 1,
+        inference_host_suffix: str = "inference.ml.localhost",
     ) -> None:
         self.on_deploy = on_deploy
         self.on_delete = on_delete
@@ -212,6 +260,12 @@ class FakeAzureMLv2:
         # How many "InProgress" answers each operation gives before its final
         # status (it also stays InProgress for as long as on_deploy runs).
         self.in_progress_polls = in_progress_polls
+        self.inference_host_suffix = inference_host_suffix
+        self.tenant_id = DEFAULT_TENANT
+        self._init_faults()
+        self.scoring_requests: list[ScoringRequest] = []
+        self._endpoint_tokens: dict[str, dict[str, float]] = {}  # aml tokens issued: token -> expiry
+        self._http: httpx.Client | None = None
 
         self.create_calls = 0  # deployment PUTs that created a new deployment
         self.update_calls = 0  # deployment PUTs on an existing deployment
@@ -223,7 +277,6 @@ class FakeAzureMLv2:
         self._workers: list[threading.Thread] = []
         self._operations: dict[str, _Operation] = {}
         self._failures: dict[str, list[tuple[str, str]]] = {}
-        self._request_failures: list[tuple[str, str, int, str, str]] = []
         self._models: dict[tuple[str, str], dict[str, Any]] = {}
         self._blobs: dict[str, _Blob] = {}
         self._staged_blocks: dict[tuple[str, str], bytes] = {}
@@ -241,7 +294,9 @@ class FakeAzureMLv2:
 
     def start(self) -> FakeAzureMLv2:
         self._tmp = Path(tempfile.mkdtemp(prefix="fake-azureml-v2-"))
-        cert = make_self_signed_cert(self._tmp / "tls")
+        cert = make_self_signed_cert(
+            self._tmp / "tls", dns_names=(f"*.{self.location}.{self.inference_host_suffix}".lower(),)
+        )
         # The bundle is the fake's certificate alone, not appended to the system
         # CAs: werkzeug closes every connection, so each request pays a TLS
         # handshake plus a load of this file, and the 145-certificate system
@@ -256,7 +311,10 @@ class FakeAzureMLv2:
             request_handler=_QuietHandler,
             ssl_context=(str(cert.cert_path), str(cert.key_path)),
         )
+        self._server.fake = self  # the request handler reads reset rules from it
         self.base_url = f"https://127.0.0.1:{self._server.server_port}"
+        # The scoring front end's connections to the deployments' backends (plain http on 127.0.0.1).
+        self._http = httpx.Client(timeout=httpx.Timeout(60, connect=5), trust_env=False, follow_redirects=False)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-azureml-v2", daemon=True
         )
@@ -272,6 +330,9 @@ class FakeAzureMLv2:
             self._thread.join(timeout=5)
             self._thread = None
         self.wait_idle(timeout=10)
+        if self._http is not None:
+            self._http.close()
+            self._http = None
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
@@ -321,11 +382,6 @@ class FakeAzureMLv2:
         with self._lock:
             self._failures.setdefault(kind, []).append((code, message))
 
-    def fail_next_request(self, method: str, path_contains: str, status: int, code: str, message: str) -> None:
-        """Answer the next ``method`` request whose path contains ``path_contains`` with an ARM error."""
-        with self._lock:
-            self._request_failures.append((method.upper(), path_contains, status, code, message))
-
     def keys(self, endpoint_name: str) -> EndpointKeys:
         with self._lock:
             return self._keys[endpoint_name]
@@ -357,35 +413,200 @@ class FakeAzureMLv2:
         with self._lock:
             self._deployments[(endpoint_name, deployment_name)].logs.append(line)
 
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1])
+
+    def scoring_host(self, endpoint_name: str) -> str:
+        return f"{endpoint_name}.{self.location}.{self.inference_host_suffix}".lower()
+
+    def scoring_uri(self, endpoint_name: str) -> str:
+        """The endpoint's one stable scoring address, shaped like Azure's managed one."""
+        return f"https://{self.scoring_host(endpoint_name)}:{self.port}/score"
+
+    def turn_unhealthy(
+        self,
+        endpoint_name: str,
+        deployment_name: str,
+        reason: str = "Liveness probe failed: Get http://127.0.0.1:8000/v2/health/live: connection refused",
+    ) -> None:
+        """The deployment's containers die after success: provisioningState stays Succeeded
+        (as on Azure), requests routed to it get the front end's "no healthy replica"
+        answer, and its logs say why."""
+        with self._lock:
+            deployment = self._deployments[(endpoint_name, deployment_name)]
+            deployment.unhealthy = reason
+            deployment.logs.append(f"{_iso()} {reason}")
+            deployment.logs.append(f"{_iso()} Back-off restarting failed container inference-server")
+
+    def turn_healthy(self, endpoint_name: str, deployment_name: str) -> None:
+        with self._lock:
+            deployment = self._deployments[(endpoint_name, deployment_name)]
+            deployment.unhealthy = None
+            deployment.logs.append(f"{_iso()} fake-azureml: container inference-server is ready again")
+
     # ------------------------------------------------------------------ WSGI plumbing
 
     def _wsgi(self, environ: dict[str, Any], start_response: Callable) -> Any:
         request = Request(environ)
         try:
-            response = self._dispatch(request)
+            endpoint_label = self._scoring_endpoint_label(request)
+            if endpoint_label is not None:
+                response = self._score(request, endpoint_label)
+            else:
+                response = self._request_fault(request) or self._dispatch(request)
         except _ArmError as err:
             response = self._arm_error(err.status, err.code, err.message)
+        except _Answer as answer:
+            response = answer.response
         except Exception:  # a bug in the fake: answer like ARM would, keep the traceback for the test
             with self._lock:
                 self.errors.append(traceback.format_exc())
             response = self._arm_error(500, "InternalServerError", "The fake Azure ML crashed; see fake.errors.")
         return response(environ, start_response)
 
+    # ------------------------------------------------------------------ the endpoints' scoring front end
+
+    # Headers a Triton client needs on the way in and out; the rest stays between client and front end.
+    _FORWARD_REQUEST_HEADERS = ("content-type", "inference-header-content-length", "accept", "accept-encoding")
+    _FORWARD_RESPONSE_HEADERS = ("content-type", "inference-header-content-length", "content-encoding")
+
+    def _scoring_endpoint_label(self, request: Request) -> str | None:
+        """The endpoint's host label when the request came to a scoring host, else None (ARM, blob)."""
+        host = (request.host or "").rsplit(":", 1)[0].lower()
+        suffix = f".{self.location}.{self.inference_host_suffix}".lower()
+        return host[: -len(suffix)] if host.endswith(suffix) and len(host) > len(suffix) else None
+
+    def _score(self, request: Request, label: str) -> Response:
+        """One request to an endpoint's scoring address: key check, routing, forwarding."""
+        wanted = request.headers.get("azureml-model-deployment", "").strip()
+        with self._lock:
+            name = next((n for n in self._endpoints if n.lower() == label), None)
+            if name is None:
+                return self._scored(label, None, request, self._plain(404, f"Endpoint {label} not found."))
+            refused = self._refuse_scoring_auth(name, request.headers.get("Authorization", ""))
+            if refused is not None:
+                return self._scored(name, None, request, refused)
+            traffic = self._endpoints[name]["properties"].get("traffic") or {}
+            mine = {dep: d for (ep, dep), d in self._deployments.items() if ep == name}
+            if wanted:
+                # The header reaches any deployment of the endpoint, whatever its weight (0% included).
+                chosen = next((dep for dep in mine if dep.lower() == wanted.lower()), None)
+                if chosen is None:
+                    return self._scored(name, None, request, self._plain(404, NO_VALID_DEPLOYMENTS))
+            else:
+                weighted = [(dep, pct) for dep, pct in traffic.items() if pct > 0 and dep in mine]
+                if not weighted:
+                    return self._scored(name, None, request, self._plain(404, NO_VALID_DEPLOYMENTS))
+                chosen = random.choices([d for d, _ in weighted], weights=[p for _, p in weighted])[0]  # noqa: S311
+            deployment = mine[chosen]
+            backend, unhealthy = deployment.scoring_url, deployment.unhealthy
+        if backend is None or unhealthy is not None:
+            return self._scored(name, chosen, request, self._no_healthy_replica(chosen))
+        return self._forward(name, chosen, backend, request)
+
+    def _refuse_scoring_auth(self, endpoint: str, authorization: str) -> Response | None:
+        mode = (self._endpoints[endpoint]["properties"].get("authMode") or "Key").lower()
+        token = authorization[len("Bearer ") :].strip() if authorization.startswith("Bearer ") else ""
+        if not token:
+            return self._plain(401, "key_auth_bad_header_forbidden" if mode == "key" else "aml_token_bad_header")
+        if mode == "key":
+            keys = self._keys[endpoint]  # read at each request: regenerated keys count at once
+            return None if token in (keys.primary, keys.secondary) else self._plain(401, "key_auth_access_denied")
+        if mode == "amltoken":
+            expiry = self._endpoint_tokens.get(endpoint, {}).get(token)
+            return None if expiry and expiry > time.time() else self._plain(401, "aml_token_access_denied")
+        return None  # AADToken: the fake does not check Entra ID tokens on the data plane
+
+    def _no_healthy_replica(self, deployment: str) -> Response:
+        # Managed endpoints answer 424 when the model container does not answer 200,
+        # naming its status in ms-azureml-model-error-statuscode (troubleshooting
+        # guide, "HTTP status codes"); the reason text is the fake's.
+        response = self._plain(424, f"Deployment {deployment} has no healthy replica to serve the request.")
+        response.headers["ms-azureml-model-error-statuscode"] = "503"
+        response.headers["ms-azureml-model-error-reason"] = "no_healthy_upstream"
+        response.headers["azureml-model-deployment"] = deployment
+        return response
+
+    def _forward(self, endpoint: str, deployment: str, backend: str, request: Request) -> Response:
+        """Pass the request to the deployment's backend and stream its answer back."""
+        assert self._http is not None
+        base = backend.rstrip("/").removesuffix("/score")
+        url = base + request.path + (f"?{request.query_string.decode()}" if request.query_string else "")
+        headers = {k: v for k, v in request.headers.items() if k.lower() in self._FORWARD_REQUEST_HEADERS}
+        try:
+            upstream = self._http.send(
+                self._http.build_request(request.method, url, content=request.get_data(), headers=headers),
+                stream=True,
+            )
+        except httpx.HTTPError:
+            return self._scored(endpoint, deployment, request, self._no_healthy_replica(deployment))
+
+        def body() -> Iterator[bytes]:
+            try:
+                yield from upstream.iter_raw()
+            finally:
+                upstream.close()
+
+        response = Response(body(), status=upstream.status_code, direct_passthrough=True)
+        for name, value in upstream.headers.items():
+            if name.lower() in self._FORWARD_RESPONSE_HEADERS:
+                response.headers[name] = value
+        if "content-length" in upstream.headers:
+            response.headers["Content-Length"] = upstream.headers["content-length"]
+        response.headers["azureml-model-deployment"] = deployment  # Azure names the deployment that answered
+        return self._scored(endpoint, deployment, request, response)
+
+    def _scored(self, endpoint: str, deployment: str | None, request: Request, response: Response) -> Response:
+        response.headers.setdefault("x-request-id", str(uuid.uuid4()))
+        with self._lock:
+            self.scoring_requests.append(
+                ScoringRequest(endpoint, deployment, request.method, request.path, response.status_code)
+            )
+        return response
+
+    @staticmethod
+    def _plain(status: int, text: str) -> Response:
+        return Response(text, status=status, mimetype="text/plain")
+
+    def _request_fault(self, request: Request) -> Response | None:
+        """A throttle or fail rule matching this request, answered as ARM (or storage) would."""
+        rule = self._take_rule(("throttle", "fail"), request.method, request.path)
+        if rule is None:
+            return None
+        self._record(request, body=None)
+        self._fired(rule.fault, request.method, request.path, status=rule.status)
+        if rule.fault == "throttle":
+            response = self._arm_error(
+                429,
+                "SubscriptionRequestsThrottled",
+                throttle_message(request.method, self.subscription_id, rule.retry_after),
+            )
+            response.headers.update(throttle_headers(request.method, rule.retry_after))
+            return response
+        return self._arm_error(rule.status, rule.code, rule.message)
+
     def _dispatch(self, request: Request) -> Response:
         path = request.path
         if path.startswith(f"/{self.storage_account}/"):
             self._record(request, body=request.content_length)
+            if request.method == "PUT":
+                self._delay_upload(request.method, path)
             return self._blob(request)
         body = request.get_json(silent=True) if request.data else None
         self._record(request, body=body)
-        if path.startswith("/inference/"):
-            # The placeholder scoringUri of an endpoint that has nothing deployed yet.
-            return self._json({"message": "No valid deployments to route to (fake Azure ML)."}, 424)
         self._check_injected_failure(request)
-        if not request.headers.get("Authorization", "").startswith("Bearer "):
+        authorization = request.headers.get("Authorization", "")
+        if not authorization.startswith("Bearer "):
             raise _ArmError(
                 401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing."
             )
+        problem = self._token_expiry_problem(authorization)
+        if problem is not None:
+            self._fired("expired_token", request.method, path, code=problem[0])
+            response = self._arm_error(401, *problem)
+            response.headers.update(expired_token_headers(self.tenant_id, problem[0]))
+            raise _Answer(response)
         if "api-version" not in request.args:
             raise _ArmError(400, "MissingApiVersionParameter", "The api-version query parameter is required.")
         match = re.fullmatch(
@@ -448,14 +669,12 @@ class FakeAzureMLv2:
 
     def _record(self, request: Request, body: Any) -> None:
         with self._lock:
-            self.requests.append(RecordedRequest(request.method, request.path, dict(request.args), body))
+            self.requests.append(
+                RecordedRequest(request.method, request.path, dict(request.args), body, time.monotonic())
+            )
 
     def _check_injected_failure(self, request: Request) -> None:
-        with self._lock:
-            for index, (method, fragment, status, code, message) in enumerate(self._request_failures):
-                if method == request.method and fragment in request.path:
-                    del self._request_failures[index]
-                    raise _ArmError(status, code, message)
+        """No-op: fail_next_request is a FaultSwitches rule now (checked in _request_fault)."""
 
     def _unhandled(self, request: Request) -> Response:
         with self._lock:
@@ -721,12 +940,19 @@ class FakeAzureMLv2:
         resource never reads a stale provisioningState.
         """
         operation = _Operation(id=str(uuid.uuid4()), kind=kind)
+        if self.long_operation_s > 0:
+            operation.hold_s = self.long_operation_s
+            operation.retry_after = self.long_operation_retry_after
         self._operations[operation.id] = operation
         queued = self._failures.get(kind)
         injected = queued.pop(0) if queued else None
 
         def run() -> None:
             try:
+                if operation.hold_s:
+                    # long_operations: the work (and the resource's final state) comes after the hold,
+                    # so a GET of the resource never runs ahead of its operation.
+                    time.sleep(operation.hold_s)
                 if injected is not None:
                     raise DeployError(*injected)
                 work()
@@ -754,11 +980,17 @@ class FakeAzureMLv2:
         return {
             "Azure-AsyncOperation": f"{prefix}/mfeOperationsStatus/{operation.id}{query}",
             "Location": f"{prefix}/mfeOperationResults/{operation.id}{query}",
-            # azure-core treats "Retry-After: 0" as absent and would sleep the
-            # SDK's default 5-30 s; a millisecond hint keeps polling fast.
-            "retry-after-ms": "1",
+            **self._retry_headers(operation),
             "x-ms-async-operation-timeout": "PT1H",
         }
+
+    @staticmethod
+    def _retry_headers(operation: _Operation) -> dict[str, str]:
+        if operation.retry_after is not None:
+            return {"Retry-After": str(operation.retry_after)}  # ARM's whole seconds
+        # azure-core treats "Retry-After: 0" as absent and would sleep the
+        # SDK's default 5-30 s; a millisecond hint keeps polling fast.
+        return {"retry-after-ms": "1"}
 
     def _operation_status(self, operation_id: str, *, as_location: bool) -> Response:
         with self._lock:
@@ -767,7 +999,13 @@ class FakeAzureMLv2:
                 raise _ArmError(404, "NotFound", f"Operation {operation_id} not found.")
             running = not operation.finished.is_set() or operation.polls < self.in_progress_polls
             operation.polls += 1
-        headers = {"retry-after-ms": "1"}
+        headers = self._retry_headers(operation)
+        if running:
+            headers.update(
+                {k: v for k, v in self._lro_headers(operation).items() if k in ("Azure-AsyncOperation", "Location")}
+            )
+            if operation.hold_s:
+                self._fired("long_operation", "GET", operation.id, kind=operation.kind)
         if as_location:  # Location polling: 202 while running, then the final answer
             if running:
                 return self._json({}, 202, headers)
@@ -862,24 +1100,19 @@ class FakeAzureMLv2:
                 self._endpoints[name]["properties"]["provisioningState"] = state
 
     def _refresh_scoring_uri(self, endpoint: str) -> None:
-        """scoringUri: the deployment with the most traffic, else the latest succeeded one.
+        """scoringUri: the endpoint's one stable address, from creation on, as Azure's.
 
-        Azure's scoringUri is one stable address that routes by the traffic
-        split; the fake instead hands out the deployment's own URL (from
-        on_deploy), so a client sees where the traffic would go.
+        Azure hands out ``https://<endpoint>.<region>.inference.ml.azure.com/score``
+        (and ``.../swagger.json``) as soon as the endpoint exists, whether or not
+        anything is deployed; the fake's front end (``_score``) routes requests
+        to it by the traffic split or the ``azureml-model-deployment`` header.
         """
         resource = self._endpoints.get(endpoint)
         if resource is None:
             return
-        traffic = resource["properties"].get("traffic") or {}
-        candidates = [
-            (traffic.get(name, 0), dep.succeeded_at, dep.scoring_url)
-            for (ep, name), dep in self._deployments.items()
-            if ep == endpoint and dep.scoring_url
-        ]
-        uri = max(candidates)[2] if candidates else f"{self.base_url}/inference/{endpoint}/score"
+        uri = self.scoring_uri(endpoint)
         resource["properties"]["scoringUri"] = uri
-        resource["properties"]["swaggerUri"] = None
+        resource["properties"]["swaggerUri"] = uri.removesuffix("/score") + "/swagger.json"
 
     def _delete_endpoint(self, name: str) -> Response:
         resource = self._endpoint_or_404(name)
@@ -929,9 +1162,11 @@ class FakeAzureMLv2:
     def _endpoint_token(self, name: str) -> Response:
         self._endpoint_or_404(name)
         now = int(time.time())
+        token = secrets.token_urlsafe(32)
+        self._endpoint_tokens.setdefault(name, {})[token] = now + 3600
         return self._json(
             {
-                "accessToken": secrets.token_urlsafe(32),
+                "accessToken": token,
                 "expiryTimeUtc": now + 3600,
                 "refreshAfterTimeUtc": now + 1800,
                 "tokenType": "Bearer",
@@ -1002,8 +1237,11 @@ class FakeAzureMLv2:
             deployment = _Deployment(body=resource)
             self._deployments[(endpoint, name)] = deployment
         deployment.logs.append(f"{_iso()} fake-azureml: {properties['provisioningState'].lower()} deployment {name}")
+        provisioning_failure = self._take_provisioning_failure()
 
         def work() -> None:
+            if provisioning_failure is not None:
+                self._fail_provisioning(deployment, name, provisioning_failure, compute_type == "Kubernetes")
             # A fresh folder per attempt: an update must not pull the files from
             # under the version still serving (Azure rolls updates over too).
             files_dir = self._materialize_model(
@@ -1031,6 +1269,27 @@ class FakeAzureMLv2:
 
         operation = self._start_operation("deployment", work, failed)
         return self._json(copy.deepcopy(resource), 200 if existing else 201, self._lro_headers(operation))
+
+    def _fail_provisioning(
+        self, deployment: _Deployment, name: str, failure: ProvisioningFailure, kubernetes: bool
+    ) -> None:
+        """Run "a while" through the stages before ``failure.stage``, then fail with Azure's code for it."""
+        code, message = provisioning_error(failure.stage, kubernetes)
+        code, message = failure.code or code, failure.message or message
+        log = deployment.logs
+        log.append(f"{_iso()} fake-azureml: pulling image for deployment {name}")
+        time.sleep(failure.after_seconds)
+        if failure.stage == "image_pull":
+            log.append(f"{_iso()} Failed to pull image: ImagePullBackOff")
+        else:
+            log.append(f"{_iso()} fake-azureml: image pulled; storage-initializer downloading the model")
+            if failure.stage == "model_download":
+                log.append(f"{_iso()} storage-initializer: failed to download the model: blob not found")
+            else:
+                log.append(f"{_iso()} fake-azureml: model downloaded; starting inference-server")
+                log.append(f"{_iso()} Liveness probe failed: HTTP probe failed with statuscode: 502")
+        self._fired("provisioning", "PUT", name, stage=failure.stage, code=code)
+        raise DeployError(code, message)
 
     def _teardown_deployment(self, endpoint: str, name: str) -> None:
         """Call on_delete (outside the lock) and forget the deployment; errors propagate."""
@@ -1077,6 +1336,41 @@ class FakeAzureMLv2:
         return self._json({"content": content})
 
 
+def provisioning_error(stage: str, kubernetes: bool) -> tuple[str, str]:
+    """Azure's error code for a deployment that fails at ``stage`` (see README.md for the sources).
+
+    Codes are from "Troubleshoot online endpoint deployment and scoring"
+    (MicrosoftDocs/azure-ai-docs, articles/machine-learning/how-to-troubleshoot-online-endpoints.md);
+    the messages are the fake's, built from that page's section titles, with the
+    troubleshooting link Azure appends (aka.ms/oe-tsg).
+    """
+    if stage == "image_pull":
+        if kubernetes:
+            return (
+                "ImagePullLoopBackOff",
+                "The deployment's image could not be pulled from the container registry (ImagePullBackOff). "
+                "Please see troubleshooting guide, available here: https://aka.ms/oe-tsg#error-imagepullloopbackoff",
+            )
+        return (
+            "BadArgument",
+            "Unable to download user container image. "
+            "Please see troubleshooting guide, available here: https://aka.ms/oe-tsg#error-badargument",
+        )
+    if stage == "model_download":
+        return (
+            "BadArgument",
+            "Unable to download user model. Please see troubleshooting guide, available here: "
+            "https://aka.ms/oe-tsg#error-badargument",
+        )
+    if stage == "liveness_probe":
+        return (
+            "ResourceNotReady",
+            "User container has crashed or terminated. Please see troubleshooting guide, available here: "
+            "https://aka.ms/oe-tsg#error-resourcenotready",
+        )
+    raise ValueError(f"unknown stage {stage!r}")
+
+
 class FakeCredential:
     """The smallest credential azure-core accepts: ``get_token`` and nothing else."""
 
@@ -1092,8 +1386,11 @@ def use_fake_v2(fake: FakeAzureMLv2) -> Iterator[FakeAzureMLv2]:
 
     * ``AZUREML_DEV_URL_MFE``: the ARM base URL, read whenever an MLClient is
       built (so build clients inside the block);
-    * ``REQUESTS_CA_BUNDLE``: overwritten (not setdefault: these machines
-      already set it) with the fake's certificate, which is its own CA;
+    * ``REQUESTS_CA_BUNDLE`` and ``SSL_CERT_FILE``: overwritten (not
+      setdefault: these machines already set the first) with the fake's
+      certificate, which is its own CA, so ``requests`` (the SDK) and
+      ``httpx`` (the engine's probes, tests) trust the fake's ARM address and
+      its endpoints' scoring hosts ``*.<location>.<inference_host_suffix>``;
     * ``STORAGE_ACCOUNT_URLS["AzureBlob"]``: the SDK formats blob account URLs
       from this dict; path-style on the fake instead of ``{account}.blob.{suffix}``.
 
@@ -1101,10 +1398,11 @@ def use_fake_v2(fake: FakeAzureMLv2) -> Iterator[FakeAzureMLv2]:
     """
     from azure.ai.ml.constants import _common
 
-    saved_env = {name: os.environ.get(name) for name in ("AZUREML_DEV_URL_MFE", "REQUESTS_CA_BUNDLE")}
+    saved_env = {name: os.environ.get(name) for name in ("AZUREML_DEV_URL_MFE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")}
     saved_blob_url = _common.STORAGE_ACCOUNT_URLS["AzureBlob"]
     os.environ["AZUREML_DEV_URL_MFE"] = fake.base_url
     os.environ["REQUESTS_CA_BUNDLE"] = fake.ca_bundle_path
+    os.environ["SSL_CERT_FILE"] = fake.ca_bundle_path
     # "{}" placeholders: account name, then the storage endpoint suffix (unused here).
     _common.STORAGE_ACCOUNT_URLS["AzureBlob"] = fake.base_url + "/{}"
     try:
