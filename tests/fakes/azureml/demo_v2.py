@@ -137,7 +137,7 @@ def main() -> int:
                 KubernetesOnlineEndpoint(name="triton-k8s", compute="aks-gpu", auth_mode="key")
             ).result()
             print(f"    {type(endpoint).__name__} state={endpoint.provisioning_state} compute={endpoint.compute}")
-            print(f"    scoring_uri={endpoint.scoring_uri} (placeholder until something is deployed)")
+            print(f"    scoring_uri={endpoint.scoring_uri} (the endpoint's one address, from creation on)")
 
             step("create deployment 'blue' (no-code Triton: model only)")
             blue = ml.online_deployments.begin_create_or_update(
@@ -161,7 +161,7 @@ def main() -> int:
             ml.online_endpoints.begin_create_or_update(endpoint).result()
             endpoint = ml.online_endpoints.get("triton-k8s")
             print(f"    traffic={endpoint.traffic} scoring_uri={endpoint.scoring_uri}")
-            expect(endpoint.scoring_uri == "http://127.0.0.1:9/fake/triton-k8s/blue", "scoring_uri is blue's URL")
+            expect(endpoint.scoring_uri == fake.scoring_uri("triton-k8s"), "scoring_uri is the endpoint's own address")
 
             step("get_keys")
             keys = ml.online_endpoints.get_keys("triton-k8s")
@@ -200,7 +200,7 @@ def main() -> int:
             ml.online_endpoints.begin_create_or_update(endpoint).result()
             endpoint = ml.online_endpoints.get("triton-k8s")
             print(f"    traffic={endpoint.traffic} scoring_uri={endpoint.scoring_uri}")
-            expect(endpoint.scoring_uri.endswith("/green"), "scoring_uri follows the traffic")
+            expect(endpoint.scoring_uri == fake.scoring_uri("triton-k8s"), "scoring_uri stays put when traffic moves")
 
             step("a traffic split that does not sum to 100 is refused")
             endpoint.traffic = {"blue": 50, "green": 40}
