@@ -12,16 +12,29 @@ certificate, because the SDK refuses bearer tokens over plain http) for:
 * the long-running-operation status URLs it hands out (``mfeOperationsStatus``
   / ``mfeOperationResults``, shaped like Azure's), answering "InProgress"
   ``in_progress_polls`` times with ``retry-after-ms: 1`` before the final
-  status, so the SDK's pollers finish in milliseconds;
+  status, so the SDK's pollers finish in milliseconds (``long_operations``
+  makes them last, with ARM's ``Retry-After`` in whole seconds);
 * Blob storage, path-style: ``/{account}/{container}/{blob}`` (the SDK is
   pointed there by patching ``STORAGE_ACCOUNT_URLS["AzureBlob"]``; see
-  :func:`use_fake_v2`).
+  :func:`use_fake_v2`);
+* every endpoint's scoring address, on the same TLS server, told apart by the
+  Host header: ``https://<endpoint>.<location>.<inference_host_suffix>:PORT/score``
+  (Azure: ``https://<endpoint>.<region>.inference.ml.azure.com/score``). It
+  exists from the endpoint's creation on, checks the endpoint's key, routes by
+  the traffic split or the ``azureml-model-deployment`` header, and forwards
+  ``/score`` and Triton's ``/v2/...`` to the chosen deployment's backend.
 
 Deploying calls the test's ``on_deploy(endpoint, deployment, model_files_dir)``
-in a background thread; it returns the scoring base URL (a local Triton, or a
-placeholder), which becomes the endpoint's ``scoringUri``. An exception from it
-turns into a "Failed" deployment, reported through the operation status exactly
-where the SDK's poller raises it.
+in a background thread; it returns the deployment's backend URL (a local
+Triton, or a placeholder), to which the endpoint's scoring address forwards.
+An exception from it turns into a "Failed" deployment, reported through the
+operation status exactly where the SDK's poller raises it.
+
+Faults (``slow_upload``, ``long_operations``, ``throttle``,
+``fail_next_request``, ``reset_next_request``, ``expire_tokens``,
+``fail_provisioning``, ``turn_unhealthy``) are switched on per test; see
+``faults.py`` and README.md for what each does and which Azure document it
+follows.
 
 State lives in memory and covers one workspace (the one named at construction);
 requests naming another workspace get ARM's 404.
