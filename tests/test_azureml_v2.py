@@ -218,14 +218,7 @@ def test_traffic_changes_wait_for_approvals_where_the_environment_requires_them(
     assert fake_v2.endpoint("guarded")["properties"]["traffic"] == {blue: 50, green: 50}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: the v2 probe calls the endpoint's scoring address without the header "
-    "'azureml-model-deployment: <deployment>'; a succeeded deployment still at 0% traffic is "
-    "answered 404 'No valid deployments to route to' (as on Azure) and reads as unhealthy. "
-    "Fix in workers/targets/azureml_v2/adapter.py (_probe), then drop this mark.",
-)
-def test_when_our_wait_ends_first_the_deployment_stays_deploying(admin, repository, fake_v2, settings):  # noqa: F811
+def test_when_our_wait_ends_first_the_operation_looks_again_and_gives_the_traffic(admin, repository, fake_v2, settings):  # noqa: F811
     settings.AZUREML_V2_DEPLOY_WAIT = 0
     fake_v2.in_progress_polls = 3
     target = v2_target(admin, fake_v2)

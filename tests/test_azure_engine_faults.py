@@ -1,0 +1,100 @@
+"""The engine under Azure's real behaviour, through the real azure-ai-ml
+against the v2 fake with its faults: a slow upload is heartbeated, not
+re-driven; observation rounds over a drifted endpoint write no audit event;
+a 0%-traffic deployment that fails its probe is judged on its own."""
+
+import threading
+import time
+
+import pytest
+from django.db import connection
+
+from deployments.health.poller import health_round
+from deployments.models import AuditEvent, Deployment, Operation, Registration
+from deployments.services.deployments import deployment_create, deployment_redeploy
+from deployments.services.operations import operation_execute, reconcile
+from tests.azure import data_plane, fake_v2, share_one_triton  # noqa: F401 - fixtures
+from tests.engine import run_pending
+from tests.test_azureml_v2 import v2_target
+from workers.targets.azureml_v2.adapter import azure_deployment_name
+
+pytestmark = [pytest.mark.azure]
+
+
+@pytest.mark.django_db(transaction=True)  # the operation runs in a thread of its own, as in a worker
+def test_an_upload_longer_than_the_stale_threshold_is_heartbeated_not_re_driven(
+    admin,
+    repository,
+    fake_v2,  # noqa: F811
+    data_plane,  # noqa: F811
+    settings,
+):
+    settings.OPERATION_STALE_AFTER = 2  # a heartbeat every 0.5 s
+    share_one_triton(fake_v2, data_plane)
+    fake_v2.slow_upload(1.5)  # each blob request: the whole upload takes several stale periods
+    target = v2_target(admin, fake_v2)
+    deployment = deployment_create(name="slow-upload", repository=repository, target=target, actor=admin)
+    operation = deployment.operations.get()
+    def work():
+        try:
+            operation_execute(operation_id=operation.pk, task_id="w1")
+        finally:
+            connection.close()  # this thread's own
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    seen_steps, reaped = set(), 0
+    while worker.is_alive():
+        reaped += reconcile()["reaped"]  # the reconciler's rounds while the upload runs
+        operation.refresh_from_db()
+        seen_steps.update(step["message"] for step in operation.steps)
+        time.sleep(0.5)
+    worker.join()
+    operation.refresh_from_db()
+    deployment.refresh_from_db()
+    uploads = fake_v2.faults_fired("slow_upload")
+    assert len(uploads) >= 3  # the upload really outlasted the stale threshold
+    assert reaped == 0
+    assert (operation.status, operation.attempts) == (Operation.Status.SUCCEEDED, 1)
+    assert any(step.startswith("Registering the repository") for step in seen_steps)  # the page showed it
+    assert fake_v2.model_versions() == ["example-add_sub:1"]
+    assert fake_v2.create_calls == 1
+    assert Registration.objects.count() == 1
+    assert deployment.status == Deployment.Status.HEALTHY, deployment.status_reason
+
+
+@pytest.mark.django_db
+def test_a_drifted_endpoint_is_observed_twenty_times_without_an_audit_event_and_its_canary_judged_alone(
+    admin,
+    repository,
+    fake_v2,  # noqa: F811
+    data_plane,  # noqa: F811
+):
+    share_one_triton(fake_v2, data_plane)
+    target = v2_target(admin, fake_v2)
+    deployment = deployment_create(name="drifted", repository=repository, target=target, actor=admin)
+    assert run_pending(deployment).status == Operation.Status.SUCCEEDED
+    first = azure_deployment_name(deployment.spec_digest)
+    deployment_redeploy(deployment=deployment, actor=admin, changes={"resources": {"cpu_cores": 2}})
+    assert run_pending(deployment).status == Operation.Status.SUCCEEDED
+    second = azure_deployment_name(deployment.spec_digest)
+    reconcile()
+    health_round()
+    deployment.refresh_from_db()
+    assert deployment.status == Deployment.Status.DEGRADED
+    assert deployment.status_reason.startswith(f"drift: the desired spec runs as {second} at 0% of the traffic")
+    audited = AuditEvent.objects.filter(action="deployment.status_changed").count()
+    for _ in range(20):
+        reconcile()
+        health_round()
+    assert AuditEvent.objects.filter(action="deployment.status_changed").count() == audited
+    # Probed through the endpoint with the azureml-model-deployment header: each on its own.
+    assert {r.deployment for r in fake_v2.scoring_requests} >= {first, second}  # the split sends all to the first
+
+    fake_v2.turn_unhealthy("drifted", second)
+    health_round()
+    deployment.refresh_from_db()
+    assert deployment.status == Deployment.Status.DEGRADED  # clients still reach the healthy one
+    assert f"{second} (0% of the traffic) is unhealthy" in deployment.status_reason
+    assert deployment.observed["deployments"][first]["status"] == Deployment.Status.HEALTHY
+    assert deployment.observed["deployments"][second]["status"] == Deployment.Status.UNHEALTHY
