@@ -35,6 +35,7 @@ def test_an_upload_longer_than_the_stale_threshold_is_heartbeated_not_re_driven(
     target = v2_target(admin, fake_v2)
     deployment = deployment_create(name="slow-upload", repository=repository, target=target, actor=admin)
     operation = deployment.operations.get()
+
     def work():
         try:
             operation_execute(operation_id=operation.pk, task_id="w1")
