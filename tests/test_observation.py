@@ -12,12 +12,13 @@ from django.utils import timezone
 
 from deployments.health.record import Seen, observation_record
 from deployments.health.verdict import combine
-from deployments.models import AuditEvent, Deployment, Environment, Operation, Target
+from deployments.models import AuditEvent, Deployment, Operation, Target
 from deployments.services.attempts import Attempt, Superseded
 from deployments.services.deployments import deployment_create
 from deployments.services.operations import _claim, observe, reconcile, retry_delay
 from deployments.services.targets import target_create
 from tests.engine import run_pending
+from tests.test_target_kinds import dev, empty_fake_cloud  # noqa: F401 - fixtures
 from workers.targets.fake import adapter as fake_cloud
 
 pytestmark = pytest.mark.django_db
@@ -25,19 +26,7 @@ S = Deployment.Status
 OLD, NEW = "a" * 64, "b" * 64
 
 
-@pytest.fixture(autouse=True)
-def empty_fake_cloud():
-    fake_cloud.reset()
-    yield
-    fake_cloud.reset()
-
-
-@pytest.fixture
-def dev():
-    return Environment.objects.create(name="dev")
-
-
-def fake_deployment(admin, dev, repository, name="obs", **settings):
+def fake_deployment(admin, dev, repository, name="obs", **settings):  # noqa: F811
     target = target_create(actor=admin, name=f"fake-{name}", kind="fake", environment=dev, settings=settings)
     deployment = deployment_create(name=name, repository=repository, target=target, actor=admin)
     assert run_pending(deployment).status == Operation.Status.SUCCEEDED
@@ -87,7 +76,7 @@ def test_a_zero_percent_deployment_failing_its_probe_is_said_while_the_served_on
     assert reason == "snew (0% of the traffic) is unhealthy: /v2/health/live answered HTTP 502"
 
 
-def test_twenty_rounds_of_both_jobs_over_a_drifted_deployment_audit_one_change(admin, dev, repository):
+def test_twenty_rounds_of_both_jobs_over_a_drifted_deployment_audit_one_change(admin, dev, repository):  # noqa: F811
     deployment = fake_deployment(admin, dev, repository)
     Deployment.objects.filter(pk=deployment.pk).update(spec_digest=NEW)
     control, data = two_deployments(sold=healthy_probe(), snew=healthy_probe())
@@ -108,7 +97,7 @@ def test_twenty_rounds_of_both_jobs_over_a_drifted_deployment_audit_one_change(a
     assert len(deployment.probe_latencies) == 20
 
 
-def test_an_attempt_that_lost_its_operation_writes_nothing(admin, dev, repository):
+def test_an_attempt_that_lost_its_operation_writes_nothing(admin, dev, repository):  # noqa: F811
     deployment = fake_deployment(admin, dev, repository)
     operation = Operation.objects.create(deployment=deployment, kind=Operation.Kind.DEPLOY, spec_digest=OLD)
     first = Attempt(operation.pk, _claim(operation.pk, "task-1"))
@@ -128,7 +117,7 @@ def test_an_attempt_that_lost_its_operation_writes_nothing(admin, dev, repositor
 
 
 @pytest.mark.django_db(transaction=True)  # the heartbeat thread has its own connection
-def test_a_heartbeat_thread_keeps_a_blocked_attempt_alive_until_it_is_superseded(admin, dev, repository, settings):
+def test_a_heartbeat_thread_keeps_a_blocked_attempt_alive_until_it_is_superseded(admin, dev, repository, settings):  # noqa: F811
     settings.OPERATION_STALE_AFTER = 2  # a beat every 0.5 s
     deployment = fake_deployment(admin, dev, repository)
     operation = Operation.objects.create(deployment=deployment, kind=Operation.Kind.DEPLOY, spec_digest=OLD)
@@ -156,7 +145,7 @@ def test_retry_delays_double_and_honour_retry_after_below_the_visibility_timeout
     assert retry_delay(1, 10_000) == 300
 
 
-def test_one_deployment_that_cannot_be_observed_does_not_stop_the_round(admin, dev, repository):
+def test_one_deployment_that_cannot_be_observed_does_not_stop_the_round(admin, dev, repository):  # noqa: F811
     crashing = fake_deployment(admin, dev, repository, name="crashing")
     Target.objects.filter(pk=crashing.target_id).update(settings={"behaviour": "status_crashes"})
     healthy = fake_deployment(admin, dev, repository, name="fine", behaviour="unhealthy")
@@ -170,7 +159,10 @@ def test_one_deployment_that_cannot_be_observed_does_not_stop_the_round(admin, d
 
 
 def test_a_server_that_keeps_dying_is_restarted_later_each_time_then_left_for_a_person(
-    admin, dev, repository, settings
+    admin,
+    dev,  # noqa: F811
+    repository,
+    settings,
 ):
     settings.LOCAL_RESTART_BACKOFF = 10
     settings.LOCAL_RESTART_LIMIT = 2

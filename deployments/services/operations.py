@@ -254,15 +254,18 @@ def _after_error(attempt: Attempt, operation: Operation, deployment: Deployment,
         attempt.step(f"Transient error, retrying in {delay} s: {exc.message}")
     except Superseded:
         return Outcome(ran=True)
+    return _queue_again(attempt, operation, deployment, delay, error=exc.message)
+
+
+def _queue_again(attempt: Attempt, operation: Operation, deployment: Deployment, delay: int, **fields) -> Outcome:
+    """Queue the operation again in `delay` seconds, if this attempt still owns it."""
     with transaction.atomic():
         if attempt.claim_outcome() is None:
             return Outcome(ran=True)
         # Dated when its delayed message is due, so the reconciler only
         # re-sends it if that message is lost, and backoff is kept.
         Operation.objects.filter(pk=operation.pk).update(
-            status=Operation.Status.QUEUED,
-            error=exc.message,
-            enqueued_at=timezone.now() + timedelta(seconds=delay),
+            status=Operation.Status.QUEUED, enqueued_at=timezone.now() + timedelta(seconds=delay), **fields
         )
     queue.run_operation_later(operation_id=operation.pk, target=deployment.target, countdown=delay)
     return Outcome(ran=True, retry_in=delay)
@@ -280,16 +283,7 @@ def _after_wait(attempt: Attempt, operation: Operation, deployment: Deployment, 
         attempt.step(f"{exc.message}; looking again in {exc.check_in} s")
     except Superseded:
         return Outcome(ran=True)
-    with transaction.atomic():
-        if attempt.claim_outcome() is None:
-            return Outcome(ran=True)
-        Operation.objects.filter(pk=operation.pk).update(
-            status=Operation.Status.QUEUED,
-            waits=F("waits") + 1,
-            enqueued_at=timezone.now() + timedelta(seconds=exc.check_in),
-        )
-    queue.run_operation_later(operation_id=operation.pk, target=deployment.target, countdown=exc.check_in)
-    return Outcome(ran=True, retry_in=exc.check_in)
+    return _queue_again(attempt, operation, deployment, exc.check_in, waits=F("waits") + 1)
 
 
 def _after_success(attempt: Attempt, operation: Operation, deployment: Deployment, result, observation) -> Outcome:
