@@ -29,6 +29,13 @@ _PERMANENT_CODES = (
     "UserError",
     "ImageBuildFailure",
     "InvalidModel",
+    # A deployment Azure provisioned and saw fail: its container crashed or
+    # its image cannot be pulled. Trying the same spec again repeats it
+    # (how-to-troubleshoot-online-endpoints: fix the image or the model first).
+    "ResourceNotReady",
+    "ImagePullLoopBackOff",
+    "DeploymentCrashLoopBackOff",
+    "KubernetesCrashLoopBackOff",
 )
 # Refused for a reason the next attempt does not share: it builds a new
 # credential, hence a new token.
