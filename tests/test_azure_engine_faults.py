@@ -8,6 +8,7 @@ import time
 
 import pytest
 from django.db import connection
+from django.urls import reverse
 
 from deployments.health.poller import health_round
 from deployments.models import AuditEvent, Deployment, Operation, Registration
@@ -23,6 +24,7 @@ pytestmark = [pytest.mark.azure]
 
 @pytest.mark.django_db(transaction=True)  # the operation runs in a thread of its own, as in a worker
 def test_an_upload_longer_than_the_stale_threshold_is_heartbeated_not_re_driven(
+    client,
     admin,
     repository,
     fake_v2,  # noqa: F811
@@ -44,11 +46,14 @@ def test_an_upload_longer_than_the_stale_threshold_is_heartbeated_not_re_driven(
 
     worker = threading.Thread(target=work)
     worker.start()
-    seen_steps, reaped = set(), 0
+    seen_steps, reaped, pages = set(), 0, []
+    client.force_login(admin)
     while worker.is_alive():
         reaped += reconcile()["reaped"]  # the reconciler's rounds while the upload runs
         operation.refresh_from_db()
         seen_steps.update(step["message"] for step in operation.steps)
+        if "uploading" in operation.steps[-1]["message"]:
+            pages.append(client.get(reverse("deployment", args=[deployment.pk])).content.decode())
         time.sleep(0.5)
     worker.join()
     operation.refresh_from_db()
@@ -57,7 +62,10 @@ def test_an_upload_longer_than_the_stale_threshold_is_heartbeated_not_re_driven(
     assert len(uploads) >= 3  # the upload really outlasted the stale threshold
     assert reaped == 0
     assert (operation.status, operation.attempts) == (Operation.Status.SUCCEEDED, 1)
-    assert any(step.startswith("Registering the repository") for step in seen_steps)  # the page showed it
+    assert any(step.startswith("Registering the repository") for step in seen_steps)
+    # Its page showed the upload going on, and the worker alive, while it lasted.
+    assert len(pages) >= 2
+    assert all("uploading 0." in page and "On this step for" in page for page in pages)
     assert fake_v2.model_versions() == ["example-add_sub:1"]
     assert fake_v2.create_calls == 1
     assert Registration.objects.count() == 1

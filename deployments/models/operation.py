@@ -1,7 +1,9 @@
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class Operation(models.Model):
@@ -65,6 +67,19 @@ class Operation(models.Model):
 
     def __str__(self):
         return f"{self.kind} #{self.pk} of {self.deployment_id}"
+
+    @property
+    def on_step_for(self) -> float | None:
+        """Seconds the running attempt has been on its last recorded step (a long upload, say)."""
+        if self.status != self.Status.RUNNING or not self.steps:
+            return None
+        return (timezone.now() - datetime.fromisoformat(self.steps[-1]["at"])).total_seconds()
+
+    @property
+    def heartbeat_age(self) -> float | None:
+        if self.status != self.Status.RUNNING or self.heartbeat_at is None:
+            return None
+        return (timezone.now() - self.heartbeat_at).total_seconds()
 
     @property
     def tries(self) -> int:

@@ -37,3 +37,13 @@ def status_words(value) -> str:
 def entry(mapping, key):
     """mapping[key], or {} when it has none (a JSON field's dict looked up by a loop variable)."""
     return (mapping or {}).get(key) or {}
+
+
+@register.filter
+def seconds_words(seconds) -> str:
+    """A duration in seconds as "3 min 12 s" (or "8 s")."""
+    if seconds is None:
+        return ""
+    seconds = max(0, round(seconds))
+    minutes, rest = divmod(seconds, 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"

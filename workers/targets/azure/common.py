@@ -2,6 +2,7 @@
 resources, and the probe of a Triton behind an Azure scoring URI."""
 
 import re
+from pathlib import Path
 
 import httpx
 
@@ -20,6 +21,13 @@ def azure_model_name(line_name: str) -> str:
     and '.', starting with a letter or digit, at most 255 characters."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", line_name).strip("-_.")
     return name[:255] or "model"
+
+
+def upload_size(folder: Path) -> str:
+    """What an upload of `folder` sends, in words: "12.3 MB in 14 files"."""
+    files = [path for path in folder.rglob("*") if path.is_file()]
+    size = sum(path.stat().st_size for path in files)
+    return f"{size / 1_000_000:.1f} MB in {len(files)} file{'s' if len(files) != 1 else ''}"
 
 
 def workspace_key(settings: dict) -> str:

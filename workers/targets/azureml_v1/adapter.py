@@ -21,6 +21,7 @@ from workers.targets.azure.common import (
     TAG_SPEC,
     azure_model_name,
     probe_triton,
+    upload_size,
     workspace_key,
 )
 from workers.targets.base import (
@@ -161,7 +162,10 @@ class AzureMLv1Target(TargetAdapter):
         try:
             # The guide's layout: models/triton/<model>/<version>/<file>.
             shutil.copytree(spec.repository_path, staging / "models" / "triton")
-            progress(f"Registering the repository as model {name} (Model.register, framework MULTI)")
+            progress(
+                f"Registering the repository as model {name} (Model.register, framework MULTI): "
+                f"uploading {upload_size(staging)}"
+            )
             with _inside(staging), doing("registering the model"):
                 model = Model.register(
                     workspace=workspace,

@@ -26,6 +26,7 @@ from workers.targets.azure.common import (
     TAG_SPEC,
     azure_model_name,
     probe_triton,
+    upload_size,
     workspace_key,
 )
 from workers.targets.base import (
@@ -184,7 +185,7 @@ class AzureMLv2Target(TargetAdapter):
         try:
             folder = staging / "model_repository"
             shutil.copytree(spec.repository_path, folder)
-            progress(f"Registering the repository as triton_model {name}")
+            progress(f"Registering the repository as triton_model {name}: uploading {upload_size(folder)}")
             with doing("registering the model"):
                 model = client.models.create_or_update(
                     Model(
