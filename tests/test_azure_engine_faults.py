@@ -5,18 +5,24 @@ a 0%-traffic deployment that fails its probe is judged on its own."""
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.db import connection
 from django.urls import reverse
+from playwright.sync_api import expect
 
 from deployments.health.poller import health_round
 from deployments.models import AuditEvent, Deployment, Operation, Registration
 from deployments.services.deployments import deployment_create, deployment_redeploy
 from deployments.services.operations import operation_execute, reconcile
 from tests.azure import data_plane, fake_v2, share_one_triton  # noqa: F401 - fixtures
+from tests.browser import page  # noqa: F401 - the fixture
+from tests.conftest import PASSWORD
 from tests.engine import run_pending
 from tests.test_azureml_v2 import v2_target
+from tests.test_pages_as_seen import SHOTS, TEMPLATE_SYNTAX, VISIBLE_TEXT
+from tests.test_revision_browser import health_round_and_close
 from workers.targets.azureml_v2.adapter import azure_deployment_name
 
 pytestmark = [pytest.mark.azure]
@@ -65,7 +71,7 @@ def test_an_upload_longer_than_the_stale_threshold_is_heartbeated_not_re_driven(
     assert any(step.startswith("Registering the repository") for step in seen_steps)
     # Its page showed the upload going on, and the worker alive, while it lasted.
     assert len(pages) >= 2
-    assert all("uploading 0." in page and "On this step for" in page for page in pages)
+    assert all("uploading 0." in html and "On this step for" in html for html in pages)
     assert fake_v2.model_versions() == ["example-add_sub:1"]
     assert fake_v2.create_calls == 1
     assert Registration.objects.count() == 1
@@ -107,3 +113,39 @@ def test_a_drifted_endpoint_is_observed_twenty_times_without_an_audit_event_and_
     assert f"{second} (0% of the traffic) is unhealthy" in deployment.status_reason
     assert deployment.observed["deployments"][first]["status"] == Deployment.Status.HEALTHY
     assert deployment.observed["deployments"][second]["status"] == Deployment.Status.UNHEALTHY
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_deployment_page_shows_each_azure_deployment_with_its_own_health(
+    page,  # noqa: F811
+    admin,
+    repository,
+    fake_v2,  # noqa: F811
+    data_plane,  # noqa: F811
+):
+    share_one_triton(fake_v2, data_plane)
+    deployment = deployment_create(name="canary", repository=repository, target=v2_target(admin, fake_v2), actor=admin)
+    assert run_pending(deployment).status == Operation.Status.SUCCEEDED
+    first = azure_deployment_name(deployment.spec_digest)
+    deployment_redeploy(deployment=deployment, actor=admin, changes={"resources": {"cpu_cores": 2}})
+    assert run_pending(deployment).status == Operation.Status.SUCCEEDED
+    second = azure_deployment_name(deployment.spec_digest)
+    fake_v2.turn_unhealthy("canary", second)
+    reconcile()
+    with ThreadPoolExecutor(1) as pool:  # outside Playwright's event loop
+        pool.submit(health_round_and_close).result()
+
+    page.goto(f"/login/?next=/deployments/{deployment.pk}/")
+    page.get_by_label("Username").fill(admin.username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    rows = page.locator("section", has=page.get_by_role("heading", name="Traffic")).locator("tbody tr")
+    expect(rows.filter(has_text=first).locator(".status")).to_have_text("healthy")
+    expect(rows.filter(has_text=second).locator(".status")).to_have_text("unhealthy")
+    expect(rows.filter(has_text=second)).to_contain_text("desired spec")
+    expect(page.locator("#live .status").first).to_have_text("degraded")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "deployment-v2-canary-unhealthy.png"), full_page=True)
+    text = page.evaluate(VISIBLE_TEXT)
+    assert not TEMPLATE_SYNTAX.search(text)
