@@ -3,6 +3,7 @@ against the v2 fake with its faults: a slow upload is heartbeated, not
 re-driven; observation rounds over a drifted endpoint write no audit event;
 a 0%-traffic deployment that fails its probe is judged on its own."""
 
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -37,9 +38,12 @@ def test_an_upload_longer_than_the_stale_threshold_is_heartbeated_not_re_driven(
     data_plane,  # noqa: F811
     settings,
 ):
-    settings.OPERATION_STALE_AFTER = 2  # a heartbeat every 0.5 s
+    # In CI: a heartbeat every 0.5 s, each blob request 2.5 s, so the upload
+    # outlasts several stale periods. bench/chaos_matrix.sh runs it with the
+    # production threshold (60 s) and 55 s per request.
+    settings.OPERATION_STALE_AFTER = int(os.environ.get("CHAOS_STALE_AFTER", "2"))
     share_one_triton(fake_v2, data_plane)
-    fake_v2.slow_upload(1.5)  # each blob request: the whole upload takes several stale periods
+    fake_v2.slow_upload(float(os.environ.get("CHAOS_UPLOAD_PER_REQUEST", "2.5")))
     target = v2_target(admin, fake_v2)
     deployment = deployment_create(name="slow-upload", repository=repository, target=target, actor=admin)
     operation = deployment.operations.get()
@@ -58,13 +62,15 @@ def test_an_upload_longer_than_the_stale_threshold_is_heartbeated_not_re_driven(
         reaped += reconcile()["reaped"]  # the reconciler's rounds while the upload runs
         operation.refresh_from_db()
         seen_steps.update(step["message"] for step in operation.steps)
-        if "uploading" in operation.steps[-1]["message"]:
+        if operation.steps and "uploading" in operation.steps[-1]["message"]:
             pages.append(client.get(reverse("deployment", args=[deployment.pk])).content.decode())
         time.sleep(0.5)
     worker.join()
     operation.refresh_from_db()
     deployment.refresh_from_db()
     uploads = fake_v2.faults_fired("slow_upload")
+    assert uploads, (operation.status, operation.error, operation.steps)
+    print(f"upload: {len(uploads)} slowed blob requests over {uploads[-1].at - uploads[0].at:.0f} s")
     assert len(uploads) >= 3  # the upload really outlasted the stale threshold
     assert reaped == 0
     assert (operation.status, operation.attempts) == (Operation.Status.SUCCEEDED, 1)
