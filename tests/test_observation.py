@@ -187,3 +187,20 @@ def test_a_server_that_keeps_dying_is_restarted_later_each_time_then_left_for_a_
     assert deployment.status_reason.startswith("needs attention: the server died 3 times in a row")
     assert not deployment.operations.filter(status__in=Operation.ACTIVE).exists()
     assert reconcile()["restarted"] == 0
+
+
+def test_a_target_that_cannot_be_read_keeps_the_status_and_says_so(admin, dev, repository):  # noqa: F811
+    deployment = fake_deployment(admin, dev, repository, name="throttled")
+    assert deployment.status == S.HEALTHY
+    Target.objects.filter(pk=deployment.target_id).update(
+        settings={"behaviour": "fail_transient", "transient_failures": 1}
+    )
+    audited = AuditEvent.objects.filter(action="deployment.status_changed").count()
+    assert observe()["failed"] == 1
+    deployment.refresh_from_db()
+    assert deployment.status == S.HEALTHY
+    assert "ServiceUnavailable: reading the service (failure 1)" in deployment.observed["control_error"]
+    assert AuditEvent.objects.filter(action="deployment.status_changed").count() == audited
+    observe()  # the next read works: the error is gone from the page
+    deployment.refresh_from_db()
+    assert deployment.observed["control_error"] == ""

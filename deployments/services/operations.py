@@ -454,14 +454,10 @@ def _observe_one(deployment: Deployment, kind) -> str:
 
 def record_control_error(deployment: Deployment, message: str) -> None:
     """The target could not be read this round: said on the deployment,
-    without changing its status (a throttled read says nothing about health)."""
-    with transaction.atomic():
-        locked = Deployment.objects.select_for_update().filter(pk=deployment.pk).first()
-        if locked is None:
-            return
-        locked.control_plane = control_failed(locked.control_plane, message)
-        locked.observed = {**(locked.observed or {}), "control_error": message}
-        locked.save(update_fields=["control_plane", "observed", "updated_at"])
+    whose status stays (a throttled read says nothing about health)."""
+    observation_record(
+        deployment_id=deployment.pk, seen=Seen(control=control_failed(deployment.control_plane, message))
+    )
 
 
 # A server that ran this long (seconds) since it was last allowed to restart
