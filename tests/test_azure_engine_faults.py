@@ -24,6 +24,7 @@ from tests.engine import run_pending
 from tests.test_azureml_v2 import v2_target
 from tests.test_pages_as_seen import SHOTS, TEMPLATE_SYNTAX, VISIBLE_TEXT
 from tests.test_revision_browser import health_round_and_close
+from workers.targets.azure.common import azure_model_name
 from workers.targets.azureml_v2.adapter import azure_deployment_name
 
 pytestmark = [pytest.mark.azure]
@@ -42,6 +43,12 @@ def test_an_upload_longer_than_the_stale_threshold_is_heartbeated_not_re_driven(
     # outlasts several stale periods. bench/chaos_matrix.sh runs it with the
     # production threshold (60 s) and 55 s per request.
     settings.OPERATION_STALE_AFTER = int(os.environ.get("CHAOS_STALE_AFTER", "2"))
+    if os.environ.get("CHAOS_UPLOAD_EXAMPLE"):  # more files: more requests to slow down
+        from deployments.services.repositories import repository_load_example
+        from tests.archives import EXAMPLES
+
+        example = EXAMPLES / os.environ["CHAOS_UPLOAD_EXAMPLE"]
+        repository = repository_load_example(path=example, actor=admin).repository
     share_one_triton(fake_v2, data_plane)
     fake_v2.slow_upload(float(os.environ.get("CHAOS_UPLOAD_PER_REQUEST", "2.5")))
     target = v2_target(admin, fake_v2)
@@ -78,7 +85,7 @@ def test_an_upload_longer_than_the_stale_threshold_is_heartbeated_not_re_driven(
     # Its page showed the upload going on, and the worker alive, while it lasted.
     assert len(pages) >= 2
     assert all("uploading 0." in html and "On this step for" in html for html in pages)
-    assert fake_v2.model_versions() == ["example-add_sub:1"]
+    assert fake_v2.model_versions() == [f"{azure_model_name(repository.line.name)}:1"]
     assert fake_v2.create_calls == 1
     assert Registration.objects.count() == 1
     assert deployment.status == Deployment.Status.HEALTHY, deployment.status_reason
