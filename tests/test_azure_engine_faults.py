@@ -30,8 +30,25 @@ from workers.targets.azureml_v2.adapter import azure_deployment_name
 pytestmark = [pytest.mark.azure]
 
 
+def versions_repository(admin, versions: int, tmp_path):
+    """add_sub with `versions` version folders, all served: one more file to upload each."""
+    import shutil
+
+    from deployments.services.repositories import repository_load_example
+    from tests.archives import EXAMPLES
+
+    root = tmp_path / "add_sub_versions"
+    shutil.copytree(EXAMPLES / "add_sub", root)
+    for version in range(2, versions + 1):
+        shutil.copytree(root / "add_sub" / "1", root / "add_sub" / str(version))
+    config = root / "add_sub" / "config.pbtxt"
+    config.write_text(config.read_text() + "version_policy: { all: { } }\n")
+    return repository_load_example(path=root, actor=admin).repository
+
+
 @pytest.mark.django_db(transaction=True)  # the operation runs in a thread of its own, as in a worker
 def test_an_upload_longer_than_the_stale_threshold_is_heartbeated_not_re_driven(
+    tmp_path,
     client,
     admin,
     repository,
@@ -41,16 +58,14 @@ def test_an_upload_longer_than_the_stale_threshold_is_heartbeated_not_re_driven(
 ):
     # In CI: a heartbeat every 0.5 s, each blob request 2.5 s, so the upload
     # outlasts several stale periods. bench/chaos_matrix.sh runs it with the
-    # production threshold (60 s) and 55 s per request.
+    # production threshold (60 s) and a five-minute upload.
     settings.OPERATION_STALE_AFTER = int(os.environ.get("CHAOS_STALE_AFTER", "2"))
-    if os.environ.get("CHAOS_UPLOAD_EXAMPLE"):  # more files: more requests to slow down
-        from deployments.services.repositories import repository_load_example
-        from tests.archives import EXAMPLES
-
-        example = EXAMPLES / os.environ["CHAOS_UPLOAD_EXAMPLE"]
-        repository = repository_load_example(path=example, actor=admin).repository
+    versions = int(os.environ.get("CHAOS_UPLOAD_VERSIONS", "1"))
+    if versions > 1:  # more files: more requests to slow down
+        repository = versions_repository(admin, versions, tmp_path)
     share_one_triton(fake_v2, data_plane)
-    fake_v2.slow_upload(float(os.environ.get("CHAOS_UPLOAD_PER_REQUEST", "2.5")))
+    per_request = float(os.environ.get("CHAOS_UPLOAD_PER_REQUEST", "2.5"))
+    fake_v2.slow_upload(per_request)
     target = v2_target(admin, fake_v2)
     deployment = deployment_create(name="slow-upload", repository=repository, target=target, actor=admin)
     operation = deployment.operations.get()
@@ -77,7 +92,8 @@ def test_an_upload_longer_than_the_stale_threshold_is_heartbeated_not_re_driven(
     deployment.refresh_from_db()
     uploads = fake_v2.faults_fired("slow_upload")
     assert uploads, (operation.status, operation.error, operation.steps)
-    print(f"upload: {len(uploads)} slowed blob requests over {uploads[-1].at - uploads[0].at:.0f} s")
+    lasted = uploads[-1].at - uploads[0].at + per_request
+    print(f"upload: {len(uploads)} blob requests of {per_request:g} s each, {lasted:.0f} s in all")
     assert len(uploads) >= 3  # the upload really outlasted the stale threshold
     assert reaped == 0
     assert (operation.status, operation.attempts) == (Operation.Status.SUCCEEDED, 1)
