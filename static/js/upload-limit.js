@@ -52,4 +52,9 @@
     },
     true,
   );
+  // A file chosen before this (deferred) script ran fired its change event
+  // unheard: check what is already chosen.
+  for (const input of document.querySelectorAll(FILE_INPUT)) {
+    if (input.files && input.files.length) check(input);
+  }
 })();
