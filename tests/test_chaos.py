@@ -18,8 +18,8 @@ and the operation ...
 
 `kill@1..N` stands for N rows, one per step the operation records on that
 SDK (the "none" row checks N is every step there is). Rows marked `full`
-cost azureml-core's own retry backoff (it ignores Retry-After and waits tens
-of seconds per fault): they run in bench/chaos_matrix.sh, not in CI.
+cost azureml-core's own retry backoff (it ignores a 429's Retry-After and
+waits about 30 s): they run in bench/chaos_matrix.sh, not in CI.
 
 For every row: exactly one model registration per repository digest, one
 Azure webservice or deployment per spec (counted at the fake), the final
@@ -70,24 +70,30 @@ v2  deploy    unhealthy_after    ci   succeeds         unhealthy  HTTP 424
 v2  deploy    kill@1..6          ci   re-driven        healthy    -
 v2  redeploy  none               ci   succeeds         degraded   at 0% of the traffic
 v2  redeploy  throttle           ci   succeeds         degraded   at 0% of the traffic
+v2  redeploy  http_500           ci   succeeds         degraded   at 0% of the traffic
 v2  redeploy  http_503           ci   succeeds         degraded   at 0% of the traffic
 v2  redeploy  reset              ci   succeeds         degraded   at 0% of the traffic
 v2  redeploy  conflict           ci   retried          degraded   at 0% of the traffic
 v2  redeploy  long_operations    ci   succeeds         degraded   at 0% of the traffic
+v2  redeploy  image_pull         ci   fails            failed     ImagePullLoopBackOff
+v2  redeploy  model_download     ci   fails            failed     Unable to download user model
 v2  redeploy  liveness_probe     ci   fails            failed     ResourceNotReady
 v2  redeploy  token_expiry       ci   succeeds         degraded   at 0% of the traffic
 v2  redeploy  unhealthy_after    ci   succeeds         degraded   (0% of the traffic) is unhealthy
 v2  redeploy  kill@1..4          ci   re-driven        degraded   at 0% of the traffic
 v2  traffic   none               ci   succeeds         healthy    -
 v2  traffic   throttle           ci   succeeds         healthy    -
+v2  traffic   http_500           ci   succeeds         healthy    -
 v2  traffic   http_503           ci   succeeds         healthy    -
 v2  traffic   reset              ci   succeeds         healthy    -
 v2  traffic   conflict           ci   retried          healthy    -
 v2  traffic   long_operations    ci   succeeds         healthy    -
 v2  traffic   token_expiry       ci   succeeds         healthy    -
+v2  traffic   unhealthy_after    ci   succeeds         unhealthy  HTTP 424
 v2  traffic   kill@1..2          ci   re-driven        healthy    -
 v2  delete    none               ci   succeeds         deleted    -
 v2  delete    throttle           ci   succeeds         deleted    -
+v2  delete    http_500           ci   succeeds         deleted    -
 v2  delete    http_503           ci   succeeds         deleted    -
 v2  delete    reset              ci   succeeds         deleted    -
 v2  delete    conflict           ci   retried          deleted    -
@@ -96,9 +102,9 @@ v2  delete    token_expiry       ci   succeeds         deleted    -
 v2  delete    kill@1..3          ci   re-driven        deleted    -
 v1  deploy    none               ci   succeeds         healthy    -
 v1  deploy    throttle           full succeeds         healthy    -
-v1  deploy    http_500           full succeeds         healthy    -
-v1  deploy    http_503           full succeeds         healthy    -
-v1  deploy    reset              full succeeds         healthy    -
+v1  deploy    http_500           ci   succeeds         healthy    -
+v1  deploy    http_503           ci   succeeds         healthy    -
+v1  deploy    reset              ci   succeeds         healthy    -
 v1  deploy    conflict           ci   succeeds         healthy    -
 v1  deploy    conflict_persists  ci   needs_attention  failed     needs attention: still failing after 3 attempts
 v1  deploy    slow_upload        ci   succeeds         healthy    -
@@ -111,14 +117,24 @@ v1  deploy    unhealthy_after    ci   succeeds         unhealthy  Unhealthy
 v1  deploy    kill@1..5          ci   re-driven        healthy    -
 v1  redeploy  none               ci   succeeds         healthy    -
 v1  redeploy  throttle           full succeeds         healthy    -
+v1  redeploy  http_500           ci   succeeds         healthy    -
+v1  redeploy  http_503           ci   succeeds         healthy    -
+v1  redeploy  reset              ci   succeeds         healthy    -
 v1  redeploy  conflict           ci   succeeds         healthy    -
 v1  redeploy  long_operations    ci   succeeds         healthy    -
+v1  redeploy  image_pull         ci   succeeds         failed     Back-off pulling image
+v1  redeploy  model_download     ci   succeeds         failed     KubernetesDeploymentFailed
 v1  redeploy  liveness_probe     ci   succeeds         failed     Liveness probe failed: HTTP probe failed
 v1  redeploy  token_expiry       ci   succeeds         healthy    -
+v1  redeploy  unhealthy_after    ci   succeeds         unhealthy  Unhealthy
 v1  redeploy  kill@1..4          ci   re-driven        healthy    -
 v1  delete    none               ci   succeeds         deleted    -
 v1  delete    throttle           full succeeds         deleted    -
+v1  delete    http_500           ci   succeeds         deleted    -
+v1  delete    http_503           ci   succeeds         deleted    -
+v1  delete    reset              ci   succeeds         deleted    -
 v1  delete    conflict           ci   retried          deleted    -
+v1  delete    long_operations    ci   succeeds         deleted    -
 v1  delete    token_expiry       ci   succeeds         deleted    -
 v1  delete    kill@1..3          ci   re-driven        deleted    -
 """
