@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tritonclient.http as triton_http
 
-from deployments.models import Deployment, Operation, Registration
+from deployments.models import AuditEvent, Deployment, Operation, Registration
 from deployments.services.deployments import deployment_create, deployment_delete, deployment_redeploy
 from deployments.services.operations import reconcile
 from deployments.services.targets import target_test_run
@@ -236,6 +236,8 @@ def test_when_our_wait_ends_first_the_operation_looks_again_and_gives_the_traffi
     assert any("already submitted by this operation; not submitting again" in step for step in steps)
     assert any("takes 100% of the traffic" in step for step in steps)  # the first deployment gets the traffic
     assert fake_v2.create_calls == 1
+    # Looking again changed nothing: one "started" event, not one per look.
+    assert AuditEvent.objects.filter(action="deployment.started", object_id=str(deployment.pk)).count() == 1
     assert deployment.status == Deployment.Status.HEALTHY, deployment.status_reason
 
 

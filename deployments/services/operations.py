@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 # Longest wait before retrying a transient target error; like every countdown
 # it must stay below the broker's visibility timeout (a test checks).
 MAX_RETRY_DELAY = 300
+# The step that says an operation only waits for the target (see _after_wait).
+_WAITING = "looking again in"
 
 
 @dataclass(frozen=True)
@@ -210,13 +212,16 @@ def operation_execute(*, operation_id: int, task_id: str) -> Outcome:
     )
     deployment = operation.deployment
     in_progress = Deployment.Status.DELETING if operation.kind == Operation.Kind.DELETE else Deployment.Status.DEPLOYING
+    # Looking again at work Azure is still doing changes nothing: no event for it.
+    following = operation.waits and operation.steps and _WAITING in operation.steps[-1]["message"]
     with transaction.atomic():
         Deployment.objects.filter(pk=deployment.pk).update(status=in_progress, updated_at=timezone.now())
-        audit(
-            action="deployment.started",
-            obj=deployment,
-            details={"operation": operation.pk, "kind": operation.kind, "attempt": number},
-        )
+        if not following:
+            audit(
+                action="deployment.started",
+                obj=deployment,
+                details={"operation": operation.pk, "kind": operation.kind, "attempt": number},
+            )
     try:
         with attempt.heartbeating():
             attempt.step(f"Attempt {number}: {operation.get_kind_display().lower()} on {deployment.target.name}")
@@ -280,7 +285,7 @@ def _after_wait(attempt: Attempt, operation: Operation, deployment: Deployment, 
             attempt.step(message)
             _fail(operation, deployment, message, needs_attention=True, attempt=attempt)
             return Outcome(ran=True)
-        attempt.step(f"{exc.message}; looking again in {exc.check_in} s")
+        attempt.step(f"{exc.message}; {_WAITING} {exc.check_in} s")
     except Superseded:
         return Outcome(ran=True)
     return _queue_again(attempt, operation, deployment, exc.check_in, waits=F("waits") + 1)
