@@ -128,6 +128,9 @@ def test_a_drifted_endpoint_is_observed_twenty_times_without_an_audit_event_and_
     assert deployment.status == Deployment.Status.DEGRADED
     assert deployment.status_reason.startswith(f"drift: the desired spec runs as {second} at 0% of the traffic")
     audited = AuditEvent.objects.filter(action="deployment.status_changed").count()
+    probes = len(fake_v2.scoring_requests)
+    reconcile()
+    assert len(fake_v2.scoring_requests) == probes  # the control plane only: the poller probes Triton
     for _ in range(20):
         reconcile()
         health_round()

@@ -443,16 +443,17 @@ def observe(*, host: str | None = None) -> dict[str, int]:
 def _observe_one(deployment: Deployment, kind) -> str:
     """What the control plane says of one deployment: "changed", "unchanged",
     "restarted" or "failed" (it could not be read; recorded on it)."""
+    # Where the health poller probes the data plane, the reconciler leaves it
+    # to it (no probe here), but for the first reading (the poller has not seen it yet).
+    probed_by_poller = kind.probe_for(deployment.mode) != Probe.ADAPTER and bool(deployment.data_plane)
+    ref = DeploymentRef.of(deployment, probe=not probed_by_poller)
     try:
-        observation = registry.adapter_for(deployment.target).status(DeploymentRef.of(deployment))
+        observation = registry.adapter_for(deployment.target).status(ref)
     except TargetError as exc:
         record_control_error(deployment, exc.message)
         return "failed"
     if not observation.exists and kind.has(Capability.RESTART):
         return "restarted" if _restart(deployment, observation) else "unchanged"
-    # Where the health poller probes the data plane, the reconciler leaves it
-    # to it, but for the first reading (the poller has not seen it yet).
-    probed_by_poller = kind.probe_for(deployment.mode) != Probe.ADAPTER and bool(deployment.data_plane)
     changed = apply_observation(deployment, observation, data=not probed_by_poller)
     return "changed" if changed else "unchanged"
 

@@ -87,12 +87,15 @@ class DeploymentRef:
     models: tuple[tuple[str, tuple[int, ...]], ...] = ()
     # "triton" or "entry_script": what answers at the address (never guessed from its shape).
     mode: str = "triton"
+    # Whether status() should probe Triton too; False where the health
+    # poller probes this deployment's data plane already.
+    probe: bool = True
 
     @classmethod
-    def of(cls, deployment) -> "DeploymentRef":
+    def of(cls, deployment, *, probe: bool = True) -> "DeploymentRef":
         repository = deployment.repository
         models = tuple((m.name, tuple(m.served_versions)) for m in repository.models.all()) if repository else ()
-        return cls(id=deployment.pk, name=deployment.name, models=models, mode=deployment.mode)
+        return cls(id=deployment.pk, name=deployment.name, models=models, mode=deployment.mode, probe=probe)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,8 @@ def probe_triton(base: str, key: str, ref: DeploymentRef, observation: Observati
     key (and, behind an endpoint with several deployments, the header that
     reaches one of them)."""
     observation.key = key
+    if not ref.probe:
+        return  # the health poller probes it; the reconciler wants the control plane only
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     if deployment:
         headers["azureml-model-deployment"] = deployment
