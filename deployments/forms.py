@@ -3,7 +3,7 @@
 from django import forms
 
 from deployments import policy
-from deployments.models import Deployment, Environment, ModelRepository, Target
+from deployments.models import Deployment, Environment, GoldenRequest, ModelRepository, Rollout, Target
 from deployments.services.environments import POLICY_FIELDS
 from workers.targets import registry
 
@@ -180,3 +180,82 @@ class EnvironmentForm(forms.Form):
 
     def policy(self) -> dict:
         return {field: self.cleaned_data[field] for field in self.POLICY}
+
+
+def _parse_steps(text: str) -> list[dict]:
+    """ "10:300, 50:300, 100:600" -> [{"traffic": 10, "bake_seconds": 300}, ...] (checked by the service)."""
+    steps = []
+    for part in (p.strip() for p in text.replace("\n", ",").split(",")):
+        if not part:
+            continue
+        share, _, bake = part.partition(":")
+        try:
+            steps.append({"traffic": int(share.strip().rstrip("%")), "bake_seconds": int(bake.strip().rstrip("s"))})
+        except ValueError:
+            raise forms.ValidationError(f"“{part}” is not share:seconds, e.g. 10:300.") from None
+    return steps
+
+
+class RolloutForm(forms.Form):
+    repository = forms.ModelChoiceField(queryset=ModelRepository.objects.none(), label="Candidate revision")
+    worker_count = forms.IntegerField(min_value=1, max_value=32, label="Worker processes")
+    steps = forms.CharField(
+        initial="10:300, 50:300, 100:300",
+        help_text="traffic share (%) : bake time (s) for each step, ending at 100",
+    )
+    on_rollback = forms.ChoiceField(choices=Rollout.OnRollback.choices, initial=Rollout.OnRollback.KEEP)
+    min_requests = forms.IntegerField(
+        min_value=1, initial=20, help_text="candidate requests a window needs before a gate may fail it"
+    )
+    golden = forms.ModelMultipleChoiceField(
+        queryset=GoldenRequest.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Golden requests",
+        help_text="saved from the test-inference console; sent to the candidate at every look",
+    )
+
+    def __init__(self, *args, deployment, **kwargs):
+        super().__init__(*args, **kwargs)
+        from deployments.rollouts.plan import GATES
+
+        self.deployment = deployment
+        line = deployment.repository.line_id if deployment.repository else None
+        self.fields["repository"].queryset = ModelRepository.objects.filter(
+            line_id=line, status=ModelRepository.Status.VALID
+        ).order_by("-revision")
+        self.fields["repository"].initial = self.fields["repository"].queryset.first()
+        self.fields["worker_count"].initial = deployment.worker_count
+        self.fields["golden"].queryset = GoldenRequest.objects.filter(deployment=deployment)
+        self.fields["golden"].initial = list(self.fields["golden"].queryset)
+        signals = deployment.target.descriptor.rollout_signals
+        self.gate_names = [name for name in GATES if name in signals]
+        for name in self.gate_names:
+            defaults = GATES[name]["defaults"]
+            self.fields[f"{name}_on"] = forms.BooleanField(required=False, initial=True, label=name)
+            self.fields[f"{name}_max_ratio"] = forms.FloatField(min_value=1, initial=defaults["max_ratio"])
+            self.fields[f"{name}_floor"] = forms.FloatField(min_value=0, initial=defaults["floor"])
+
+    def clean_steps(self) -> list[dict]:
+        return _parse_steps(self.cleaned_data["steps"])
+
+    def changes(self) -> dict:
+        count = self.cleaned_data["worker_count"]
+        return {"worker_count": count} if count != self.deployment.worker_count else {}
+
+    def gates(self) -> dict:
+        gates = {
+            name: {"max_ratio": self.cleaned_data[f"{name}_max_ratio"], "floor": self.cleaned_data[f"{name}_floor"]}
+            for name in self.gate_names
+            if self.cleaned_data.get(f"{name}_on")
+        }
+        return {**gates, "min_requests": self.cleaned_data["min_requests"]}
+
+    def golden_requests(self) -> list[dict]:
+        return [golden.request for golden in self.cleaned_data.get("golden") or []]
+
+    def gate_rows(self):
+        """(name, on, max_ratio, floor) bound fields for the template's table."""
+        return [
+            (name, self[f"{name}_on"], self[f"{name}_max_ratio"], self[f"{name}_floor"]) for name in self.gate_names
+        ]

@@ -11,10 +11,12 @@ from deployments.models import (
     Deployment,
     DeployRequest,
     EnvironmentMembership,
+    GoldenRequest,
     ModelLine,
     ModelRepository,
     Operation,
     Registration,
+    Rollout,
     Target,
 )
 from deployments.services.api_tokens import api_token_create
@@ -40,6 +42,18 @@ def world(django_user_model):
     deployment = deployment_create(name="walked", repository=repository, target=target, actor=owner)
     _, _ = api_token_create(user=owner, name="owner's")
     membership = EnvironmentMembership.objects.create(user=owner, environment=target.environment, role="approver")
+    rollout = Rollout.objects.create(
+        deployment=deployment,
+        spec={},
+        candidate_digest="c" * 64,
+        baseline_digest=deployment.spec_digest,
+        candidate_name="sccccccccc",
+        baseline_name="sbbbbbbbbb",
+        plan_digest="p" * 64,
+        status=Rollout.Status.RUNNING,
+        phase=Rollout.Phase.BAKING,
+        created_by=owner,
+    )
     return {
         "repository_id": repository.pk,
         "line_id": repository.line_id,
@@ -51,6 +65,8 @@ def world(django_user_model):
         "environment_id": target.environment_id,
         "membership_id": membership.pk,
         "delivery_id": 1,
+        "rollout_id": rollout.pk,
+        "figure": "p95_ms",
     }
 
 
@@ -73,6 +89,8 @@ def _state():
         Registration.objects.count(),
         Target.objects.count(),
         EnvironmentMembership.objects.count(),
+        list(Rollout.objects.values_list("status", "phase")),
+        GoldenRequest.objects.count(),
     )
 
 

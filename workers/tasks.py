@@ -48,12 +48,13 @@ def reconcile_deployments():
 @shared_task(name="workers.observe_host", ignore_result=True)
 def observe_host(host: str):
     """The reconciler's look at one host's local servers, on that host."""
+    from deployments.rollouts.driver import advance
     from deployments.services.operations import observe
     from deployments.single_run import single_run
 
     with single_run(f"workers.observe_host.{host}") as acquired:
         if acquired:
-            return observe(host=host)
+            return {**observe(host=host), **advance(host=host)}
     return None
 
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 from deployments import crypto
 from deployments.audit import audit
 from deployments.health.verdict import combine, observed_view
-from deployments.models import Deployment, HealthSample, Operation
+from deployments.models import Deployment, HealthSample, Operation, Rollout
 
 # Probe latencies kept per deployment for the rolling p50/p95 (1 h at 15 s).
 LATENCY_WINDOW = 240
@@ -68,7 +68,14 @@ def observation_record(*, deployment_id: int, seen: Seen) -> bool:
             if key and (not getattr(locked, field) or _readable(getattr(locked, field)) != key):
                 setattr(locked, field, crypto.encrypt(key))
                 fields.append(field)
-        verdict = combine(locked.control_plane, locked.data_plane, desired_spec=locked.spec_digest)
+        candidate = (
+            Rollout.objects.filter(deployment=locked, status__in=[Rollout.Status.RUNNING, Rollout.Status.PAUSED])
+            .values_list("candidate_digest", flat=True)
+            .first()
+        )
+        verdict = combine(
+            locked.control_plane, locked.data_plane, desired_spec=locked.spec_digest, candidate=candidate or ""
+        )
         changed = False
         if verdict is not None and verdict != (locked.status, locked.status_reason):
             status, reason = verdict

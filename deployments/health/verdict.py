@@ -73,9 +73,9 @@ def _data_verdict(data: dict) -> tuple[str, str]:
     return Deployment.Status.UNHEALTHY, reasons or "server not ready"
 
 
-def _drift(control: dict, desired_spec: str) -> str:
+def _drift(control: dict, desired_spec: str, candidate: str = "") -> str:
     running = control.get("spec_digest") or ""
-    if not running or running == desired_spec:
+    if not running or running in (desired_spec, candidate):
         return ""
     traffic = control.get("traffic") or {}
     for name, facts in (control.get("deployments") or {}).items():
@@ -100,8 +100,10 @@ def _idle_deployments(control: dict, data: dict) -> str:
     return "; ".join(notes)
 
 
-def combine(control: dict, data: dict, *, desired_spec: str) -> tuple[str, str] | None:
-    """The status and its reason; None while neither plane has said enough."""
+def combine(control: dict, data: dict, *, desired_spec: str, candidate: str = "") -> tuple[str, str] | None:
+    """The status and its reason; None while neither plane has said enough.
+    `candidate`: a rollout's spec, which may take most of the traffic before
+    it becomes the desired one (not drift)."""
     provisioning = control.get("provisioning", "")
     detail = control.get("detail", "")
     if provisioning == "transitioning":
@@ -116,7 +118,7 @@ def combine(control: dict, data: dict, *, desired_spec: str) -> tuple[str, str] 
     if not data:
         return None
     status, reason = _data_verdict(data)
-    drift = _drift(control, desired_spec)
+    drift = _drift(control, desired_spec, candidate)
     if drift:
         status = Deployment.Status.DEGRADED if status == Deployment.Status.HEALTHY else status
         reason = f"{drift}; {reason}" if reason else drift

@@ -9,6 +9,7 @@ from deployments.models.model_line import ModelLine
 from deployments.models.model_repository import ModelRepository, TritonModel
 from deployments.models.operation import Operation
 from deployments.models.registration import Registration
+from deployments.models.rollout import GoldenRequest, Rollout, RolloutStep
 from deployments.models.sso_identity import SsoIdentity
 from deployments.models.target import Target
 from deployments.models.webhook_delivery import WebhookDelivery
@@ -22,12 +23,15 @@ __all__ = [
     "Deployment",
     "Environment",
     "EnvironmentMembership",
+    "GoldenRequest",
     "HealthSample",
     "MetricPoint",
     "ModelLine",
     "ModelRepository",
     "Operation",
     "Registration",
+    "Rollout",
+    "RolloutStep",
     "SsoIdentity",
     "Target",
     "TritonModel",

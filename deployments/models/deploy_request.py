@@ -18,6 +18,8 @@ class DeployRequest(models.Model):
         DEPLOY = "deploy", "Deploy"
         DELETE = "delete", "Delete"
         TRAFFIC = "traffic", "Traffic change"
+        # Binds a rollout's plan digest (spec + steps + gates + golden requests).
+        ROLLOUT = "rollout", "Rollout"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"

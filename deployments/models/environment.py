@@ -23,6 +23,9 @@ class Environment(models.Model):
     approval_lifetime_hours = models.PositiveIntegerField(default=72)
     approve_deletes = models.BooleanField(default=True, help_text="deletes need approval too")
     approve_traffic = models.BooleanField(default=True, help_text="traffic changes need approval too")
+    # A changed spec goes on here only as a rollout (steps gated on Triton's
+    # signals), never as a one-shot redeploy.
+    require_rollouts = models.BooleanField(default=False, help_text="spec changes go out only as rollouts")
     # Notifications: a JSON POST per event, signed with HMAC-SHA256 under the
     # (Fernet-encrypted) secret.
     webhook_url = models.URLField(blank=True)
@@ -40,7 +43,7 @@ class Environment(models.Model):
         """Whether a change of `kind` (deploy, delete, traffic) waits for approvals here."""
         if not self.approvals_required:
             return False
-        return {"deploy": True, "delete": self.approve_deletes, "traffic": self.approve_traffic}[kind]
+        return {"deploy": True, "rollout": True, "delete": self.approve_deletes, "traffic": self.approve_traffic}[kind]
 
 
 class EnvironmentMembership(models.Model):

@@ -16,6 +16,8 @@ class Operation(models.Model):
         DELETE = "delete", "Delete"
         TRAFFIC = "traffic", "Traffic change"
         KEY = "key", "Key regeneration"
+        # One deployment of the endpoint removed (a rollout's baseline or candidate).
+        RETIRE = "retire", "Removal of one endpoint deployment"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -34,7 +36,10 @@ class Operation(models.Model):
     idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     spec_digest = models.CharField(max_length=64)
     reason = models.CharField(max_length=200, blank=True, help_text="why it was started, e.g. a restart")
-    # Kind-specific input, e.g. {"traffic": {"s1a2b3": 90, "s4c5d6": 10}}.
+    # Kind-specific input, e.g. {"traffic": {"s1a2b3": 90, "s4c5d6": 10}};
+    # {"rollout": id} marks the operations a rollout runs (its candidate's
+    # deploy, its traffic steps, a retire): their failure fails the rollout,
+    # not the deployment, which keeps serving its baseline.
     params = models.JSONField(default=dict, blank=True)
     celery_task_id = models.CharField(max_length=64, blank=True)
     # Claims so far: the fencing token of the attempt that owns the row.

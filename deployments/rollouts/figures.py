@@ -3,40 +3,47 @@ window, from two reads of cumulative counters (Triton's /metrics or its
 statistics extension) and, where the kind has them, percentiles read for
 the window from elsewhere (Azure Monitor)."""
 
-from dataclasses import dataclass, field
+from workers.targets.counters import Counters
+
+__all__ = ["Counters", "between"]
 
 
-@dataclass
-class Counters:
-    """One read of one deployment's cumulative counters, summed over its models.
-    Times in microseconds. `quantiles` are latency percentiles the source
-    computes itself ({"p95": us, "p99": us}: Triton's latency summaries);
-    empty where it gives none."""
+def between(start: Counters, end: Counters, *, percentiles: dict | None = None) -> dict:
+    """One side's figures over a window: requests, failures by reason and
+    their rate, mean and p95/p99 latency (ms), the queue's share of request
+    time. Percentiles come from `percentiles` ({"p95_ms", "p99_ms"}) where
+    the kind reads them for the window elsewhere, else from the source's own
+    summaries as read at the window's end. A counter that went backwards
+    (the server restarted) counts from zero."""
 
-    success: float = 0.0
-    failures: dict[str, float] = field(default_factory=dict)
-    request_us: float = 0.0
-    queue_us: float = 0.0
-    compute_us: float = 0.0
-    quantiles: dict[str, float] = field(default_factory=dict)
+    def grew(now: float, before: float) -> float:
+        return now - before if now >= before else now
 
-    def as_json(self) -> dict:
-        return {
-            "success": self.success,
-            "failures": dict(self.failures),
-            "request_us": self.request_us,
-            "queue_us": self.queue_us,
-            "compute_us": self.compute_us,
-            "quantiles": dict(self.quantiles),
-        }
+    success = grew(end.success, start.success)
+    failures = {
+        reason: grew(count, start.failures.get(reason, 0.0))
+        for reason, count in end.failures.items()
+        if grew(count, start.failures.get(reason, 0.0)) > 0
+    }
+    failed = sum(failures.values())
+    requests = success + failed
+    request_us = grew(end.request_us, start.request_us)
+    queue_us = grew(end.queue_us, start.queue_us)
+    percentiles = percentiles or {}
+    return {
+        "requests": int(requests),
+        "failures": {reason: int(count) for reason, count in sorted(failures.items())},
+        "failure_rate": round(failed / requests, 6) if requests else None,
+        "mean_ms": round(request_us / success / 1000, 3) if success else None,
+        "p95_ms": _ms(percentiles.get("p95_ms"), end.quantiles.get("p95")),
+        "p99_ms": _ms(percentiles.get("p99_ms"), end.quantiles.get("p99")),
+        "queue_share": round(queue_us / request_us, 6) if request_us else None,
+    }
 
-    @classmethod
-    def from_json(cls, data: dict) -> "Counters":
-        return cls(
-            success=data.get("success", 0.0),
-            failures=dict(data.get("failures", {})),
-            request_us=data.get("request_us", 0.0),
-            queue_us=data.get("queue_us", 0.0),
-            compute_us=data.get("compute_us", 0.0),
-            quantiles=dict(data.get("quantiles", {})),
-        )
+
+def _ms(read_ms, summary_us) -> float | None:
+    if read_ms is not None:
+        return round(float(read_ms), 3)
+    if summary_us is None or summary_us != summary_us:  # NaN: the summary saw nothing
+        return None
+    return round(summary_us / 1000, 3)

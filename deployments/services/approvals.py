@@ -19,6 +19,7 @@ from deployments.errors import DomainError, NotAllowed, WrongState
 from deployments.integrity import atomic
 from deployments.models import Approval, Deployment, DeployRequest, ModelRepository, Operation
 from deployments.services import notifications
+from deployments.services import rollout_requests as rollouts
 from deployments.services.operation_start import start_operation
 
 Status = DeployRequest.Status
@@ -52,7 +53,10 @@ def request_change(*, deployment: Deployment, kind: str, actor, spec: dict | Non
     environment = deployment.target.environment
     now = timezone.now()
     spec = spec or proposed_spec(deployment)
-    digest = spec["spec_digest"] if kind == DeployRequest.Kind.DEPLOY else deployment.spec_digest
+    if kind == DeployRequest.Kind.ROLLOUT:
+        digest = params["plan_digest"]  # four eyes approve the whole plan, not only its spec
+    else:
+        digest = spec["spec_digest"] if kind == DeployRequest.Kind.DEPLOY else deployment.spec_digest
     pending = DeployRequest.objects.select_for_update().filter(deployment=deployment, status=Status.PENDING)
     same = pending.filter(kind=kind, spec_digest=digest, params=params or {}, expires_at__gt=now).first()
     if same is not None:
@@ -62,13 +66,14 @@ def request_change(*, deployment: Deployment, kind: str, actor, spec: dict | Non
         old.status, old.decided_at = Status.SUPERSEDED, now
         old.save(update_fields=["status", "decided_at"])
         audit(action="deployment.request_superseded", actor=actor, obj=deployment, details={"request": old.pk})
+        rollouts.close_for_request(old, "its request was superseded by a newer one")
     released = deployment.operations.filter(kind=Operation.Kind.DEPLOY).exists()
     request = DeployRequest.objects.create(
         deployment=deployment,
         environment=environment,
         kind=kind,
         spec_digest=digest,
-        spec=spec if kind == DeployRequest.Kind.DEPLOY else {},
+        spec=spec if kind in (DeployRequest.Kind.DEPLOY, DeployRequest.Kind.ROLLOUT) else {},
         current=proposed_spec(deployment) if released else {},
         params=params or {},
         approvals_required=environment.approvals_required,
@@ -167,6 +172,11 @@ def _release(request: DeployRequest) -> Operation:
         raise WrongState("An operation is under way for this deployment; approve once it has finished.")
     if deployment.status == Deployment.Status.DELETED:
         raise WrongState("This deployment was deleted meanwhile.")
+    if request.kind == DeployRequest.Kind.ROLLOUT:
+        operation = rollouts.released_by_approval(request)
+        request.status, request.decided_at, request.operation = Status.APPROVED, timezone.now(), operation
+        request.save(update_fields=["status", "decided_at", "operation"])
+        return operation
     if request.kind == DeployRequest.Kind.DEPLOY:
         repository = ModelRepository.objects.filter(pk=request.spec.get("repository_id")).first()
         if repository is None or repository.digest != request.spec["repository_digest"]:
@@ -223,7 +233,8 @@ def deployment_reject(*, deploy_request: DeployRequest, actor, comment: str) -> 
 
 
 def _close_unreleased(request: DeployRequest, status: str, reason: str) -> None:
-    """A deployment that exists only as this request ends with it."""
+    """A deployment that exists only as this request ends with it; so does a rollout waiting on it."""
+    rollouts.close_for_request(request, reason)
     Deployment.objects.filter(pk=request.deployment_id, status=Deployment.Status.PENDING_APPROVAL).update(
         status=status, status_reason=reason, updated_at=timezone.now()
     )
@@ -258,6 +269,7 @@ def cancel_pending(*, deployment: Deployment, actor, why: str) -> None:
             obj=deployment,
             details={"request": request.pk, "kind": request.kind, "why": why},
         )
+        rollouts.close_for_request(request, why)
 
 
 def _lock_deployment(deployment_id: int) -> None:

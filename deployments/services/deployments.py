@@ -10,7 +10,7 @@ from deployments import spec as deployment_spec
 from deployments.audit import audit
 from deployments.errors import Conflict, DomainError, WrongState
 from deployments.integrity import atomic
-from deployments.models import Deployment, ModelRepository, Operation, Target
+from deployments.models import Deployment, ModelRepository, Operation, Rollout, Target
 from deployments.selectors.deployments import delete_needs_approval
 from deployments.services import approvals
 from deployments.services.operation_start import start_operation
@@ -182,6 +182,13 @@ def _lock(deployment: Deployment) -> Deployment:
         raise WrongState("This deployment is deleted.")
     if locked.operations.filter(status__in=Operation.ACTIVE).exists():
         raise WrongState("An operation is already under way for this deployment; wait for it to finish.")
+    rollout = locked.rollouts.filter(status__in=Rollout.ACTIVE).first()
+    if rollout is not None:
+        raise WrongState(
+            f"Rollout #{rollout.pk} is {rollout.get_status_display().lower()} on this deployment: "
+            "let it finish, or abort it, first.",
+            code="rollout_active",
+        )
     return locked
 
 
@@ -201,6 +208,26 @@ def _check_revision(current: Deployment, repository: ModelRepository, confirm_ot
             code="other_line",
             path="confirm_other_line",
         )
+
+
+def changed_spec(
+    locked: Deployment, changes: dict | None, repository: ModelRepository | None, confirm_other_line: bool
+) -> tuple[ModelRepository, dict, str]:
+    """The repository, spec fields and digest a change would run: the
+    deployment's own with `changes` applied, on `repository` if given."""
+    changes = changes or {}
+    unknown = set(changes) - set(deployment_spec.SPEC_FIELDS)
+    if unknown:
+        raise DomainError(
+            f"These cannot be changed by a redeploy: {', '.join(sorted(unknown))}.", path=sorted(unknown)[0]
+        )
+    if repository is None or repository.pk == locked.repository_id:
+        repository = locked.repository
+    else:
+        _check_revision(locked, repository, confirm_other_line)
+    spec = _clean_spec(target=locked.target, **{**deployment_spec.spec_of(locked), **changes})
+    digest = deployment_spec.spec_digest(repository_digest=repository.digest, target_id=locked.target_id, **spec)
+    return repository, spec, digest
 
 
 @atomic
@@ -239,18 +266,13 @@ def deployment_redeploy(
                 path="name",
             )
     before = _snapshot(locked)
-    changes = changes or {}
-    unknown = set(changes) - set(deployment_spec.SPEC_FIELDS)
-    if unknown:
-        raise DomainError(
-            f"These cannot be changed by a redeploy: {', '.join(sorted(unknown))}.", path=sorted(unknown)[0]
+    repository, spec, digest = changed_spec(locked, changes, repository, confirm_other_line)
+    if digest != locked.spec_digest and locked.target.environment.require_rollouts:
+        raise WrongState(
+            f"{locked.target.environment.name} takes spec changes only as rollouts: start a rollout instead.",
+            code="rollout_required",
+            path="spec",
         )
-    if repository is None or repository.pk == locked.repository_id:
-        repository = locked.repository
-    else:
-        _check_revision(locked, repository, confirm_other_line)
-    spec = _clean_spec(target=locked.target, **{**deployment_spec.spec_of(locked), **changes})
-    digest = deployment_spec.spec_digest(repository_digest=repository.digest, target_id=locked.target_id, **spec)
     needs_approval = locked.target.environment.needs_approval("deploy") and not approvals.was_released(locked, digest)
     if not needs_approval:
         _apply_spec(locked, repository, spec, digest, status=Deployment.Status.QUEUED)

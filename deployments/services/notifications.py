@@ -122,3 +122,29 @@ def deployment_failed(deployment, message: str) -> None:
             "url": _link("deployment", deployment.pk),
         },
     )
+
+
+def rollout_event(rollout, event: str, what: str) -> None:
+    """Each step, verdict and rollback of a rollout: to whoever asked for it, and the webhook."""
+    deployment = rollout.deployment
+    environment = deployment.target.environment
+    people = {rollout.created_by.email if rollout.created_by else ""}
+    _email(
+        people,
+        f"[{environment.name}] rollout #{rollout.pk} of {deployment.name}: {event}",
+        f"Rollout #{rollout.pk} of {deployment.name} on {deployment.target.name}: {what}.\n\n"
+        f"{_link('rollout', rollout.pk)}\n",
+    )
+    _webhook(
+        environment,
+        f"rollout.{event}",
+        {
+            "rollout": rollout.pk,
+            "deployment": {"id": deployment.pk, "name": deployment.name},
+            "status": rollout.status,
+            "phase": rollout.phase,
+            "step": rollout.step_index + 1,
+            "what": what,
+            "url": _link("rollout", rollout.pk),
+        },
+    )

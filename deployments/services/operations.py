@@ -30,10 +30,12 @@ from deployments.audit import audit
 from deployments.health.record import Seen, move_address, observation_record
 from deployments.health.verdict import control_failed, control_json, data_json, observed_view
 from deployments.models import Deployment, Operation, Registration
+from deployments.rollouts import driver as rollout_driver
 from deployments.services import notifications
 from deployments.services.approvals import requests_expire
 from deployments.services.attempts import MAX_STEPS, Attempt, Superseded
 from deployments.services.operation_start import start_operation
+from deployments.services.rollout_operations import rollout_candidate_spec, rollout_repository
 from workers.targets import registry
 from workers.targets.base import (
     Capability,
@@ -62,7 +64,7 @@ class Outcome:
     retry_in: int | None = None
 
 
-def _registry_names(deployment: Deployment, adapter) -> dict:
+def registry_names(repository, adapter) -> dict:
     """The line (its name names the model) and the registration recorded
     for this content in the target's model registry (kinds with one)."""
     registry_at = adapter.model_registry()
@@ -70,29 +72,33 @@ def _registry_names(deployment: Deployment, adapter) -> dict:
         return {}
     workspace, asset_type = registry_at
     known = Registration.objects.filter(
-        workspace=workspace, asset_type=asset_type, repository_digest=deployment.repository_digest
+        workspace=workspace, asset_type=asset_type, repository_digest=repository.digest
     ).first()
-    return {"line": deployment.repository.line.name, "known_model": known.label if known else ""}
+    return {"line": repository.line.name, "known_model": known.label if known else ""}
 
 
-def _record_registration(deployment: Deployment, registered) -> None:
-    """Inside the caller's transaction: which model version holds this content."""
+def _record_registration(deployment: Deployment, registered, repository=None) -> None:
+    """Inside the caller's transaction: which model version holds this
+    content (`repository`: a rollout candidate's, else the deployment's)."""
     if registered is None:
         return
+    repository = repository or deployment.repository
     Registration.objects.update_or_create(
         workspace=registered.workspace,
         asset_type=registered.asset_type,
-        repository_digest=deployment.repository_digest,
+        repository_digest=repository.digest,
         defaults={
             "model_name": registered.name,
             "model_version": registered.version,
-            "repository": deployment.repository,
+            "repository": repository,
             "target": deployment.target,
         },
     )
 
 
 def _spec(deployment: Deployment, operation: Operation, adapter) -> DeploySpec:
+    if operation.params.get("rollout"):
+        return rollout_candidate_spec(deployment, operation, adapter)
     return DeploySpec(
         deployment_id=deployment.pk,
         name=deployment.name,
@@ -106,7 +112,7 @@ def _spec(deployment: Deployment, operation: Operation, adapter) -> DeploySpec:
         resources=deployment.resources,
         auth_enabled=deployment.auth_enabled,
         idempotency_key=str(operation.idempotency_key),
-        **_registry_names(deployment, adapter),
+        **registry_names(deployment.repository, adapter),
     )
 
 
@@ -162,6 +168,14 @@ def _fail(
             error=message,
             finished_at=timezone.now(),
         )
+        if operation.params.get("rollout"):
+            # The rollout's driver reads the outcome; the baseline still serves.
+            audit(
+                action="rollout.operation_failed",
+                obj=deployment,
+                details={"rollout": operation.params["rollout"], "operation": operation.pk, "error": message},
+            )
+            return True
         Deployment.objects.filter(pk=deployment.pk).update(
             status=Deployment.Status.FAILED, status_reason=message, updated_at=timezone.now()
         )
@@ -188,10 +202,13 @@ def _run(operation: Operation, deployment: Deployment, progress):
     adapter = registry.adapter_for(deployment.target)
     ref = DeploymentRef.of(deployment)
     if operation.kind == Operation.Kind.DEPLOY:
-        if deployment.repository is None:
+        if deployment.repository is None and not operation.params.get("rollout"):
             raise TargetError("the repository was deleted", permanent=True)
         result = adapter.deploy(_spec(deployment, operation, adapter), progress)
         return result, adapter.status(ref)
+    if operation.kind == Operation.Kind.RETIRE:
+        adapter.retire(ref, operation.params["name"], progress)
+        return None, adapter.status(ref)
     if operation.kind == Operation.Kind.TRAFFIC:
         adapter.set_traffic(ref, operation.params["traffic"], progress)
         return None, adapter.status(ref)
@@ -302,8 +319,10 @@ def _after_success(attempt: Attempt, operation: Operation, deployment: Deploymen
             locked = Deployment.objects.select_for_update().get(pk=deployment.pk)
             if result.scoring_uri != locked.scoring_uri:
                 locked.save(update_fields=move_address(locked, result.scoring_uri))
-            _record_registration(locked, result.registered)
+            _record_registration(locked, result.registered, rollout_repository(operation))
             details = {"operation": operation.pk, "scoring_uri": result.scoring_uri, "notes": result.notes}
+            if operation.params.get("rollout"):
+                details["rollout"] = operation.params["rollout"]
             if result.registered is not None:
                 details["model"] = {
                     "workspace": result.registered.workspace,
@@ -317,13 +336,19 @@ def _after_success(attempt: Attempt, operation: Operation, deployment: Deploymen
                 obj=deployment,
                 before={"traffic": (deployment.observed or {}).get("traffic", {})},
                 after={"traffic": observation.traffic},
-                details={"operation": operation.pk},
+                details={"operation": operation.pk, **operation.params},
             )
         elif operation.kind == Operation.Kind.KEY:
             audit(
                 action="deployment.key_regenerated",
                 obj=deployment,
                 details={"operation": operation.pk, "key": operation.params["key"]},
+            )
+        elif operation.kind == Operation.Kind.RETIRE:
+            audit(
+                action="deployment.retired",
+                obj=deployment,
+                details={"operation": operation.pk, **operation.params},
             )
         else:
             Deployment.objects.filter(pk=deployment.pk).update(
@@ -543,4 +568,5 @@ def reconcile() -> dict[str, int]:
     now = timezone.now()
     figures = {"reaped": _reap_stale(now), "resent": _resend_queued(now), "expired": requests_expire(now)}
     figures.update(observe())
+    figures.update(rollout_driver.advance())
     return figures

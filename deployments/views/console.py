@@ -11,7 +11,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from deployments import policy, uploads
 from deployments.console import snippet, tensors
@@ -26,6 +26,7 @@ from deployments.console.infer import (
 from deployments.errors import DomainError
 from deployments.models import Deployment
 from deployments.selectors.deployments import deployment_detail
+from deployments.services.rollouts import MAX_GOLDEN_BYTES, golden_request_save
 
 # Outputs up to this size get a .npy download link (a data: URL, nothing stored).
 NPY_DOWNLOAD_ELEMENTS = 1024 * 1024
@@ -162,10 +163,57 @@ def console(request, deployment_id: int):
                     "curl": snippet.curl_snippet(
                         base=base, model=model, version=version, inputs=result["sent"], keyed=keyed
                     ),
+                    "golden": _golden_call(result, model, version),
+                    "can_save_golden": policy.can(
+                        request.user, "deployments.add_deployment", deployment.target.environment
+                    ),
                 }
             )
         return _answer(request, context, status=400 if "error" in context else 200)
     return render(request, "deployments/console.html", context)
+
+
+def _golden_call(result: dict, model: str, version: str) -> str:
+    """This call as a golden request (its inputs, and the outputs it got as
+    the expected ones), for the one-click save; "" when too large to keep."""
+    call = {
+        "model": model,
+        "version": version,
+        "inputs": [
+            {"name": s["name"], "datatype": s["datatype"], "shape": s["shape"], "data": s["values"]}
+            for s in result["sent"]
+        ],
+        "expected": [{"name": o["name"], "data": o["data"]} for o in result["outputs"]],
+    }
+    text = json.dumps(call)
+    return text if len(text) <= MAX_GOLDEN_BYTES else ""
+
+
+@require_POST
+def golden_save(request, deployment_id: int):
+    deployment = deployment_detail(request.user, deployment_id)
+    if deployment is None:
+        raise Http404("No such deployment.")
+    try:
+        call = json.loads(request.POST.get("request") or "")
+    except json.JSONDecodeError:
+        call = None
+    try:
+        if not isinstance(call, dict):
+            raise DomainError("The call to save is not readable JSON; run it again.", path="request")
+        golden = golden_request_save(
+            deployment=deployment, actor=request.user, name=request.POST.get("name", ""), request=call
+        )
+    except DomainError as exc:
+        message, ok = exc.message, False
+    else:
+        message, ok = f"Saved as golden request “{golden.name}”: rollouts of {deployment.name} can check it.", True
+    if request.htmx:
+        return render(
+            request, "deployments/console.html#golden-saved", {"message": message, "ok": ok}, status=200 if ok else 400
+        )
+    (messages.success if ok else messages.error)(request, message)
+    return redirect("deployment-console", deployment_id=deployment.pk)
 
 
 def _answer(request, context: dict, *, status: int):

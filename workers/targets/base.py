@@ -220,6 +220,20 @@ class TargetAdapter:
     def metrics_url(self, ref: DeploymentRef) -> str:
         raise NotImplementedError
 
+    def retire(self, ref: DeploymentRef, name: str, progress: Progress) -> None:
+        """Remove one deployment of the endpoint (it must have no traffic);
+        nothing to do when it is gone already."""
+        raise NotImplementedError
+
+    def read_counters(self, ref: DeploymentRef, name: str):
+        """One deployment's cumulative Triton counters now (rollouts.figures.Counters)."""
+        raise NotImplementedError
+
+    def window_percentiles(self, ref: DeploymentRef, name: str, start, end) -> dict | None:
+        """{"p95_ms", "p99_ms"} of one deployment over [start, end], where the
+        kind reads them from elsewhere than Triton's own summaries; None if not."""
+        return None
+
 
 # The adapter method behind each capability; calling one the kind lacks is
 # refused at the boundary (registry.adapter_for), naming kind and capability.
@@ -230,7 +244,15 @@ CAPABILITY_METHODS = {
     "set_traffic": Capability.TRAFFIC,
     "list_services": Capability.ADOPT,
     "metrics_url": Capability.METRICS,
+    "retire": Capability.TRAFFIC,
+    "read_counters": Capability.TRAFFIC,
 }
+
+
+def endpoint_deployment_name(spec_digest: str) -> str:
+    """The name of the deployment that runs a spec behind its endpoint (an
+    Azure deployment, or the local target's Triton deployment): one per spec."""
+    return f"s{spec_digest[:10]}"
 
 
 @contextlib.contextmanager

@@ -142,6 +142,11 @@ class KindDescriptor:
     guidance: str = ""
     # How a new spec meets the traffic split (kinds with the traffic capability).
     traffic_note: str = ""
+    # What a rollout's gates can measure on this kind, each with its source
+    # ({gate: "where the figure comes from"}), and whether failures carry
+    # Triton's reasons (REJECTED, BACKEND, ...).
+    rollout_signals: dict = field(default_factory=dict)
+    failure_reasons: bool = False
     # In entry-script mode its endpoint routes /v2 to the script's own Triton
     # too, so health checks both (on Azure only /score is reachable).
     entry_exposes_triton: bool = False

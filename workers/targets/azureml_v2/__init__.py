@@ -10,6 +10,20 @@ from workers.targets.descriptor import KindDescriptor
 # azureml-model-deployment header reaches one deployment (Azure's own Triton
 # samples call /v2 under the scoring URI's parent path).
 _PROBES = {"probe_each_deployment": True}
+# Azure does not pass Triton's /metrics through the endpoint: counts and
+# times come from Triton's statistics extension reached through it (by
+# header), percentiles from Azure Monitor's per-deployment metrics.
+_STATISTICS = "Triton's statistics extension through the endpoint (azureml-model-deployment header)"
+_ROLLOUTS = {
+    "rollout_signals": {
+        "failure_rate": _STATISTICS,
+        "p95_ms": "Azure Monitor metric RequestLatency_P95 of the deployment",
+        "p99_ms": "Azure Monitor metric RequestLatency_P99 of the deployment",
+        "queue_share": _STATISTICS,
+        "golden": "golden requests through the endpoint (azureml-model-deployment header)",
+    },
+    "failure_reasons": False,
+}
 
 # Entry-script mode is not built for SDK v2 yet: the capability is left out.
 _CAPABILITIES = frozenset({Capability.TRAFFIC, Capability.LOGS, Capability.KEYS})
@@ -25,6 +39,7 @@ KUBERNETES = KindDescriptor(
     capabilities=_CAPABILITIES,
     traffic_note=_TRAFFIC_NOTE,
     **_PROBES,
+    **_ROLLOUTS,
     settings=(
         *azure_settings.WORKSPACE,
         azure_settings.COMPUTE,
@@ -42,6 +57,7 @@ MANAGED = KindDescriptor(
     capabilities=_CAPABILITIES,
     traffic_note=_TRAFFIC_NOTE,
     **_PROBES,
+    **_ROLLOUTS,
     settings=(
         *azure_settings.WORKSPACE,
         azure_settings.INSTANCE_TYPE,

@@ -40,6 +40,7 @@ from workers.targets.base import (
     TargetAdapter,
     TargetError,
     doing,
+    endpoint_deployment_name,
 )
 
 _POLL_EVERY = 2.0
@@ -63,7 +64,7 @@ def _state(deployment) -> str:
 
 
 def azure_deployment_name(spec_digest: str) -> str:
-    return f"s{spec_digest[:10]}"
+    return endpoint_deployment_name(spec_digest)
 
 
 class AzureMLv2Target(TargetAdapter):
@@ -354,6 +355,56 @@ class AzureMLv2Target(TargetAdapter):
         with doing("setting traffic"):
             poller = client.online_endpoints.begin_create_or_update(endpoint)
         self._follow(poller, progress, "setting traffic")
+
+    def retire(self, ref: DeploymentRef, name: str, progress: Progress) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        client = self._client()
+        progress(f"Deleting deployment {name} of endpoint {ref.name}")
+        try:
+            with doing("deleting the deployment"):
+                poller = client.online_deployments.begin_delete(name=name, endpoint_name=ref.name)
+        except ResourceNotFoundError:
+            progress(f"No deployment {name}: nothing to delete")
+            return
+        self._follow(poller, progress, "deleting the deployment")
+
+    def _base_and_key(self, client, ref: DeploymentRef) -> tuple[str, str]:
+        with doing("reading the endpoint"):
+            endpoint = client.online_endpoints.get(ref.name)
+        keys = self._endpoint_keys(client, ref.name)
+        return (endpoint.scoring_uri or "").rstrip("/").removesuffix("/score"), next(iter(keys), "")
+
+    def read_counters(self, ref: DeploymentRef, name: str):
+        """Triton's statistics extension, reached through the endpoint by
+        header: Azure does not pass Triton's /metrics through."""
+        import httpx
+
+        from workers.targets import counters as triton_counters
+
+        base, key = self._base_and_key(self._client(), ref)
+        headers = {"azureml-model-deployment": name, **({"Authorization": f"Bearer {key}"} if key else {})}
+        try:
+            answer = httpx.get(f"{base}/v2/models/stats", headers=headers, timeout=10)
+            answer.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise TargetError(f"reading {name}'s statistics: {type(exc).__name__}: {exc}", permanent=False) from exc
+        return triton_counters.from_statistics(answer.json())
+
+    def window_percentiles(self, ref: DeploymentRef, name: str, start, end) -> dict | None:
+        from workers.targets.azureml_v2 import monitor
+
+        figures = monitor.deployment_figures(
+            self._credential(),
+            subscription_id=self.settings["subscription_id"],
+            resource_group=self.settings["resource_group"],
+            workspace=self.settings["workspace_name"],
+            endpoint=ref.name,
+            deployment=name,
+            start=start,
+            end=end,
+        )
+        return {"p95_ms": figures.get("p95_ms"), "p99_ms": figures.get("p99_ms")}
 
     def delete(self, ref: DeploymentRef, progress: Progress) -> None:
         from azure.core.exceptions import ResourceNotFoundError

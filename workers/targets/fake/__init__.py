@@ -51,4 +51,24 @@ KIND = KindDescriptor(
     guidance="For tests and DEBUG only: behaves as its behaviour setting says.",
     where=lambda settings: f"in memory, {settings.get('behaviour', 'succeed')}",
 )
-KINDS = (KIND,)
+ENDPOINT = KindDescriptor(
+    name="fake_endpoint",
+    label="Fake endpoint (in memory)",
+    adapter="workers.targets.fake.endpoint:FakeEndpointTarget",
+    capabilities=frozenset({Capability.TRAFFIC, Capability.LOGS}),
+    settings=KIND.settings,
+    probe=Probe.ADAPTER,
+    translate_error=translate_error,
+    test_only=True,
+    rollout_signals={
+        "failure_rate": "the fake's counters",
+        "p95_ms": "the fake's counters",
+        "p99_ms": "the fake's counters",
+        "queue_share": "the fake's counters",
+    },
+    failure_reasons=True,
+    note="in memory, shaped like an online endpoint: deployments behind one address and a traffic split",
+    guidance="For tests only.",
+    where=lambda settings: "in memory",
+)
+KINDS = (KIND, ENDPOINT)

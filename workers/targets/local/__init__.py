@@ -67,6 +67,15 @@ KIND = KindDescriptor(
     ),
     host_bound=True,
     entry_exposes_triton=True,
+    # Each Triton deployment's own /metrics, with its latency summaries on.
+    rollout_signals={
+        "failure_rate": "Triton /metrics: nv_inference_request_failure by reason",
+        "p95_ms": "Triton /metrics latency summary nv_inference_request_summary_us (quantile 0.95)",
+        "p99_ms": "Triton /metrics latency summary nv_inference_request_summary_us (quantile 0.99)",
+        "queue_share": "Triton /metrics: nv_inference_queue_duration_us / nv_inference_request_duration_us",
+        "golden": "golden requests through the endpoint (azureml-model-deployment header)",
+    },
+    failure_reasons=True,
     warnings=_warnings,
     available=lambda: settings.LOCAL_TARGET_ENABLED,
     translate_error=translate_error,

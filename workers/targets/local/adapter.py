@@ -495,6 +495,40 @@ class LocalTarget(TargetAdapter):
         endpoints.write(endpoint)
         endpoints.publish()
 
+    def retire(self, ref: DeploymentRef, name: str, progress: Progress) -> None:
+        """Stop one Triton deployment that takes no traffic, and forget it."""
+        self._on_this_host()
+        endpoint = endpoints.read(ref.id)
+        if endpoint is not None and endpoint.traffic.get(name, 0) > 0:
+            raise TargetError(
+                f"{name} takes {endpoint.traffic[name]}% of the traffic; move it elsewhere first", permanent=True
+            )
+        record = endpoints.read_server(ref.id, name)
+        if endpoint is not None and name in endpoint.traffic:
+            del endpoint.traffic[name]
+            endpoints.write(endpoint)
+            endpoints.publish()
+        if record is None:
+            progress(f"No Triton deployment {name} here: nothing to remove")
+            return
+        progress(f"Stopping Triton deployment {name}")
+        stop_server(ref.id, name, record.get("spec_digest", ""), progress)
+        self._remove_staging(ref.id, record.get("spec_digest", ""))
+
+    def read_counters(self, ref: DeploymentRef, name: str):
+        """The Triton deployment's own /metrics (its latency summaries are on)."""
+        from workers.targets import counters as triton_counters
+
+        record = endpoints.read_server(ref.id, name)
+        if not record or not record.get("metrics_port"):
+            raise TargetError(f"no metrics address for {name}: it is not running here", permanent=False)
+        try:
+            answer = httpx.get(f"http://127.0.0.1:{record['metrics_port']}/metrics", timeout=_PROBE_TIMEOUT)
+            answer.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise TargetError(f"reading {name}'s /metrics: {type(exc).__name__}", permanent=False) from exc
+        return triton_counters.from_metrics(answer.text)
+
     def keys(self, ref: DeploymentRef) -> list[str]:
         endpoint = endpoints.read(ref.id)
         return endpoint.readable_keys() if endpoint else []

@@ -19,13 +19,14 @@ from pathlib import Path
 from django.conf import settings
 
 from deployments.crypto import SecretUnreadable, decrypt, encrypt
+from workers.targets.base import endpoint_deployment_name
 from workers.targets.local import router
 from workers.targets.local.files import write_atomically
 
 
 def deployment_name(spec_digest: str) -> str:
     """Named like the SDK v2 adapter names Azure deployments: one per spec."""
-    return f"s{spec_digest[:10]}"
+    return endpoint_deployment_name(spec_digest)
 
 
 @dataclass
