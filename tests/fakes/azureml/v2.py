@@ -23,6 +23,10 @@ certificate, because the SDK refuses bearer tokens over plain http) for:
   exists from the endpoint's creation on, checks the endpoint's key, routes by
   the traffic split or the ``azureml-model-deployment`` header, and forwards
   ``/score`` and Triton's ``/v2/...`` to the chosen deployment's backend.
+* Azure Monitor's metrics of each endpoint
+  (``{endpoint id}/providers/Microsoft.Insights/metrics``), computed from the
+  requests its scoring address served (``monitor.py``), visible
+  ``metrics_delay_s`` after each request.
 
 Deploying calls the test's ``on_deploy(endpoint, deployment, model_files_dir)``
 in a background thread; it returns the deployment's backend URL (a local
@@ -57,6 +61,7 @@ import base64
 import contextlib
 import copy
 import datetime
+import functools
 import hashlib
 import json
 import os
@@ -79,6 +84,7 @@ import httpx
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from . import monitor
 from .faults import (
     V2_UPLOAD_TIMEOUT_S,
     FaultSwitches,
@@ -182,6 +188,12 @@ class ScoringRequest:
     method: str
     path: str
     status: int
+    at: datetime.datetime | None = None  # UTC, when the front end received it
+    # From receiving the request to having the answer's status and headers (the body streams after).
+    duration_ms: float = 0.0
+    # The model container's status: the backend's, or the one the front end names in
+    # ms-azureml-model-error-statuscode; None when no container was asked.
+    model_status: int | None = None
 
 
 class _Answer(Exception):
@@ -209,6 +221,7 @@ def _iso(moment: datetime.datetime | None = None) -> str:
 
 
 RAW_HEADERS_KEY = "fake_azureml.raw_headers"
+RECEIVED_KEY = "fake_azureml.received"
 
 
 class _QuietHandler(FaultyRequestHandler):
@@ -277,6 +290,9 @@ class FakeAzureMLv2(FaultSwitches):
         self.tenant_id = DEFAULT_TENANT
         self._init_faults()
         self.scoring_requests: list[ScoringRequest] = []
+        # Seconds before a scoring request shows in Azure Monitor's metrics (README,
+        # "Azure Monitor metrics"); 0 here, minutes on Azure.
+        self.metrics_delay_s = 0.0
         self._endpoint_tokens: dict[str, dict[str, float]] = {}  # aml tokens issued: token -> expiry
         self._http: httpx.Client | None = None
 
@@ -461,6 +477,7 @@ class FakeAzureMLv2(FaultSwitches):
     # ------------------------------------------------------------------ WSGI plumbing
 
     def _wsgi(self, environ: dict[str, Any], start_response: Callable) -> Any:
+        environ[RECEIVED_KEY] = (_now(), time.perf_counter())
         request = Request(environ)
         try:
             endpoint_label = self._scoring_endpoint_label(request)
@@ -568,13 +585,32 @@ class FakeAzureMLv2(FaultSwitches):
         if "content-length" in upstream.headers:
             response.headers["Content-Length"] = upstream.headers["content-length"]
         response.headers["azureml-model-deployment"] = deployment  # Azure names the deployment that answered
-        return self._scored(endpoint, deployment, request, response)
+        return self._scored(endpoint, deployment, request, response, model_status=upstream.status_code)
 
-    def _scored(self, endpoint: str, deployment: str | None, request: Request, response: Response) -> Response:
+    def _scored(
+        self,
+        endpoint: str,
+        deployment: str | None,
+        request: Request,
+        response: Response,
+        model_status: int | None = None,
+    ) -> Response:
         response.headers.setdefault("x-request-id", str(uuid.uuid4()))
+        received_at, started = request.environ.get(RECEIVED_KEY, (_now(), time.perf_counter()))
+        if model_status is None and "ms-azureml-model-error-statuscode" in response.headers:
+            model_status = int(response.headers["ms-azureml-model-error-statuscode"])
         with self._lock:
             self.scoring_requests.append(
-                ScoringRequest(endpoint, deployment, request.method, request.path, response.status_code)
+                ScoringRequest(
+                    endpoint,
+                    deployment,
+                    request.method,
+                    request.path,
+                    response.status_code,
+                    at=received_at,
+                    duration_ms=(time.perf_counter() - started) * 1000,
+                    model_status=model_status,
+                )
             )
         return response
 
@@ -672,6 +708,11 @@ class FakeAzureMLv2(FaultSwitches):
             ("PUT", r"/onlineEndpoints/([^/]+)/deployments/([^/]+)", lambda e, d: self._put_deployment(e, d, body)),
             ("DELETE", r"/onlineEndpoints/([^/]+)/deployments/([^/]+)", self._delete_deployment),
             ("POST", r"/onlineEndpoints/([^/]+)/deployments/([^/]+)/getLogs", lambda e, d: self._logs(e, d, body)),
+            (
+                "GET",
+                r"/onlineEndpoints/([^/]+)/providers/Microsoft\.Insights/metrics",
+                functools.partial(self._metrics, request=request),
+            ),
         ]
         for method, pattern, handler in routes:
             match = re.fullmatch(pattern, rest.rstrip("/"), re.IGNORECASE)
@@ -1347,6 +1388,38 @@ class FakeAzureMLv2(FaultSwitches):
         else:
             content = "\n".join(deployment.logs[-tail:]) if tail > 0 else ""
         return self._json({"content": content})
+
+    # ------------------------------------------------------------------ Azure Monitor metrics
+
+    def _metrics(self, endpoint: str, request: Request) -> Response:
+        """Azure Monitor's metrics of the endpoint, from the requests its scoring address served."""
+        name = next((n for n in self._endpoints if n.lower() == endpoint.lower()), None)
+        if name is None:
+            error = monitor.MetricsError(
+                404,
+                "ResourceNotFound",
+                f"The Resource '{ARM_PROVIDER}/workspaces/{self.workspace_name}/onlineEndpoints/{endpoint}' "
+                f"under resource group '{self.resource_group}' was not found.",
+            )
+            return self._json(error.body(), error.status)
+        served = [
+            monitor.Served(r.at, r.deployment, r.status, r.model_status, r.duration_ms)
+            for r in self.scoring_requests
+            if r.endpoint == name and r.at is not None
+        ]
+        try:
+            body = monitor.answer(
+                resource_id=f"{self.workspace_path}/onlineEndpoints/{name}",
+                location=self.location,
+                served=served,
+                args=dict(request.args),
+                now=_now(),
+                delay_s=self.metrics_delay_s,
+            )
+        except monitor.MetricsError as error:
+            # The metrics API answers errors flat, not in ARM's {"error": {...}} envelope.
+            return self._json(error.body(), error.status)
+        return self._json(body)
 
 
 def provisioning_error(stage: str, kubernetes: bool) -> tuple[str, str]:
