@@ -394,8 +394,12 @@ class AzureMLv2Target(TargetAdapter):
     def window_percentiles(self, ref: DeploymentRef, name: str, start, end) -> dict | None:
         from workers.targets.azureml_v2 import monitor
 
+        # Azure Monitor's metrics live on the ARM that azure-ai-ml resolved
+        # for this workspace's cloud (sovereign clouds differ; so do the fakes).
+        arm = getattr(self._client(), "_base_url", None)
         figures = monitor.deployment_figures(
             self._credential(),
+            base_url=arm,
             subscription_id=self.settings["subscription_id"],
             resource_group=self.settings["resource_group"],
             workspace=self.settings["workspace_name"],
