@@ -21,6 +21,9 @@ from pathlib import Path
 from django.conf import settings
 
 _PACKAGE = "nvidia-pytriton"
+# quantile:allowed error pairs for Triton's latency summaries (the median for
+# charts, p95 and p99 for rollout gates).
+SUMMARY_QUANTILES = "0.5:0.05,0.95:0.01,0.99:0.001"
 
 
 class RuntimeUnavailable(Exception):
@@ -40,14 +43,19 @@ class TritonRuntime:
         return self.root / "backends"
 
     def command(self, models: Path, *, http_port: int, metrics_port: int | None) -> list[str]:
-        """tritonserver on 127.0.0.1 only, HTTP (+ metrics), no gRPC, explicit
-        model control with every model loaded at start."""
+        """tritonserver on 127.0.0.1 only, HTTP (+ metrics with latency
+        summaries), no gRPC, explicit model control with every model loaded at
+        start."""
         metrics = (
             [
                 "--allow-metrics=true",
                 "--allow-gpu-metrics=false",
                 "--metrics-address=127.0.0.1",
                 f"--metrics-port={metrics_port}",
+                # Latency percentiles for rollout gates, computed by Triton itself
+                # over a sliding window of about a minute (see docs/facts.md).
+                "--metrics-config=summary_latencies=true",
+                f"--metrics-config=summary_quantiles={SUMMARY_QUANTILES}",
             ]
             if metrics_port
             else ["--allow-metrics=false"]
