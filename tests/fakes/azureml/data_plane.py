@@ -20,8 +20,9 @@ from workers.targets.local import runtime as triton_runtime
 
 
 class _Server:
-    def __init__(self, process, triton_url: str, proxy):
+    def __init__(self, process, triton_url: str, proxy, metrics_url: str | None = None):
         self.process, self.triton_url, self.proxy = process, triton_url, proxy
+        self.metrics_url = metrics_url
 
 
 class TritonDataPlane:
@@ -29,6 +30,7 @@ class TritonDataPlane:
 
     With ``key_for`` the URL is a proxy that, like Azure's, takes either of the
     keys ``key_for(name)`` returns, read at each request; without it, Triton's own URL.
+    With ``metrics=True`` the server also serves /metrics, at ``metrics_url(name)``.
     """
 
     def __init__(self, workdir):
@@ -55,13 +57,14 @@ class TritonDataPlane:
                 server = self.servers["shared"]
             return server.triton_url
 
-    def start(self, name: str, repository, key_for=None) -> str:
+    def start(self, name: str, repository, key_for=None, *, metrics: bool = False) -> str:
         runtime = triton_runtime.prepare()
         folder = self.workdir / name
         folder.mkdir(parents=True, exist_ok=True)
         port = local_processes.free_port()
+        metrics_port = local_processes.free_port() if metrics else None
         process = local_processes.spawn(
-            runtime.command(repository, http_port=port, metrics_port=None),
+            runtime.command(repository, http_port=port, metrics_port=metrics_port),
             env=runtime.environment(),
             log=folder / "triton.log",
             cwd=folder,
@@ -81,8 +84,12 @@ class TritonDataPlane:
         deadline_client.close()
         self.started += 1
         proxy = self._proxy(triton_url, lambda: key_for(name)) if key_for is not None else None
-        self.servers[name] = _Server(process, triton_url, proxy)
+        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics" if metrics_port else None
+        self.servers[name] = _Server(process, triton_url, proxy, metrics_url)
         return f"http://127.0.0.1:{proxy.server_port}" if proxy is not None else triton_url
+
+    def metrics_url(self, name: str) -> str | None:
+        return self.servers[name].metrics_url
 
     def _proxy(self, triton_url: str, key):
         def app(environ, start_response):
