@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from deployments.health import metrics as health_metrics
-from deployments.rollouts import triton_counters
 from tests import processes
 from tests.archives import EXAMPLES
 from tests.fakes.azureml.data_plane import TritonDataPlane
+from workers.targets import counters as triton_counters
 from workers.targets.local.runtime import TritonRuntime
 
 DATA = Path(__file__).parent / "data" / "triton_signals"
