@@ -11,7 +11,7 @@ from django.utils import timezone
 from deployments.errors import DomainError, NotAllowed, WrongState
 from deployments.models import AuditEvent, Deployment, Environment, Operation, Rollout, RolloutStep, Target
 from deployments.rollouts import driver
-from deployments.rollouts.figures import Counters
+from deployments.rollouts.figures import Counters, between
 from deployments.rollouts.plan import clean_gates
 from deployments.services.approvals import deployment_approve
 from deployments.services.deployments import deployment_create, deployment_redeploy
@@ -394,3 +394,22 @@ def test_looking_twice_queues_one_operation(requester, repository):
     driver.advance_one(rollout.pk)
     driver.advance_one(rollout.pk)
     assert deployment.operations.filter(status__in=Operation.ACTIVE).count() == 1
+
+
+def test_the_endpoints_errors_count_where_triton_counts_nothing():
+    """A wrong shape or a full queue is answered before a model runs:
+    Triton's counters miss it, the endpoint's do not (docs/facts.md)."""
+    start = Counters(success=100, failures={"BACKEND": 1}, answered={"requests": 101, "4xx": 0, "5xx": 1})
+    end = Counters(success=190, failures={"BACKEND": 2}, answered={"requests": 210, "4xx": 5, "5xx": 15})
+    figures = between(start, end)
+    assert figures["failures"] == {"BACKEND": 1, "HTTP 4xx": 5, "HTTP 5xx": 13}
+    assert figures["requests"] == 109
+    assert figures["failure_rate"] == round(19 / 109, 6)
+
+
+def test_a_window_read_elsewhere_replaces_the_summaries_and_counts():
+    end = Counters(success=50, quantiles={"p95": 9000.0, "p99": 12000.0})
+    figures = between(Counters(), end, window={"p95_ms": 20.0, "p99_ms": 31.5, "requests": 60, "4xx": 0, "5xx": 10})
+    assert (figures["p95_ms"], figures["p99_ms"]) == (20.0, 31.5)
+    assert figures["failures"] == {"HTTP 5xx": 10}
+    assert figures["requests"] == 60

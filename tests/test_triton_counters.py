@@ -110,6 +110,7 @@ def test_empty_statistics_are_all_zero():
         "queue_us": 0.0,
         "compute_us": 0.0,
         "quantiles": {},
+        "answered": {},
     }
 
 

@@ -255,8 +255,8 @@ def _window(rollout: Rollout, step: RolloutStep) -> tuple[dict, dict]:
     for side, name in _sides(rollout):
         end = adapter.read_counters(ref, name)
         start = rollout_figures.Counters.from_json(step.counters_at_start.get(side, {}))
-        percentiles = adapter.window_percentiles(ref, name, step.started_at, now)
-        found[side] = rollout_figures.between(start, end, percentiles=percentiles)
+        window = adapter.window_figures(ref, name, step.started_at, now)
+        found[side] = rollout_figures.between(start, end, window=window)
     return found, dict(rollout.deployment.target.descriptor.rollout_signals)
 
 

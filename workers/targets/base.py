@@ -229,9 +229,10 @@ class TargetAdapter:
         """One deployment's cumulative Triton counters now (rollouts.figures.Counters)."""
         raise NotImplementedError
 
-    def window_percentiles(self, ref: DeploymentRef, name: str, start, end) -> dict | None:
-        """{"p95_ms", "p99_ms"} of one deployment over [start, end], where the
-        kind reads them from elsewhere than Triton's own summaries; None if not."""
+    def window_figures(self, ref: DeploymentRef, name: str, start, end) -> dict | None:
+        """What the kind reads for one deployment over [start, end] itself,
+        rather than from Triton's counters: {"p95_ms", "p99_ms", "requests",
+        "4xx", "5xx"} (Azure Monitor); None where it reads nothing so."""
         return None
 
 

@@ -31,7 +31,10 @@ class Counters:
     """One read of one deployment's cumulative counters, summed over its models.
     Times in microseconds. `quantiles` are latency percentiles the source
     computes itself ({"p95": us, "p99": us}: Triton's latency summaries);
-    empty where it gives none."""
+    empty where it gives none. `answered` is what the endpoint in front
+    counted for this deployment ({"requests", "4xx", "5xx"}, cumulative):
+    it sees the failures Triton answers before a model runs, which Triton's
+    own counters miss; empty where the kind has no such count."""
 
     success: float = 0.0
     failures: dict[str, float] = field(default_factory=dict)
@@ -39,6 +42,7 @@ class Counters:
     queue_us: float = 0.0
     compute_us: float = 0.0
     quantiles: dict[str, float] = field(default_factory=dict)
+    answered: dict[str, float] = field(default_factory=dict)
 
     def as_json(self) -> dict:
         return {
@@ -48,6 +52,7 @@ class Counters:
             "queue_us": self.queue_us,
             "compute_us": self.compute_us,
             "quantiles": dict(self.quantiles),
+            "answered": dict(self.answered),
         }
 
     @classmethod
@@ -59,6 +64,7 @@ class Counters:
             queue_us=data.get("queue_us", 0.0),
             compute_us=data.get("compute_us", 0.0),
             quantiles=dict(data.get("quantiles", {})),
+            answered=dict(data.get("answered", {})),
         )
 
 

@@ -391,7 +391,7 @@ class AzureMLv2Target(TargetAdapter):
             raise TargetError(f"reading {name}'s statistics: {type(exc).__name__}: {exc}", permanent=False) from exc
         return triton_counters.from_statistics(answer.json())
 
-    def window_percentiles(self, ref: DeploymentRef, name: str, start, end) -> dict | None:
+    def window_figures(self, ref: DeploymentRef, name: str, start, end) -> dict | None:
         from workers.targets.azureml_v2 import monitor
 
         # Azure Monitor's metrics live on the ARM that azure-ai-ml resolved
@@ -408,7 +408,13 @@ class AzureMLv2Target(TargetAdapter):
             start=start,
             end=end,
         )
-        return {"p95_ms": figures.get("p95_ms"), "p99_ms": figures.get("p99_ms")}
+        return {
+            "p95_ms": figures.get("p95_ms"),
+            "p99_ms": figures.get("p99_ms"),
+            "requests": figures["requests"],
+            "4xx": figures["errors"]["4xx"],
+            "5xx": figures["errors"]["5xx"],
+        }
 
     def delete(self, ref: DeploymentRef, progress: Progress) -> None:
         from azure.core.exceptions import ResourceNotFoundError

@@ -13,6 +13,7 @@ not the database and not the worker's memory, say what runs, so a worker or
 web restart reattaches instead of starting a second server.
 """
 
+import contextlib
 import shutil
 import time
 from pathlib import Path
@@ -527,7 +528,11 @@ class LocalTarget(TargetAdapter):
             answer.raise_for_status()
         except httpx.HTTPError as exc:
             raise TargetError(f"reading {name}'s /metrics: {type(exc).__name__}", permanent=False) from exc
-        return triton_counters.from_metrics(answer.text)
+        counters = triton_counters.from_metrics(answer.text)
+        # The router down: the reconciler starts it again; Triton's counts still stand.
+        with contextlib.suppress(OSError):
+            counters.answered = router.responses(ref.id).get(name, {})
+        return counters
 
     def keys(self, ref: DeploymentRef) -> list[str]:
         endpoint = endpoints.read(ref.id)

@@ -20,6 +20,7 @@ record and keeps it.
 """
 
 import contextlib
+import csv
 import fcntl
 import hashlib
 import json
@@ -290,6 +291,30 @@ def _master(command: str) -> str:
         while chunk := sock.recv(65536):
             chunks.append(chunk)
     return b"".join(chunks).decode(errors="replace")
+
+
+def responses(endpoint_id: int) -> dict[str, dict[str, int]]:
+    """What the endpoint answered through each of its Triton deployments:
+    {name: {"requests", "4xx", "5xx"}}, summed over the backends that reach
+    it (the split, and the azureml-model-deployment header's). Counted by
+    the router's current worker since it started: a reload starts again
+    from zero. Triton's own counters miss failures it answers before a
+    model runs (a wrong shape, a full queue: docs/facts.md); these do not."""
+    text = _master("@1 show stat")
+    header, _, body = text.lstrip("# ").partition("\n")
+    found: dict[str, dict[str, int]] = {}
+    prefix = f"ep{endpoint_id}"
+    for row in csv.DictReader([header, *body.splitlines()]):
+        backend = row.get("pxname", "")
+        if row.get("svname") in ("FRONTEND", "BACKEND", None) or not (
+            backend == prefix or backend.startswith(f"{prefix}_")
+        ):
+            continue
+        counts = found.setdefault(row["svname"], {"requests": 0, "4xx": 0, "5xx": 0})
+        for key, column in (("4xx", "hrsp_4xx"), ("5xx", "hrsp_5xx")):
+            counts[key] += int(row.get(column) or 0)
+        counts["requests"] += sum(int(row.get(f"hrsp_{c}xx") or 0) for c in "12345")
+    return found
 
 
 def _workers() -> _Workers:
