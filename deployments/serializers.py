@@ -185,3 +185,53 @@ def audit_event_json(event) -> dict:
         "source_ip": event.source_ip,
         "hash": event.hash,
     }
+
+
+def rollout_json(rollout) -> dict:
+    """A rollout as the API and its webhook consumers see it: the plan, where
+    it is, and each step with its figures and the gates' verdict."""
+    spec = rollout.spec or {}
+    pending = rollout.deployment.requests.filter(kind="rollout", params__rollout=rollout.pk).order_by("-id").first()
+    return {
+        "id": rollout.pk,
+        "deployment": {"id": rollout.deployment_id, "name": rollout.deployment.name},
+        "status": rollout.status,
+        "phase": rollout.phase,
+        "reason": rollout.reason,
+        "step": rollout.step_index + 1 if rollout.step_index >= 0 else None,
+        "plan_digest": rollout.plan_digest,
+        "released_digest": rollout.released_digest or None,
+        "approval_request": pending.pk if pending else None,
+        "baseline": {"name": rollout.baseline_name, "spec_digest": rollout.baseline_digest},
+        "candidate": {
+            "name": rollout.candidate_name,
+            "spec_digest": rollout.candidate_digest,
+            "repository": {
+                "id": spec.get("repository_id"),
+                "name": spec.get("repository_name", ""),
+                "revision": spec.get("repository_revision"),
+                "digest": spec.get("repository_digest", ""),
+            },
+            "worker_count": spec.get("worker_count"),
+            "resources": spec.get("resources", {}),
+        },
+        "gates": rollout.gates,
+        "golden_requests": [g["name"] for g in rollout.golden_requests],
+        "on_rollback": rollout.on_rollback,
+        "created_by": rollout.created_by.get_username() if rollout.created_by else None,
+        "created_at": rollout.created_at.isoformat(),
+        "finished_at": rollout.finished_at.isoformat() if rollout.finished_at else None,
+        "steps": [
+            {
+                "index": step.index + 1,
+                "traffic": step.traffic,
+                "bake_seconds": step.bake_seconds,
+                "status": step.status,
+                "started_at": step.started_at.isoformat() if step.started_at else None,
+                "ended_at": step.ended_at.isoformat() if step.ended_at else None,
+                "figures": step.figures,
+                "verdict": step.verdict,
+            }
+            for step in rollout.steps.all()
+        ],
+    }

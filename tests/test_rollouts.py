@@ -413,3 +413,60 @@ def test_a_window_read_elsewhere_replaces_the_summaries_and_counts():
     assert (figures["p95_ms"], figures["p99_ms"]) == (20.0, 31.5)
     assert figures["failures"] == {"HTTP 5xx": 10}
     assert figures["requests"] == 60
+
+
+def test_pipelines_drive_a_rollout_through_the_api(client, requester, viewer, repository, token_for):
+    deployment = running_deployment(repository, requester, endpoint_target())
+    url = f"/api/v1/deployments/{deployment.pk}/rollouts"
+    auth = {"HTTP_AUTHORIZATION": token_for(requester)}
+    bad = client.post(
+        url,
+        {"spec": {"worker_count": 2}, "steps": [{"traffic": 10, "bake_seconds": 5}]},
+        content_type="application/json",
+        **auth,
+    )
+    assert bad.status_code == 400
+    assert bad.json()["errors"][0]["path"] == "steps"
+    assert "100%" in bad.json()["errors"][0]["message"]
+    assert not Rollout.objects.exists()
+
+    body = {
+        "spec": {"worker_count": 2},
+        "steps": STEPS,
+        "gates": {"failure_rate": {"max_ratio": 1.5, "floor": 0.02}, "min_requests": 50},
+        "on_rollback": "remove",
+    }
+    refused = client.post(url, body, content_type="application/json", HTTP_AUTHORIZATION=token_for(viewer))
+    assert refused.status_code == 403
+    created = client.post(url, body, content_type="application/json", **auth)
+    assert created.status_code == 201, created.content
+    rollout = created.json()
+    assert rollout["status"] == "running"
+    assert [s["traffic"] for s in rollout["steps"]] == [10, 50, 100]
+    assert rollout["gates"] == {"failure_rate": {"max_ratio": 1.5, "floor": 0.02}, "min_requests": 50}
+    assert rollout["released_digest"] == rollout["plan_digest"]
+
+    row = Rollout.objects.get(pk=rollout["id"])
+    until(row, Rollout.Phase.BAKING)
+    serve(row, "baseline")
+    serve(row, "candidate")
+    look(row)
+    seen = client.get(f"/api/v1/rollouts/{row.pk}", **auth).json()
+    assert seen["step"] == 1
+    assert seen["steps"][0]["status"] == "baking"
+    assert seen["steps"][0]["figures"]["candidate"]["requests"] == 100
+    assert seen["steps"][0]["verdict"]["checks"][0]["gate"] == "failure_rate"
+
+    paused = client.post(f"/api/v1/rollouts/{row.pk}/pause", **auth)
+    assert paused.json()["status"] == "paused"
+    again = client.post(f"/api/v1/rollouts/{row.pk}/pause", **auth)
+    assert again.status_code == 409
+    aborted = client.post(
+        f"/api/v1/rollouts/{row.pk}/abort", {"reason": "canary looked odd"}, content_type="application/json", **auth
+    )
+    assert aborted.json()["phase"] == "rolling_back"
+    until(row, Rollout.Phase.DONE)
+    final = client.get(f"/api/v1/rollouts/{row.pk}", **auth).json()
+    assert final["status"] == "aborted"
+    assert "canary looked odd" in final["reason"]
+    assert client.get("/api/v1/rollouts/999999", **auth).status_code == 404

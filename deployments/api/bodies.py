@@ -173,3 +173,28 @@ class ApprovalQuery(Query):
 
 class LogQuery(Query):
     tail: int = Field(200, ge=1, le=5000)
+
+
+class RolloutPlanStep(Body):
+    traffic: StrictInt = Field(description="the candidate's share (%), growing step by step to 100")
+    bake_seconds: StrictInt = Field(description="how long the step runs before its gates pass it")
+
+
+class RolloutCreate(Body):
+    spec: Redeploy | None = Field(None, description="the candidate: spec fields that change, and/or another revision")
+    steps: list[RolloutPlanStep]
+    gates: dict[str, Any] | None = Field(
+        None,
+        description="{gate: {max_ratio, floor}} for failure_rate (and its reasons), p95_ms, p99_ms, queue_share, "
+        "plus min_requests; default: every gate the target's kind can measure",
+    )
+    golden_requests: list[dict[str, Any]] | None = Field(
+        None,
+        description="[{name, model, version?, inputs: [{name, datatype, shape, data}], expected: [{name, data}], "
+        "tolerance?: {abs, rel}}]: sent to the candidate at every look",
+    )
+    on_rollback: Literal["keep", "remove"] = Field("keep", description="what happens to a rolled-back candidate")
+
+
+class RolloutAbort(Body):
+    reason: str = ""

@@ -352,3 +352,55 @@ class SystemHealth(Schema):
     database: str
     broker: str
     workers: Workers
+
+
+class RolloutSide(Schema):
+    name: str
+    spec_digest: str
+
+
+class RolloutCandidate(RolloutSide):
+    repository: RepositoryRef
+    worker_count: int | None
+    resources: dict[str, float]
+
+
+class RolloutStepState(Schema):
+    index: int
+    traffic: int
+    bake_seconds: int
+    status: Literal["pending", "shifting", "baking", "passed", "failed", "skipped"]
+    started_at: datetime | None
+    ended_at: datetime | None
+    figures: dict[str, Any] = Field(
+        description="{baseline, candidate}: requests, failures by reason, failure_rate, mean_ms, p95_ms, p99_ms, "
+        "queue_share over the bake window so far"
+    )
+    verdict: dict[str, Any] = Field(
+        description="{passed, final, checks: [{gate, baseline, candidate, limit, rule, source, passed, note}], golden}"
+    )
+
+
+class Rollout(Schema):
+    id: int
+    deployment: DeploymentRef
+    status: Literal["pending_approval", "running", "paused", "promoted", "rolled_back", "aborted", "failed"]
+    phase: str = Field(description="candidate, shifting, baking, finishing, rolling_back, cleaning_up or done")
+    reason: str
+    step: int | None = Field(description="the step under way (1-based), null before the first")
+    plan_digest: str
+    released_digest: str | None = Field(description="the plan digest let through (approved, or no approval asked)")
+    approval_request: int | None
+    baseline: RolloutSide
+    candidate: RolloutCandidate
+    gates: dict[str, Any]
+    golden_requests: list[str]
+    on_rollback: Literal["keep", "remove"]
+    created_by: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    steps: list[RolloutStepState]
+
+
+class RolloutPage(Schema):
+    results: list[Rollout]
