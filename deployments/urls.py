@@ -74,6 +74,7 @@ urlpatterns = [
     path("fleet/", health.fleet_fragment, name="fleet"),
     path("deployments/<int:deployment_id>/console/", console.console, name="deployment-console"),
     path("deployments/<int:deployment_id>/golden/", console.golden_save, name="deployment-golden-save"),
+    path("golden/<int:golden_id>/delete/", console.golden_delete, name="golden-delete"),
     path("deployments/<int:deployment_id>/rollouts/new/", rollouts.create, name="rollout-create"),
     path("rollouts/<int:rollout_id>/", rollouts.detail, name="rollout"),
     path("rollouts/<int:rollout_id>/charts/<str:figure>.json", rollouts.chart, name="rollout-chart"),

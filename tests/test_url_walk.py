@@ -66,6 +66,7 @@ def world(django_user_model):
         "membership_id": membership.pk,
         "delivery_id": 1,
         "rollout_id": rollout.pk,
+        "golden_id": GoldenRequest.objects.create(deployment=deployment, name="ones", request={}).pk,
         "figure": "p95_ms",
     }
 

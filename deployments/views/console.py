@@ -24,9 +24,9 @@ from deployments.console.infer import (
     model_metadata,
 )
 from deployments.errors import DomainError
-from deployments.models import Deployment
+from deployments.models import Deployment, GoldenRequest
 from deployments.selectors.deployments import deployment_detail
-from deployments.services.rollouts import MAX_GOLDEN_BYTES, golden_request_save
+from deployments.services.rollouts import MAX_GOLDEN_BYTES, golden_request_delete, golden_request_save
 
 # Outputs up to this size get a .npy download link (a data: URL, nothing stored).
 NPY_DOWNLOAD_ELEMENTS = 1024 * 1024
@@ -236,3 +236,21 @@ def _score_console(request, deployment):
             context["error"] = exc.message
         return _answer(request, context, status=400 if "error" in context else 200)
     return render(request, "deployments/console.html", context)
+
+
+@require_POST
+def golden_delete(request, golden_id: int):
+    golden = (
+        GoldenRequest.objects.filter(pk=golden_id, deployment__in=Deployment.objects.visible_to(request.user))
+        .select_related("deployment__target__environment")
+        .first()
+    )
+    if golden is None:
+        raise Http404("No such golden request.")
+    try:
+        golden_request_delete(golden=golden, actor=request.user)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Golden request “{golden.name}” removed.")
+    return redirect("deployment", deployment_id=golden.deployment_id)

@@ -17,6 +17,7 @@ from deployments.selectors.deployments import (
     server_log,
 )
 from deployments.selectors.health import health_view
+from deployments.selectors.rollouts import active_rollout
 from deployments.serializers import approval_json
 from deployments.services.deployments import (
     deployment_acknowledge_address,
@@ -114,6 +115,7 @@ def detail(request, deployment_id: int):
         "can_delete": policy.can(request.user, "deployments.delete_deployment", deployment.target.environment),
         "can_use_console": policy.can(request.user, "deployments.use_console", deployment.target.environment),
         "approval": approval_json(deployment),
+        "rollout": active_rollout(deployment),
     }
     if request.htmx:
         if not deployment.in_progress:
@@ -128,7 +130,14 @@ def detail(request, deployment_id: int):
     return render(
         request,
         "deployments/deployment_detail.html",
-        {**context, **revisions.actions(request, deployment), **object_history(request.user, deployment)},
+        {
+            **context,
+            **revisions.actions(request, deployment),
+            **object_history(request.user, deployment),
+            "rollouts": deployment.rollouts.select_related("created_by")[:10],
+            "golden_requests": deployment.golden_requests.all(),
+            "can_roll_out": "traffic" in deployment.target.capabilities and deployment.repository_id is not None,
+        },
     )
 
 
