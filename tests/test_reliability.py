@@ -222,3 +222,78 @@ def test_an_operation_whose_worker_dies_three_times_needs_attention(request_depl
     assert operation.status == Operation.Status.NEEDS_ATTENTION
     assert deployment.status == Deployment.Status.FAILED
     assert "lost 3 times" in deployment.status_reason
+
+
+def test_a_worker_killed_mid_rollout_resumes_where_it_was(broker, deployer, request_deploy, tmp_path, settings):
+    """The worker runs the reconciler's beat too, so it is the rollout's
+    driver: killed during the second step's bake, its successor carries on
+    from that step, and the first is not run again."""
+
+    settings.RECONCILE_INTERVAL = 1  # as the workers have it: bakes of a few seconds are allowed
+    started = []
+
+    def worker(name: str):
+        env = processes.child_env(
+            DATABASE_URL=processes.test_database_url(),
+            REDIS_URL=broker.url,
+            STORAGE_ROOT=str(settings.STORAGE_ROOT),
+            RECONCILE_INTERVAL="1",
+            OPERATION_STALE_AFTER="4",
+        )
+        command = [*processes.celery_worker(name), "--beat", "--schedule", str(tmp_path / f"{name}.beat")]
+        started.append(processes.start(command, env=env, log=tmp_path / f"{name}.log"))
+        return started[-1]
+
+    try:
+        _killed_mid_rollout(worker, deployer, request_deploy, tmp_path)
+    finally:
+        for process in started:
+            processes.stop(process, sig=signal.SIGKILL)
+
+
+def _killed_mid_rollout(worker, deployer, request_deploy, tmp_path):
+    from deployments.models import AuditEvent, Rollout
+    from deployments.services.rollouts import rollout_create
+    from tests.rollout_models import candidate_revision
+
+    first = worker("driver")
+    deployment = request_deploy("rolled")
+    wait_healthy(deployment, process=first)
+    baseline = local.main_deployment(deployment.pk)
+    rollout = rollout_create(
+        deployment=deployment,
+        actor=deployer,
+        repository=candidate_revision(tmp_path, "good", deployer),
+        steps=[
+            {"traffic": 30, "bake_seconds": 3},
+            {"traffic": 60, "bake_seconds": 6},
+            {"traffic": 100, "bake_seconds": 2},
+        ],
+    )
+
+    def second_step_baking():
+        rollout.refresh_from_db()
+        return rollout.step_index == 1 and rollout.phase == Rollout.Phase.BAKING
+
+    processes.wait_for(second_step_baking, within=120, what="the second step baking", process=first)
+    processes.stop(first, sig=signal.SIGKILL)
+    step_one = rollout.steps.get(index=0)
+    assert step_one.status == "passed"
+
+    second = worker("successor")
+    processes.wait_for(
+        lambda: Rollout.objects.get(pk=rollout.pk).status in Rollout.TERMINAL,
+        within=120,
+        what="the rollout finished",
+        process=second,
+    )
+    rollout.refresh_from_db()
+    assert rollout.status == Rollout.Status.PROMOTED, rollout.reason
+    assert rollout.steps.get(index=0).started_at == step_one.started_at, "the first step was not run again"
+    passed = AuditEvent.objects.filter(action="rollout.step_passed", details__rollout=rollout.pk)
+    assert sorted(event.details["step"] for event in passed) == [1, 2, 3]
+    candidate_deploys = deployment.operations.filter(kind=Operation.Kind.DEPLOY, params__rollout=rollout.pk)
+    assert candidate_deploys.count() == 1
+    assert local.main_deployment(deployment.pk) == rollout.candidate_name
+    assert len(servers_of(deployment)) == 1, "one server: the candidate's; the baseline was retired"
+    assert baseline != rollout.candidate_name

@@ -11,11 +11,15 @@ import pytest
 
 from deployments.models import Deployment, Operation, Rollout
 from deployments.rollouts import driver
+from deployments.services.deployments import deployment_create
+from deployments.services.operations import reconcile
 from deployments.services.rollouts import rollout_create
+from tests.azure import azure_target, data_plane, fake_v2  # noqa: F401 - fixtures
 from tests.engine import endpoint_headers, run_pending
 from tests.load import Load
 from tests.rollout_models import GOLDEN, candidate_revision
 from tests.test_local_target import deploy_example
+from workers.targets.azureml_v2.adapter import azure_deployment_name
 from workers.targets.local import adapter as local
 from workers.targets.local import endpoints
 
@@ -124,3 +128,61 @@ def test_four_candidates_meet_the_gates_on_real_tritons(deployer, cleanup, tmp_p
     assert set(load.failures) <= {flaky.candidate_name}
     assert load.answers[good.candidate_name] > 0
     assert deployment.status == Deployment.Status.HEALTHY or deployment.status_reason == ""
+
+
+@pytest.mark.azure
+def test_four_candidates_meet_the_gates_behind_an_azure_v2_endpoint(admin, repository, fake_v2, tmp_path):  # noqa: F811
+    """The same four on SDK v2 through the fake, each Azure deployment its own
+    real Triton: counts from Triton's statistics extension reached through
+    the endpoint by header, percentiles and HTTP errors from Azure Monitor's
+    metrics of each deployment."""
+    target = azure_target(admin, "azureml_v2_managed", fake_v2, instance_type="Standard_NC6s_v3")
+    deployment = deployment_create(name="canary", repository=repository, target=target, actor=admin)
+    assert run_pending(deployment).status == Operation.Status.SUCCEEDED
+    reconcile()
+    deployment.refresh_from_db()
+    baseline = azure_deployment_name(deployment.spec_digest)
+    url = deployment.scoring_uri.removesuffix("/score") + "/v2/models/add_sub/infer"
+    outcomes = {}
+    with Load(url, endpoint_headers(deployment)) as load:
+        for behaviour, extra in (
+            ("wrong", {"golden_requests": [GOLDEN], "on_rollback": "remove"}),
+            ("flaky", {"on_rollback": "remove"}),
+            ("slow", {"on_rollback": "remove"}),
+            ("good", {"golden_requests": [GOLDEN]}),
+        ):
+            rollout = rollout_create(
+                deployment=deployment,
+                actor=admin,
+                repository=candidate_revision(tmp_path, behaviour, admin),
+                steps=STEPS,
+                gates=GATES,
+                **extra,
+            )
+            outcomes[behaviour] = drive(rollout, within=180)
+    wrong, flaky, slow, good = (outcomes[b] for b in ("wrong", "flaky", "slow", "good"))
+    assert wrong.status == Rollout.Status.ROLLED_BACK, wrong.reason
+    assert "expected 44" in wrong.steps.get(index=0).verdict["golden"][0]["detail"]
+
+    assert flaky.status == Rollout.Status.ROLLED_BACK, flaky.reason
+    check = next(c for c in flaky.steps.get(index=0).verdict["checks"] if c["gate"] == "failure_rate")
+    assert check["passed"] is False
+    assert "statistics extension" in check["source"]
+
+    assert slow.status == Rollout.Status.ROLLED_BACK, slow.reason
+    check = next(c for c in slow.steps.get(index=0).verdict["checks"] if c["gate"] == "p95_ms")
+    assert check["passed"] is False
+    assert check["candidate"] > 60 > check["baseline"]
+    assert "Azure Monitor" in check["source"]
+
+    assert good.status == Rollout.Status.PROMOTED, good.reason
+    deployment.refresh_from_db()
+    assert deployment.spec_digest == good.candidate_digest
+    traffic = fake_v2.endpoint("canary")["properties"]["traffic"]
+    assert traffic == {good.candidate_name: 100}, "the baseline was deleted at Azure"
+    assert baseline not in traffic
+    # The rolled-back candidates were removed, as their plans said.
+    assert not (
+        {wrong.candidate_name, flaky.candidate_name, slow.candidate_name} & set(fake_v2.deployment_names("canary"))
+    )
+    assert set(load.failures) <= {flaky.candidate_name}

@@ -425,6 +425,11 @@ class FakeAzureMLv2(FaultSwitches):
         with self._lock:
             return copy.deepcopy(self._deployments[(endpoint_name, deployment_name)].body)
 
+    def deployment_names(self, endpoint_name: str) -> list[str]:
+        """The endpoint's deployments (any provisioning state but deleted), sorted."""
+        with self._lock:
+            return sorted(name for endpoint, name in self._deployments if endpoint == endpoint_name)
+
     def deployment_error(self, endpoint_name: str, deployment_name: str) -> dict[str, str] | None:
         """``{"code", "message"}`` of the deployment's last failed operation, else None."""
         with self._lock:
