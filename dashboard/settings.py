@@ -512,6 +512,7 @@ CELERY_TASK_ROUTES = {
     "workers.run_operation": {"queue": "operations"},
     "workers.test_target": {"queue": "operations"},
     "workers.adopt_services": {"queue": "operations"},
+    "workers.compare_migration": {"queue": "operations"},
     "workers.reconcile": {"queue": "periodic"},
     "workers.observe_host": {"queue": "periodic"},
     "workers.health_round": {"queue": "periodic"},

@@ -45,6 +45,10 @@ def observe_host(host: str) -> None:
     _send("workers.observe_host", host, queue=registry.host_queue(host))
 
 
+def compare_migration(migration_id: int) -> None:
+    _after_commit("workers.compare_migration", migration_id)
+
+
 def send_email(recipients: list[str], subject: str, body: str) -> None:
     _after_commit("workers.send_email", recipients, subject, body)
 

@@ -235,3 +235,28 @@ def rollout_json(rollout) -> dict:
             for step in rollout.steps.all()
         ],
     }
+
+
+def migration_json(migration) -> dict:
+    def side(deployment) -> dict:
+        return {
+            "id": deployment.pk,
+            "name": deployment.name,
+            "target": deployment.target.name,
+            "status": deployment.status,
+            "scoring_uri": deployment.scoring_uri,
+        }
+
+    return {
+        "id": migration.pk,
+        "status": migration.status,
+        "reason": migration.reason,
+        "source": side(migration.source),
+        "destination": side(migration.destination),
+        "golden_requests": [g["name"] for g in migration.golden_requests],
+        "comparison": migration.comparison or None,
+        "forced_because": migration.forced_because,
+        "created_by": migration.created_by.get_username() if migration.created_by else None,
+        "created_at": migration.created_at.isoformat(),
+        "finished_at": migration.finished_at.isoformat() if migration.finished_at else None,
+    }

@@ -52,6 +52,35 @@ def fake_v1(data_plane):
     assert fake.unhandled == [], f"calls the fake does not know: {fake.unhandled}"
 
 
+@pytest.fixture
+def fake_v1_and_v2(data_plane):
+    """Both control planes at once (a workspace with SDK v1 webservices and
+    SDK v2 endpoints, as when moving one to the other): one routing of
+    Azure's hosts, through which v2's loopback calls pass untouched."""
+    from tests.fakes.azureml.aad import add_aad_routes
+    from tests.fakes.azureml.routing import no_external_network, route_azure_to
+    from tests.fakes.azureml.v1 import FakeAzureMLv1
+    from tests.fakes.azureml.v2 import FakeAzureMLv2, use_fake_v2
+
+    v1 = FakeAzureMLv1(
+        on_deploy=lambda name, model_dir: data_plane.start(name, model_dir / "models" / "triton", lambda n: v1.keys(n)),
+        on_delete=data_plane.stop,
+    ).start()
+    v2 = FakeAzureMLv2(
+        on_deploy=lambda endpoint, deployment, model_dir: data_plane.start(f"{endpoint}-{deployment}", model_dir),
+        on_delete=lambda endpoint, deployment: data_plane.stop(f"{endpoint}-{deployment}"),
+    )
+    with v2, use_fake_v2(v2), no_external_network() as refused, route_azure_to(v1) as mock:
+        # One Entra ID for both: the same service principal signs in to either workspace.
+        add_aad_routes(mock, tenant_id=v1.tenant_id, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+        yield v1, v2
+        assert refused == [], f"traffic tried to leave 127.0.0.1: {refused}"
+    v1.stop()
+    assert v1.unhandled == [], f"calls the fake v1 does not know: {v1.unhandled}"
+    assert v2.unhandled == [], f"calls the fake v2 does not know: {v2.unhandled}"
+    assert v2.errors == [], f"the fake crashed: {v2.errors}"
+
+
 def azure_target(admin, kind: str, fake, **settings):
     environment, _ = Environment.objects.get_or_create(name="prod")
     return target_create(

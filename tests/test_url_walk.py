@@ -12,6 +12,7 @@ from deployments.models import (
     DeployRequest,
     EnvironmentMembership,
     GoldenRequest,
+    Migration,
     ModelLine,
     ModelRepository,
     Operation,
@@ -67,6 +68,7 @@ def world(django_user_model):
         "delivery_id": 1,
         "rollout_id": rollout.pk,
         "golden_id": GoldenRequest.objects.create(deployment=deployment, name="ones", request={}).pk,
+        "migration_id": Migration.objects.create(source=deployment, destination=deployment).pk,
         "figure": "p95_ms",
     }
 
@@ -92,6 +94,7 @@ def _state():
         EnvironmentMembership.objects.count(),
         list(Rollout.objects.values_list("status", "phase")),
         GoldenRequest.objects.count(),
+        list(Migration.objects.values_list("status", flat=True)),
     )
 
 

@@ -58,6 +58,14 @@ def observe_host(host: str):
     return None
 
 
+@shared_task(name="workers.compare_migration", ignore_result=True)
+def compare_migration(migration_id: int):
+    """Golden requests and timed calls to both sides of a migration."""
+    from deployments.services.migrations import migration_compare_run
+
+    migration_compare_run(migration_id)
+
+
 @shared_task(name="workers.test_target", ignore_result=True)
 def test_target(target_id: int, requested_by: str):
     from deployments.services.targets import target_test_run

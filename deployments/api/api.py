@@ -3,7 +3,17 @@ document generated from them at /api/v1/openapi.json."""
 
 from ninja import NinjaAPI
 
-from deployments.api import approvals, audit, deployments, errors, repositories, rollouts, system, targets
+from deployments.api import (
+    approvals,
+    audit,
+    deployments,
+    errors,
+    migrations,
+    repositories,
+    rollouts,
+    system,
+    targets,
+)
 from deployments.api.auth import TokenAuth
 from deployments.api.documentation import documentation_access
 from deployments.api.parser import StrictJSONParser
@@ -52,3 +62,4 @@ api.add_router("", targets.router)
 api.add_router("", deployments.router)
 api.add_router("", approvals.router)
 api.add_router("", rollouts.router)
+api.add_router("", migrations.router)

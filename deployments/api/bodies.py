@@ -198,3 +198,19 @@ class RolloutCreate(Body):
 
 class RolloutAbort(Body):
     reason: str = ""
+
+
+class MigrationCreate(Body):
+    target: ByIdOrName = Field(description="a target of the same environment with online endpoints (SDK v2)")
+    name: str = Field("", description="the new deployment's name (default: the same)")
+    repository: ByIdOrName | None = Field(
+        None, description="for an adopted service: the revision that holds its models"
+    )
+    golden_requests: list[dict[str, Any]] | None = Field(
+        None, description="compared on both sides, beside those saved for the deployment"
+    )
+
+
+class CutOver(Body):
+    force: StrictBool = Field(False, description="cut over although the comparison found differences")
+    because: str = Field("", description="why, when forced (recorded in the audit)")

@@ -404,3 +404,27 @@ class Rollout(Schema):
 
 class RolloutPage(Schema):
     results: list[Rollout]
+
+
+class MigrationSide(Schema):
+    id: int
+    name: str
+    target: str
+    status: str
+    scoring_uri: str
+
+
+class Migration(Schema):
+    id: int
+    status: Literal["deploying", "deployed", "comparing", "compared", "cutting_over", "done", "failed", "abandoned"]
+    reason: str
+    source: MigrationSide
+    destination: MigrationSide
+    golden_requests: list[str]
+    comparison: dict[str, Any] | None = Field(
+        description="{at, passed, golden: [{name, source, destination, same}], latency: {source, destination}}"
+    )
+    forced_because: str
+    created_by: str | None
+    created_at: datetime
+    finished_at: datetime | None

@@ -5,6 +5,7 @@ from deployments.models.deployment import Deployment
 from deployments.models.environment import Environment, EnvironmentMembership
 from deployments.models.health_sample import HealthSample
 from deployments.models.metric_point import MetricPoint
+from deployments.models.migration import Migration
 from deployments.models.model_line import ModelLine
 from deployments.models.model_repository import ModelRepository, TritonModel
 from deployments.models.operation import Operation
@@ -26,6 +27,7 @@ __all__ = [
     "GoldenRequest",
     "HealthSample",
     "MetricPoint",
+    "Migration",
     "ModelLine",
     "ModelRepository",
     "Operation",

@@ -282,7 +282,7 @@ def _baking(rollout: Rollout) -> bool:
         return False
     golden = _golden(rollout)
     verdict = rollout_gates.judge(rollout.gates, found["baseline"], found["candidate"], golden, sources=sources)
-    verdict["golden"] = golden
+    verdict["golden"] = [{k: v for k, v in result.items() if k != "outputs"} for result in golden]
     now = timezone.now()
     baked = (now - step.started_at).total_seconds() >= step.bake_seconds
     point = {"at": now.isoformat(), **found}

@@ -51,9 +51,11 @@ def _compare(request: dict, answer: dict) -> str:
     return ""
 
 
-def run(*, base_url: str, key: str, deployment_name: str, requests: list[dict]) -> list[dict]:
-    """Each golden request's result: {"name", "passed", "detail", "ms"}."""
-    headers = {DEPLOYMENT_HEADER: deployment_name}
+def run(*, base_url: str, key: str, requests: list[dict], deployment_name: str = "") -> list[dict]:
+    """Each golden request's result: {"name", "passed", "detail", "ms", "outputs"}.
+    `deployment_name`: the endpoint deployment to reach ("" for an address
+    that serves one, such as an SDK v1 webservice)."""
+    headers = {DEPLOYMENT_HEADER: deployment_name} if deployment_name else {}
     if key:
         headers["Authorization"] = f"Bearer {key}"
     results = []
@@ -64,16 +66,22 @@ def run(*, base_url: str, key: str, deployment_name: str, requests: list[dict]) 
             try:
                 response = client.post(base_url + path, content=body, headers={**headers, **extra})
             except httpx.HTTPError as exc:
-                results.append({"name": request["name"], "passed": False, "detail": f"no answer: {exc}", "ms": None})
+                results.append(
+                    {"name": request["name"], "passed": False, "detail": f"no answer: {exc}", "ms": None, "outputs": {}}
+                )
                 continue
             ms = round(response.elapsed.total_seconds() * 1000, 3)
             if response.status_code != 200:
                 detail = f"HTTP {response.status_code}: {response.text[:200]}"
-                results.append({"name": request["name"], "passed": False, "detail": detail, "ms": ms})
+                results.append({"name": request["name"], "passed": False, "detail": detail, "ms": ms, "outputs": {}})
                 continue
             try:
-                difference = _compare(request, response.json())
+                answer = response.json()
+                difference = _compare(request, answer)
             except (ValueError, DomainError) as exc:
-                difference = f"unreadable answer: {exc}"
-            results.append({"name": request["name"], "passed": not difference, "detail": difference, "ms": ms})
+                answer, difference = {}, f"unreadable answer: {exc}"
+            outputs = {o.get("name"): o.get("data") for o in answer.get("outputs", [])}
+            results.append(
+                {"name": request["name"], "passed": not difference, "detail": difference, "ms": ms, "outputs": outputs}
+            )
     return results

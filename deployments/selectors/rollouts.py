@@ -4,7 +4,7 @@ from datetime import datetime
 
 from django.db.models import Q
 
-from deployments.models import AuditEvent, Rollout
+from deployments.models import AuditEvent, Migration, Rollout
 
 
 def rollout_or_none(user, rollout_id: int) -> Rollout | None:
@@ -41,3 +41,12 @@ def chart_series(rollout: Rollout, figure: str) -> dict[str, list]:
 
 def active_rollout(deployment) -> Rollout | None:
     return deployment.rollouts.filter(status__in=Rollout.ACTIVE).first()
+
+
+def migrations_of(deployment) -> list:
+    """Migrations from or to this deployment, newest first (the page names each)."""
+    return list(
+        Migration.objects.filter(Q(source=deployment) | Q(destination=deployment))
+        .select_related("source__target", "destination__target")
+        .order_by("-created_at")[:3]
+    )

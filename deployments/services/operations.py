@@ -34,6 +34,7 @@ from deployments.rollouts import driver as rollout_driver
 from deployments.services import notifications
 from deployments.services.approvals import requests_expire
 from deployments.services.attempts import MAX_STEPS, Attempt, Superseded
+from deployments.services.migrations import migrations_settle
 from deployments.services.operation_start import start_operation
 from deployments.services.rollout_operations import rollout_candidate_spec, rollout_repository
 from workers.targets import registry
@@ -569,4 +570,5 @@ def reconcile() -> dict[str, int]:
     figures = {"reaped": _reap_stale(now), "resent": _resend_queued(now), "expired": requests_expire(now)}
     figures.update(observe())
     figures.update(rollout_driver.advance())
+    figures["migrations_moved"] = migrations_settle()
     return figures

@@ -17,7 +17,7 @@ from deployments.selectors.deployments import (
     server_log,
 )
 from deployments.selectors.health import health_view
-from deployments.selectors.rollouts import active_rollout
+from deployments.selectors.rollouts import active_rollout, migrations_of
 from deployments.serializers import approval_json
 from deployments.services.deployments import (
     deployment_acknowledge_address,
@@ -116,6 +116,7 @@ def detail(request, deployment_id: int):
         "can_use_console": policy.can(request.user, "deployments.use_console", deployment.target.environment),
         "approval": approval_json(deployment),
         "rollout": active_rollout(deployment),
+        "migrations": migrations_of(deployment),
     }
     if request.htmx:
         if not deployment.in_progress:

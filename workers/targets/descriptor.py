@@ -152,6 +152,9 @@ class KindDescriptor:
     entry_exposes_triton: bool = False
     # Where it runs, in a few words, from its settings.
     where: Callable[[dict], str] = field(default=lambda settings: "")
+    # When the kind's SDK stopped being supported ("" while it is): its
+    # deployments' pages say so and offer to move them to another target.
+    end_of_support: str = ""
     # What every page of such a target must say now (e.g. a sandbox switched off).
     warnings: Callable[[], list[str]] = field(default=lambda: [])
 

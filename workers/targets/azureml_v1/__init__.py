@@ -11,6 +11,7 @@ KIND = KindDescriptor(
     label="Azure ML v1 (AKS)",
     adapter="workers.targets.azureml_v1.adapter:AzureMLv1Target",
     capabilities=frozenset({Capability.ADOPT, Capability.LOGS, Capability.KEYS, Capability.ENTRY_SCRIPT}),
+    end_of_support="2026-06-30",
     settings=(*azure_settings.WORKSPACE, azure_settings.COMPUTE, azure_settings.replicas("num_replicas")),
     # An entry-script webservice answers /score alone: Azure's state is the signal.
     entry_probe=Probe.ADAPTER,
