@@ -201,7 +201,8 @@ class RolloutForm(forms.Form):
     worker_count = forms.IntegerField(min_value=1, max_value=32, label="Worker processes")
     steps = forms.CharField(
         initial="10:300, 50:300, 100:300",
-        help_text="traffic share (%) : bake time (s) for each step, ending at 100",
+        label="Share : bake time",
+        help_text="the candidate's traffic share (%) and bake time (s) of each step, ending at 100",
     )
     on_rollback = forms.ChoiceField(choices=Rollout.OnRollback.choices, initial=Rollout.OnRollback.KEEP)
     min_requests = forms.IntegerField(

@@ -36,7 +36,8 @@ def chart_series(rollout: Rollout, figure: str) -> dict[str, list]:
                 value = (point.get(side) or {}).get(figure)
                 if value is not None:
                     found[side].append([at, value])
-    return found
+    # A side with no figure yet draws nothing rather than an empty series.
+    return {side: points for side, points in found.items() if points}
 
 
 def active_rollout(deployment) -> Rollout | None:

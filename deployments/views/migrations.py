@@ -46,7 +46,9 @@ class MigrationForm(forms.Form):
 
     def __init__(self, *args, deployment, choices, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["target"].queryset = Target.objects.filter(pk__in=[t.pk for t, why in choices if not why])
+        eligible = [t.pk for t, why in choices if not why]
+        self.fields["target"].queryset = Target.objects.filter(pk__in=eligible).order_by("name")
+        self.fields["target"].empty_label = None
         self.fields["repository"].queryset = ModelRepository.objects.filter(
             status=ModelRepository.Status.VALID
         ).order_by("name", "-revision")

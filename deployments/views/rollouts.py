@@ -11,7 +11,7 @@ from deployments import policy
 from deployments.errors import DomainError
 from deployments.forms import RolloutForm
 from deployments.models import Rollout
-from deployments.rollouts.plan import GATES
+from deployments.rollouts.plan import GATES, observation_interval
 from deployments.selectors.rollouts import chart_series, rollout_or_none, timeline
 from deployments.services.permissions import require
 from deployments.services.rollouts import rollout_abort, rollout_create, rollout_pause, rollout_promote, rollout_resume
