@@ -98,6 +98,7 @@ def create(request, deployment_id: int):
             "deployment": deployment,
             "gates": GATES,
             "sources": deployment.target.descriptor.rollout_signals,
+            "interval": observation_interval(),
         },
         status=400 if form.errors else 200,
     )
