@@ -163,6 +163,9 @@ class EnvironmentForm(forms.Form):
     approval_lifetime_hours = forms.IntegerField(min_value=1, initial=72)
     approve_deletes = forms.BooleanField(required=False, initial=True)
     approve_traffic = forms.BooleanField(required=False, initial=True)
+    require_rollouts = forms.BooleanField(
+        required=False, initial=False, help_text="spec changes go out only as rollouts, never as one-shot redeploys"
+    )
     webhook_url = forms.URLField(required=False, assume_scheme="https")
     webhook_secret = forms.CharField(
         required=False,

@@ -168,6 +168,7 @@ class Environment(Schema):
     approval_lifetime_hours: int
     approve_deletes: bool
     approve_traffic: bool
+    require_rollouts: bool
     webhook: bool
 
 

@@ -37,6 +37,7 @@ def environment_json(env) -> dict:
         "approval_lifetime_hours": env.approval_lifetime_hours,
         "approve_deletes": env.approve_deletes,
         "approve_traffic": env.approve_traffic,
+        "require_rollouts": env.require_rollouts,
         "webhook": bool(env.webhook_url),
     }
 

@@ -22,6 +22,7 @@ POLICY_FIELDS = (
     "approval_lifetime_hours",
     "approve_deletes",
     "approve_traffic",
+    "require_rollouts",
     "webhook_url",
 )
 
@@ -35,6 +36,7 @@ def _public(environment: Environment) -> dict:
         "approval_lifetime_hours": environment.approval_lifetime_hours,
         "approve_deletes": environment.approve_deletes,
         "approve_traffic": environment.approve_traffic,
+        "require_rollouts": environment.require_rollouts,
         # Only where it goes: many receivers (Slack, Teams) carry their
         # secret in the URL's path, and the log is readable by every viewer.
         "webhook": _origin(environment.webhook_url),
@@ -68,7 +70,14 @@ def _apply(environment: Environment, policy: dict, webhook_secret: str | None) -
     url = (policy.get("webhook_url", environment.webhook_url) or "").strip()
     if url and not url.startswith(("https://", "http://")):
         raise DomainError("The webhook URL starts with https:// (or http:// on a private network).", path="webhook_url")
-    for field in ("position", "approvals_required", "approval_lifetime_hours", "approve_deletes", "approve_traffic"):
+    for field in (
+        "position",
+        "approvals_required",
+        "approval_lifetime_hours",
+        "approve_deletes",
+        "approve_traffic",
+        "require_rollouts",
+    ):
         if field in policy:
             setattr(environment, field, policy[field])
     environment.approver_group = group
