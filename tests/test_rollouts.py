@@ -470,3 +470,25 @@ def test_pipelines_drive_a_rollout_through_the_api(client, requester, viewer, re
     assert final["status"] == "aborted"
     assert "canary looked odd" in final["reason"]
     assert client.get("/api/v1/rollouts/999999", **auth).status_code == 404
+
+
+def test_the_approval_page_shows_the_plan_being_approved(client, requester, approver, repository):
+    target = endpoint_target("prod", approvals=1)
+    deployment = deployment_create(name="add-sub", repository=repository, target=target, actor=requester)
+    deployment_approve(deploy_request=deployment.requests.get(status="pending"), actor=approver)
+    run_pending(deployment)
+    rollout = rollout_create(
+        deployment=deployment,
+        actor=requester,
+        changes={"worker_count": 2},
+        steps=STEPS,
+        gates={"p95_ms": {"max_ratio": 1.2, "floor": 15}},
+    )
+    request = deployment.requests.get(status="pending")
+    client.force_login(approver)
+    page = client.get(f"/approvals/{request.pk}/").content.decode()
+    assert f"rollout #{rollout.pk}" in page
+    assert "<td>10%</td><td>2 s</td>" in page
+    assert "max(1.2 × baseline, 15.0)" in page
+    assert "worker processes (WORKER_COUNT) <small class=\"warn\">changed</small>" in page
+    assert "Approve" in page

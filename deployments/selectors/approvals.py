@@ -69,8 +69,9 @@ def request_detail(user, request_id: int) -> DeployRequest | None:
 
 
 def spec_changes(request: DeployRequest) -> list[dict]:
-    """Each spec field with what runs now and what the request would deploy."""
-    if request.kind != DeployRequest.Kind.DEPLOY:
+    """Each spec field with what runs now and what the request would deploy
+    (a rollout's candidate, for a rollout)."""
+    if request.kind not in (DeployRequest.Kind.DEPLOY, DeployRequest.Kind.ROLLOUT):
         return []
     rows = []
     for field, label in SPEC_LABELS.items():
@@ -82,6 +83,6 @@ def spec_changes(request: DeployRequest) -> list[dict]:
 def repository_changes(request: DeployRequest) -> dict | None:
     """Models and versions added, removed and changed between the repository
     running now and the one requested; None when there is nothing to compare."""
-    if request.kind != DeployRequest.Kind.DEPLOY:
+    if request.kind not in (DeployRequest.Kind.DEPLOY, DeployRequest.Kind.ROLLOUT):
         return None
     return digest_diff(request.current.get("repository_digest", ""), request.spec.get("repository_digest", ""))

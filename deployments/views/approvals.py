@@ -5,6 +5,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from deployments import policy
 from deployments.errors import DomainError
+from deployments.models import DeployRequest, Rollout
 from deployments.selectors.approvals import TABS, inbox, repository_changes, request_detail, spec_changes
 from deployments.services.approvals import deployment_approve, deployment_reject, deployment_request_cancel
 
@@ -44,6 +45,9 @@ def detail(request, request_id: int):
         and policy.may_approve(user, found.environment),
         "can_cancel": pending and (found.requested_by_id == user.pk or user.is_superuser),
         "pending": pending,
+        "rollout": Rollout.objects.prefetch_related("steps").filter(pk=found.params.get("rollout")).first()
+        if found.kind == DeployRequest.Kind.ROLLOUT
+        else None,
     }
     return render(request, "deployments/approval_detail.html", context)
 
