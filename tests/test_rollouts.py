@@ -489,6 +489,6 @@ def test_the_approval_page_shows_the_plan_being_approved(client, requester, appr
     page = client.get(f"/approvals/{request.pk}/").content.decode()
     assert f"rollout #{rollout.pk}" in page
     assert "<td>10%</td><td>2 s</td>" in page
-    assert "max(1.2 × baseline, 15.0)" in page
-    assert "worker processes (WORKER_COUNT) <small class=\"warn\">changed</small>" in page
+    assert "max(1.2 \u00d7 baseline, 15.0)" in page
+    assert 'worker processes (WORKER_COUNT) <small class="warn">changed</small>' in page
     assert "Approve" in page
