@@ -28,6 +28,23 @@ def outsider(django_user_model):
 
 
 @pytest.fixture
+def requester(django_user_model):
+    """Asks for changes that others must approve."""
+    user = make_user(django_user_model, "requester", "deployer")
+    user.email = "requester@example.com"
+    user.save()
+    return user
+
+
+@pytest.fixture
+def approver(django_user_model):
+    user = make_user(django_user_model, "approver", "approver")
+    user.email = "approver@example.com"
+    user.save()
+    return user
+
+
+@pytest.fixture
 def deployer(django_user_model):
     return make_user(django_user_model, "deployer", roles.DEPLOYER)
 

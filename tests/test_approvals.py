@@ -34,22 +34,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def requester(django_user_model):
-    user = make_user(django_user_model, "requester", "deployer")
-    user.email = "requester@example.com"
-    user.save()
-    return user
-
-
-@pytest.fixture
-def approver(django_user_model):
-    user = make_user(django_user_model, "approver", "approver")
-    user.email = "approver@example.com"
-    user.save()
-    return user
-
-
-@pytest.fixture
 def second_approver(django_user_model):
     return make_user(django_user_model, "approver2", "approver")
 

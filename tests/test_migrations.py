@@ -17,7 +17,6 @@ from deployments.services.migrations import (
     why_not,
 )
 from deployments.services.operations import reconcile
-from tests.conftest import make_user
 from tests.engine import run_pending
 from workers.targets.fake import endpoint as fake_endpoint
 
@@ -29,16 +28,6 @@ def fresh_fakes():
     fake_endpoint.reset()
     yield
     fake_endpoint.reset()
-
-
-@pytest.fixture
-def requester(django_user_model):
-    return make_user(django_user_model, "requester", "deployer")
-
-
-@pytest.fixture
-def approver(django_user_model):
-    return make_user(django_user_model, "approver", "approver")
 
 
 def targets(environment="prod", approvals=1):

@@ -28,16 +28,6 @@ def fake_cloud():
 
 
 @pytest.fixture
-def requester(django_user_model):
-    return make_user(django_user_model, "requester", "deployer")
-
-
-@pytest.fixture
-def approver(django_user_model):
-    return make_user(django_user_model, "approver", "approver")
-
-
-@pytest.fixture
 def dev(admin):
     environment = Environment.objects.create(name="dev")
     return target_create(actor=admin, name="fake-dev", kind="fake", environment=environment)

@@ -16,7 +16,6 @@ from deployments.rollouts.plan import clean_gates
 from deployments.services.approvals import deployment_approve
 from deployments.services.deployments import deployment_create, deployment_redeploy
 from deployments.services.rollouts import rollout_abort, rollout_create, rollout_pause, rollout_promote, rollout_resume
-from tests.conftest import make_user
 from tests.engine import run_pending
 from workers.targets.fake import endpoint as fake_endpoint
 
@@ -31,16 +30,6 @@ def quick_observation(settings):
     fake_endpoint.reset()
     yield
     fake_endpoint.reset()
-
-
-@pytest.fixture
-def requester(django_user_model):
-    return make_user(django_user_model, "requester", "deployer")
-
-
-@pytest.fixture
-def approver(django_user_model):
-    return make_user(django_user_model, "approver", "approver")
 
 
 def endpoint_target(environment="dev", approvals=0, **policy) -> Target:

@@ -50,6 +50,18 @@ def _revision(request, value) -> ModelRepository:
     return _by_id_or_name(ModelRepository.objects.visible_to(request.user).order_by("-revision"), value, "repository")
 
 
+def spec_change(request, body: Redeploy | None) -> dict:
+    """A redeploy's (or a rollout's) body as the services take it: the spec
+    fields given, the revision, and whether another line's is meant."""
+    if body is None:
+        return {"changes": {}, "repository": None, "confirm_other_line": False}
+    return {
+        "changes": body.model_dump(exclude_unset=True, exclude_none=True, exclude={"repository", "confirm_other_line"}),
+        "repository": _revision(request, body.repository) if body.repository is not None else None,
+        "confirm_other_line": body.confirm_other_line,
+    }
+
+
 def _visible(request, deployment_id: int) -> DeploymentRow:
     found = selecting.deployment_detail(request.user, deployment_id)
     if found is None:
@@ -115,19 +127,8 @@ def deployment_redeploy(request: HttpRequest, deployment_id: int, body: Redeploy
     `confirm_other_line`. A changed spec gets a new spec digest and needs
     approval again where the environment asks; what runs keeps running
     until then."""
-    changes = (
-        body.model_dump(exclude_unset=True, exclude_none=True, exclude={"repository", "confirm_other_line"})
-        if body is not None
-        else {}
-    )
-    found = _visible(request, deployment_id)
-    repository = _revision(request, body.repository) if body is not None and body.repository is not None else None
     found = deploying.deployment_redeploy(
-        deployment=found,
-        actor=request.user,
-        changes=changes,
-        repository=repository,
-        confirm_other_line=body.confirm_other_line if body is not None else False,
+        deployment=_visible(request, deployment_id), actor=request.user, **spec_change(request, body)
     )
     return Status(202, deployment_json(found))
 

@@ -6,7 +6,7 @@ from django.http import HttpRequest
 from ninja import Router, Status
 
 from deployments.api.bodies import RolloutAbort, RolloutCreate
-from deployments.api.deployments import _revision, _visible
+from deployments.api.deployments import _visible, spec_change
 from deployments.api.errors import NotFound
 from deployments.api.schemas import Rollout, RolloutPage, answers, changes
 from deployments.selectors.rollouts import rollout_or_none
@@ -34,20 +34,10 @@ def rollout_create(request: HttpRequest, deployment_id: int, body: RolloutCreate
     while the gates pass. Where the environment asks for approvals, the plan
     (spec, steps, gates, golden requests) waits for them first
     (`status` pending_approval)."""
-    spec = body.spec
-    changes_ = (
-        spec.model_dump(exclude_unset=True, exclude_none=True, exclude={"repository", "confirm_other_line"})
-        if spec is not None
-        else {}
-    )
-    found = _visible(request, deployment_id)
-    repository = _revision(request, spec.repository) if spec is not None and spec.repository is not None else None
     rollout = steering.rollout_create(
-        deployment=found,
+        deployment=_visible(request, deployment_id),
         actor=request.user,
-        changes=changes_,
-        repository=repository,
-        confirm_other_line=spec.confirm_other_line if spec is not None else False,
+        **spec_change(request, body.spec),
         steps=[step.model_dump() for step in body.steps],
         gates=body.gates,
         golden_requests=body.golden_requests,

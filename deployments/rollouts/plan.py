@@ -144,8 +144,21 @@ def _tensor_fits(tensor: dict, declared: dict, batched: bool, where: str) -> Non
         )
 
 
+def models_of(repository) -> dict:
+    """What clean_golden checks requests against: each model's inputs, outputs, batching and versions."""
+    return {
+        m.name: {
+            "inputs": m.inputs,
+            "outputs": m.outputs,
+            "max_batch_size": m.max_batch_size,
+            "versions": list(m.served_versions),
+        }
+        for m in repository.models.all()
+    }
+
+
 def clean_golden(golden, *, models: dict) -> list[dict]:
-    """`models`: {name: {"inputs", "outputs", "max_batch_size", "versions"}} of the candidate's repository."""
+    """`models`: models_of() the repository the requests will reach."""
     from deployments.console import tensors
 
     if golden in (None, []):

@@ -40,6 +40,20 @@ def proposed_spec(deployment: Deployment, **overrides) -> dict:
     return spec
 
 
+def changed_spec_of(deployment: Deployment, repository, spec: dict, digest: str, **extra) -> dict:
+    """proposed_spec for a change: another repository and spec fields, under their digest."""
+    return proposed_spec(
+        deployment,
+        **spec,
+        repository_id=repository.pk,
+        repository_name=repository.name,
+        repository_revision=repository.revision,
+        repository_digest=repository.digest,
+        spec_digest=digest,
+        **extra,
+    )
+
+
 def was_released(deployment: Deployment, digest: str) -> bool:
     """Whether this exact spec was once let through (approved, or deployed
     where no approval was asked): deploying it again needs no new approval."""

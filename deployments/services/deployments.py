@@ -296,15 +296,8 @@ def deployment_redeploy(
         details=details,
     )
     if needs_approval:
-        spec = approvals.proposed_spec(
-            locked,
-            **spec,
-            repository_id=repository.pk,
-            repository_name=repository.name,
-            repository_revision=repository.revision,
-            repository_digest=repository.digest,
-            spec_digest=digest,
-            **({"promoted_from": promoted_from} if promoted_from else {}),
+        spec = approvals.changed_spec_of(
+            locked, repository, spec, digest, **({"promoted_from": promoted_from} if promoted_from else {})
         )
         approvals.request_change(deployment=locked, kind="deploy", actor=actor, spec=spec)
         return locked

@@ -52,18 +52,6 @@ def why_not(source: Deployment, target: Target) -> str:
     return ""
 
 
-def _models_of(repository: ModelRepository) -> dict:
-    return {
-        m.name: {
-            "inputs": m.inputs,
-            "outputs": m.outputs,
-            "max_batch_size": m.max_batch_size,
-            "versions": list(m.served_versions),
-        }
-        for m in repository.models.all()
-    }
-
-
 @atomic
 def migration_create(
     *,
@@ -93,7 +81,7 @@ def migration_create(
             path="repository",
         )
     saved = [g.request for g in locked.golden_requests.all()]
-    golden = rollout_plan.clean_golden([*saved, *(golden_requests or [])], models=_models_of(repository))
+    golden = rollout_plan.clean_golden([*saved, *(golden_requests or [])], models=rollout_plan.models_of(repository))
     destination = deployment_create(
         name=name or locked.name,
         repository=repository,

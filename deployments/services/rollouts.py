@@ -31,18 +31,6 @@ from workers.targets.base import Capability, endpoint_deployment_name
 Status, Phase = Rollout.Status, Rollout.Phase
 
 
-def _models_of(repository: ModelRepository) -> dict:
-    return {
-        m.name: {
-            "inputs": m.inputs,
-            "outputs": m.outputs,
-            "max_batch_size": m.max_batch_size,
-            "versions": list(m.served_versions),
-        }
-        for m in repository.models.all()
-    }
-
-
 def _lock_for_rollout(deployment: Deployment) -> Deployment:
     locked = Deployment.objects.select_for_update().select_related("target__environment").get(pk=deployment.pk)
     if locked.adopted or locked.repository_id is None:
@@ -97,7 +85,7 @@ def rollout_create(
             "Golden requests call Triton's /v2 API; an entry-script candidate answers /score only.",
             path="golden_requests",
         )
-    golden = rollout_plan.clean_golden(golden_requests, models=_models_of(repository))
+    golden = rollout_plan.clean_golden(golden_requests, models=rollout_plan.models_of(repository))
     if on_rollback not in Rollout.OnRollback.values:
         raise DomainError("on_rollback is keep or remove.", path="on_rollback")
     previous = locked.rollouts.filter(status__in=Rollout.ACTIVE).select_for_update().first()
@@ -112,15 +100,7 @@ def rollout_create(
     digest_of_plan = rollout_plan.plan_digest(
         spec_digest=digest, steps=steps, gates=gates, golden_requests=golden, on_rollback=on_rollback
     )
-    proposed = approvals.proposed_spec(
-        locked,
-        **spec,
-        repository_id=repository.pk,
-        repository_name=repository.name,
-        repository_revision=repository.revision,
-        repository_digest=repository.digest,
-        spec_digest=digest,
-    )
+    proposed = approvals.changed_spec_of(locked, repository, spec, digest)
     rollout = Rollout.objects.create(
         deployment=locked,
         spec=proposed,
@@ -291,7 +271,9 @@ def golden_request_save(*, deployment: Deployment, actor, name: str, request) ->
             "rollout, so keep it small.",
             path="request",
         )
-    clean = rollout_plan.clean_golden([{**request, "name": name}], models=_models_of(deployment.repository))[0]
+    clean = rollout_plan.clean_golden(
+        [{**request, "name": name}], models=rollout_plan.models_of(deployment.repository)
+    )[0]
     golden, created = GoldenRequest.objects.update_or_create(
         deployment=deployment, name=name, defaults={"request": clean, "created_by": actor}
     )
@@ -307,6 +289,7 @@ def golden_request_save(*, deployment: Deployment, actor, name: str, request) ->
 @atomic
 def golden_request_delete(*, golden: GoldenRequest, actor) -> None:
     deployment = golden.deployment
-    require(actor, "deployments.add_deployment", "Removing golden requests", environment=deployment.target.environment)
+    environment = deployment.target.environment
+    require(actor, "deployments.add_deployment", "Removing golden requests", environment=environment)
     audit(action="deployment.golden_request_removed", actor=actor, obj=deployment, details={"name": golden.name})
     golden.delete()
