@@ -1,6 +1,6 @@
 """add_sub as a candidate can go wrong: revisions of the `example: add_sub`
-line whose model answers wrongly, fails one request in four, or is slow.
-Each is a real Python-backend model for a real Triton."""
+line whose model answers wrongly, fails one request in four (or in five),
+or is slow. Each is a real Python-backend model for a real Triton."""
 
 import shutil
 from pathlib import Path
@@ -51,17 +51,31 @@ BEHAVIOURS = {
         + _TAIL,
     ),
     "slow": ("it takes 60 ms more per request", "            time.sleep(0.06)\n" + _TAIL),
+    # A failure rate of 20 % per model instance (bench/rollout_rollback.py).
+    "fails_fifth": (
+        "every fifth request raises",
+        """            if self.served % 5 == 0:
+                raise RuntimeError("the candidate fails one request in five")
+"""
+        + _TAIL,
+    ),
+    # A baseline of known latency: "slow" takes three times as long.
+    "paced": ("it takes 20 ms per request", "            time.sleep(0.02)\n" + _TAIL),
     # Correct, and different from the baseline's files: a good candidate.
     "good": ("a correct revision", "            # a good revision\n" + _TAIL),
 }
 
 
-def candidate_revision(tmp_path: Path, behaviour: str, actor):
-    """A new revision of the add_sub line whose model behaves as named."""
+def candidate_revision(tmp_path: Path, behaviour: str, actor, *, instances: int = 1):
+    """A new revision of the add_sub line whose model behaves as named,
+    served by `instances` model instances (the example's one by default)."""
     what, body = BEHAVIOURS[behaviour]
     folder = tmp_path / behaviour / "add_sub"
     shutil.copytree(EXAMPLES / "add_sub", folder)
     (folder / "add_sub" / "1" / "model.py").write_text(_HEAD.format(what=what) + body)
+    if instances != 1:
+        config = folder / "add_sub" / "config.pbtxt"
+        config.write_text(config.read_text().replace("count: 1", f"count: {instances}"))
     return repository_load_example(path=folder, actor=actor).repository
 
 
