@@ -181,6 +181,11 @@ def _shifting(rollout: Rollout) -> bool:
     if state == "active":
         return False
     if state == "none" or (state == "succeeded" and not _is_traffic_for(rollout, step)):
+        # The window's start is read before the split moves (the candidate
+        # has had no traffic yet), so the bake can start the moment the
+        # split is in place, not a look later.
+        if not rollout.promote_now and not _save_start(rollout):
+            return False
         return _queue(
             rollout,
             Operation.Kind.TRAFFIC,
@@ -192,18 +197,14 @@ def _shifting(rollout: Rollout) -> bool:
         return _roll_back(rollout, ending=Status.FAILED, why=why, event="failed")
     if rollout.promote_now:
         return _finish(rollout, step, verdict={"passed": True, "checks": [], "promoted_now": True})
-    try:
-        start = {side: _read(rollout, name).as_json() for side, name in _sides(rollout)}
-    except TargetError as exc:
-        _note_error(rollout, exc)
-        return False
+    in_place = Operation.objects.values_list("finished_at", flat=True).get(pk=rollout.operation_id)
     try:
         with transaction.atomic():
             locked = _locked(rollout)
             step = locked.steps.select_for_update().get(index=locked.step_index)
-            step.status, step.started_at, step.counters_at_start = StepStatus.BAKING, timezone.now(), start
+            step.status, step.started_at = StepStatus.BAKING, in_place or timezone.now()
             step.figures, step.verdict = {}, {}
-            step.save(update_fields=["status", "started_at", "counters_at_start", "figures", "verdict"])
+            step.save(update_fields=["status", "started_at", "figures", "verdict"])
             locked.phase = Phase.BAKING
             locked.save(update_fields=["phase", "updated_at"])
             audit(
@@ -221,7 +222,29 @@ def _shifting(rollout: Rollout) -> bool:
             )
     except _Moved:
         return False
+    # Judged at once: the split has been in place since the operation ended.
+    _baking(_fresh(rollout))
     return True
+
+
+def _save_start(rollout: Rollout) -> bool:
+    """Both sides' counters, as the step's window starts from them."""
+    try:
+        start = {side: _read(rollout, name).as_json() for side, name in _sides(rollout)}
+    except TargetError as exc:
+        _note_error(rollout, exc)
+        return False
+    try:
+        with transaction.atomic():
+            locked = _locked(rollout)
+            locked.steps.filter(index=locked.step_index).update(counters_at_start=start)
+    except _Moved:
+        return False
+    return True
+
+
+def _fresh(rollout: Rollout) -> Rollout:
+    return Rollout.objects.select_related("deployment__target__environment", "operation").get(pk=rollout.pk)
 
 
 def _is_traffic_for(rollout: Rollout, step: RolloutStep) -> bool:
@@ -336,7 +359,12 @@ def _finish(rollout: Rollout, step: RolloutStep, *, verdict: dict) -> bool:
     except _Moved:
         return False
     notifications.rollout_event(rollout, "step_passed", f"step {step.index + 1} ({step.traffic}%) passed its gates")
-    return True if last else _next_step(Rollout.objects.select_related("operation").get(pk=rollout.pk))
+    if last:
+        _finishing(_fresh(rollout))
+        return True
+    if _next_step(_fresh(rollout)):
+        _shifting(_fresh(rollout))  # the next split is asked for in this look too
+    return True
 
 
 def _take_candidate_spec(rollout: Rollout) -> None:
@@ -390,6 +418,8 @@ def _roll_back(rollout: Rollout, *, ending: str, why: str, event: str, verdict: 
     except _Moved:
         return False
     notifications.rollout_event(rollout, "rolling_back", why)
+    # Traffic goes back in this look, not the next.
+    _rolling_back(_fresh(rollout))
     return True
 
 

@@ -166,9 +166,10 @@ def rollout_resume(*, rollout: Rollout, actor) -> Rollout:
     locked.status = Status.RUNNING
     fields = ["status", "updated_at"]
     if locked.phase == Phase.BAKING:
-        # A paused bake says nothing of the minutes it was paused: the step's window starts again.
-        locked.phase = Phase.SHIFTING
-        fields.append("phase")
+        # A paused bake says nothing of the minutes it was paused: the
+        # step's window starts again, from its split asked for again.
+        locked.phase, locked.operation = Phase.SHIFTING, None
+        fields += ["phase", "operation"]
     locked.save(update_fields=fields)
     audit(
         action="rollout.resumed", actor=actor, obj=locked.deployment, details={"rollout": locked.pk, **_where(locked)}
