@@ -171,16 +171,15 @@ def _deployment_id(ctx: Context, reference: str) -> int:
     return live[0]["id"]
 
 
-def _wait(
-    ctx: Context, deployment_id: int, *, until: str, timeout: float, interval: float, request_id: int | None = None
-) -> dict:
-    """Follow the deployment until nothing is under way; a progress line on
-    stderr at each change. Exits 3 on timeout, 1 if it ends other than
-    `until` or the approval request `request_id` (a change's) was not approved."""
+def _follow(ctx: Context, operation: str, path: dict, *, progress, under_way, summary, timeout, interval) -> dict:
+    """Read the object (`operation` at `path`) until `under_way` says it is
+    no longer; a progress line on stderr each time `progress` reads
+    differently. Exits 3 on timeout (after showing it with `summary`), 4 on
+    a refusal or too many unanswered polls in a row."""
     started, said, misses = time.monotonic(), None, 0
     while True:
         try:
-            deployment = ctx.client.call("deployment_get", path={"deployment_id": deployment_id})
+            found = ctx.client.call(operation, path=path)
             misses = 0
         except ApiFailure as failure:
             # A long wait outlives a dashboard restart or a proxy's 502: a few
@@ -192,25 +191,52 @@ def _wait(
             click.echo(f"[{time.monotonic() - started:5.0f}s] no answer ({failure}); trying again", err=True)
             time.sleep(interval)
             continue
-        step = ""
-        if deployment["operations"] and deployment["operations"][0]["steps"]:
-            step = deployment["operations"][0]["steps"][-1]["message"]
-        line = f"{deployment['status']}" + (f": {step}" if step else "")
-        if deployment["approval"]["status"] == "pending":
-            request = deployment["approval"]["request"]
-            count = f"{request['approvals']}/{request['approvals_required']}"
-            line += f" (its {request['kind']} waits for approval: {count})"
+        line = progress(found)
         if line != said:
             click.echo(f"[{time.monotonic() - started:5.0f}s] {line}", err=True)
             said = line
-        # A change waiting for approval (a delete, where deletes need one) is under way too.
-        if deployment["status"] not in UNDER_WAY and deployment["approval"]["status"] != "pending":
-            break
+        if not under_way(found):
+            return found
         if time.monotonic() - started > timeout:
-            click.echo(f"error: still {deployment['status']} after {timeout:.0f}s", err=True)
-            ctx.show(deployment, _summary(deployment))
+            click.echo(f"error: still {found['status']} after {timeout:.0f}s", err=True)
+            ctx.show(found, summary(found))
             sys.exit(TIMED_OUT)
         time.sleep(interval)
+
+
+def _progress(deployment: dict) -> str:
+    step = ""
+    if deployment["operations"] and deployment["operations"][0]["steps"]:
+        step = deployment["operations"][0]["steps"][-1]["message"]
+    line = f"{deployment['status']}" + (f": {step}" if step else "")
+    if deployment["approval"]["status"] == "pending":
+        request = deployment["approval"]["request"]
+        count = f"{request['approvals']}/{request['approvals_required']}"
+        line += f" (its {request['kind']} waits for approval: {count})"
+    return line
+
+
+def _under_way(deployment: dict) -> bool:
+    # A change waiting for approval (a delete, where deletes need one) is under way too.
+    return deployment["status"] in UNDER_WAY or deployment["approval"]["status"] == "pending"
+
+
+def _wait(
+    ctx: Context, deployment_id: int, *, until: str, timeout: float, interval: float, request_id: int | None = None
+) -> dict:
+    """Follow the deployment until nothing is under way. Exits 3 on timeout,
+    1 if it ends other than `until` or the approval request `request_id` (a
+    change's) was not approved."""
+    deployment = _follow(
+        ctx,
+        "deployment_get",
+        {"deployment_id": deployment_id},
+        progress=_progress,
+        under_way=_under_way,
+        summary=_summary,
+        timeout=timeout,
+        interval=interval,
+    )
     ctx.show(deployment, _summary(deployment))
     declined = _declined(deployment, request_id)
     if declined:
