@@ -22,14 +22,16 @@ from triton_dashboard_cli.client import OPERATIONS, Client
 from triton_dashboard_cli.main import cli
 
 from deployments.api.api import api
-from deployments.models import Deployment, Environment
+from deployments.models import Deployment, Environment, Rollout
 from deployments.services.approvals import deployment_approve, deployment_reject
 from deployments.services.targets import target_create
 from tests.archives import EXAMPLES
 from tests.conftest import make_user
 from tests.engine import run_pending
 from tests.processes import ROOT
+from tests.test_rollouts import bake_elapsed, look, serve, until
 from workers.targets.fake import adapter as fake_cloud
+from workers.targets.fake import endpoint as fake_endpoint
 
 pytestmark = pytest.mark.django_db
 
@@ -81,6 +83,36 @@ def test_the_bodies_the_cli_sends_are_what_the_document_asks(document):
     request_schema(document, "deployment_infer").validate(example)
     with pytest.raises(jsonschema.ValidationError):
         request_schema(document, "deployment_create").validate({**deploy, "worker_cout": 2})
+
+
+def test_a_rollouts_bodies_are_what_the_document_asks(document):
+    steps = bodies.steps_body("10:300, 50:300,100:600")
+    assert steps == [
+        {"traffic": 10, "bake_seconds": 300},
+        {"traffic": 50, "bake_seconds": 300},
+        {"traffic": 100, "bake_seconds": 600},
+    ]
+    everything = bodies.rollout_body(
+        steps=steps,
+        repository="add_sub",
+        confirm_other_line=True,
+        mode="triton",
+        worker_count=2,
+        auth_enabled=True,
+        gates={"failure_rate": {"max_ratio": 1.5, "floor": 0.02}, "min_requests": 50},
+        golden_requests=[{"name": "sums", "model": "add_sub", "inputs": [], "expected": []}],
+        on_rollback="remove",
+    )
+    spec = {"repository": "add_sub", "confirm_other_line": True, "mode": "triton", "worker_count": 2}
+    assert everything["spec"] == {**spec, "auth_enabled": True}
+    request_schema(document, "rollout_create").validate(everything)
+    # Only what is given: the dashboard's defaults for the rest.
+    assert bodies.rollout_body(steps=steps, worker_count=3) == {"steps": steps, "spec": {"worker_count": 3}}
+    request_schema(document, "rollout_create").validate(bodies.rollout_body(steps=steps, repository="12"))
+    request_schema(document, "rollout_abort").validate(bodies.abort_body("canary looked odd"))
+    for typed in ("10", "10:300;100:300", "ten:300", "10:5m", "10:300,"):
+        with pytest.raises(ValueError, match="is not TRAFFIC:BAKE_SECONDS"):
+            bodies.steps_body(typed)
 
 
 @pytest.fixture
@@ -387,3 +419,227 @@ def test_promoting_what_is_not_healthy_takes_force(dashboard, targets):
     forced = dashboard("promote", str(source.pk), "--environment", "prod", "--force")
     assert forced.exit_code == 0, forced.output
     assert "add-sub on fake-prod: pending_approval" in forced.output
+
+
+# --- rollouts -------------------------------------------------------------------------------
+
+# The shortest bake the dashboard takes with the driver looking every second (two looks).
+PLAN = "10:2,50:2,100:2"
+
+
+@pytest.fixture
+def endpoints(settings, admin):
+    """Targets of the in-memory endpoint kind (side-by-side deployments, a
+    traffic split, counters the gates read) in dev and in prod (one approval)."""
+    settings.RECONCILE_INTERVAL = 1
+    fake_endpoint.reset()
+    dev = Environment.objects.create(name="dev")
+    prod = Environment.objects.create(name="prod", approvals_required=1)
+    yield (
+        target_create(actor=admin, name="endpoint-dev", kind="fake_endpoint", environment=dev),
+        target_create(actor=admin, name="endpoint-prod", kind="fake_endpoint", environment=prod),
+    )
+    fake_endpoint.reset()
+
+
+def serving(dashboard, target="endpoint-dev", approver=None) -> Deployment:
+    dashboard("repo", "upload", str(EXAMPLES / "add_sub"))
+    deployed = dashboard("--json", "deploy", "--repository", "add_sub", "--target", target, "--name", "add-sub")
+    assert deployed.exit_code == 0, deployed.output
+    deployment = Deployment.objects.get(pk=json.loads(deployed.output)["id"])
+    if approver is not None:
+        deployment_approve(deploy_request=deployment.requests.get(), actor=approver)
+    run_pending(deployment)
+    assert deployment.status == Deployment.Status.HEALTHY, deployment.status_reason
+    return deployment
+
+
+def turns(deployment: Deployment, count: int = 30, failed: int = 0) -> list:
+    """What happens between two polls of a rollout, `count` times: the
+    driver takes one look; before it, in a step's bake, both sides answer
+    requests (`failed` of the candidate's fail), or, once the gates have
+    judged them, the bake's time passes."""
+
+    def turn():
+        rollout = deployment.rollouts.latest("pk")
+        if rollout.phase == Rollout.Phase.BAKING:
+            if rollout.current_step.verdict:
+                bake_elapsed(rollout)
+            else:
+                serve(rollout, "baseline")
+                serve(rollout, "candidate", failed=failed)
+        look(rollout)
+
+    return [turn] * count
+
+
+def test_a_rollout_started_with_wait_is_followed_step_by_step_until_promoted(dashboard, endpoints, between_polls):
+    deployment = serving(dashboard)
+    between_polls.extend(turns(deployment))
+    rolled = dashboard(
+        "--json", "rollout", "add-sub", "--worker-count", "2", "--steps", PLAN, "--wait", "--interval", "0"
+    )
+    assert rolled.exit_code == 0, rolled.output
+    rollout = json.loads(rolled.stdout)
+    assert (rollout["status"], rollout["deployment"]["id"]) == ("promoted", deployment.pk)
+    assert [step["status"] for step in rollout["steps"]] == ["passed"] * 3
+    # A progress line per step, phase and verdict: said once, when it changes.
+    progress = [line.split("] ", 1)[1] for line in rolled.stderr.splitlines() if line.startswith("[")]
+    candidate, baseline = rollout["candidate"]["name"], rollout["baseline"]["name"]
+    gates = "failure_rate passes, p95_ms passes, p99_ms passes, queue_share passes"
+    assert progress == [
+        f"running, candidate: deploying the candidate {candidate} at 0%",
+        *(
+            line
+            for index, share in ((1, 10), (2, 50), (3, 100))
+            for line in (
+                f"running, shifting: step {index}/3, {share}% of the traffic to the candidate",
+                f"running, baking: step {index}/3 at {share}% for 2 s",
+                f"running, baking: step {index}/3 at {share}% for 2 s; {gates}",
+            )
+        ),
+        f"running, finishing: all traffic on the candidate, retiring the baseline {baseline}",
+        "promoted",
+    ]
+    assert f"rollout {rollout['id']} of deployment {deployment.pk} add-sub: running, candidate" in rolled.stderr
+    deployment.refresh_from_db()
+    assert deployment.worker_count == 2
+    assert fake_endpoint.ENDPOINTS[(endpoints[0].pk, "add-sub")].traffic == {candidate: 100}
+
+    again = dashboard("rollout-status", str(rollout["id"]))
+    assert again.exit_code == 0, again.output
+    assert again.output == f"rollout {rollout['id']} of deployment {deployment.pk} add-sub: promoted\n"
+
+
+def test_a_rollout_rolled_back_by_a_gate_exits_1_with_the_reason_and_the_gates_figures(
+    dashboard, endpoints, between_polls
+):
+    deployment = serving(dashboard)
+    started = dashboard("rollout", "add-sub", "--worker-count", "2", "--steps", PLAN, "--on-rollback", "remove")
+    assert started.exit_code == 0, started.output
+    rollout = deployment.rollouts.get()
+    assert started.output == (
+        f"rollout {rollout.pk} of deployment {deployment.pk} add-sub: "
+        f"running, candidate: deploying the candidate {rollout.candidate_name} at 0%\n"
+    )
+    until(rollout, Rollout.Phase.BAKING)
+    between_polls.extend(turns(deployment, failed=20))
+    followed = dashboard("rollout-status", str(rollout.pk), "--wait", "--interval", "0")
+    assert followed.exit_code == 1, followed.output
+    assert "running, rolling_back: traffic back to the baseline" in followed.stderr
+    why = "step 1 (10%): gate failure_rate failed"
+    assert f"rollout {rollout.pk} of deployment {deployment.pk} add-sub: rolled_back: {why}\n" == followed.stdout
+    assert f"error: rollout {rollout.pk} rolled_back: {why}" in followed.stderr
+    assert re.search(
+        r"  failure_rate at step 1 \(10%\): 0.2 against the baseline's 0.0, limit 0.01 \(at most max\(2 x baseline, "
+        r"0.01\)\)\n  over 100 candidate and 100 baseline requests in its window\n",
+        followed.stderr,
+    ), followed.stderr
+    # The same, asked again later without --wait.
+    asked = dashboard("rollout-status", str(rollout.pk))
+    assert asked.exit_code == 1
+    assert asked.stderr == followed.stderr[followed.stderr.index("error: ") :]
+    assert fake_endpoint.ENDPOINTS[(endpoints[0].pk, "add-sub")].traffic == {rollout.baseline_name: 100}
+
+
+def test_a_plan_the_dashboard_refuses_exits_4_with_its_message_naming_the_field(dashboard, endpoints, tmp_path):
+    serving(dashboard)
+    rollout = ("rollout", "add-sub", "--worker-count", "2", "--steps")
+    short = dashboard(*rollout, "10:300,50:300")
+    assert short.exit_code == 4
+    assert "HTTP 400: The last step takes 50% of the traffic; a plan ends at 100%. [steps]" in short.output
+    shrinking = dashboard(*rollout, "50:5,20:5,100:5")
+    assert shrinking.exit_code == 4
+    assert "steps[1].traffic 20% does not grow from the step before (50%). [steps[1].traffic]" in shrinking.output
+    gates = tmp_path / "gates.json"
+    gates.write_text('{"p50_ms": {"max_ratio": 1.5}}')
+    unknown = dashboard("--json", *rollout, PLAN, "--gates", str(gates))
+    assert unknown.exit_code == 4
+    (error,) = json.loads(unknown.stdout)["errors"]
+    assert error["path"] == "gates.p50_ms"
+    assert "Unknown gate" in error["message"]
+    golden = tmp_path / "golden.json"
+    golden.write_text(json.dumps({"name": "sums", "model": "nope", "inputs": [], "expected": []}))
+    wrong_model = dashboard(*rollout, PLAN, "--golden", str(golden))
+    assert wrong_model.exit_code == 4
+    assert "has no model 'nope' (it has add_sub). [golden_requests[0].model]" in wrong_model.output
+    same = dashboard("rollout", "add-sub", "--steps", PLAN)
+    assert same.exit_code == 4
+    assert "The candidate is the spec running now" in same.output
+    # What never reaches the dashboard: bad usage, exit 2.
+    assert dashboard(*rollout, "10-300").exit_code == 2
+    gates.write_text("{nope")
+    assert dashboard(*rollout, PLAN, "--gates", str(gates)).exit_code == 2
+    assert dashboard(*rollout, PLAN, "--on-rollback", "delete").exit_code == 2
+    assert not Rollout.objects.exists()
+
+
+def test_a_rollout_in_prod_is_followed_through_its_approval_and_a_rejected_plan_fails_the_wait(
+    dashboard, endpoints, django_user_model, between_polls
+):
+    approver = make_user(django_user_model, "second", "approver")
+    deployment = serving(dashboard, "endpoint-prod", approver=approver)
+
+    def approve():
+        deployment_approve(deploy_request=deployment.requests.get(status="pending"), actor=approver)
+
+    between_polls.extend([approve, *turns(deployment)])
+    rolled = dashboard("rollout", "add-sub", "--worker-count", "2", "--steps", PLAN, "--wait", "--interval", "0")
+    assert rolled.exit_code == 0, rolled.output
+    request = deployment.requests.get(kind="rollout")
+    assert f"add-sub: pending_approval: its request {request.pk} waits for approval\n" in rolled.stderr
+    assert "] running, candidate: deploying the candidate" in rolled.stderr
+    assert rolled.stdout == f"rollout {deployment.rollouts.get().pk} of deployment {deployment.pk} add-sub: promoted\n"
+
+    between_polls.clear()
+    between_polls.append(
+        lambda: deployment_reject(
+            deploy_request=deployment.requests.get(status="pending"), actor=approver, comment="not this week"
+        )
+    )
+    refused = dashboard("rollout", "add-sub", "--worker-count", "3", "--steps", PLAN, "--wait", "--interval", "0")
+    assert refused.exit_code == 1, refused.output
+    second = deployment.rollouts.latest("pk")
+    assert f"error: rollout {second.pk} aborted: Rejected by second: not this week" in refused.stderr
+    assert not between_polls
+
+
+def test_a_running_rollout_is_paused_resumed_promoted_or_aborted_from_the_cli(dashboard, endpoints):
+    deployment = serving(dashboard)
+    dashboard("rollout", "add-sub", "--worker-count", "2", "--steps", PLAN)
+    rollout = until(deployment.rollouts.get(), Rollout.Phase.BAKING)
+    said = f"rollout {rollout.pk} of deployment {deployment.pk} add-sub"
+
+    paused = dashboard("rollout-pause", str(rollout.pk))
+    assert paused.exit_code == 0, paused.output
+    assert paused.output == f"{said}: paused, baking: step 1/3 at 10% for 2 s\n"
+    again = dashboard("rollout-pause", str(rollout.pk))
+    assert again.exit_code == 4
+    assert "HTTP 409" in again.output
+    assert "only a running step can be paused" in again.output
+    resumed = dashboard("--json", "rollout-resume", str(rollout.pk))
+    assert resumed.exit_code == 0, resumed.output
+    assert (json.loads(resumed.stdout)["status"], json.loads(resumed.stdout)["phase"]) == ("running", "shifting")
+    promoted = dashboard("rollout-promote", str(rollout.pk))
+    assert promoted.exit_code == 0, promoted.output
+    assert promoted.output == f"{said}: running, shifting: step 3/3, 100% of the traffic to the candidate\n"
+    still = dashboard("rollout-status", str(rollout.pk))
+    assert still.exit_code == 1  # not promoted yet: said, as `status` says a deployment is not healthy yet
+    assert "error" not in still.output
+    until(rollout, Rollout.Phase.DONE)
+    done = dashboard("--json", "rollout-status", str(rollout.pk))
+    assert done.exit_code == 0, done.output
+    assert [step["status"] for step in json.loads(done.stdout)["steps"]] == ["skipped", "skipped", "passed"]
+
+    dashboard("rollout", "add-sub", "--worker-count", "3", "--steps", PLAN)
+    second = until(deployment.rollouts.latest("pk"), Rollout.Phase.BAKING)
+    aborted = dashboard("rollout-abort", str(second.pk), "--reason", "canary looked odd")
+    assert aborted.exit_code == 0, aborted.output
+    baseline = second.baseline_name
+    assert f"running, rolling_back: traffic back to the baseline {baseline} (canary looked odd)\n" in aborted.output
+    until(second, Rollout.Phase.DONE)
+    ended = dashboard("rollout-status", str(second.pk))
+    assert ended.exit_code == 1
+    assert f"error: rollout {second.pk} aborted: canary looked odd\n" in ended.stderr
+    assert "  " not in ended.stderr, "no gate failed: no figures to show"
+    assert dashboard("rollout-status", "999").exit_code == 4

@@ -75,3 +75,49 @@ def _spec(*, mode, worker_count, auth_enabled) -> dict:
 
 def _id_or_name(value: str) -> int | str:
     return int(value) if value.isdigit() else value
+
+
+def steps_body(text: str) -> list[dict]:
+    """A rollout's steps as typed on the command line: TRAFFIC:BAKE_SECONDS,
+    comma-separated (10:300,50:300,100:300). Whether they make a plan (grow,
+    end at 100, bake long enough) is the dashboard's to say."""
+    steps = []
+    for part in text.split(","):
+        traffic, colon, bake = (piece.strip() for piece in part.partition(":"))
+        if not colon or not traffic.isdigit() or not bake.isdigit():
+            raise ValueError(f"{part.strip()!r} is not TRAFFIC:BAKE_SECONDS")
+        steps.append({"traffic": int(traffic), "bake_seconds": int(bake)})
+    return steps
+
+
+def rollout_body(
+    *,
+    steps: list[dict],
+    repository=None,
+    confirm_other_line=False,
+    mode=None,
+    worker_count=None,
+    auth_enabled=None,
+    gates=None,
+    golden_requests=None,
+    on_rollback=None,
+) -> dict:
+    """The candidate is the deployment's spec with what is given changed, as
+    for a redeploy; gates, golden requests and on_rollback left out take the
+    dashboard's defaults."""
+    body = {"steps": steps}
+    spec = redeploy_body(
+        repository=repository,
+        confirm_other_line=confirm_other_line,
+        mode=mode,
+        worker_count=worker_count,
+        auth_enabled=auth_enabled,
+    )
+    if spec:
+        body["spec"] = spec
+    given = {"gates": gates, "golden_requests": golden_requests, "on_rollback": on_rollback}
+    return {**body, **{key: value for key, value in given.items() if value is not None}}
+
+
+def abort_body(reason: str) -> dict:
+    return {"reason": reason}

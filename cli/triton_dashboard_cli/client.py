@@ -18,6 +18,12 @@ OPERATIONS = {
     "deployment_reject": ("POST", "/api/v1/deployments/{deployment_id}/reject"),
     "deployment_traffic": ("POST", "/api/v1/deployments/{deployment_id}/traffic"),
     "deployment_infer": ("POST", "/api/v1/deployments/{deployment_id}/infer"),
+    "rollout_create": ("POST", "/api/v1/deployments/{deployment_id}/rollouts"),
+    "rollout_detail": ("GET", "/api/v1/rollouts/{rollout_id}"),
+    "rollout_pause": ("POST", "/api/v1/rollouts/{rollout_id}/pause"),
+    "rollout_resume": ("POST", "/api/v1/rollouts/{rollout_id}/resume"),
+    "rollout_promote": ("POST", "/api/v1/rollouts/{rollout_id}/promote"),
+    "rollout_abort": ("POST", "/api/v1/rollouts/{rollout_id}/abort"),
 }
 
 

@@ -1,10 +1,11 @@
 """triton-dashboard: upload, deploy and wait, redeploy, promote, approve,
-shift traffic and delete from a pipeline. Reads DASHBOARD_URL and
-DASHBOARD_TOKEN.
+roll out step by step, shift traffic and delete from a pipeline. Reads
+DASHBOARD_URL and DASHBOARD_TOKEN.
 
 Exit codes: 0 done; 1 the deployment failed, was rejected or is not
 healthy (after --wait on a redeploy or promotion, also: the change waited
-for was rejected or expired), or the repository is invalid; 2 bad usage;
+for was rejected or expired), a rollout ended other than promoted (or has
+not ended yet, without --wait), or the repository is invalid; 2 bad usage;
 3 --wait timed out; 4 the dashboard refused the request or could not be
 reached (with --json, its {"errors": [...]} is printed on stdout too).
 """
@@ -484,3 +485,275 @@ def delete(ctx, deployment, wait, timeout, interval):
         ctx.show(found, _summary(found))
         return
     _wait(ctx, deployment_id, until="deleted", timeout=timeout, interval=interval)
+
+
+# --- rollouts ---------------------------------------------------------------------------
+#
+# `rollout DEPLOYMENT` starts one, like deploy, redeploy and promote act on a
+# deployment; `rollout-status|pause|resume|promote|abort ROLLOUT` take the
+# rollout's id. Not a `rollout` group: `rollout start add-sub` would be one word
+# longer in every pipeline, and a group that also took a deployment could not
+# tell a deployment named `status` from its subcommand.
+
+# While a rollout is in one of these, --wait keeps waiting (a paused one too: a
+# person paused it to look, and resumes or aborts it).
+ROLLOUT_UNDER_WAY = {"pending_approval", "running", "paused"}
+ROLLOUT_OPTIONS = {"confirm_other_line": "--confirm-other-line"}
+_CHECKS = {True: "passes", False: "fails", None: "undecided"}
+
+
+def _step(rollout: dict) -> dict | None:
+    """The step under way (the API counts from 1), or None before the first."""
+    return rollout["steps"][rollout["step"] - 1] if rollout.get("step") else None
+
+
+def _rollout_progress(rollout: dict) -> str:
+    """Where it is, in one line that changes with the step, the phase and the
+    gates' verdict (not with every figure)."""
+    status, phase, reason = rollout["status"], rollout["phase"], rollout["reason"]
+    if status == "pending_approval":
+        return f"pending_approval: its request {rollout['approval_request']} waits for approval"
+    if status not in ROLLOUT_UNDER_WAY:
+        return f"{status}: {reason}" if reason else status
+    line = f"{status}, {phase}"
+    doing = _doing(rollout)
+    if doing:
+        line += f": {doing}"
+    return line + (f" ({reason})" if reason else "")
+
+
+def _doing(rollout: dict) -> str:
+    phase, step = rollout["phase"], _step(rollout)
+    if phase == "candidate":
+        return f"deploying the candidate {rollout['candidate']['name']} at 0%"
+    if phase == "finishing":
+        return f"all traffic on the candidate, retiring the baseline {rollout['baseline']['name']}"
+    if phase == "rolling_back":
+        return f"traffic back to the baseline {rollout['baseline']['name']}"
+    if phase == "cleaning_up":
+        return f"removing the candidate {rollout['candidate']['name']}"
+    if step is None:
+        return ""
+    where = f"step {step['index']}/{len(rollout['steps'])}"
+    if phase == "shifting":
+        return f"{where}, {step['traffic']}% of the traffic to the candidate"
+    if phase != "baking":
+        return where
+    checks = step["verdict"].get("checks", [])
+    verdict = "; " + ", ".join(f"{c['gate']} {_CHECKS[c['passed']]}" for c in checks) if checks else ""
+    return f"{where} at {step['traffic']}% for {step['bake_seconds']} s{verdict}"
+
+
+def _rollout_summary(rollout: dict) -> str:
+    deployment = rollout["deployment"]
+    return (
+        f"rollout {rollout['id']} of deployment {deployment['id']} {deployment['name']}: {_rollout_progress(rollout)}"
+    )
+
+
+def _failed_gates(rollout: dict) -> list[str]:
+    """Each failed check of the failed step, with the figures it was judged on."""
+    lines = []
+    # An aborted rollout's step is failed too, with every check passed or undecided.
+    for step in (step for step in rollout["steps"] if step["status"] == "failed"):
+        at = f"step {step['index']} ({step['traffic']}%)"
+        failed = [check for check in step["verdict"].get("checks", []) if check["passed"] is False]
+        for check in failed:
+            baseline = f" against the baseline's {check['baseline']}" if check["baseline"] is not None else ""
+            note = f": {check['note']}" if check.get("note") else ""
+            line = f"  {check['gate']} at {at}: {check['candidate']}{baseline}, limit {check['limit']}"
+            lines.append(f"{line} ({check['rule']}){note}")
+        figures = step.get("figures") or {}
+        counted = [f"{figures[side]['requests']} {side}" for side in ("candidate", "baseline") if figures.get(side)]
+        if failed and counted:
+            lines.append(f"  over {' and '.join(counted)} requests in its window")
+    return lines
+
+
+def _rollout_end(ctx: Context, rollout: dict) -> None:
+    """Shows it; exits 1 unless it was promoted, saying why when it ended otherwise."""
+    ctx.show(rollout, _rollout_summary(rollout))
+    if rollout["status"] == "promoted":
+        return
+    if rollout["status"] not in ROLLOUT_UNDER_WAY:
+        click.echo(
+            f"error: rollout {rollout['id']} {rollout['status']}: {rollout['reason'] or 'no reason given'}", err=True
+        )
+        for line in _failed_gates(rollout):
+            click.echo(line, err=True)
+    sys.exit(FAILED)
+
+
+def _wait_rollout(ctx: Context, rollout_id: int, *, timeout: float, interval: float) -> None:
+    rollout = _follow(
+        ctx,
+        "rollout_detail",
+        {"rollout_id": rollout_id},
+        progress=_rollout_progress,
+        under_way=lambda found: found["status"] in ROLLOUT_UNDER_WAY,
+        summary=_rollout_summary,
+        timeout=timeout,
+        interval=interval,
+    )
+    _rollout_end(ctx, rollout)
+
+
+def _json_file(file, option: str, *, kind: type):
+    try:
+        found = json.load(file)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint=option) from None
+    if kind is list and isinstance(found, dict):
+        found = [found]  # one golden request
+    if not isinstance(found, kind):
+        raise click.BadParameter(f"not a JSON {'object' if kind is dict else 'list'}", param_hint=option)
+    return found
+
+
+@cli.command()
+@click.argument("deployment")
+@click.option(
+    "--steps",
+    required=True,
+    metavar="TRAFFIC:SECONDS,...",
+    help="The candidate's share of the traffic (%) and how long it bakes there, step by step up to 100,"
+    " e.g. 10:300,50:300,100:300",
+)
+@click.option(
+    "--repository",
+    metavar="ID|LINE",
+    help="The candidate's revision: an id, or a line's name for its latest (default: the one it runs)",
+)
+@click.option("--confirm-other-line", is_flag=True, help="Allow a revision of another line (other models)")
+@_spec_options
+@click.option(
+    "--gates",
+    "gates_file",
+    type=click.File("r"),
+    metavar="FILE.json",
+    help='{"failure_rate": {"max_ratio": 2, "floor": 0.01}, "p95_ms": {...}, "min_requests": 20}'
+    " (default: every gate the target can measure)",
+)
+@click.option(
+    "--golden",
+    "golden_file",
+    type=click.File("r"),
+    metavar="FILE.json",
+    help="Golden requests sent to the candidate at every look: a list of"
+    ' {"name", "model", "inputs", "expected": [{"name", "data"}], "tolerance"?}',
+)
+@click.option(
+    "--on-rollback",
+    type=click.Choice(["keep", "remove"]),
+    help="A rolled-back candidate is kept at 0% to look at (default), or removed",
+)
+@_wait_options
+@pass_context
+def rollout(
+    ctx,
+    deployment,
+    steps,
+    repository,
+    confirm_other_line,
+    mode,
+    worker_count,
+    auth_enabled,
+    gates_file,
+    golden_file,
+    on_rollback,
+    wait,
+    timeout,
+    interval,
+):
+    """Roll a changed spec out on DEPLOYMENT (id or live name): the candidate
+    (another revision, --repository, and/or spec fields) runs beside what
+    serves now and takes each step's share of the traffic while the gates
+    pass; a failed gate sends the traffic back. Where the environment asks
+    for approvals, the plan waits for them first (`approve DEPLOYMENT`).
+    Prints the rollout's id for rollout-status, -pause, -resume, -promote
+    and -abort.
+
+    \b
+    Exit codes:
+      0  started, also when it waits for approval (--wait: promoted)
+      1  --wait: rolled back by a gate, aborted, or failed (the reason and
+         the failed gate's figures are printed), or its approval was refused
+      2  bad usage, e.g. --steps not TRAFFIC:SECONDS
+      3  --wait: --timeout reached (it goes on: rollout-status ID)
+      4  refused: a plan the dashboard does not take (its message names the
+         field, e.g. [steps]), the spec running now, a rollout under way"""
+    try:
+        plan = bodies.steps_body(steps)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--steps") from None
+    body = bodies.rollout_body(
+        steps=plan,
+        repository=repository,
+        confirm_other_line=confirm_other_line,
+        mode=mode,
+        worker_count=worker_count,
+        auth_enabled=auth_enabled,
+        gates=_json_file(gates_file, "--gates", kind=dict) if gates_file else None,
+        golden_requests=_json_file(golden_file, "--golden", kind=list) if golden_file else None,
+        on_rollback=on_rollback,
+    )
+    deployment_id = _deployment_id(ctx, deployment)
+    started = ctx.call("rollout_create", path={"deployment_id": deployment_id}, json=body, options=ROLLOUT_OPTIONS)
+    if not wait:
+        ctx.show(started, _rollout_summary(started))
+        return
+    click.echo(_rollout_summary(started), err=True)
+    _wait_rollout(ctx, started["id"], timeout=timeout, interval=interval)
+
+
+@cli.command("rollout-status")
+@click.argument("rollout_id", metavar="ROLLOUT", type=int)
+@_wait_options
+@pass_context
+def rollout_status(ctx, rollout_id, wait, timeout, interval):
+    """A rollout's status (ROLLOUT is its id); exits 1 unless it was
+    promoted, with the reason and the failed gate's figures when it ended
+    otherwise. With --wait, first follows it until it ends."""
+    if wait:
+        _wait_rollout(ctx, rollout_id, timeout=timeout, interval=interval)
+        return
+    _rollout_end(ctx, ctx.call("rollout_detail", path={"rollout_id": rollout_id}))
+
+
+def _steer(ctx: Context, operation: str, rollout_id: int, **kwargs) -> None:
+    found = ctx.call(operation, path={"rollout_id": rollout_id}, **kwargs)
+    ctx.show(found, _rollout_summary(found))
+
+
+@cli.command("rollout-pause")
+@click.argument("rollout_id", metavar="ROLLOUT", type=int)
+@pass_context
+def rollout_pause(ctx, rollout_id):
+    """Hold the traffic where it is; nothing is judged until it resumes."""
+    _steer(ctx, "rollout_pause", rollout_id)
+
+
+@cli.command("rollout-resume")
+@click.argument("rollout_id", metavar="ROLLOUT", type=int)
+@pass_context
+def rollout_resume(ctx, rollout_id):
+    """Go on; the paused step bakes its whole time again."""
+    _steer(ctx, "rollout_resume", rollout_id)
+
+
+@cli.command("rollout-promote")
+@click.argument("rollout_id", metavar="ROLLOUT", type=int)
+@pass_context
+def rollout_promote(ctx, rollout_id):
+    """All traffic to the candidate now, without the remaining bakes (an
+    approver's decision where the environment asks for approvals)."""
+    _steer(ctx, "rollout_promote", rollout_id)
+
+
+@cli.command("rollout-abort")
+@click.argument("rollout_id", metavar="ROLLOUT", type=int)
+@click.option("--reason", default="", help="Why: kept on the rollout and in the audit log")
+@pass_context
+def rollout_abort(ctx, rollout_id, reason):
+    """Send all traffic back to the baseline (a plan waiting for approval is withdrawn)."""
+    _steer(ctx, "rollout_abort", rollout_id, json=bodies.abort_body(reason))
