@@ -22,8 +22,10 @@ from triton_dashboard_cli.client import OPERATIONS, Client
 from triton_dashboard_cli.main import cli
 
 from deployments.api.api import api
-from deployments.models import Deployment, Environment, Rollout
+from deployments.models import Deployment, Environment, Rollout, Target
 from deployments.services.approvals import deployment_approve, deployment_reject
+from deployments.services.deployments import deployment_create
+from deployments.services.migrations import migrations_settle
 from deployments.services.targets import target_create
 from tests.archives import EXAMPLES
 from tests.conftest import make_user
@@ -85,7 +87,7 @@ def test_the_bodies_the_cli_sends_are_what_the_document_asks(document):
         request_schema(document, "deployment_create").validate({**deploy, "worker_cout": 2})
 
 
-def test_a_rollouts_bodies_are_what_the_document_asks(document):
+def test_the_bodies_of_rollouts_and_moves_are_what_the_document_asks(document):
     steps = bodies.steps_body("10:300, 50:300,100:600")
     assert steps == [
         {"traffic": 10, "bake_seconds": 300},
@@ -110,8 +112,12 @@ def test_a_rollouts_bodies_are_what_the_document_asks(document):
     assert bodies.rollout_body(steps=steps, worker_count=3) == {"steps": steps, "spec": {"worker_count": 3}}
     request_schema(document, "rollout_create").validate(bodies.rollout_body(steps=steps, repository="12"))
     request_schema(document, "rollout_abort").validate(bodies.abort_body("canary looked odd"))
+    migration = bodies.migration_body(target="aks-v2", name="add-sub-v2", repository="12", golden_requests=[])
+    assert migration == {"target": "aks-v2", "name": "add-sub-v2", "repository": 12, "golden_requests": []}
+    request_schema(document, "migration_create").validate(migration)
+    assert bodies.migration_body(target="4") == {"target": 4}
     for typed in ("10", "10:300;100:300", "ten:300", "10:5m", "10:300,"):
-        with pytest.raises(ValueError, match="is not TRAFFIC:BAKE_SECONDS"):
+        with pytest.raises(ValueError, match="is not TRAFFIC:SECONDS"):
             bodies.steps_body(typed)
 
 
@@ -643,3 +649,67 @@ def test_a_running_rollout_is_paused_resumed_promoted_or_aborted_from_the_cli(da
     assert f"error: rollout {second.pk} aborted: canary looked odd\n" in ended.stderr
     assert "  " not in ended.stderr, "no gate failed: no figures to show"
     assert dashboard("rollout-status", "999").exit_code == 4
+
+
+# --- moving to another target ---------------------------------------------------------------
+
+
+def old_and_new(admin, environment: str, approvals: int = 0) -> Target:
+    """An SDK v1-like target and an endpoint target beside it, in one environment; the old one."""
+    env = Environment.objects.create(name=environment, approvals_required=approvals)
+    target_create(actor=admin, name=f"new-{environment}", kind="fake_endpoint", environment=env)
+    return target_create(actor=admin, name=f"old-{environment}", kind="fake", environment=env)
+
+
+def test_move_waits_until_the_equivalent_deployment_runs_on_the_new_target(dashboard, admin, between_polls):
+    old = old_and_new(admin, "dev")
+    source = serving(dashboard, "old-dev")
+
+    def destination() -> Deployment:
+        return Deployment.objects.get(target__name="new-dev")
+
+    between_polls.extend([lambda: run_pending(destination()), migrations_settle])
+    moved = dashboard("move", "add-sub", "--target", "new-dev", "--wait", "--interval", "0")
+    assert moved.exit_code == 0, moved.output
+    new = destination()
+    migration = f"migration {source.migrations_out.get().pk} of deployment {source.pk} add-sub on old-dev"
+    assert f"{migration} to deployment {new.pk}: deploying: add-sub on new-dev is queued\n" in moved.stderr
+    assert "] deploying: add-sub on new-dev is healthy\n" in moved.stderr
+    assert moved.stdout == (
+        f"{migration} to deployment {new.pk}: deployed: add-sub on new-dev is healthy at fake://new-dev/add-sub\n"
+    )
+    source.refresh_from_db()
+    assert (source.target, source.status) == (old, Deployment.Status.HEALTHY), "the original serves until cut-over"
+
+
+def test_a_move_whose_new_deployment_is_rejected_fails_the_wait(dashboard, admin, django_user_model, between_polls):
+    old_and_new(admin, "prod", approvals=1)
+    approver = make_user(django_user_model, "second", "approver")
+    serving(dashboard, "old-prod", approver=approver)
+    between_polls.append(
+        lambda: deployment_reject(
+            deploy_request=Deployment.objects.get(target__name="new-prod").requests.get(),
+            actor=approver,
+            comment="not this week",
+        )
+    )
+    between_polls.append(migrations_settle)
+    rejected = dashboard("move", "add-sub", "--target", "new-prod", "--name", "add-sub-v2", "--wait", "--interval", "0")
+    assert rejected.exit_code == 1, rejected.output
+    assert "] deploying: add-sub-v2 on new-prod is pending_approval\n" in rejected.stderr
+    assert re.search(r"error: migration \d+ failed: add-sub-v2 is rejected: Rejected by second", rejected.stderr)
+
+
+def test_a_move_that_cannot_be_made_is_refused_saying_why(dashboard, admin, repository):
+    old = old_and_new(admin, "dev")
+    script = "def init():\n    pass\n\ndef run(data):\n    return data\n"
+    source = deployment_create(
+        name="scored", repository=repository, target=old, actor=admin, mode="entry_script", entry_script=script
+    )
+    run_pending(source)
+    refused = dashboard("--json", "move", "scored", "--target", "new-dev")
+    assert refused.exit_code == 4
+    (error,) = json.loads(refused.stdout)["errors"]
+    assert (error["code"], error["path"]) == ("cannot_migrate", "target")
+    assert "runs an entry script" in refused.stderr
+    assert refused.stderr.rstrip().endswith("[target]")

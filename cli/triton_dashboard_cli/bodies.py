@@ -78,14 +78,14 @@ def _id_or_name(value: str) -> int | str:
 
 
 def steps_body(text: str) -> list[dict]:
-    """A rollout's steps as typed on the command line: TRAFFIC:BAKE_SECONDS,
+    """A rollout's steps as typed on the command line: TRAFFIC:SECONDS,
     comma-separated (10:300,50:300,100:300). Whether they make a plan (grow,
     end at 100, bake long enough) is the dashboard's to say."""
     steps = []
     for part in text.split(","):
         traffic, colon, bake = (piece.strip() for piece in part.partition(":"))
         if not colon or not traffic.isdigit() or not bake.isdigit():
-            raise ValueError(f"{part.strip()!r} is not TRAFFIC:BAKE_SECONDS")
+            raise ValueError(f"{part.strip()!r} is not TRAFFIC:SECONDS")
         steps.append({"traffic": int(traffic), "bake_seconds": int(bake)})
     return steps
 
@@ -121,3 +121,14 @@ def rollout_body(
 
 def abort_body(reason: str) -> dict:
     return {"reason": reason}
+
+
+def migration_body(*, target, name="", repository=None, golden_requests=None) -> dict:
+    body = {"target": _id_or_name(target)}
+    if name:
+        body["name"] = name
+    if repository is not None:
+        body["repository"] = _id_or_name(repository)
+    if golden_requests is not None:
+        body["golden_requests"] = golden_requests
+    return body

@@ -24,6 +24,8 @@ OPERATIONS = {
     "rollout_resume": ("POST", "/api/v1/rollouts/{rollout_id}/resume"),
     "rollout_promote": ("POST", "/api/v1/rollouts/{rollout_id}/promote"),
     "rollout_abort": ("POST", "/api/v1/rollouts/{rollout_id}/abort"),
+    "migration_create": ("POST", "/api/v1/deployments/{deployment_id}/migrations"),
+    "migration_detail": ("GET", "/api/v1/migrations/{migration_id}"),
 }
 
 

@@ -1,6 +1,6 @@
 """triton-dashboard: upload, deploy and wait, redeploy, promote, approve,
-roll out step by step, shift traffic and delete from a pipeline. Reads
-DASHBOARD_URL and DASHBOARD_TOKEN.
+roll out step by step, move to another target, shift traffic and delete
+from a pipeline. Reads DASHBOARD_URL and DASHBOARD_TOKEN.
 
 Exit codes: 0 done; 1 the deployment failed, was rejected or is not
 healthy (after --wait on a redeploy or promotion, also: the change waited
@@ -757,3 +757,78 @@ def rollout_promote(ctx, rollout_id):
 def rollout_abort(ctx, rollout_id, reason):
     """Send all traffic back to the baseline (a plan waiting for approval is withdrawn)."""
     _steer(ctx, "rollout_abort", rollout_id, json=bodies.abort_body(reason))
+
+
+# --- moving to another target -----------------------------------------------------------
+
+# Until the new deployment runs; after that a person compares both sides and
+# cuts over, once clients call the new address (the migration page says so).
+MIGRATION_UNDER_WAY = {"deploying"}
+MIGRATION_ENDED = {"failed", "abandoned"}
+
+
+def _migration_progress(migration: dict) -> str:
+    destination = migration["destination"]
+    line = f"{migration['status']}: {destination['name']} on {destination['target']} is {destination['status']}"
+    return line + (f" ({migration['reason']})" if migration["reason"] else "")
+
+
+def _migration_summary(migration: dict) -> str:
+    source, destination = migration["source"], migration["destination"]
+    uri = f" at {destination['scoring_uri']}" if destination["scoring_uri"] else ""
+    return (
+        f"migration {migration['id']} of deployment {source['id']} {source['name']} on {source['target']}"
+        f" to deployment {destination['id']}: {_migration_progress(migration)}{uri}"
+    )
+
+
+@cli.command()
+@click.argument("deployment")
+@click.option("--target", required=True, metavar="ID|NAME", help="An SDK v2 target of the same environment")
+@click.option("--name", default="", metavar="NAME", help="The new deployment's name (default: the same)")
+@click.option("--repository", metavar="ID|LINE", help="For an adopted service: the revision that holds its models")
+@click.option(
+    "--golden",
+    "golden_file",
+    type=click.File("r"),
+    metavar="FILE.json",
+    help="Golden requests the comparison sends to both sides, beside those saved for the deployment",
+)
+@_wait_options
+@pass_context
+def move(ctx, deployment, target, name, repository, golden_file, wait, timeout, interval):
+    """Move DEPLOYMENT (id or live name), e.g. an SDK v1 webservice, to
+    another target of its environment: the equivalent deployment is
+    created there (through the environment's approvals). Comparing both
+    sides and cutting over (deleting the original, once clients call the
+    new address) are a person's, on the migration's page.
+
+    \b
+    Exit codes:
+      0  started (--wait: the new deployment runs)
+      1  --wait: the new deployment failed or was rejected
+      2  bad usage
+      3  --wait: --timeout reached
+      4  refused, e.g. it cannot move there (the message says why)"""
+    golden = _json_file(golden_file, "--golden", kind=list) if golden_file else None
+    body = bodies.migration_body(target=target, name=name, repository=repository, golden_requests=golden)
+    source = _deployment_id(ctx, deployment)
+    started = ctx.call("migration_create", path={"deployment_id": source}, json=body)
+    if not wait:
+        ctx.show(started, _migration_summary(started))
+        return
+    click.echo(_migration_summary(started), err=True)
+    migration = _follow(
+        ctx,
+        "migration_detail",
+        {"migration_id": started["id"]},
+        progress=_migration_progress,
+        under_way=lambda found: found["status"] in MIGRATION_UNDER_WAY,
+        summary=_migration_summary,
+        timeout=timeout,
+        interval=interval,
+    )
+    ctx.show(migration, _migration_summary(migration))
+    if migration["status"] in MIGRATION_ENDED:
+        click.echo(f"error: migration {migration['id']} {migration['status']}: {migration['reason']}", err=True)
+        sys.exit(FAILED)
