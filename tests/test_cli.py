@@ -434,18 +434,24 @@ PLAN = "10:2,50:2,100:2"
 
 
 @pytest.fixture
-def endpoints(settings, admin):
-    """Targets of the in-memory endpoint kind (side-by-side deployments, a
-    traffic split, counters the gates read) in dev and in prod (one approval)."""
-    settings.RECONCILE_INTERVAL = 1
+def endpoint_kind():
+    """The in-memory endpoint kind (side-by-side deployments, a traffic
+    split, counters the gates read), empty before and after."""
     fake_endpoint.reset()
+    yield
+    fake_endpoint.reset()
+
+
+@pytest.fixture
+def endpoints(settings, admin, endpoint_kind):
+    """Endpoint targets in dev and in prod (one approval)."""
+    settings.RECONCILE_INTERVAL = 1
     dev = Environment.objects.create(name="dev")
     prod = Environment.objects.create(name="prod", approvals_required=1)
-    yield (
+    return (
         target_create(actor=admin, name="endpoint-dev", kind="fake_endpoint", environment=dev),
         target_create(actor=admin, name="endpoint-prod", kind="fake_endpoint", environment=prod),
     )
-    fake_endpoint.reset()
 
 
 def serving(dashboard, target="endpoint-dev", approver=None) -> Deployment:
@@ -661,7 +667,9 @@ def old_and_new(admin, environment: str, approvals: int = 0) -> Target:
     return target_create(actor=admin, name=f"old-{environment}", kind="fake", environment=env)
 
 
-def test_move_waits_until_the_equivalent_deployment_runs_on_the_new_target(dashboard, admin, between_polls):
+def test_move_waits_until_the_equivalent_deployment_runs_on_the_new_target(
+    dashboard, admin, between_polls, endpoint_kind
+):
     old = old_and_new(admin, "dev")
     source = serving(dashboard, "old-dev")
 
@@ -700,7 +708,7 @@ def test_a_move_whose_new_deployment_is_rejected_fails_the_wait(dashboard, admin
     assert re.search(r"error: migration \d+ failed: add-sub-v2 is rejected: Rejected by second", rejected.stderr)
 
 
-def test_a_move_that_cannot_be_made_is_refused_saying_why(dashboard, admin, repository):
+def test_a_move_that_cannot_be_made_is_refused_saying_why(dashboard, admin, repository, endpoint_kind):
     old = old_and_new(admin, "dev")
     script = "def init():\n    pass\n\ndef run(data):\n    return data\n"
     source = deployment_create(
