@@ -475,7 +475,7 @@ def turns(deployment: Deployment, count: int = 30, failed: int = 0) -> list:
     def turn():
         rollout = deployment.rollouts.latest("pk")
         if rollout.phase == Rollout.Phase.BAKING:
-            if rollout.current_step.verdict:
+            if rollout.current_step.figures.get("candidate", {}).get("requests"):
                 bake_elapsed(rollout)
             else:
                 serve(rollout, "baseline")
@@ -499,6 +499,7 @@ def test_a_rollout_started_with_wait_is_followed_step_by_step_until_promoted(das
     progress = [line.split("] ", 1)[1] for line in rolled.stderr.splitlines() if line.startswith("[")]
     candidate, baseline = rollout["candidate"]["name"], rollout["baseline"]["name"]
     gates = "failure_rate passes, p95_ms passes, p99_ms passes, queue_share passes"
+    undecided = gates.replace("passes", "undecided")
     assert progress == [
         f"running, candidate: deploying the candidate {candidate} at 0%",
         *(
@@ -506,7 +507,8 @@ def test_a_rollout_started_with_wait_is_followed_step_by_step_until_promoted(das
             for index, share in ((1, 10), (2, 50), (3, 100))
             for line in (
                 f"running, shifting: step {index}/3, {share}% of the traffic to the candidate",
-                f"running, baking: step {index}/3 at {share}% for 2 s",
+                # Judged as soon as the split is in place: nothing answered yet.
+                f"running, baking: step {index}/3 at {share}% for 2 s; {undecided}",
                 f"running, baking: step {index}/3 at {share}% for 2 s; {gates}",
             )
         ),
@@ -624,7 +626,8 @@ def test_a_running_rollout_is_paused_resumed_promoted_or_aborted_from_the_cli(da
 
     paused = dashboard("rollout-pause", str(rollout.pk))
     assert paused.exit_code == 0, paused.output
-    assert paused.output == f"{said}: paused, baking: step 1/3 at 10% for 2 s\n"
+    undecided = "failure_rate undecided, p95_ms undecided, p99_ms undecided, queue_share undecided"
+    assert paused.output == f"{said}: paused, baking: step 1/3 at 10% for 2 s; {undecided}\n"
     again = dashboard("rollout-pause", str(rollout.pk))
     assert again.exit_code == 4
     assert "HTTP 409" in again.output
