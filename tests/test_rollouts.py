@@ -3,13 +3,23 @@ machine step by step, gates that roll back, approvals that bind the plan,
 and the actions people take on a running rollout. Figures are set per
 deployment on the fake; real Tritons are in test_rollouts_live.py."""
 
+import json
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from deployments.errors import DomainError, NotAllowed, WrongState
-from deployments.models import AuditEvent, Deployment, Environment, Operation, Rollout, RolloutStep, Target
+from deployments.models import (
+    AuditEvent,
+    Deployment,
+    Environment,
+    Operation,
+    Rollout,
+    RolloutStep,
+    Target,
+    WebhookDelivery,
+)
 from deployments.rollouts import driver
 from deployments.rollouts.figures import Counters, between
 from deployments.rollouts.plan import clean_gates
@@ -481,3 +491,26 @@ def test_the_approval_page_shows_the_plan_being_approved(client, requester, appr
     assert "max(1.2 \u00d7 baseline, 15.0)" in page
     assert 'worker processes (WORKER_COUNT) <small class="warn">changed</small>' in page
     assert "Approve" in page
+
+
+def test_each_step_verdict_and_rollback_is_sent_to_the_environments_webhook(requester, repository):
+    target = endpoint_target("dev")
+    Environment.objects.filter(pk=target.environment_id).update(webhook_url="https://hooks.example.com/rollouts")
+    target.refresh_from_db()
+    deployment = running_deployment(repository, requester, target)
+    rollout = rollout_create(deployment=deployment, actor=requester, changes={"worker_count": 2}, steps=STEPS)
+    until(rollout, Rollout.Phase.BAKING)
+    serve(rollout, "baseline")
+    serve(rollout, "candidate")
+    bake_elapsed(rollout)
+    look(rollout)
+    serve(rollout, "candidate", failed=40)
+    until(rollout, Rollout.Phase.DONE)
+    sent = list(WebhookDelivery.objects.order_by("id").values_list("event", "body"))
+    events = [event for event, _ in sent]
+    assert events[:3] == ["rollout.started", "rollout.step", "rollout.step_passed"]
+    assert events[-2:] == ["rollout.rolling_back", "rollout.rolled_back"]
+    body = json.loads(sent[-2][1])
+    assert body["data"]["rollout"] == rollout.pk
+    assert "gate failure_rate failed" in body["data"]["what"]
+    assert body["data"]["url"].endswith(f"/rollouts/{rollout.pk}/")

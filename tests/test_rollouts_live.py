@@ -125,7 +125,7 @@ def test_four_candidates_meet_the_gates_on_real_tritons(deployer, cleanup, tmp_p
     assert local.main_deployment(deployment.pk) == good.candidate_name
     assert baseline not in servers(deployment), "the baseline is retired"
     # Requests kept flowing: only the bad candidates' own failures, nothing lost in the shifts.
-    assert set(load.failures) <= {flaky.candidate_name}
+    assert set(load.failures) <= {flaky.candidate_name}, (load.failures, load.answers)
     assert load.answers[good.candidate_name] > 0
     assert deployment.status == Deployment.Status.HEALTHY or deployment.status_reason == ""
 
@@ -175,7 +175,7 @@ def test_four_candidates_meet_the_gates_behind_an_azure_v2_endpoint(admin, repos
     assert check["candidate"] > 60 > check["baseline"]
     assert "Azure Monitor" in check["source"]
 
-    assert good.status == Rollout.Status.PROMOTED, good.reason
+    assert good.status == Rollout.Status.PROMOTED, (good.reason, [s.verdict for s in good.steps.all()])
     deployment.refresh_from_db()
     assert deployment.spec_digest == good.candidate_digest
     traffic = fake_v2.endpoint("canary")["properties"]["traffic"]
@@ -185,4 +185,4 @@ def test_four_candidates_meet_the_gates_behind_an_azure_v2_endpoint(admin, repos
     assert not (
         {wrong.candidate_name, flaky.candidate_name, slow.candidate_name} & set(fake_v2.deployment_names("canary"))
     )
-    assert set(load.failures) <= {flaky.candidate_name}
+    assert set(load.failures) <= {flaky.candidate_name}, (load.failures, load.answers)
