@@ -514,3 +514,20 @@ def test_each_step_verdict_and_rollback_is_sent_to_the_environments_webhook(requ
     assert body["data"]["rollout"] == rollout.pk
     assert "gate failure_rate failed" in body["data"]["what"]
     assert body["data"]["url"].endswith(f"/rollouts/{rollout.pk}/")
+
+
+def test_a_percentile_of_a_few_requests_cannot_fail_a_candidate(requester, repository):
+    deployment = running_deployment(repository, requester, endpoint_target())
+    rollout = rollout_create(
+        deployment=deployment, actor=requester, changes={"worker_count": 2}, steps=STEPS, gates={"p95_ms": {}}
+    )
+    until(rollout, Rollout.Phase.BAKING)
+    serve(rollout, "baseline", ms=10)
+    serve(rollout, "candidate", requests=40, ms=80)  # its slowest of 40 is no p95
+    look(rollout)
+    check = rollout.steps.get(index=0).verdict["checks"][0]
+    assert check["passed"] is None
+    assert check["note"] == "40 of the 60 requests needed to judge"
+    serve(rollout, "candidate", requests=40, ms=80)
+    until(rollout, Rollout.Phase.DONE)
+    assert rollout.status == Rollout.Status.ROLLED_BACK

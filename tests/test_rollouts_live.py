@@ -25,9 +25,9 @@ from workers.targets.local import endpoints
 
 pytestmark = [pytest.mark.django_db, pytest.mark.triton]
 
-# Two looks per step at least (RECONCILE_INTERVAL 1 s here), and enough
-# requests at 30 % of ~40 requests/s for the gates to judge.
-STEPS = [{"traffic": 30, "bake_seconds": 4}, {"traffic": 100, "bake_seconds": 3}]
+# Two looks per step at least (RECONCILE_INTERVAL 1 s here), and at 30 % of
+# ~40 requests/s enough requests for the gates to judge: a p95 needs 60.
+STEPS = [{"traffic": 30, "bake_seconds": 7}, {"traffic": 100, "bake_seconds": 3}]
 GATES = {"failure_rate": {}, "p95_ms": {"max_ratio": 2.0, "floor": 30}, "min_requests": 15}
 
 
@@ -49,6 +49,19 @@ def drive(rollout: Rollout, *, within: float = 120) -> Rollout:
             return rollout
         time.sleep(0.5)
     raise AssertionError(f"rollout #{rollout.pk} is still {rollout.status} ({rollout.phase}): {rollout.reason}")
+
+
+def figures_of(rollout: Rollout) -> str:
+    """Each judged step's checks, in a line a failed assertion can show whole."""
+    return "; ".join(
+        f"step {step.index + 1}: "
+        + ", ".join(
+            f"{c['gate']} {c['baseline']} vs {c['candidate']} (limit {c['limit']})" for c in step.verdict["checks"]
+        )
+        + f", requests {step.figures.get('candidate', {}).get('requests')}"
+        for step in rollout.steps.all()
+        if step.verdict
+    )
 
 
 def servers(deployment) -> set[str]:
@@ -175,7 +188,7 @@ def test_four_candidates_meet_the_gates_behind_an_azure_v2_endpoint(admin, repos
     assert check["candidate"] > 60 > check["baseline"]
     assert "Azure Monitor" in check["source"]
 
-    assert good.status == Rollout.Status.PROMOTED, (good.reason, [s.verdict for s in good.steps.all()])
+    assert good.status == Rollout.Status.PROMOTED, (good.reason, figures_of(good))
     deployment.refresh_from_db()
     assert deployment.spec_digest == good.candidate_digest
     traffic = fake_v2.endpoint("canary")["properties"]["traffic"]

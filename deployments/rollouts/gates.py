@@ -2,7 +2,23 @@
 baseline's, each check with the numbers behind it. Pure: the driver reads
 the figures and acts on the verdict."""
 
+import math
+
 from deployments.rollouts.plan import GATES
+
+# A percentile of a few requests is their slowest one: to say a candidate's
+# p95 is over its limit, the window needs a few requests beyond it (three
+# beyond the 95th is 60 requests; beyond the 99th, 300).
+_BEYOND = 3
+_QUANTILES = {"p95_ms": 0.95, "p99_ms": 0.99}
+
+
+def requests_needed(gate: str, gates: dict) -> int:
+    """Candidate requests a window needs before `gate` may fail it."""
+    needed = gates.get("min_requests", 1)
+    if gate in _QUANTILES:
+        needed = max(needed, math.ceil(_BEYOND / (1 - _QUANTILES[gate])))
+    return needed
 
 
 def _rate(figures: dict, reasons: list[str] | None) -> float | None:
@@ -22,9 +38,9 @@ def _value(name: str, figures: dict, gate: dict) -> float | None:
 
 def judge(gates: dict, baseline: dict, candidate: dict, golden: list[dict], *, sources: dict[str, str]) -> dict:
     """{"passed": False as soon as one check fails with enough evidence,
-    else True; "checks": [...]}. A ratio check with fewer candidate requests
-    than min_requests cannot fail: it says so ("too_few")."""
-    enough = (candidate.get("requests") or 0) >= gates.get("min_requests", 1)
+    else True; "checks": [...]}. A check with fewer candidate requests than
+    it needs (requests_needed) cannot fail: it says how many it has."""
+    served = candidate.get("requests") or 0
     checks = []
     for name in GATES:
         if name not in gates:
@@ -42,11 +58,8 @@ def judge(gates: dict, baseline: dict, candidate: dict, golden: list[dict], *, s
         }
         if ours is None:
             check.update(passed=None, note="no figure for the candidate yet")
-        elif not enough:
-            check.update(
-                passed=None,
-                note=f"{candidate.get('requests') or 0} of the {gates['min_requests']} requests needed to judge",
-            )
+        elif served < requests_needed(name, gates):
+            check.update(passed=None, note=f"{served} of the {requests_needed(name, gates)} requests needed to judge")
         else:
             check["passed"] = ours <= limit
         checks.append(check)
