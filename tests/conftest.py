@@ -158,9 +158,13 @@ def celery_worker(tmp_path, settings):
 def cleanup():
     """cleanup(deployment): stop its local servers when the test ends, whatever happens."""
     from workers.targets.local import adapter as local
+    from workers.targets.local import router
 
     started = []
     yield started.append
+    if started:
+        # The router first: a Triton it still holds connections to waits on them before it stops.
+        router.stop()
     for deployment in started:
         local.stop_servers(deployment.pk)
 

@@ -51,6 +51,11 @@ def drive(rollout: Rollout, *, within: float = 120) -> Rollout:
     raise AssertionError(f"rollout #{rollout.pk} is still {rollout.status} ({rollout.phase}): {rollout.reason}")
 
 
+def failed_step(rollout: Rollout):
+    """The step whose gates sent the traffic back."""
+    return rollout.steps.get(status="failed")
+
+
 def figures_of(rollout: Rollout) -> str:
     """Each judged step's checks, in a line a failed assertion can show whole."""
     return "; ".join(
@@ -72,7 +77,7 @@ def test_four_candidates_meet_the_gates_on_real_tritons(deployer, cleanup, tmp_p
     deployment, _ = deploy_example(deployer, "add_sub", "canary", cleanup)
     baseline = local.main_deployment(deployment.pk)
     url = f"{deployment.scoring_uri}/v2/models/add_sub/infer"
-    with Load(url, endpoint_headers(deployment)) as load:
+    with Load(url, endpoint_headers(deployment), per_second=80, threads=6) as load:
         # Wrong outputs: the golden request fails at the first look, before any gate has requests enough.
         wrong = rollout_create(
             deployment=deployment,
@@ -99,10 +104,10 @@ def test_four_candidates_meet_the_gates_on_real_tritons(deployer, cleanup, tmp_p
         )
         drive(flaky)
         assert flaky.status == Rollout.Status.ROLLED_BACK, flaky.reason
-        check = next(c for c in flaky.steps.get(index=0).verdict["checks"] if c["gate"] == "failure_rate")
+        check = next(c for c in failed_step(flaky).verdict["checks"] if c["gate"] == "failure_rate")
         assert check["passed"] is False
         assert check["candidate"] > 0.15
-        assert flaky.steps.get(index=0).figures["candidate"]["failures"]["BACKEND"] > 0
+        assert failed_step(flaky).figures["candidate"]["failures"]["BACKEND"] > 0
         assert load.failures[flaky.candidate_name] > 0
         assert servers(deployment) == {baseline, flaky.candidate_name}, "kept at 0% for inspection"
 
@@ -116,7 +121,7 @@ def test_four_candidates_meet_the_gates_on_real_tritons(deployer, cleanup, tmp_p
         )
         drive(slow)
         assert slow.status == Rollout.Status.ROLLED_BACK, slow.reason
-        check = next(c for c in slow.steps.get(index=0).verdict["checks"] if c["gate"] == "p95_ms")
+        check = next(c for c in failed_step(slow).verdict["checks"] if c["gate"] == "p95_ms")
         assert check["passed"] is False
         assert check["candidate"] > 60 > check["baseline"]
         assert "Triton /metrics latency summary" in check["source"]
@@ -157,7 +162,7 @@ def test_four_candidates_meet_the_gates_behind_an_azure_v2_endpoint(admin, repos
     baseline = azure_deployment_name(deployment.spec_digest)
     url = deployment.scoring_uri.removesuffix("/score") + "/v2/models/add_sub/infer"
     outcomes = {}
-    with Load(url, endpoint_headers(deployment)) as load:
+    with Load(url, endpoint_headers(deployment), per_second=80, threads=6) as load:
         for behaviour, extra in (
             ("wrong", {"golden_requests": [GOLDEN], "on_rollback": "remove"}),
             ("flaky", {"on_rollback": "remove"}),
@@ -178,12 +183,12 @@ def test_four_candidates_meet_the_gates_behind_an_azure_v2_endpoint(admin, repos
     assert "expected 44" in wrong.steps.get(index=0).verdict["golden"][0]["detail"]
 
     assert flaky.status == Rollout.Status.ROLLED_BACK, flaky.reason
-    check = next(c for c in flaky.steps.get(index=0).verdict["checks"] if c["gate"] == "failure_rate")
+    check = next(c for c in failed_step(flaky).verdict["checks"] if c["gate"] == "failure_rate")
     assert check["passed"] is False
     assert "statistics extension" in check["source"]
 
     assert slow.status == Rollout.Status.ROLLED_BACK, slow.reason
-    check = next(c for c in slow.steps.get(index=0).verdict["checks"] if c["gate"] == "p95_ms")
+    check = next(c for c in failed_step(slow).verdict["checks"] if c["gate"] == "p95_ms")
     assert check["passed"] is False
     assert check["candidate"] > 60 > check["baseline"]
     assert "Azure Monitor" in check["source"]

@@ -100,7 +100,10 @@ def _markers(deployment_id: int, spec_digest: str | None) -> list[str]:
 
 
 def _stop(records: list[dict | None], markers: list[str], progress: Progress) -> None:
-    found = [p for record in records for p in (_process(record), *_bridges(record))]
+    bridges = [bridge for record in records for bridge in _bridges(record)]
+    # A bridge's bwrap passes no TERM on to its socat: both would wait out the
+    # grace for their KILL, so its socat hears the TERM itself.
+    found = [*(_process(record) for record in records), *bridges, *local_processes.descendants(bridges)]
     for marker in markers:
         found += local_processes.processes_mentioning(marker)
     alive = [p for p in {p.pid: p for p in found if p is not None}.values() if local_processes.is_running(p)]
@@ -508,7 +511,10 @@ class LocalTarget(TargetAdapter):
         if endpoint is not None and name in endpoint.traffic:
             del endpoint.traffic[name]
             endpoints.write(endpoint)
-            endpoints.publish()
+            # The router's old worker lets go of its connections to the server
+            # first: a Triton stops at once, not after waiting on them.
+            if endpoints.publish():
+                router.wait_drained()
         if record is None:
             progress(f"No Triton deployment {name} here: nothing to remove")
             return

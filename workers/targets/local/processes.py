@@ -93,6 +93,24 @@ def processes_mentioning(marker: str) -> list[ProcessRecord]:
     return found
 
 
+def descendants(records: list[ProcessRecord]) -> list[ProcessRecord]:
+    """Every live process below `records`, children first found first."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat_fields(int(entry.name))
+            if fields:
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, queue = [], [r.pid for r in records if is_running(r)]
+    while queue:
+        for pid in children.get(queue.pop(), []):
+            ticks = start_ticks(pid)
+            if ticks is not None:
+                found.append(ProcessRecord(pid, ticks))
+                queue.append(pid)
+    return found
+
+
 def stop(record: ProcessRecord, *, grace: float) -> None:
     """TERM, then KILL after `grace` seconds."""
     if not is_running(record):
