@@ -145,6 +145,7 @@ def test_only_admins_manage_targets(client, admin, viewer, token_for, prod):
             "approval_lifetime_hours": 72,
             "approve_deletes": True,
             "approve_traffic": True,
+            "require_rollouts": False,
             "webhook": False,
         }
     ]
