@@ -20,8 +20,11 @@ and the operation ...
 SDK (the "none" row checks N is every step there is). Rows marked `full` run
 in bench/chaos_matrix.sh, not in CI: v1 under throttling and 503, where
 azureml-core's own retry backoff costs 8 to 33 s a row (it ignores a 429's
-Retry-After), and v1's redeploy and delete kill points (v1 is kept for
-existing webservices; its deploy kill points run in CI).
+Retry-After), v1's redeploy and delete kill points (v1 is kept for
+existing webservices; its deploy kill points run in CI), and faults whose
+retry path another operation of the same SDK already takes in CI (a 500, a
+reset connection, an expired token, a long operation on a redeploy,
+traffic change or delete: the engine's retry is one code path).
 
 For every row: exactly one model registration per repository digest, one
 Azure webservice or deployment per spec (counted at the fake), the final
@@ -72,35 +75,35 @@ v2  deploy    unhealthy_after    ci   succeeds         unhealthy  HTTP 424
 v2  deploy    kill@1..6          ci   re-driven        healthy    -
 v2  redeploy  none               ci   succeeds         degraded   at 0% of the traffic
 v2  redeploy  throttle           ci   succeeds         degraded   at 0% of the traffic
-v2  redeploy  http_500           ci   succeeds         degraded   at 0% of the traffic
+v2  redeploy  http_500           full succeeds         degraded   at 0% of the traffic
 v2  redeploy  http_503           ci   succeeds         degraded   at 0% of the traffic
-v2  redeploy  reset              ci   succeeds         degraded   at 0% of the traffic
+v2  redeploy  reset              full succeeds         degraded   at 0% of the traffic
 v2  redeploy  conflict           ci   retried          degraded   at 0% of the traffic
 v2  redeploy  long_operations    ci   succeeds         degraded   at 0% of the traffic
 v2  redeploy  image_pull         ci   fails            failed     ImagePullLoopBackOff
 v2  redeploy  model_download     ci   fails            failed     Unable to download user model
 v2  redeploy  liveness_probe     ci   fails            failed     ResourceNotReady
-v2  redeploy  token_expiry       ci   succeeds         degraded   at 0% of the traffic
+v2  redeploy  token_expiry       full succeeds         degraded   at 0% of the traffic
 v2  redeploy  unhealthy_after    ci   succeeds         degraded   (0% of the traffic) is unhealthy
 v2  redeploy  kill@1..4          ci   re-driven        degraded   at 0% of the traffic
 v2  traffic   none               ci   succeeds         healthy    -
 v2  traffic   throttle           ci   succeeds         healthy    -
-v2  traffic   http_500           ci   succeeds         healthy    -
+v2  traffic   http_500           full succeeds         healthy    -
 v2  traffic   http_503           ci   succeeds         healthy    -
-v2  traffic   reset              ci   succeeds         healthy    -
+v2  traffic   reset              full succeeds         healthy    -
 v2  traffic   conflict           ci   retried          healthy    -
-v2  traffic   long_operations    ci   succeeds         healthy    -
-v2  traffic   token_expiry       ci   succeeds         healthy    -
+v2  traffic   long_operations    full succeeds         healthy    -
+v2  traffic   token_expiry       full succeeds         healthy    -
 v2  traffic   unhealthy_after    ci   succeeds         unhealthy  HTTP 424
 v2  traffic   kill@1..2          ci   re-driven        healthy    -
 v2  delete    none               ci   succeeds         deleted    -
 v2  delete    throttle           ci   succeeds         deleted    -
-v2  delete    http_500           ci   succeeds         deleted    -
+v2  delete    http_500           full succeeds         deleted    -
 v2  delete    http_503           ci   succeeds         deleted    -
-v2  delete    reset              ci   succeeds         deleted    -
+v2  delete    reset              full succeeds         deleted    -
 v2  delete    conflict           ci   retried          deleted    -
-v2  delete    long_operations    ci   succeeds         deleted    -
-v2  delete    token_expiry       ci   succeeds         deleted    -
+v2  delete    long_operations    full succeeds         deleted    -
+v2  delete    token_expiry       full succeeds         deleted    -
 v2  delete    kill@1..3          ci   re-driven        deleted    -
 v1  deploy    none               ci   succeeds         healthy    -
 v1  deploy    throttle           full succeeds         healthy    -
@@ -119,25 +122,25 @@ v1  deploy    unhealthy_after    ci   succeeds         unhealthy  Unhealthy
 v1  deploy    kill@1..5          ci   re-driven        healthy    -
 v1  redeploy  none               ci   succeeds         healthy    -
 v1  redeploy  throttle           full succeeds         healthy    -
-v1  redeploy  http_500           ci   succeeds         healthy    -
+v1  redeploy  http_500           full succeeds         healthy    -
 v1  redeploy  http_503           full succeeds         healthy    -
-v1  redeploy  reset              ci   succeeds         healthy    -
-v1  redeploy  conflict           ci   succeeds         healthy    -
-v1  redeploy  long_operations    ci   succeeds         healthy    -
+v1  redeploy  reset              full succeeds         healthy    -
+v1  redeploy  conflict           full succeeds         healthy    -
+v1  redeploy  long_operations    full succeeds         healthy    -
 v1  redeploy  image_pull         ci   succeeds         failed     Back-off pulling image
-v1  redeploy  model_download     ci   succeeds         failed     KubernetesDeploymentFailed
-v1  redeploy  liveness_probe     ci   succeeds         failed     Liveness probe failed: HTTP probe failed
-v1  redeploy  token_expiry       ci   succeeds         healthy    -
+v1  redeploy  model_download     full succeeds         failed     KubernetesDeploymentFailed
+v1  redeploy  liveness_probe     full succeeds         failed     Liveness probe failed: HTTP probe failed
+v1  redeploy  token_expiry       full succeeds         healthy    -
 v1  redeploy  unhealthy_after    ci   succeeds         unhealthy  Unhealthy
 v1  redeploy  kill@1..4          full re-driven        healthy    -
 v1  delete    none               ci   succeeds         deleted    -
 v1  delete    throttle           full succeeds         deleted    -
-v1  delete    http_500           ci   succeeds         deleted    -
+v1  delete    http_500           full succeeds         deleted    -
 v1  delete    http_503           full succeeds         deleted    -
-v1  delete    reset              ci   succeeds         deleted    -
+v1  delete    reset              full succeeds         deleted    -
 v1  delete    conflict           ci   retried          deleted    -
 v1  delete    long_operations    ci   succeeds         deleted    -
-v1  delete    token_expiry       ci   succeeds         deleted    -
+v1  delete    token_expiry       full succeeds         deleted    -
 v1  delete    kill@1..3          full re-driven        deleted    -
 """
 
