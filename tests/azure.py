@@ -81,6 +81,24 @@ def fake_v1_and_v2(data_plane):
     assert v2.errors == [], f"the fake crashed: {v2.errors}"
 
 
+@pytest.fixture(scope="module")
+def triton_url(tmp_path_factory):
+    """One real Triton (the add_sub example) behind every v2 deployment of a module."""
+    from tests.archives import EXAMPLES
+    from tests.fakes.azureml.data_plane import TritonDataPlane
+
+    plane = TritonDataPlane(tmp_path_factory.mktemp("shared-triton"))
+    yield plane.shared(EXAMPLES / "add_sub")
+    plane.stop_all()
+
+
+@pytest.fixture(name="v2")
+def v2_on_one_triton(fake_v2, triton_url):
+    """The fake v2, every deployment of it served by the module's one Triton."""
+    fake_v2.on_deploy = lambda endpoint, deployment, files: triton_url
+    return fake_v2
+
+
 def azure_target(admin, kind: str, fake, **settings):
     environment, _ = Environment.objects.get_or_create(name="prod")
     return target_create(

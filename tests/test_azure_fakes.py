@@ -13,28 +13,22 @@ import pytest
 import tritonclient.http as triton_http
 
 from tests.archives import EXAMPLES
-from tests.azure import CLIENT_ID, CLIENT_SECRET, data_plane, fake_tenant, fake_v1, fake_v2  # noqa: F401
-from tests.fakes.azureml.data_plane import TritonDataPlane
+from tests.azure import (  # noqa: F401
+    CLIENT_ID,
+    CLIENT_SECRET,
+    data_plane,
+    fake_tenant,
+    fake_v1,
+    fake_v2,
+    triton_url,
+    v2_on_one_triton,
+)
 from tests.fakes.azureml.v1 import make_arm_token
 from tests.fakes.azureml.v2 import NO_VALID_DEPLOYMENTS
 
 pytestmark = [pytest.mark.azure]
 
 REPOSITORY = EXAMPLES / "add_sub"
-
-
-@pytest.fixture(scope="module")
-def triton_url(tmp_path_factory):
-    """One real Triton (the add_sub example) for every deployment in this module."""
-    plane = TritonDataPlane(tmp_path_factory.mktemp("shared-triton"))
-    yield plane.shared(REPOSITORY)
-    plane.stop_all()
-
-
-@pytest.fixture
-def v2(fake_v2, triton_url):  # noqa: F811
-    fake_v2.on_deploy = lambda endpoint, deployment, files: triton_url
-    return fake_v2
 
 
 def register(ml):

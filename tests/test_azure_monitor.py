@@ -11,8 +11,7 @@ import httpx
 import pytest
 
 from tests.archives import EXAMPLES
-from tests.azure import CLIENT_ID, CLIENT_SECRET, data_plane, fake_tenant, fake_v2  # noqa: F401
-from tests.fakes.azureml.data_plane import TritonDataPlane
+from tests.azure import CLIENT_ID, CLIENT_SECRET, data_plane, fake_tenant, fake_v2, triton_url, v2_on_one_triton  # noqa: F401
 from workers.targets.azureml_v2 import monitor
 from workers.targets.base import TargetError
 
@@ -20,20 +19,6 @@ pytestmark = [pytest.mark.azure]
 
 REPOSITORY = EXAMPLES / "add_sub"
 METRICS_PATH = "/providers/Microsoft.Insights/metrics"
-
-
-@pytest.fixture(scope="module")
-def triton_url(tmp_path_factory):
-    """One real Triton (the add_sub example) behind every deployment of this module."""
-    plane = TritonDataPlane(tmp_path_factory.mktemp("monitor-triton"))
-    yield plane.shared(REPOSITORY)
-    plane.stop_all()
-
-
-@pytest.fixture
-def v2(fake_v2, triton_url):  # noqa: F811
-    fake_v2.on_deploy = lambda endpoint, deployment, files: triton_url
-    return fake_v2
 
 
 def blue_green(fake, name):

@@ -15,24 +15,14 @@ from deployments.services.migrations import (
     migration_cut_over,
     migrations_settle,
 )
-from deployments.services.operations import reconcile
 from deployments.services.rollouts import golden_request_save
-from tests import processes
 from tests.azure import azure_target, data_plane, fake_v1_and_v2  # noqa: F401 - fixtures
 from tests.engine import endpoint_headers, run_pending
 from tests.load import BODY
 from tests.rollout_models import GOLDEN
+from tests.test_azureml_v1 import settle
 
 pytestmark = [pytest.mark.django_db, pytest.mark.azure]
-
-
-def settled(deployment, within=90):
-    def done():
-        reconcile()
-        deployment.refresh_from_db()
-        return deployment.status not in (Deployment.Status.DEPLOYING, Deployment.Status.QUEUED)
-
-    processes.wait_for(done, within=within, what=f"{deployment.name} settled")
 
 
 def test_a_v1_webservice_moves_to_a_v2_endpoint(admin, repository, fake_v1_and_v2):  # noqa: F811
@@ -41,14 +31,14 @@ def test_a_v1_webservice_moves_to_a_v2_endpoint(admin, repository, fake_v1_and_v
     v2 = azure_target(admin, "azureml_v2_managed", v2_fake, instance_type="Standard_NC6s_v3")
     source = deployment_create(name="add-sub", repository=repository, target=v1, actor=admin)
     run_pending(source)
-    settled(source)
+    settle(source)
     assert source.status == Deployment.Status.HEALTHY, source.status_reason
     golden_request_save(deployment=source, actor=admin, name=GOLDEN["name"], request=GOLDEN)
 
     migration = migration_create(source=source, target=v2, actor=admin, name="add-sub-v2")
     destination = migration.destination
     run_pending(destination)
-    settled(destination)
+    settle(destination)
     assert destination.status == Deployment.Status.HEALTHY, destination.status_reason
     migrations_settle()
     migration.refresh_from_db()
