@@ -51,6 +51,19 @@ def drive(rollout: Rollout, *, within: float = 120) -> Rollout:
     raise AssertionError(f"rollout #{rollout.pk} is still {rollout.status} ({rollout.phase}): {rollout.reason}")
 
 
+def meet(deployment, actor, tmp_path, behaviour: str, **plan) -> Rollout:
+    """A rollout of the add_sub revision that behaves as named, driven to its end."""
+    rollout = rollout_create(
+        deployment=deployment,
+        actor=actor,
+        repository=candidate_revision(tmp_path, behaviour, actor),
+        steps=STEPS,
+        gates=GATES,
+        **plan,
+    )
+    return drive(rollout, within=180)
+
+
 def failed_step(rollout: Rollout):
     """The step whose gates sent the traffic back."""
     return rollout.steps.get(status="failed")
@@ -79,30 +92,14 @@ def test_four_candidates_meet_the_gates_on_real_tritons(deployer, cleanup, tmp_p
     url = f"{deployment.scoring_uri}/v2/models/add_sub/infer"
     with Load(url, endpoint_headers(deployment), per_second=80, threads=6) as load:
         # Wrong outputs: the golden request fails at the first look, before any gate has requests enough.
-        wrong = rollout_create(
-            deployment=deployment,
-            actor=deployer,
-            repository=candidate_revision(tmp_path, "wrong", deployer),
-            steps=STEPS,
-            gates=GATES,
-            golden_requests=[GOLDEN],
-            on_rollback="remove",
-        )
-        drive(wrong)
+        wrong = meet(deployment, deployer, tmp_path, "wrong", golden_requests=[GOLDEN], on_rollback="remove")
         assert wrong.status == Rollout.Status.ROLLED_BACK, wrong.reason
         golden = wrong.steps.get(index=0).verdict["golden"][0]
         assert not golden["passed"]
         assert "OUTPUT0[3] is 160, expected 44" in golden["detail"]
         assert servers(deployment) == {baseline}, "the plan said remove the candidate"
 
-        flaky = rollout_create(
-            deployment=deployment,
-            actor=deployer,
-            repository=candidate_revision(tmp_path, "flaky", deployer),
-            steps=STEPS,
-            gates=GATES,
-        )
-        drive(flaky)
+        flaky = meet(deployment, deployer, tmp_path, "flaky")
         assert flaky.status == Rollout.Status.ROLLED_BACK, flaky.reason
         check = next(c for c in failed_step(flaky).verdict["checks"] if c["gate"] == "failure_rate")
         assert check["passed"] is False
@@ -111,30 +108,14 @@ def test_four_candidates_meet_the_gates_on_real_tritons(deployer, cleanup, tmp_p
         assert load.failures[flaky.candidate_name] > 0
         assert servers(deployment) == {baseline, flaky.candidate_name}, "kept at 0% for inspection"
 
-        slow = rollout_create(
-            deployment=deployment,
-            actor=deployer,
-            repository=candidate_revision(tmp_path, "slow", deployer),
-            steps=STEPS,
-            gates=GATES,
-            on_rollback="remove",
-        )
-        drive(slow)
+        slow = meet(deployment, deployer, tmp_path, "slow", on_rollback="remove")
         assert slow.status == Rollout.Status.ROLLED_BACK, slow.reason
         check = next(c for c in failed_step(slow).verdict["checks"] if c["gate"] == "p95_ms")
         assert check["passed"] is False
         assert check["candidate"] > 60 > check["baseline"]
         assert "Triton /metrics latency summary" in check["source"]
 
-        good = rollout_create(
-            deployment=deployment,
-            actor=deployer,
-            repository=candidate_revision(tmp_path, "good", deployer),
-            steps=STEPS,
-            gates=GATES,
-            golden_requests=[GOLDEN],
-        )
-        drive(good)
+        good = meet(deployment, deployer, tmp_path, "good", golden_requests=[GOLDEN])
         assert good.status == Rollout.Status.PROMOTED, good.reason
         assert [s.status for s in good.steps.all()] == ["passed", "passed"]
     deployment.refresh_from_db()
@@ -145,7 +126,9 @@ def test_four_candidates_meet_the_gates_on_real_tritons(deployer, cleanup, tmp_p
     # Requests kept flowing: only the bad candidates' own failures, nothing lost in the shifts.
     assert set(load.failures) <= {flaky.candidate_name}, (load.failures, load.answers)
     assert load.answers[good.candidate_name] > 0
-    assert deployment.status == Deployment.Status.HEALTHY or deployment.status_reason == ""
+    reconcile()
+    deployment.refresh_from_db()
+    assert deployment.status == Deployment.Status.HEALTHY, deployment.status_reason
 
 
 @pytest.mark.azure
@@ -161,24 +144,11 @@ def test_four_candidates_meet_the_gates_behind_an_azure_v2_endpoint(admin, repos
     deployment.refresh_from_db()
     baseline = azure_deployment_name(deployment.spec_digest)
     url = deployment.scoring_uri.removesuffix("/score") + "/v2/models/add_sub/infer"
-    outcomes = {}
     with Load(url, endpoint_headers(deployment), per_second=80, threads=6) as load:
-        for behaviour, extra in (
-            ("wrong", {"golden_requests": [GOLDEN], "on_rollback": "remove"}),
-            ("flaky", {"on_rollback": "remove"}),
-            ("slow", {"on_rollback": "remove"}),
-            ("good", {"golden_requests": [GOLDEN]}),
-        ):
-            rollout = rollout_create(
-                deployment=deployment,
-                actor=admin,
-                repository=candidate_revision(tmp_path, behaviour, admin),
-                steps=STEPS,
-                gates=GATES,
-                **extra,
-            )
-            outcomes[behaviour] = drive(rollout, within=180)
-    wrong, flaky, slow, good = (outcomes[b] for b in ("wrong", "flaky", "slow", "good"))
+        wrong = meet(deployment, admin, tmp_path, "wrong", golden_requests=[GOLDEN], on_rollback="remove")
+        flaky = meet(deployment, admin, tmp_path, "flaky", on_rollback="remove")
+        slow = meet(deployment, admin, tmp_path, "slow", on_rollback="remove")
+        good = meet(deployment, admin, tmp_path, "good", golden_requests=[GOLDEN])
     assert wrong.status == Rollout.Status.ROLLED_BACK, wrong.reason
     assert "expected 44" in wrong.steps.get(index=0).verdict["golden"][0]["detail"]
 

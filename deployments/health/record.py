@@ -68,11 +68,15 @@ def observation_record(*, deployment_id: int, seen: Seen) -> bool:
             if key and (not getattr(locked, field) or _readable(getattr(locked, field)) != key):
                 setattr(locked, field, crypto.encrypt(key))
                 fields.append(field)
-        candidate = (
-            Rollout.objects.filter(deployment=locked, status__in=[Rollout.Status.RUNNING, Rollout.Status.PAUSED])
-            .values_list("candidate_digest", flat=True)
-            .first()
-        )
+        candidate = ""
+        running = (locked.control_plane or {}).get("spec_digest")
+        if running and running != locked.spec_digest:
+            # Only where the target runs another spec: is it a rollout's candidate? (Not on every probe's write.)
+            candidate = (
+                Rollout.objects.filter(deployment=locked, status__in=[Rollout.Status.RUNNING, Rollout.Status.PAUSED])
+                .values_list("candidate_digest", flat=True)
+                .first()
+            )
         verdict = combine(
             locked.control_plane, locked.data_plane, desired_spec=locked.spec_digest, candidate=candidate or ""
         )

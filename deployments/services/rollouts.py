@@ -160,7 +160,7 @@ def rollout_resume(*, rollout: Rollout, actor) -> Rollout:
         raise WrongState(f"Rollout #{locked.pk} is {_state(locked)}, not paused.")
     if rollout_plan.digest_of(locked) != locked.released_digest:
         raise WrongState(
-            "The plan differs from the one approved: it cannot resume; start a new rollout and have it approved.",
+            "The plan differs from the one approved: it cannot resume. Abort it, then ask for a new rollout.",
             code="plan_changed",
         )
     locked.status = Status.RUNNING
