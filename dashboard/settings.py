@@ -461,6 +461,19 @@ WEBHOOK_RETRY_DELAYS = _parse(
 )
 WEBHOOK_TIMEOUT = _parse("WEBHOOK_TIMEOUT", env.float, default=5.0)
 
+# --- load tests and config searches ------------------------------------------
+
+# Bounds on what one load test may ask for: clients at once, requests in
+# all, seconds in all (below CELERY_TASK_SOFT_TIME_LIMIT, with room for
+# setting up). A running test that has not beaten for LOADTEST_STALE_AFTER
+# seconds lost its worker and is failed by the reconciler.
+LOADTEST_MAX_CONCURRENCY = _parse("LOADTEST_MAX_CONCURRENCY", env.int, default=64)
+LOADTEST_MAX_REQUESTS = _parse("LOADTEST_MAX_REQUESTS", env.int, default=500_000)
+LOADTEST_MAX_SECONDS = _parse("LOADTEST_MAX_SECONDS", env.int, default=600)
+LOADTEST_STALE_AFTER = _parse("LOADTEST_STALE_AFTER", env.int, default=90)
+# A config search's scratch deployments and sweeps, all of them together.
+CONFIG_SEARCH_MAX_SECONDS = _parse("CONFIG_SEARCH_MAX_SECONDS", env.int, default=780)
+
 # --- Celery ------------------------------------------------------------------
 
 if PRODUCTION:
@@ -513,6 +526,8 @@ CELERY_TASK_ROUTES = {
     "workers.test_target": {"queue": "operations"},
     "workers.adopt_services": {"queue": "operations"},
     "workers.compare_migration": {"queue": "operations"},
+    "workers.run_load_test": {"queue": "operations"},
+    "workers.run_config_search": {"queue": "operations"},
     "workers.reconcile": {"queue": "periodic"},
     "workers.observe_host": {"queue": "periodic"},
     "workers.health_round": {"queue": "periodic"},

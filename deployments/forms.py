@@ -166,6 +166,11 @@ class EnvironmentForm(forms.Form):
     require_rollouts = forms.BooleanField(
         required=False, initial=False, help_text="spec changes go out only as rollouts, never as one-shot redeploys"
     )
+    load_tests = forms.ChoiceField(
+        choices=Environment.LoadTests.choices,
+        initial=Environment.LoadTests.ALLOWED,
+        help_text="load tests and config searches against this environment's deployments",
+    )
     webhook_url = forms.URLField(required=False, assume_scheme="https")
     webhook_secret = forms.CharField(
         required=False,

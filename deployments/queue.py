@@ -45,6 +45,24 @@ def observe_host(host: str) -> None:
     _send("workers.observe_host", host, queue=registry.host_queue(host))
 
 
+def run_load_test(test, *, now: bool = False) -> None:
+    """Where the deployment's target does its work: a local endpoint is on its host."""
+    where = registry.operations_queue(test.deployment.target)
+    if now:
+        _send("workers.run_load_test", test.pk, queue=where)
+    else:
+        _after_commit("workers.run_load_test", test.pk, queue=where)
+
+
+def run_config_search(search, *, now: bool = False) -> None:
+    """On the local target's host: its scratch servers are processes there."""
+    where = registry.operations_queue(search.target)
+    if now:
+        _send("workers.run_config_search", search.pk, queue=where)
+    else:
+        _after_commit("workers.run_config_search", search.pk, queue=where)
+
+
 def compare_migration(migration_id: int) -> None:
     _after_commit("workers.compare_migration", migration_id)
 

@@ -48,13 +48,14 @@ def reconcile_deployments():
 @shared_task(name="workers.observe_host", ignore_result=True)
 def observe_host(host: str):
     """The reconciler's look at one host's local servers, on that host."""
+    from deployments.loadlab.search import scratch_cleanup
     from deployments.rollouts.driver import advance
     from deployments.services.operations import observe
     from deployments.single_run import single_run
 
     with single_run(f"workers.observe_host.{host}") as acquired:
         if acquired:
-            return {**observe(host=host), **advance(host=host)}
+            return {**observe(host=host), **advance(host=host), "scratch_removed": scratch_cleanup(host=host)}
     return None
 
 
@@ -64,6 +65,22 @@ def compare_migration(migration_id: int):
     from deployments.services.migrations import migration_compare_run
 
     migration_compare_run(migration_id)
+
+
+@shared_task(name="workers.run_load_test", ignore_result=True)
+def run_load_test(test_id: int):
+    """One load test's sweep; the row says what to do and takes every result."""
+    from deployments.loadlab.job import run
+
+    run(test_id)
+
+
+@shared_task(name="workers.run_config_search", ignore_result=True)
+def run_config_search(search_id: int):
+    """A config search: scratch deployments, a sweep on each, always cleaned up."""
+    from deployments.loadlab.search import run
+
+    run(search_id)
 
 
 @shared_task(name="workers.test_target", ignore_result=True)

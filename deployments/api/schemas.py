@@ -169,6 +169,7 @@ class Environment(Schema):
     approve_deletes: bool
     approve_traffic: bool
     require_rollouts: bool
+    load_tests: Literal["off", "allowed", "approval"]
     webhook: bool
 
 

@@ -38,6 +38,7 @@ def environment_json(env) -> dict:
         "approve_deletes": env.approve_deletes,
         "approve_traffic": env.approve_traffic,
         "require_rollouts": env.require_rollouts,
+        "load_tests": env.load_tests,
         "webhook": bool(env.webhook_url),
     }
 

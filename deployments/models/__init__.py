@@ -4,6 +4,7 @@ from deployments.models.deploy_request import Approval, DeployRequest
 from deployments.models.deployment import Deployment
 from deployments.models.environment import Environment, EnvironmentMembership
 from deployments.models.health_sample import HealthSample
+from deployments.models.load_test import ConfigSearch, LoadTest
 from deployments.models.metric_point import MetricPoint
 from deployments.models.migration import Migration
 from deployments.models.model_line import ModelLine
@@ -20,12 +21,14 @@ __all__ = [
     "ApiToken",
     "Approval",
     "AuditEvent",
+    "ConfigSearch",
     "DeployRequest",
     "Deployment",
     "Environment",
     "EnvironmentMembership",
     "GoldenRequest",
     "HealthSample",
+    "LoadTest",
     "MetricPoint",
     "Migration",
     "ModelLine",

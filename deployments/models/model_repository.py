@@ -24,6 +24,8 @@ class ModelRepository(models.Model):
     class Source(models.TextChoices):
         UPLOAD = "upload", "Upload"
         SERVER_PATH = "server_path", "Server path"
+        # A revision made from a config search's recommendation.
+        CONFIG_SEARCH = "config_search", "Config search"
 
     # The line this is a revision of; `name` is the line's, copied.
     line = models.ForeignKey("deployments.ModelLine", on_delete=models.PROTECT, related_name="revisions")

@@ -23,6 +23,7 @@ POLICY_FIELDS = (
     "approve_deletes",
     "approve_traffic",
     "require_rollouts",
+    "load_tests",
     "webhook_url",
 )
 
@@ -37,6 +38,7 @@ def _public(environment: Environment) -> dict:
         "approve_deletes": environment.approve_deletes,
         "approve_traffic": environment.approve_traffic,
         "require_rollouts": environment.require_rollouts,
+        "load_tests": environment.load_tests,
         # Only where it goes: many receivers (Slack, Teams) carry their
         # secret in the URL's path, and the log is readable by every viewer.
         "webhook": _origin(environment.webhook_url),
@@ -67,6 +69,11 @@ def _apply(environment: Environment, policy: dict, webhook_secret: str | None) -
         group = Group.objects.filter(name=group).first() if group else None
         if policy["approver_group"] and group is None:
             raise DomainError(f"No group named {policy['approver_group']}.", path="approver_group")
+    load_tests = policy.get("load_tests", environment.load_tests)
+    if load_tests not in Environment.LoadTests.values:
+        choices = ", ".join(Environment.LoadTests.values)
+        raise DomainError(f"load_tests is one of {choices}.", path="load_tests")
+    environment.load_tests = load_tests
     url = (policy.get("webhook_url", environment.webhook_url) or "").strip()
     if url and not url.startswith(("https://", "http://")):
         raise DomainError("The webhook URL starts with https:// (or http:// on a private network).", path="webhook_url")
@@ -95,7 +102,11 @@ def environment_create(*, actor, name: str, policy: dict | None = None, webhook_
     if Environment.objects.filter(name=name).exists():
         raise Conflict(f"An environment named {name} exists already.", path="name")
     environment = Environment(name=name)
-    _apply(environment, policy or {}, webhook_secret)
+    policy = policy or {}
+    if "load_tests" not in policy and policy.get("approvals_required"):
+        # Where changes need four eyes, so does real load on its servers.
+        environment.load_tests = Environment.LoadTests.APPROVAL
+    _apply(environment, policy, webhook_secret)
     environment.save()
     audit(action="environment.created", actor=actor, obj=environment, after=_public(environment))
     return environment

@@ -29,11 +29,14 @@ from deployments import queue
 from deployments.audit import audit
 from deployments.health.record import Seen, move_address, observation_record
 from deployments.health.verdict import control_failed, control_json, data_json, observed_view
+from deployments.loadlab.search import scratch_cleanup
 from deployments.models import Deployment, Operation, Registration
 from deployments.rollouts import driver as rollout_driver
 from deployments.services import notifications
 from deployments.services.approvals import requests_expire
 from deployments.services.attempts import MAX_STEPS, Attempt, Superseded
+from deployments.services.config_searches import config_searches_settle
+from deployments.services.load_tests import load_tests_settle
 from deployments.services.migrations import migrations_settle
 from deployments.services.operation_start import start_operation
 from deployments.services.rollout_operations import rollout_candidate_spec, rollout_repository
@@ -571,4 +574,7 @@ def reconcile() -> dict[str, int]:
     figures.update(observe())
     figures.update(rollout_driver.advance())
     figures["migrations_moved"] = migrations_settle()
+    figures.update(load_tests_settle(now))
+    figures.update(config_searches_settle(now))
+    figures["scratch_removed"] = scratch_cleanup(host=settings.WORKER_HOST)
     return figures

@@ -1,5 +1,7 @@
 """Recording, and deleting, model repositories."""
 
+import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
@@ -175,6 +177,35 @@ def repository_load_example(*, path: Path, actor) -> IntakeOutcome:
         name=f"example: {path.name}",
         source=ModelRepository.Source.SERVER_PATH,
         source_name=str(path),
+        actor=actor,
+    )
+
+
+def repository_revise_config(
+    *, repository: ModelRepository, model: str, config_text: str, source_name: str, actor
+) -> IntakeOutcome:
+    """The line's next revision: `repository` with one model's config.pbtxt
+    replaced, validated as any upload is (a config search's recommendation)."""
+    require(actor, "deployments.add_modelrepository", "Recording a revision")
+    if not repository.models.filter(name=model).exists():
+        raise DomainError(f"{repository.label} has no model {model!r}.", path="model")
+    work = intake.storage_dir("scratch") / f"revise-{uuid.uuid4().hex}"
+    try:
+        shutil.copytree(repository.path, work, symlinks=True)
+        (work / model / "config.pbtxt").write_text(config_text)
+        try:
+            staged = intake.stage_directory(work)
+        except IntakeError as error:
+            _reject(
+                actor=actor, name=repository.name, source="config_search", source_name=source_name, error=error, path=""
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return _record(
+        staged=staged,
+        name=repository.line.name,
+        source=ModelRepository.Source.CONFIG_SEARCH,
+        source_name=source_name,
         actor=actor,
     )
 

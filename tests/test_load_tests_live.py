@@ -1,0 +1,136 @@
+"""Load tests and config searches against real Tritons on the local target,
+through their endpoints, with the figures checked against Triton's own."""
+
+import csv
+import io
+
+import httpx
+import pytest
+
+from deployments.loadlab import job, search
+from deployments.loadlab.export import points_csv
+from deployments.models import AuditEvent, ConfigSearch, LoadTest
+from deployments.services.config_searches import config_search_create, config_search_make_revision
+from deployments.services.deployments import deployment_redeploy
+from deployments.services.load_tests import load_test_create
+from tests.engine import endpoint_headers, run_pending
+from tests.test_local_target import deploy_example
+from workers.targets.local import adapter as local
+from workers.targets.local import processes as local_processes
+
+pytestmark = [pytest.mark.django_db, pytest.mark.triton]
+
+
+def successes(deployment, model: str) -> int:
+    """Triton's own count of successful requests for the model, through the endpoint."""
+    base = deployment.scoring_uri.rstrip("/")
+    stats = httpx.get(f"{base}/v2/models/{model}/stats", headers=endpoint_headers(deployment), timeout=5).json()
+    return sum(int(m["inference_stats"]["success"]["count"]) for m in stats["model_stats"])
+
+
+def test_a_sweep_reports_exactly_the_requests_triton_counted_and_its_server_side_split(deployer, cleanup):
+    deployment, _ = deploy_example(deployer, "add_sub", "loaded", cleanup)
+    before = successes(deployment, "add_sub")
+    test = load_test_create(
+        deployment=deployment,
+        actor=deployer,
+        model="add_sub",
+        concurrency=[1, 4],
+        window_seconds=0.5,
+        max_trials=6,
+        label="baseline",
+    )
+    job.run_load_test(test.pk)
+    test.refresh_from_db()
+    assert test.status == LoadTest.Status.SUCCEEDED, test.error
+    assert [p["concurrency"] for p in test.points] == [1, 4]
+    assert test.requests_sent == sum(p["requests"] for p in test.points) > 0
+    assert successes(deployment, "add_sub") - before == test.requests_sent
+    for point in test.points:
+        assert point["errors"] == 0
+        assert 0 < point["p50_ms"] <= point["p90_ms"] <= point["p95_ms"] <= point["p99_ms"]
+        assert point["throughput"] > 0
+        server = point["server"]
+        assert server["requests"] > 0 and server["batch"] == 1.0
+        assert {"queue_us", "compute_input_us", "compute_infer_us", "compute_output_us"} <= set(server)
+    events = AuditEvent.objects.filter(object_type="deployments.loadtest", object_id=str(test.pk)).order_by("id")
+    actions = list(events.values_list("action", flat=True))
+    assert actions[:3] == ["loadtest.requested", "loadtest.started", "loadtest.succeeded"]
+    rows = list(csv.DictReader(io.StringIO(points_csv(test))))
+    assert [row["Concurrency"] for row in rows] == ["1", "4"]
+    assert float(rows[0]["Inferences/Second"]) == pytest.approx(test.points[0]["throughput"], rel=1e-3)
+    assert int(rows[0]["p99 latency"]) == round(test.points[0]["p99_ms"] * 1000)
+
+
+def test_a_cancelled_sweep_stops_and_keeps_what_it_measured(deployer, cleanup):
+    deployment, _ = deploy_example(deployer, "add_sub", "cancelled", cleanup)
+    test = load_test_create(
+        deployment=deployment, actor=deployer, model="add_sub", concurrency=[1, 2, 4], window_seconds=0.5
+    )
+    # Asked to stop once the first point is in: the job looks at the flag between windows.
+    original = job.Sweep.follow
+
+    def cancel_after_first_point(self, on_window, on_point, should_stop, beat):
+        def point_then_cancel(point):
+            on_point(point)
+            LoadTest.objects.filter(pk=test.pk).update(cancel_requested=True)
+
+        return original(self, on_window, point_then_cancel, should_stop, beat)
+
+    job.Sweep.follow = cancel_after_first_point
+    try:
+        job.run_load_test(test.pk)
+    finally:
+        job.Sweep.follow = original
+    test.refresh_from_db()
+    assert test.status == LoadTest.Status.CANCELLED
+    assert 1 <= len(test.points) < 3
+    assert test.points[-1]["stopped"] == "cancelled" or len(test.points) == 1
+
+
+def test_the_config_search_recommends_dynamic_batching_for_a_launch_bound_model_and_its_revision_deploys(
+    deployer, cleanup, settings
+):
+    deployment, _ = deploy_example(deployer, "batching", "launch-bound", cleanup)
+    found = config_search_create(
+        actor=deployer,
+        repository=deployment.repository,
+        model="launch_bound",
+        target=deployment.target,
+        grid=[
+            {"dynamic_batching": False, "instances": 1},
+            {"dynamic_batching": True, "max_queue_delay_us": 0, "instances": 1},
+        ],
+        concurrency=[1, 8],
+        latency_budget_ms=200,
+        window_seconds=0.5,
+        max_trials=5,
+        deployment=deployment,
+    )
+    search.run_search(found.pk)
+    found.refresh_from_db()
+    assert found.status == ConfigSearch.Status.SUCCEEDED, found.error
+    assert [r["error"] for r in found.results] == ["", ""]
+    batching = found.results[1]
+    assert found.best["latency"]["index"] == found.best["throughput"]["index"] == 1
+    at_eight = {r["config"]["dynamic_batching"]: r["points"][-1] for r in found.results}
+    assert at_eight[True]["server"]["batch"] > 2 > at_eight[False]["server"]["batch"] == 1.0
+    assert at_eight[True]["throughput"] > 2 * at_eight[False]["throughput"]
+    assert "dynamic_batching" in batching["config_text"]
+    # Nothing of the scratch deployments is left: no process, no folder.
+    assert found.scratch == []
+    for index in range(2):
+        scratch = search.scratch_id(found.pk, index)
+        assert not local.workdir(scratch).exists()
+        assert not local_processes.processes_mentioning(f"{local.workdir(scratch)}/")
+    assert not search.scratch_folder(found.pk).exists()
+
+    revision = config_search_make_revision(search=found, actor=deployer, which="latency")
+    assert revision.line_id == deployment.repository.line_id
+    assert revision.revision == deployment.repository.revision + 1
+    assert "dynamic_batching" in revision.models.get(name="launch_bound").config_text
+    deployment_redeploy(deployment=deployment, repository=revision, actor=deployer)
+    run_pending(deployment)
+    deployment.refresh_from_db()
+    assert deployment.repository_id == revision.pk
+    assert deployment.status == "healthy", deployment.status_reason
