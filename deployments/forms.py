@@ -3,7 +3,7 @@
 from django import forms
 
 from deployments import policy
-from deployments.models import Deployment, Environment, GoldenRequest, ModelRepository, Rollout, Target
+from deployments.models import Deployment, Environment, GoldenRequest, LoadTest, ModelRepository, Rollout, Target
 from deployments.services.environments import POLICY_FIELDS
 from workers.targets import registry
 
@@ -268,3 +268,104 @@ class RolloutForm(forms.Form):
         return [
             (name, self[f"{name}_on"], self[f"{name}_max_ratio"], self[f"{name}_floor"]) for name in self.gate_names
         ]
+
+
+def _parse_counts(text: str) -> list[int]:
+    """ "1, 2, 4, 8" -> [1, 2, 4, 8] (the service checks the values)."""
+    counts = []
+    for part in (p.strip() for p in text.replace(" ", ",").split(",")):
+        if not part:
+            continue
+        if not part.isdigit():
+            raise forms.ValidationError(f"“{part}” is not a whole number of clients.")
+        counts.append(int(part))
+    if not counts:
+        raise forms.ValidationError("Give at least one concurrency, e.g. 1, 2, 4, 8.")
+    return counts
+
+
+class LoadTestForm(forms.Form):
+    """A load test of one of the deployment's models; the service checks the values."""
+
+    model = forms.ChoiceField(help_text="what the deployment serves")
+    version = forms.ChoiceField(required=False, help_text="empty: the version Triton picks")
+    concurrency = forms.CharField(
+        initial="1, 2, 4, 8", help_text="clients at once for each point, growing (closed loop, as perf_analyzer)"
+    )
+    window_seconds = forms.FloatField(
+        min_value=0.5, max_value=30, initial=2, label="Window (s)", help_text="one measurement window"
+    )
+    max_trials = forms.IntegerField(
+        min_value=3, max_value=20, initial=10, help_text="windows per point before it is reported unstable"
+    )
+    inputs = forms.ChoiceField(choices=LoadTest.Inputs.choices, initial=LoadTest.Inputs.RANDOM)
+    saved_request = forms.ModelChoiceField(
+        queryset=GoldenRequest.objects.none(), required=False, help_text="saved from the test-inference console"
+    )
+    body = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        label="JSON body",
+        help_text="entry-script deployments: what every request sends to /score",
+    )
+    max_requests = forms.IntegerField(min_value=1, required=False, help_text="bound (empty: the server's limit)")
+    max_seconds = forms.IntegerField(min_value=10, required=False, help_text="bound (empty: the server's limit)")
+    label = forms.CharField(max_length=100, required=False, help_text="tells runs apart, e.g. “before batching”")
+
+    def __init__(self, *args, deployment, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.deployment = deployment
+        models = list(deployment.repository.models.all()) if deployment.repository else []
+        self.fields["model"].choices = [(m.name, m.name) for m in models]
+        versions = sorted({v for m in models for v in m.served_versions})
+        self.fields["version"].choices = [("", "Triton's choice"), *[(str(v), str(v)) for v in versions]]
+        self.fields["saved_request"].queryset = GoldenRequest.objects.filter(deployment=deployment)
+        if deployment.mode == Deployment.Mode.ENTRY_SCRIPT:
+            for name in ("inputs", "saved_request", "version"):
+                del self.fields[name]
+        else:
+            del self.fields["body"]
+
+    def clean_concurrency(self) -> list[int]:
+        return _parse_counts(self.cleaned_data["concurrency"])
+
+    def arguments(self) -> dict:
+        data = self.cleaned_data
+        arguments = {
+            "model": data["model"],
+            "concurrency": data["concurrency"],
+            "window_seconds": data["window_seconds"],
+            "max_trials": data["max_trials"],
+            "max_requests": data.get("max_requests"),
+            "max_seconds": data.get("max_seconds"),
+            "label": data.get("label", ""),
+        }
+        if "body" in self.fields:
+            arguments["body"] = data.get("body", "")
+        else:
+            saved = data.get("saved_request")
+            arguments.update(
+                version=data.get("version") or None, inputs=data["inputs"], saved_request=saved and saved.pk
+            )
+        return arguments
+
+
+class ConfigSearchForm(forms.Form):
+    model = forms.ChoiceField(help_text="the model whose config.pbtxt is varied")
+    target = forms.ModelChoiceField(queryset=Target.objects.none(), help_text="a local target: scratch deployments")
+    concurrency = forms.CharField(initial="1, 4, 8", help_text="each config's sweep")
+    latency_budget_ms = forms.FloatField(
+        min_value=0.1, max_value=60000, initial=100, label="Latency budget (ms)", help_text="the p95 to stay within"
+    )
+    window_seconds = forms.FloatField(min_value=0.5, max_value=10, initial=1, label="Window (s)")
+
+    def __init__(self, *args, deployment, targets, **kwargs):
+        super().__init__(*args, **kwargs)
+        models = list(deployment.repository.models.all()) if deployment.repository else []
+        self.fields["model"].choices = [(m.name, m.name) for m in models]
+        self.fields["target"].queryset = Target.objects.filter(pk__in=[t.pk for t in targets])
+        own = next((t for t in targets if t.pk == deployment.target_id), None)
+        self.fields["target"].initial = own or (targets[0] if targets else None)
+
+    def clean_concurrency(self) -> list[int]:
+        return _parse_counts(self.cleaned_data["concurrency"])

@@ -260,3 +260,85 @@ def migration_json(migration) -> dict:
         "created_at": migration.created_at.isoformat(),
         "finished_at": migration.finished_at.isoformat() if migration.finished_at else None,
     }
+
+
+def load_test_json(test) -> dict:
+    """A load test as the API answers it: its parameters, where it is, and its points."""
+    return {
+        "id": test.pk,
+        "deployment": {"id": test.deployment_id, "name": test.deployment.name},
+        "model": test.model,
+        "version": test.version or None,
+        "label": test.label,
+        "status": test.status,
+        "error": test.error,
+        "concurrency": test.concurrency,
+        "window_seconds": test.window_seconds,
+        "window_requests": test.window_requests or None,
+        "stability": test.stability,
+        "max_trials": test.max_trials,
+        "max_requests": test.max_requests,
+        "max_seconds": test.max_seconds,
+        "inputs": test.inputs,
+        "saved_request": test.saved_name or None,
+        "endpoint_deployment": test.endpoint_deployment or None,
+        "spec_digest": test.spec_digest or None,
+        "progress": test.progress.get("current") if test.progress else None,
+        "requests_sent": test.requests_sent,
+        "points": [_point_json(point) for point in test.points],
+        "requested_by": test.requested_by.get_username() if test.requested_by else None,
+        "approved_by": test.approved_by.get_username() if test.approved_by else None,
+        "created_at": test.created_at.isoformat(),
+        "started_at": test.started_at.isoformat() if test.started_at else None,
+        "ended_at": test.ended_at.isoformat() if test.ended_at else None,
+    }
+
+
+def _point_json(point: dict) -> dict:
+    return {
+        "concurrency": point["concurrency"],
+        "throughput": point["throughput"],
+        "mean_ms": point["mean_ms"],
+        "p50_ms": point["p50_ms"],
+        "p90_ms": point["p90_ms"],
+        "p95_ms": point["p95_ms"],
+        "p99_ms": point["p99_ms"],
+        "stable": point["stable"],
+        "trials": point["trials"],
+        "requests": point["requests"],
+        "errors": point["errors"],
+        "error_samples": point.get("error_samples", []),
+        "stopped": point.get("stopped") or None,
+        "server": point.get("server") or {},
+    }
+
+
+def config_search_json(search) -> dict:
+    best = search.best or {}
+    return {
+        "id": search.pk,
+        "repository": {"id": search.repository_id, "label": search.repository.label},
+        "model": search.model,
+        "target": search.target.name,
+        "deployment": {"id": search.deployment_id, "name": search.deployment.name} if search.deployment else None,
+        "status": search.status,
+        "error": search.error,
+        "grid": search.grid,
+        "concurrency": search.concurrency,
+        "latency_budget_ms": search.latency_budget_ms,
+        "progress": search.progress or None,
+        "results": [
+            {
+                "config": result["config"],
+                "label": result["label"],
+                "error": result["error"] or None,
+                "points": [_point_json(point) for point in result["points"]],
+            }
+            for result in search.results
+        ],
+        "best_within_budget": best.get("latency"),
+        "best_throughput": best.get("throughput"),
+        "created_revision": search.created_revision.label if search.created_revision else None,
+        "created_at": search.created_at.isoformat(),
+        "ended_at": search.ended_at.isoformat() if search.ended_at else None,
+    }

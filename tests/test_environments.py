@@ -36,6 +36,7 @@ def test_admins_set_the_policy_and_roles_and_the_secret_never_shows(client, admi
             "approver_group": "",
             "approval_lifetime_hours": 24,
             "approve_deletes": "on",
+            "load_tests": "approval",
             "webhook_url": "https://hooks.example.com/triton",
             "webhook_secret": SECRET,
         },
@@ -43,12 +44,14 @@ def test_admins_set_the_policy_and_roles_and_the_secret_never_shows(client, admi
     assert saved.status_code == 302
     prod.refresh_from_db()
     assert (prod.approvals_required, prod.approval_lifetime_hours, prod.approve_traffic) == (2, 24, False)
+    assert prod.load_tests == "approval"
     assert SECRET not in prod.webhook_secret_encrypted
     assert crypto.decrypt(prod.webhook_secret_encrypted) == SECRET
     assert SECRET not in client.get(page).content.decode()
     changed = AuditEvent.objects.get(action="environment.changed")
     assert changed.before["approvals_required"] == 0
     assert changed.after["approvals_required"] == 2
+    assert (changed.before["load_tests"], changed.after["load_tests"]) == ("allowed", "approval")
     assert SECRET not in json.dumps([changed.before, changed.after, changed.details])
     assert changed.after["webhook"] == "https://hooks.example.com/…"  # the URL's path may be a secret too
     assert "/triton" not in json.dumps(changed.after)

@@ -146,6 +146,7 @@ def test_only_admins_manage_targets(client, admin, viewer, token_for, prod):
             "approve_deletes": True,
             "approve_traffic": True,
             "require_rollouts": False,
+            "load_tests": "allowed",
             "webhook": False,
         }
     ]

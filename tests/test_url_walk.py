@@ -8,10 +8,12 @@ from django.urls import reverse
 
 from deployments.models import (
     AuditEvent,
+    ConfigSearch,
     Deployment,
     DeployRequest,
     EnvironmentMembership,
     GoldenRequest,
+    LoadTest,
     Migration,
     ModelLine,
     ModelRepository,
@@ -55,7 +57,28 @@ def world(django_user_model):
         phase=Rollout.Phase.BAKING,
         created_by=owner,
     )
+    test = LoadTest.objects.create(
+        deployment=deployment,
+        model="add_sub",
+        concurrency=[1, 2],
+        max_requests=100,
+        max_seconds=60,
+        status=LoadTest.Status.QUEUED,
+        requested_by=owner,
+    )
+    search = ConfigSearch.objects.create(
+        repository=repository,
+        model="add_sub",
+        target=target,
+        deployment=deployment,
+        grid=[{"dynamic_batching": False, "max_queue_delay_us": 0, "instances": 1}],
+        concurrency=[1],
+        latency_budget_ms=100,
+        requested_by=owner,
+    )
     return {
+        "test_id": test.pk,
+        "search_id": search.pk,
         "repository_id": repository.pk,
         "line_id": repository.line_id,
         "target_id": target.pk,

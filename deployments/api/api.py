@@ -8,6 +8,7 @@ from deployments.api import (
     audit,
     deployments,
     errors,
+    load_tests,
     migrations,
     repositories,
     rollouts,
@@ -63,3 +64,4 @@ api.add_router("", deployments.router)
 api.add_router("", approvals.router)
 api.add_router("", rollouts.router)
 api.add_router("", migrations.router)
+api.add_router("", load_tests.router)

@@ -214,3 +214,47 @@ class MigrationCreate(Body):
 class CutOver(Body):
     force: StrictBool = Field(False, description="cut over although the comparison found differences")
     because: str = Field("", description="why, when forced (recorded in the audit)")
+
+
+class LoadTestCreate(Body):
+    model: str = Field(description="a model the deployment serves")
+    version: StrictInt | str | None = Field(None, description="one of its served versions (default: Triton's choice)")
+    concurrency: list[StrictInt] = Field(description="clients at once for each point, growing, e.g. [1, 2, 4, 8]")
+    window_seconds: StrictInt | StrictFloat | None = Field(None, description="a measurement window, 0.5 to 30 s (2)")
+    window_requests: StrictInt | None = Field(
+        None, description="count windows instead: answers per window (perf_analyzer's count_windows)"
+    )
+    max_trials: StrictInt | None = Field(None, description="windows per point before it is reported unstable (10)")
+    stability: StrictInt | StrictFloat | None = Field(
+        None, description="the last three windows agree within this fraction, 0.01 to 0.5 (0.1)"
+    )
+    max_requests: StrictInt | None = Field(None, description="the run's bound in requests (default: the server's)")
+    max_seconds: StrictInt | None = Field(None, description="the run's bound in seconds (default: the server's)")
+    inputs: Literal["random", "zeros", "saved"] = Field(
+        "random", description="what each request carries: seeded random values, zeros, or a saved request"
+    )
+    saved_request: ByIdOrName | None = Field(None, description="with inputs=saved: a request saved from the console")
+    body: str | None = Field(None, description="entry-script deployments: the JSON body sent to /score")
+    label: str = Field("", description="tells runs apart in a comparison, e.g. 'before batching'")
+
+
+class ConfigSearchCreate(Body):
+    repository: ByIdOrName = Field(description="the revision whose model is tried under each config")
+    model: str
+    target: ByIdOrName = Field(description="a local target: scratch deployments run there")
+    grid: list[dict[str, Any]] | None = Field(
+        None,
+        description="[{dynamic_batching, max_queue_delay_us, instances}]; default: batching off/on at 1 and 2 "
+        "instances, and a 2 ms queue delay",
+    )
+    concurrency: list[StrictInt] | None = Field(None, description="each config's sweep (default [1, 4, 8])")
+    latency_budget_ms: StrictInt | StrictFloat | None = Field(None, description="the p95 to stay within (100)")
+    window_seconds: StrictInt | StrictFloat | None = Field(None, description="0.5 to 10 s (1)")
+    max_trials: StrictInt | None = None
+    deployment: StrictInt | None = Field(None, description="the deployment it was asked from, if any")
+
+
+class RevisionFromSearch(Body):
+    which: Literal["latency", "throughput"] = Field(
+        "latency", description="the best config within the latency budget, or the best for throughput"
+    )

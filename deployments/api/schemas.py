@@ -430,3 +430,107 @@ class Migration(Schema):
     created_by: str | None
     created_at: datetime
     finished_at: datetime | None
+
+
+class ServerSplit(Schema):
+    """Triton's statistics between the point's first and last window: per
+    successful request, microseconds in each part; and the batches it ran."""
+
+    requests: int | None = None
+    failures: int | None = None
+    queue_us: float | None = None
+    compute_input_us: float | None = None
+    compute_infer_us: float | None = None
+    compute_output_us: float | None = None
+    executions: int | None = None
+    inferences: int | None = None
+    batch: float | None = Field(None, description="inferences per execution: the average batch Triton ran")
+
+
+class LoadPoint(Schema):
+    concurrency: int
+    throughput: float = Field(description="successful inferences per second over the point's last three windows")
+    mean_ms: float
+    p50_ms: float
+    p90_ms: float
+    p95_ms: float
+    p99_ms: float
+    stable: bool = Field(description="the last three windows agreed within the stability fraction")
+    trials: int = Field(description="measurement windows taken")
+    requests: int = Field(description="every answer the point got, its warm-up and tail included")
+    errors: int
+    error_samples: list[str]
+    stopped: str | None = Field(description="why the run stopped during this point (a bound, a cancel)")
+    server: ServerSplit
+
+
+class LoadTest(Schema):
+    id: int
+    deployment: DeploymentRef
+    model: str
+    version: str | None
+    label: str
+    status: Literal["awaiting_approval", "queued", "running", "succeeded", "failed", "cancelled"]
+    error: str
+    concurrency: list[int]
+    window_seconds: float
+    window_requests: int | None
+    stability: float
+    max_trials: int
+    max_requests: int
+    max_seconds: int
+    inputs: Literal["random", "zeros", "saved"]
+    saved_request: str | None
+    endpoint_deployment: str | None = Field(description="the endpoint's deployment that took the load")
+    spec_digest: str | None
+    progress: dict[str, Any] | None = Field(description="while running: {concurrency, trial}")
+    requests_sent: int
+    points: list[LoadPoint]
+    requested_by: str | None
+    approved_by: str | None
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+
+
+class LoadTestPage(Schema):
+    results: list[LoadTest]
+
+
+class SearchBest(Schema):
+    index: int = Field(description="into results")
+    concurrency: int
+    throughput: float
+
+
+class SearchResult(Schema):
+    config: dict[str, Any]
+    label: str
+    error: str | None
+    points: list[LoadPoint]
+
+
+class ConfigSearch(Schema):
+    id: int
+    repository: dict[str, Any]
+    model: str
+    target: str
+    deployment: DeploymentRef | None
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    error: str
+    grid: list[dict[str, Any]]
+    concurrency: list[int]
+    latency_budget_ms: float
+    progress: dict[str, Any] | None
+    results: list[SearchResult]
+    best_within_budget: SearchBest | None
+    best_throughput: SearchBest | None
+    created_revision: str | None
+    created_at: datetime
+    ended_at: datetime | None
+
+
+class RevisionMade(Schema):
+    id: int
+    label: str
+    digest: str

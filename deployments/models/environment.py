@@ -26,6 +26,7 @@ class Environment(models.Model):
     # A changed spec goes on here only as a rollout (steps gated on Triton's
     # signals), never as a one-shot redeploy.
     require_rollouts = models.BooleanField(default=False, help_text="spec changes go out only as rollouts")
+
     # Load tests put real load on real servers: off here, allowed, or only
     # once somebody who may approve here has said yes.
     class LoadTests(models.TextChoices):

@@ -92,6 +92,14 @@ class LoadTest(models.Model):
         return self.deployment.target.environment
 
     @property
+    def best_point(self) -> dict | None:
+        return max(self.points, key=lambda p: p["throughput"], default=None)
+
+    @property
+    def mode_label(self) -> str:
+        return "entry script" if self.mode == "entry_script" else "direct Triton"
+
+    @property
     def title(self) -> str:
         version = f" v{self.version}" if self.version else ""
         return f"#{self.pk} {self.model}{version}" + (f" · {self.label}" if self.label else "")

@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from deployments import queue
+from deployments import policy, queue
 from deployments.audit import audit
 from deployments.errors import DomainError, NotAllowed, WrongState
 from deployments.integrity import atomic
@@ -16,22 +16,20 @@ from deployments.models import ConfigSearch, Deployment, Environment, ModelRepos
 from deployments.services.load_tests import clean_concurrency
 from deployments.services.permissions import require
 from deployments.services.repositories import repository_revise_config
-from workers.targets import registry
 
 DEFAULT_CONCURRENCY = [1, 4, 8]
 DEFAULT_BUDGET_MS = 100.0
 
 
 def search_targets(user) -> list[Target]:
-    """Local targets where `user` may run a search (the kind must be on)."""
-    if not settings.LOCAL_TARGET_ENABLED:
-        return []
-    from deployments import policy
-
+    """Targets whose kind takes scratch deployments (the local target, while
+    it is on) where `user` may deploy and load tests are allowed."""
     return [
         target
-        for target in Target.objects.filter(kind="local").select_related("environment")
-        if policy.can(user, "deployments.add_deployment", target.environment)
+        for target in Target.objects.select_related("environment")
+        if target.descriptor.scratch_deployments
+        and target.descriptor.available()
+        and policy.can(user, "deployments.add_deployment", target.environment)
         and target.environment.load_tests == Environment.LoadTests.ALLOWED
     ]
 
@@ -64,8 +62,8 @@ def config_search_create(
         raise WrongState(reason)
     environment = target.environment
     require(actor, "deployments.add_deployment", "Searching configs", environment=environment)
-    if target.kind != "local" or not registry.descriptor(target.kind).host_bound:
-        raise DomainError("A config search runs on a local target.", path="target")
+    if not target.descriptor.scratch_deployments:
+        raise DomainError("A config search runs on a local target (scratch deployments).", path="target")
     if environment.load_tests == Environment.LoadTests.OFF:
         raise NotAllowed(f"Load tests are off in {environment.name} (its policy says so).")
     if environment.load_tests == Environment.LoadTests.APPROVAL:

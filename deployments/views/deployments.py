@@ -17,6 +17,7 @@ from deployments.selectors.deployments import (
     server_log,
 )
 from deployments.selectors.health import health_view
+from deployments.selectors.load_tests import config_searches_of, load_tests_of
 from deployments.selectors.rollouts import active_rollout, migrations_of
 from deployments.serializers import approval_json
 from deployments.services.deployments import (
@@ -138,6 +139,9 @@ def detail(request, deployment_id: int):
             "rollouts": deployment.rollouts.select_related("created_by")[:10],
             "golden_requests": deployment.golden_requests.all(),
             "can_roll_out": "traffic" in deployment.target.capabilities and deployment.repository_id is not None,
+            "load_tests": load_tests_of(request.user, deployment)[:5],
+            "config_searches": config_searches_of(request.user, deployment)[:3],
+            "load_test_policy": deployment.target.environment.load_tests,
         },
     )
 

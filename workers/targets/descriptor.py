@@ -155,6 +155,9 @@ class KindDescriptor:
     # When the kind's SDK stopped being supported ("" while it is): its
     # deployments' pages say so and offer to move them to another target.
     end_of_support: str = ""
+    # Config searches may start scratch deployments on it: Tritons of this
+    # installation's own, never a team's deployment, removed after each try.
+    scratch_deployments: bool = False
     # What every page of such a target must say now (e.g. a sandbox switched off).
     warnings: Callable[[], list[str]] = field(default=lambda: [])
 

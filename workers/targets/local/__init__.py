@@ -66,6 +66,7 @@ KIND = KindDescriptor(
         ),
     ),
     host_bound=True,
+    scratch_deployments=True,
     entry_exposes_triton=True,
     # Each Triton deployment's own /metrics, with its latency summaries on.
     rollout_signals={
