@@ -43,6 +43,8 @@ SOCKETS = {TRITON_PORT: "http.sock", METRICS_PORT: "metrics.sock", ENTRY_PORT: "
 # and TCP_NODELAY on both TCP ends (a client that writes headers and body
 # separately otherwise waits on Nagle and delayed ACKs).
 BRIDGE_OPTIONS = ("-b", "1048576")
+# Connections a bridge's socat lets wait to be accepted (its own default is 5).
+BRIDGE_BACKLOG = 512
 
 
 class SandboxUnavailable(Exception):
@@ -158,7 +160,10 @@ def host_bridge(port: int, socket: Path) -> list[str]:
         [
             *["socat", *BRIDGE_OPTIONS],
             # By its name from its folder (the workdir): a full path may pass the 107-byte limit.
-            *[f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,nodelay", f"UNIX-CONNECT:{socket.name}"],
+            *[
+                f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,nodelay,backlog={BRIDGE_BACKLOG}",
+                f"UNIX-CONNECT:{socket.name}",
+            ],
         ],
         read_only=[socket.parent],
         writable=[],

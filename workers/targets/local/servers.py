@@ -49,7 +49,10 @@ def script(*, triton: list[str], entry: list[str] | None, bridges: dict[int, Pat
     for port, socket in bridges.items():
         # By its name, from its folder: a socket's path may be at most 107
         # bytes, which a deep storage root exceeds.
-        listen = f"UNIX-LISTEN:{socket.name},fork,unlink-early,mode=0666"
+        # socat listens with a backlog of 5 unless told: a client opening
+        # more connections at once than that had some refused, and the router
+        # answered them 503 (seen at 8 concurrent clients of a load test).
+        listen = f"UNIX-LISTEN:{socket.name},fork,unlink-early,mode=0666,backlog={sandbox.BRIDGE_BACKLOG}"
         # Quiet: every probe during start-up would log "connection refused".
         bridge = ["socat", *sandbox.BRIDGE_OPTIONS, listen, f"TCP:127.0.0.1:{port},nodelay"]
         lines.append(f"(cd {shlex.quote(str(socket.parent))} && exec {_line(bridge)}) 2>/dev/null &")
