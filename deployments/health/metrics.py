@@ -4,6 +4,12 @@ and kept as one point per series and minute (7 days, then pruned).
 Counters become rates between two scrapes: requests/s and failures/s per
 model, and the average queue and compute time per request; gauges (CPU and
 GPU utilisation, memory) are kept as read.
+
+The counters themselves stay in `Deployment.metrics_last` with the reads of
+the last quarter of an hour (counter_window.py), for the deployment page's
+batching insight. Kinds that give no /metrics but reach Triton's statistics
+extension through their endpoint are read into the same shape
+(statistics.py), so the page reads one place whatever the kind.
 """
 
 import logging
@@ -16,9 +22,10 @@ from django.db import transaction
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from deployments.health import counter_source, counter_window
 from deployments.models import Deployment, MetricPoint, Operation
 from workers.targets import registry
-from workers.targets.base import Capability, DeploymentRef, TargetError
+from workers.targets.base import DeploymentRef, TargetError
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +33,9 @@ _COUNTERS = {
     "nv_inference_request_success": "success",
     "nv_inference_request_failure": "failure",
     "nv_inference_count": "inferences",
+    # Executions of the model: one per batch Triton ran, so inferences ÷ executions is the average batch.
+    "nv_inference_exec_count": "executions",
+    "nv_inference_request_duration_us": "request_us",
     "nv_inference_queue_duration_us": "queue_us",
     "nv_inference_compute_infer_duration_us": "compute_us",
 }
@@ -71,23 +81,31 @@ def points_between(previous: dict, current: dict, seconds: float) -> list[tuple[
 
 def scrape(deployment: Deployment, url: str, *, now=None) -> int:
     """Scrape one deployment's /metrics; returns the number of points written."""
-    now = now or timezone.now()
     response = httpx.get(url, timeout=settings.HEALTH_PROBE_TIMEOUT)
     response.raise_for_status()
     counters, gauges = parse(response.text)
+    return record(deployment, counters, gauges, now=now or timezone.now(), source=url)
+
+
+def record(deployment: Deployment, counters: dict, gauges: dict, *, now, source: str, rates: bool = True) -> int:
+    """One read's points (gauges, and with `rates` the rates since the
+    previous read) and its counters kept for the batching window; returns
+    the number of points."""
     minute = now.replace(second=0, microsecond=0)
     points = [(name, "", value) for name, value in gauges.items()]
     last = deployment.metrics_last or {}
-    if last.get("at"):
+    if rates and last.get("at") and last.get("source", source) == source:
         seconds = now.timestamp() - last["at"]
         if seconds > 0:
             points += points_between(last.get("counters", {}), counters, seconds)
+    kept = counter_window.remember(last, counters, now=now.timestamp(), source=source)
     with transaction.atomic():
         for name, model, value in points:
             MetricPoint.objects.update_or_create(
                 deployment=deployment, name=name, model=model, minute=minute, defaults={"value": value}
             )
-        Deployment.objects.filter(pk=deployment.pk).update(metrics_last={"at": now.timestamp(), "counters": counters})
+        Deployment.objects.filter(pk=deployment.pk).update(metrics_last=kept)
+    deployment.metrics_last = kept
     return len(points)
 
 
@@ -100,7 +118,11 @@ def scrape_all() -> dict[str, int]:
         .select_related("target")
     )
     for deployment in deployments:
-        if not deployment.target.descriptor.has(Capability.METRICS):
+        source = counter_source.source_for(deployment)
+        if source == counter_source.STATISTICS:
+            _read_statistics(deployment, figures)
+            continue
+        if source != counter_source.METRICS:
             continue
         try:
             url = registry.adapter_for(deployment.target).metrics_url(DeploymentRef.of(deployment))
@@ -118,6 +140,22 @@ def scrape_all() -> dict[str, int]:
     cutoff = timezone.now() - timedelta(days=settings.METRICS_RETENTION_DAYS)
     MetricPoint.objects.filter(minute__lt=cutoff).delete()
     return figures
+
+
+def _read_statistics(deployment: Deployment, figures: dict) -> None:
+    from deployments.health import statistics
+
+    try:
+        counters, source = statistics.read(deployment)
+    except statistics.Unreadable as exc:
+        log.info("no statistics for deployment %s: %s", deployment.pk, exc)
+        figures["failed"] += 1
+        return
+    if counters is None:
+        return  # no endpoint deployment takes traffic: nothing to read
+    # Kept for the batching window only: the page's charts say they are /metrics, and these are not.
+    figures["points"] += record(deployment, counters, {}, now=timezone.now(), source=source, rates=False)
+    figures["scraped"] += 1
 
 
 def series(deployment: Deployment, name: str, *, hours: int = 24) -> dict[str, list]:

@@ -11,6 +11,7 @@ from deployments.errors import DomainError
 from deployments.forms import DeploymentForm
 from deployments.models import Deployment, Environment, Target
 from deployments.selectors.audit_log import object_history
+from deployments.selectors.batching import batching_insight
 from deployments.selectors.deployments import (
     delete_needs_approval,
     deployment_list,
@@ -138,6 +139,7 @@ def detail(request, deployment_id: int):
             **object_history(request.user, deployment),
             "rollouts": deployment.rollouts.select_related("created_by")[:10],
             "golden_requests": deployment.golden_requests.all(),
+            "batching": batching_insight(deployment),
             "can_roll_out": "traffic" in deployment.target.capabilities and deployment.repository_id is not None,
             "load_tests": load_tests_of(request.user, deployment)[:5],
             "config_searches": config_searches_of(request.user, deployment)[:3],
