@@ -131,5 +131,5 @@ def _span(seconds: float) -> str:
     if seconds >= 90:
         return f"{round(seconds / 60)} minutes"
     if seconds >= 60:
-        return "minute"
+        return "1 minute"
     return f"{max(1, round(seconds))} seconds"
