@@ -725,3 +725,58 @@ def test_a_move_that_cannot_be_made_is_refused_saying_why(dashboard, admin, repo
     assert (error["code"], error["path"]) == ("cannot_migrate", "target")
     assert "runs an entry script" in refused.stderr
     assert refused.stderr.rstrip().endswith("[target]")
+
+
+def test_the_body_of_a_load_test_is_what_the_document_asks(document):
+    body = bodies.load_test_body(model="add_sub", concurrency=bodies.counts("1, 2,4,8"), window_seconds=1.5)
+    assert body == {"model": "add_sub", "concurrency": [1, 2, 4, 8], "label": "", "window_seconds": 1.5}
+    request_schema(document, "load_test_create").validate(body)
+    for typed in ("1;2", "one", ""):
+        with pytest.raises(ValueError, match=r"whole numbers|at least one"):
+            bodies.counts(typed)
+
+
+def test_a_load_test_from_a_pipeline_fails_it_when_a_limit_is_not_kept(dashboard, targets, admin, repository):
+    from deployments.models import LoadTest
+
+    deployment = deployment_create(name="add-sub", repository=repository, target=targets[0], actor=admin)
+    run_pending(deployment)
+    Environment.objects.filter(name="dev").update(load_tests="off")
+    off = dashboard("loadtest", "add-sub", "--model", "add_sub")
+    assert off.exit_code == 4
+    assert "Load tests are off in dev" in off.output
+    Environment.objects.filter(name="dev").update(load_tests="allowed")
+    assert dashboard("loadtest", "add-sub", "--model", "add_sub", "--concurrency", "1;2").exit_code == 2
+
+    started = dashboard("--json", "loadtest", "add-sub", "--model", "add_sub", "--concurrency", "1,8")
+    assert started.exit_code == 0, started.output
+    test_id = json.loads(started.output)["id"]
+    assert dashboard("loadtest-status", str(test_id)).exit_code == 1  # not run yet
+
+    def figures(concurrency, throughput, p95):
+        percentiles = {"p50_ms": p95 / 2, "p90_ms": p95 * 0.9, "p95_ms": p95, "p99_ms": p95 * 1.1}
+        return {
+            "concurrency": concurrency,
+            "throughput": throughput,
+            "mean_ms": p95 / 2,
+            **percentiles,
+            "stable": True,
+            "trials": 3,
+            "requests": 300,
+            "errors": 0,
+            "measured": 200,
+            "error_samples": [],
+            "stopped": "",
+            "server": {"batch": 1.0},
+        }
+
+    LoadTest.objects.filter(pk=test_id).update(
+        status="succeeded", points=[figures(1, 90.0, 12.0), figures(8, 95.0, 85.0)]
+    )
+    kept = dashboard("loadtest-status", str(test_id), "--max-p95-ms", "100", "--min-throughput", "90")
+    assert kept.exit_code == 0, kept.output
+    assert re.search(r"\n\s+8\s+95\.0\s+42\.50\s+85\.00", kept.output)
+    broken = dashboard("loadtest-status", str(test_id), "--max-p95-ms", "50", "--min-throughput", "200")
+    assert broken.exit_code == 1
+    assert "p95 85.00 ms at 8 clients is over 50 ms" in broken.output
+    assert "the best throughput, 95.0/s, is under 200/s" in broken.output

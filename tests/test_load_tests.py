@@ -383,13 +383,23 @@ def test_percentiles_come_from_every_answer_of_the_windows():
 
 
 def test_a_config_rewrite_changes_batching_and_instances_and_keeps_the_rest():
-    original = 'name: "m"\nmax_batch_size: 8\ninstance_group [ { kind: KIND_GPU count: 1 gpus: [0] } ]\n'
+    original = (
+        "# the author's note\n"
+        'name: "m"\n'
+        "max_batch_size: 8\n"
+        "instance_group [ { kind: KIND_GPU count: 1 gpus: [0] } ]\n"
+        "dynamic_batching { preferred_batch_size: [4, 8] }  # tuned by hand\n"
+        'input [ { name: "x" data_type: TYPE_FP32 dims: [ 4 ] } ]\n'
+    )
     text = configs.rewrite(original, {"dynamic_batching": True, "max_queue_delay_us": 500, "instances": 2})
-    assert "max_queue_delay_microseconds: 500" in text
-    assert "count: 2" in text
-    assert "KIND_GPU" in text
-    assert "gpus: 0" in text
-    assert "dynamic_batching" not in configs.rewrite(text, {**configs.default_grid(8)[1]})
+    assert text.startswith('# the author\'s note\nname: "m"\nmax_batch_size: 8\ninput [')
+    assert "instance_group [ { count: 2 gpus: 0 kind: KIND_GPU } ]" in text
+    assert (
+        "dynamic_batching { preferred_batch_size: 4 preferred_batch_size: 8 max_queue_delay_microseconds: 500 }" in text
+    )
+    off = configs.rewrite(text, configs.default_grid(8)[1])
+    assert "dynamic_batching" not in off
+    assert "count: 2" in off
 
 
 @pytest.mark.parametrize(

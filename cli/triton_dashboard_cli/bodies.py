@@ -132,3 +132,29 @@ def migration_body(*, target, name="", repository=None, golden_requests=None) ->
     if golden_requests is not None:
         body["golden_requests"] = golden_requests
     return body
+
+
+def counts(text: str) -> list[int]:
+    """ "1,2,4,8" -> [1, 2, 4, 8]."""
+    try:
+        values = [int(part) for part in text.replace(" ", "").split(",") if part]
+    except ValueError:
+        raise ValueError(f"{text!r} is not a comma-separated list of whole numbers, e.g. 1,2,4,8") from None
+    if not values:
+        raise ValueError("give at least one concurrency, e.g. 1,2,4,8")
+    return values
+
+
+def load_test_body(
+    *, model, concurrency, version=None, window_seconds=None, max_requests=None, max_seconds=None, inputs=None, label=""
+) -> dict:
+    """Only what is given: the dashboard's defaults and bounds apply to the rest."""
+    body = {"model": model, "concurrency": concurrency, "label": label}
+    given = {
+        "version": version,
+        "window_seconds": window_seconds,
+        "max_requests": max_requests,
+        "max_seconds": max_seconds,
+        "inputs": inputs,
+    }
+    return {**body, **{key: value for key, value in given.items() if value is not None}}

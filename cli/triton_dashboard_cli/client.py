@@ -26,6 +26,9 @@ OPERATIONS = {
     "rollout_abort": ("POST", "/api/v1/rollouts/{rollout_id}/abort"),
     "migration_create": ("POST", "/api/v1/deployments/{deployment_id}/migrations"),
     "migration_detail": ("GET", "/api/v1/migrations/{migration_id}"),
+    "load_test_create": ("POST", "/api/v1/deployments/{deployment_id}/loadtests"),
+    "load_test_detail": ("GET", "/api/v1/loadtests/{test_id}"),
+    "load_test_cancel": ("POST", "/api/v1/loadtests/{test_id}/cancel"),
 }
 
 

@@ -832,3 +832,172 @@ def move(ctx, deployment, target, name, repository, golden_file, wait, timeout, 
     if migration["status"] in MIGRATION_ENDED:
         click.echo(f"error: migration {migration['id']} {migration['status']}: {migration['reason']}", err=True)
         sys.exit(FAILED)
+
+
+# --- load tests ----------------------------------------------------------------------------
+#
+# `loadtest DEPLOYMENT` sweeps it as the page does; --max-p95-ms and
+# --min-throughput turn the result into a pipeline's pass or fail.
+
+LOADTEST_UNDER_WAY = {"awaiting_approval", "queued", "running"}
+
+
+def _loadtest_progress(test: dict) -> str:
+    if test["status"] == "running" and test.get("progress"):
+        where = test["progress"]
+        return f"running: {where['concurrency']} clients, window {where['trial']}; {len(test['points'])} points done"
+    return f"{test['status']}: {test['error']}" if test["error"] else test["status"]
+
+
+def _loadtest_summary(test: dict) -> str:
+    return f"load test {test['id']} of {test['deployment']['name']} ({test['model']}): {_loadtest_progress(test)}"
+
+
+def _points_table(test: dict) -> str:
+    lines = [f"{'clients':>7} {'infer/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'batch':>6}  stable"]
+    for point in test["points"]:
+        batch = point["server"].get("batch")
+        lines.append(
+            f"{point['concurrency']:>7} {point['throughput']:>9.1f} {point['p50_ms']:>8.2f} {point['p95_ms']:>8.2f}"
+            f" {point['p99_ms']:>8.2f} {batch if batch is not None else '-':>6}  {'yes' if point['stable'] else 'no'}"
+            + (f"  ({point['errors']} failed)" if point["errors"] else "")
+        )
+    return "\n".join(lines)
+
+
+def _loadtest_verdict(test: dict, max_p95_ms: float | None, min_throughput: float | None) -> list[str]:
+    """Why the pipeline should stop: nothing when every point keeps within the limits."""
+    problems = []
+    if test["status"] != "succeeded":
+        problems.append(f"load test {test['id']} {test['status']}: {test['error'] or 'no reason given'}")
+    for point in test["points"]:
+        if point["errors"]:
+            problems.append(f"{point['errors']} requests failed at {point['concurrency']} clients")
+        if max_p95_ms is not None and point["p95_ms"] > max_p95_ms:
+            problems.append(f"p95 {point['p95_ms']:.2f} ms at {point['concurrency']} clients is over {max_p95_ms:g} ms")
+    best = max((point["throughput"] for point in test["points"]), default=0.0)
+    if min_throughput is not None and best < min_throughput:
+        problems.append(f"the best throughput, {best:.1f}/s, is under {min_throughput:g}/s")
+    return problems
+
+
+def _loadtest_end(ctx: Context, test: dict, max_p95_ms, min_throughput) -> None:
+    ctx.show(test, _loadtest_summary(test) + ("\n" + _points_table(test) if test["points"] else ""))
+    problems = _loadtest_verdict(test, max_p95_ms, min_throughput)
+    for problem in problems:
+        click.echo(f"error: {problem}", err=True)
+    if problems:
+        sys.exit(FAILED)
+
+
+def _limits(command):
+    command = click.option(
+        "--min-throughput", type=float, help="Exit 1 unless some point reaches this many inferences/s"
+    )(command)
+    return click.option("--max-p95-ms", type=float, help="Exit 1 if any point's p95 is above this")(command)
+
+
+@cli.command()
+@click.argument("deployment")
+@click.option("--model", required=True, help="A model the deployment serves")
+@click.option("--version", help="One of its versions (default: Triton's choice)")
+@click.option("--concurrency", default="1,2,4,8", show_default=True, help="Clients at once for each point")
+@click.option("--window-seconds", type=float, help="A measurement window (default 2)")
+@click.option("--max-requests", type=int, help="The run's bound in requests")
+@click.option("--max-seconds", type=int, help="The run's bound in seconds")
+@click.option("--inputs", type=click.Choice(["random", "zeros"]), help="What each request carries (default random)")
+@click.option("--label", default="", help="Tells runs apart in a comparison")
+@_limits
+@_wait_options
+@pass_context
+def loadtest(
+    ctx,
+    deployment,
+    model,
+    version,
+    concurrency,
+    window_seconds,
+    max_requests,
+    max_seconds,
+    inputs,
+    label,
+    max_p95_ms,
+    min_throughput,
+    wait,
+    timeout,
+    interval,
+):
+    """Sweep closed-loop load over --concurrency against one model of
+    DEPLOYMENT (id or live name), through its own endpoint, measured as
+    perf_analyzer measures. Where the environment asks, it waits for an
+    approver first.
+
+    \b
+    Exit codes:
+      0  started (--wait: succeeded within the limits given)
+      1  --wait: it failed, was cancelled, a request failed, or a limit
+         (--max-p95-ms, --min-throughput) was not kept
+      2  bad usage
+      3  --wait: --timeout reached (it goes on: loadtest-status ID)
+      4  refused, e.g. load tests are off in that environment"""
+    try:
+        points = bodies.counts(concurrency)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--concurrency") from None
+    body = bodies.load_test_body(
+        model=model,
+        concurrency=points,
+        version=version,
+        window_seconds=window_seconds,
+        max_requests=max_requests,
+        max_seconds=max_seconds,
+        inputs=inputs,
+        label=label,
+    )
+    started = ctx.call("load_test_create", path={"deployment_id": _deployment_id(ctx, deployment)}, json=body)
+    if not wait:
+        ctx.show(started, _loadtest_summary(started))
+        return
+    click.echo(_loadtest_summary(started), err=True)
+    _wait_loadtest(ctx, started["id"], max_p95_ms, min_throughput, timeout=timeout, interval=interval)
+
+
+def _wait_loadtest(ctx: Context, test_id: int, max_p95_ms, min_throughput, *, timeout: float, interval: float):
+    test = _follow(
+        ctx,
+        "load_test_detail",
+        {"test_id": test_id},
+        progress=_loadtest_progress,
+        under_way=lambda found: found["status"] in LOADTEST_UNDER_WAY,
+        summary=_loadtest_summary,
+        timeout=timeout,
+        interval=interval,
+    )
+    _loadtest_end(ctx, test, max_p95_ms, min_throughput)
+
+
+@cli.command("loadtest-status")
+@click.argument("test_id", metavar="LOADTEST", type=int)
+@_limits
+@_wait_options
+@pass_context
+def loadtest_status(ctx, test_id, max_p95_ms, min_throughput, wait, timeout, interval):
+    """A load test's points (LOADTEST is its id); exits 1 unless it
+    succeeded within the limits given. With --wait, follows it to its end."""
+    if wait:
+        _wait_loadtest(ctx, test_id, max_p95_ms, min_throughput, timeout=timeout, interval=interval)
+        return
+    test = ctx.call("load_test_detail", path={"test_id": test_id})
+    if test["status"] in LOADTEST_UNDER_WAY:
+        ctx.show(test, _loadtest_summary(test))
+        sys.exit(FAILED)
+    _loadtest_end(ctx, test, max_p95_ms, min_throughput)
+
+
+@cli.command("loadtest-cancel")
+@click.argument("test_id", metavar="LOADTEST", type=int)
+@pass_context
+def loadtest_cancel(ctx, test_id):
+    """Stop a load test; a running one keeps the points it measured."""
+    test = ctx.call("load_test_cancel", path={"test_id": test_id})
+    ctx.show(test, _loadtest_summary(test))

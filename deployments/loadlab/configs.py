@@ -70,21 +70,134 @@ def describe(config: dict) -> str:
     return f"dynamic batching (queue delay {delay} µs), {instances}"
 
 
-def rewrite(config_text: str, config: dict) -> str:
-    """config.pbtxt with the config's batching and instance count."""
+def _wanted(config_text: str, config: dict) -> mc.ModelConfig:
     message = mc.ModelConfig()
     try:
         text_format.Parse(config_text or "", message)
     except text_format.ParseError as exc:
         raise DomainError(f"The model's config.pbtxt cannot be read: {exc}", path="model") from None
-    message.ClearField("dynamic_batching")
-    if config["dynamic_batching"]:
+    if not config["dynamic_batching"]:
+        message.ClearField("dynamic_batching")
+    else:
+        # What the author set there (preferred sizes, priorities) stays.
         message.dynamic_batching.SetInParent()
-        if config["max_queue_delay_us"]:
-            message.dynamic_batching.max_queue_delay_microseconds = config["max_queue_delay_us"]
+        message.dynamic_batching.max_queue_delay_microseconds = config["max_queue_delay_us"]
     if message.instance_group:
         for group in message.instance_group:
             group.count = config["instances"]
     else:
         message.instance_group.add(count=config["instances"])
-    return text_format.MessageToString(message)
+    return message
+
+
+def rewrite(config_text: str, config: dict) -> str:
+    """config.pbtxt with the config's batching and instance count. The
+    author's text stays as written (comments, layout, order) but for the
+    two fields, which are taken out and written again at the end, so a
+    revision's diff shows just what the search changed. Whatever the text,
+    the result must parse to exactly the intended config; if the in-place
+    edit ever did not, the whole config is written out by protobuf instead."""
+    wanted = _wanted(config_text, config)
+    edited = _without_fields(config_text or "", {"dynamic_batching", "instance_group"})
+    if edited is not None:
+        tail = ["instance_group [ " + ", ".join(_one_line(g) for g in wanted.instance_group) + " ]"]
+        if wanted.HasField("dynamic_batching"):
+            tail.append("dynamic_batching " + _one_line(wanted.dynamic_batching))
+        text = edited.rstrip() + "\n" + "\n".join(tail) + "\n"
+        check = mc.ModelConfig()
+        try:
+            text_format.Parse(text, check)
+        except text_format.ParseError:
+            check = None
+        if check == wanted:
+            return text
+    return text_format.MessageToString(wanted)
+
+
+def _one_line(message) -> str:
+    return "{ " + text_format.MessageToString(message, as_one_line=True) + " }"
+
+
+def _without_fields(text: str, names: set[str]) -> str | None:
+    """`text` with each top-level field in `names` (and its block) removed;
+    None if the text is not shaped as expected (unbalanced brackets)."""
+    spans, depth, i = [], 0, 0
+    while i < len(text):
+        char = text[i]
+        if char == "#":
+            i = text.find("\n", i)
+            i = len(text) if i < 0 else i
+            continue
+        if char in "\"'":
+            end = i + 1
+            while end < len(text) and text[end] != char:
+                end += 2 if text[end] == "\\" else 1
+            i = end + 1
+            continue
+        if char in "{[":
+            depth += 1
+        elif char in "}]":
+            depth -= 1
+            if depth < 0:
+                return None
+        elif (
+            depth == 0
+            and (char.isalpha() or char == "_")
+            and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_"))
+        ):
+            end = i
+            while end < len(text) and (text[end].isalnum() or text[end] == "_"):
+                end += 1
+            if text[i:end] in names:
+                block_end = _block_end(text, end)
+                if block_end is None:
+                    return None
+                spans.append((i, block_end))
+                i = block_end
+                continue
+            i = end
+            continue
+        i += 1
+    if depth != 0:
+        return None
+    for start, end in reversed(spans):
+        # The whole line goes when the field was alone on it (its comment with it).
+        line_start = text.rfind("\n", 0, start) + 1
+        line_end = text.find("\n", end)
+        line_end = len(text) if line_end < 0 else line_end
+        rest = text[end:line_end].strip()
+        if not text[line_start:start].strip() and (not rest or rest.startswith("#")):
+            start, end = line_start, min(line_end + 1, len(text))
+        text = text[:start] + text[end:]
+    return text
+
+
+def _block_end(text: str, after_name: int) -> int | None:
+    """Where the value after a field's name ends: `name { ... }`, `name: { ... }` or `name [ ... ]`."""
+    i = after_name
+    while i < len(text) and (text[i].isspace() or text[i] == ":"):
+        i += 1
+    if i >= len(text) or text[i] not in "{[":
+        return None
+    depth = 0
+    while i < len(text):
+        char = text[i]
+        if char == "#":
+            i = text.find("\n", i)
+            if i < 0:
+                return None
+            continue
+        if char in "\"'":
+            end = i + 1
+            while end < len(text) and text[end] != char:
+                end += 2 if text[end] == "\\" else 1
+            i = end + 1
+            continue
+        if char in "{[":
+            depth += 1
+        elif char in "}]":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return None
