@@ -7,12 +7,14 @@ import io
 import httpx
 import pytest
 
+from deployments.console import infer
 from deployments.loadlab import job, search
 from deployments.loadlab.export import points_csv
 from deployments.models import AuditEvent, ConfigSearch, LoadTest
 from deployments.services.config_searches import config_search_create, config_search_make_revision
-from deployments.services.deployments import deployment_redeploy
+from deployments.services.deployments import deployment_create, deployment_redeploy
 from deployments.services.load_tests import load_test_create
+from tests.archives import EXAMPLES
 from tests.engine import endpoint_headers, run_pending
 from tests.test_local_target import deploy_example
 from workers.targets.local import adapter as local
@@ -23,7 +25,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.triton]
 
 def successes(deployment, model: str) -> int:
     """Triton's own count of successful requests for the model, through the endpoint."""
-    base = deployment.scoring_uri.rstrip("/")
+    base = infer.base_url(deployment)
     stats = httpx.get(f"{base}/v2/models/{model}/stats", headers=endpoint_headers(deployment), timeout=5).json()
     return sum(int(m["inference_stats"]["success"]["count"]) for m in stats["model_stats"])
 
@@ -59,10 +61,58 @@ def test_a_sweep_reports_exactly_the_requests_triton_counted_and_its_server_side
     events = AuditEvent.objects.filter(object_type="deployments.loadtest", object_id=str(test.pk)).order_by("id")
     actions = list(events.values_list("action", flat=True))
     assert actions[:3] == ["loadtest.requested", "loadtest.started", "loadtest.succeeded"]
+    # A second delivery of the job's message finds the test claimed and sends nothing.
+    job.run_load_test(test.pk)
+    assert successes(deployment, "add_sub") - before == test.requests_sent
+    assert events.count() == 3
     rows = list(csv.DictReader(io.StringIO(points_csv(test))))
     assert [row["Concurrency"] for row in rows] == ["1", "16"]
     assert float(rows[0]["Inferences/Second"]) == pytest.approx(test.points[0]["throughput"], rel=1e-3)
     assert int(rows[0]["p99 latency"]) == round(test.points[0]["p99_ms"] * 1000)
+
+
+ENTRY_SCRIPT = (EXAMPLES.parent / "entry_scripts" / "add_sub_score.py").read_text()
+
+
+def test_direct_triton_and_entry_script_mode_are_swept_alike_and_compared(deployer, cleanup, client):
+    """The seed's own comparison: the same model called directly and through
+    a score.py. Each /score call is one request to the Triton behind it, so
+    Triton's statistics count exactly what the sweep sent."""
+    direct, _ = deploy_example(deployer, "add_sub", "direct", cleanup)
+    scored = deployment_create(
+        name="scored",
+        repository=direct.repository,
+        target=direct.target,
+        actor=deployer,
+        mode="entry_script",
+        entry_script=ENTRY_SCRIPT,
+    )
+    cleanup(scored)
+    run_pending(scored)
+    runs = []
+    for deployment, extra in ((direct, {}), (scored, {"body": '{"a": [1, 2, 3, 4], "b": [10, 20, 30, 40]}'})):
+        before = successes(deployment, "add_sub")
+        test = load_test_create(
+            deployment=deployment,
+            actor=deployer,
+            model="add_sub",
+            concurrency=[1, 4],
+            window_seconds=0.5,
+            label=deployment.mode,
+            **extra,
+        )
+        job.run_load_test(test.pk)
+        test.refresh_from_db()
+        assert test.status == LoadTest.Status.SUCCEEDED, test.error
+        assert [p["errors"] for p in test.points] == [0, 0]
+        assert successes(deployment, "add_sub") - before == test.requests_sent
+        runs.append(test)
+    assert runs[1].mode == "entry_script"
+    assert all(p["server"]["requests"] > 0 for p in runs[1].points)
+    client.force_login(deployer)
+    page = client.get(f"/loadtests/compare/?a={runs[0].pk}&b={runs[1].pk}").content.decode()
+    assert "direct Triton" in page
+    assert "entry script" in page
 
 
 def test_a_cancelled_sweep_stops_and_keeps_what_it_measured(deployer, cleanup):

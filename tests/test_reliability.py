@@ -297,3 +297,52 @@ def _killed_mid_rollout(worker, deployer, request_deploy, tmp_path):
     assert local.main_deployment(deployment.pk) == rollout.candidate_name
     assert len(servers_of(deployment)) == 1, "one server: the candidate's; the baseline was retired"
     assert baseline != rollout.candidate_name
+
+
+def test_a_config_search_whose_worker_is_killed_leaves_no_scratch_deployment_behind(start_worker, deployer, settings):
+    """Killed mid-sweep, the worker leaves a scratch Triton running (servers
+    outlive workers, as deployments must). The reconciler fails the search
+    once it stops beating and removes the scratch deployment, process and
+    folders; the search says why."""
+    from deployments.loadlab import search as config_search
+    from deployments.models import AuditEvent, ConfigSearch
+    from deployments.services.config_searches import config_search_create
+
+    repository = repository_load_example(path=EXAMPLES / "batching", actor=deployer).repository
+    worker = start_worker("searcher")
+    found = config_search_create(
+        actor=deployer,
+        repository=repository,
+        model="launch_bound",
+        target=local_target(),
+        grid=[{"dynamic_batching": False, "instances": 1}],
+        concurrency=[1, 2],
+        window_seconds=1,
+        max_trials=20,
+    )
+    scratch = config_search.scratch_id(found.pk, 0)
+
+    def sweeping():
+        found.refresh_from_db()
+        return found.status == ConfigSearch.Status.RUNNING and found.progress.get("step", "").startswith(("1 ", "2 "))
+
+    processes.wait_for(sweeping, within=120, what="the search sweeping its scratch deployment", process=worker)
+    assert found.scratch == [scratch]
+    processes.stop(worker, sig=signal.SIGKILL)
+    assert local_processes.processes_mentioning(f"{local.workdir(scratch)}/")
+
+    settings.LOADTEST_STALE_AFTER = 1
+    processes.wait_for(
+        lambda: reconcile().get("searches_lost") or ConfigSearch.objects.get(pk=found.pk).status == "failed",
+        within=30,
+        what="the reconciler taking the search for lost",
+    )
+    reconcile()
+    found.refresh_from_db()
+    assert found.status == ConfigSearch.Status.FAILED
+    assert "its worker stopped" in found.error
+    assert found.scratch == []
+    assert not local_processes.processes_mentioning(f"{local.workdir(scratch)}/")
+    assert not local.workdir(scratch).exists()
+    assert not config_search.scratch_folder(found.pk).exists()
+    assert AuditEvent.objects.filter(action="configsearch.failed", object_id=str(found.pk)).exists()
