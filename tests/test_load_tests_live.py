@@ -10,13 +10,16 @@ import pytest
 from deployments.console import infer
 from deployments.loadlab import job, search
 from deployments.loadlab.export import points_csv
-from deployments.models import AuditEvent, ConfigSearch, LoadTest
+from deployments.models import AuditEvent, ConfigSearch, Environment, LoadTest, Operation
 from deployments.services.config_searches import config_search_create, config_search_make_revision
 from deployments.services.deployments import deployment_create, deployment_redeploy
 from deployments.services.load_tests import load_test_create
+from deployments.services.operations import reconcile
 from tests.archives import EXAMPLES
+from tests.azure import azure_target, data_plane, fake_v2, triton_url, v2_on_one_triton  # noqa: F401 - fixtures
 from tests.engine import endpoint_headers, run_pending
 from tests.test_local_target import deploy_example
+from workers.targets.azureml_v2.adapter import azure_deployment_name
 from workers.targets.local import adapter as local
 from workers.targets.local import processes as local_processes
 
@@ -187,3 +190,40 @@ def test_the_config_search_recommends_dynamic_batching_for_a_launch_bound_model_
     deployment.refresh_from_db()
     assert deployment.repository_id == revision.pk
     assert deployment.status == "healthy", deployment.status_reason
+
+
+@pytest.mark.azure
+def test_a_sweep_of_an_azure_v2_deployment_goes_through_its_https_endpoint_to_the_deployment_serving(
+    admin,
+    repository,
+    v2,
+):
+    """Over TLS (the fake's certificate, trusted as Azure's would be), with
+    the endpoint's key and the azureml-model-deployment header; Triton's
+    statistics read the same way count every request the sweep sent."""
+    target = azure_target(admin, "azureml_v2_managed", v2, instance_type="Standard_NC6s_v3")
+    Environment.objects.filter(pk=target.environment_id).update(load_tests="allowed")
+    deployment = deployment_create(name="swept", repository=repository, target=target, actor=admin)
+    assert run_pending(deployment).status == Operation.Status.SUCCEEDED
+    reconcile()
+    deployment.refresh_from_db()
+    assert deployment.scoring_uri.startswith("https://")
+    serving = azure_deployment_name(deployment.spec_digest)
+    headers = {**endpoint_headers(deployment), "azureml-model-deployment": serving}
+    base = infer.base_url(deployment)
+
+    def counted() -> int:
+        stats = httpx.get(f"{base}/v2/models/add_sub/stats", headers=headers, timeout=10).json()
+        return sum(int(m["inference_stats"]["success"]["count"]) for m in stats["model_stats"])
+
+    before = counted()
+    test = load_test_create(
+        deployment=deployment, actor=admin, model="add_sub", concurrency=[1, 2], window_seconds=0.5, max_trials=5
+    )
+    job.run_load_test(test.pk)
+    test.refresh_from_db()
+    assert test.status == LoadTest.Status.SUCCEEDED, test.error
+    assert test.endpoint_deployment == serving
+    assert [p["errors"] for p in test.points] == [0, 0]
+    assert counted() - before == test.requests_sent
+    assert all(p["server"]["requests"] > 0 for p in test.points)

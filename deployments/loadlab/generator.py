@@ -8,11 +8,11 @@ arrived in. A point is stable once its last three windows agree within
 --stability-percentage does; after `max_trials` windows it is reported as it
 is, marked unstable. The point's figures are those three windows together.
 
-The transport is aiohttp (what tritonclient.http.aio runs on): one event
-loop, one connection per client, kept alive. The request body is built once
-by tritonclient's own encoder (the console's), so no per-request
-serialisation competes with the server for the CPU. Triton's statistics
-extension is read at every window's end on a connection of its own, for the
+One event loop, one kept-alive connection per client (transport.py says
+why not aiohttp's client for these). The request body is built once by
+tritonclient's own encoder (the console's), so no per-request serialisation
+competes with the server for the CPU. Triton's statistics extension is read
+at every window's end on a connection of its own, for the
 server-side split of exactly the windows a point reports.
 
 This module knows nothing of Django: it takes a Target and reports through
@@ -22,12 +22,14 @@ its own while the database work stays on the job's thread.
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import aiohttp
 import numpy as np
+
+from deployments.loadlab import transport
 
 STABLE_WINDOWS = 3
 ERROR_SAMPLES = 3
@@ -224,47 +226,45 @@ class _Run:
         self.error_samples: list[str] = []
         self.stopping = False
         self.window_full = asyncio.Event()
+        self.request_headers = {**target.headers, "Content-Type": target.content_type}
+        if target.header_length is not None:
+            self.request_headers["Inference-Header-Content-Length"] = str(target.header_length)
 
-    async def client(self, session: aiohttp.ClientSession) -> None:
-        target, timeout = self.target, aiohttp.ClientTimeout(total=self.method.request_timeout)
-        while not self.stopping:
-            if self.bounds.sent >= self.bounds.max_requests:
-                return
-            self.bounds.sent += 1
-            started = time.perf_counter()
-            try:
-                async with session.post(
-                    target.infer_url, data=target.body, headers=target.headers, timeout=timeout
-                ) as response:
-                    body = await response.read()
-                    ok = response.status == 200
-                    problem = "" if ok else f"HTTP {response.status}: {body[:200].decode('utf-8', 'replace')}"
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                ok, problem = False, f"{type(exc).__name__}: {exc}"[:250]
-            ended = time.perf_counter()
-            self.answered += 1
-            window = self.current
-            if ok:
-                window.latencies_ms.append((ended - started) * 1000)
-            else:
-                self.errors += 1
-                window.errors += 1
-                if len(self.error_samples) < ERROR_SAMPLES and problem not in self.error_samples:
-                    self.error_samples.append(problem)
-            if self.method.window_requests and window.answered >= self.method.window_requests:
-                self.window_full.set()
-
-    async def statistics(self, session: aiohttp.ClientSession) -> dict | None:
+    async def client(self) -> None:
+        target = self.target
+        connection = transport.Connection(target.infer_url, self.request_headers, target.body)
         try:
-            async with session.get(
-                self.target.stats_url,
-                headers={k: v for k, v in self.target.headers.items() if k.lower() != "content-type"},
-                timeout=aiohttp.ClientTimeout(total=5),
-            ) as response:
-                if response.status != 200:
-                    return None
-                return read_statistics(await response.json(content_type=None))
-        except (TimeoutError, aiohttp.ClientError, ValueError):
+            while not self.stopping:
+                if self.bounds.sent >= self.bounds.max_requests:
+                    return
+                self.bounds.sent += 1
+                started = time.perf_counter()
+                try:
+                    status, body = await connection.send(self.method.request_timeout)
+                    ok = status == 200
+                    problem = "" if ok else f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
+                except (OSError, TimeoutError, transport.ResponseError) as exc:
+                    ok, problem = False, f"{type(exc).__name__}: {exc}"[:250]
+                ended = time.perf_counter()
+                self.answered += 1
+                window = self.current
+                if ok:
+                    window.latencies_ms.append((ended - started) * 1000)
+                else:
+                    self.errors += 1
+                    window.errors += 1
+                    if len(self.error_samples) < ERROR_SAMPLES and problem not in self.error_samples:
+                        self.error_samples.append(problem)
+                if self.method.window_requests and window.answered >= self.method.window_requests:
+                    self.window_full.set()
+        finally:
+            connection.close()
+
+    async def statistics(self, connection: transport.Connection) -> dict | None:
+        try:
+            status, body = await connection.send(5.0)
+            return read_statistics(json.loads(body)) if status == 200 else None
+        except (OSError, TimeoutError, transport.ResponseError, ValueError):
             return None
 
     async def wait_window(self) -> str:
@@ -286,18 +286,12 @@ class _Run:
             await asyncio.sleep(min(left, 0.2))
 
     async def measure(self) -> Point:
-        client_connector = aiohttp.TCPConnector(limit=self.concurrency, force_close=False)
-        stats_connector = aiohttp.TCPConnector(limit=1)
-        headers = {"Content-Type": self.target.content_type}
-        if self.target.header_length is not None:
-            headers["Inference-Header-Content-Length"] = str(self.target.header_length)
-        async with (
-            aiohttp.ClientSession(connector=client_connector, headers=headers, auto_decompress=False) as session,
-            aiohttp.ClientSession(connector=stats_connector) as stats_session,
-        ):
-            first_stats = await self.statistics(stats_session)
+        stats_headers = {k: v for k, v in self.target.headers.items() if k.lower() != "content-type"}
+        stats = transport.Connection(self.target.stats_url, stats_headers, method="GET")
+        try:
+            first_stats = await self.statistics(stats)
             self.current = Window(started=time.perf_counter(), stats=first_stats)
-            clients = [asyncio.create_task(self.client(session)) for _ in range(self.concurrency)]
+            clients = [asyncio.create_task(self.client()) for _ in range(self.concurrency)]
             stopped = ""
             try:
                 while len(self.windows) < self.method.max_trials:
@@ -307,7 +301,7 @@ class _Run:
                     window, self.current = self.current, Window(started=time.perf_counter())
                     self.window_full.clear()
                     window.ended = self.current.started
-                    window.stats = await self.statistics(stats_session)
+                    window.stats = await self.statistics(stats)
                     self.windows.append(window)
                     self.on_window(self.concurrency, len(self.windows), window)
                     if stable(self.windows, self.method.stability):
@@ -315,6 +309,8 @@ class _Run:
             finally:
                 self.stopping = True
                 await asyncio.gather(*clients, return_exceptions=True)
+        finally:
+            stats.close()
         return self.point(stopped, first_stats)
 
     def point(self, stopped: str, first_stats: dict | None) -> Point:
