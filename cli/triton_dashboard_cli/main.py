@@ -1,6 +1,6 @@
 """triton-dashboard: upload, deploy and wait, redeploy, promote, approve,
-roll out step by step, move to another target, shift traffic and delete
-from a pipeline. Reads DASHBOARD_URL and DASHBOARD_TOKEN.
+roll out step by step, move to another target, shift traffic, load test
+and delete from a pipeline. Reads DASHBOARD_URL and DASHBOARD_TOKEN.
 
 Exit codes: 0 done; 1 the deployment failed, was rejected or is not
 healthy (after --wait on a redeploy or promotion, also: the change waited
