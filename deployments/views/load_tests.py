@@ -109,7 +109,8 @@ def compare(request):
     picked = [request.GET.get(key, "") for key in ("a", "b")]
     if not all(value.isdigit() for value in picked):
         return render(request, "deployments/load_test_compare.html", {"finished": finished_tests(request.user)})
-    first, second = (_test_or_404(request, int(value)) for value in picked)
+    # The earlier run is A, so the ratios read "after ÷ before" whichever was picked first.
+    first, second = sorted((_test_or_404(request, int(value)) for value in picked), key=lambda t: (t.created_at, t.pk))
     return render(
         request,
         "deployments/load_test_compare.html",
