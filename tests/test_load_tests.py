@@ -201,13 +201,13 @@ def test_a_test_whose_worker_stopped_beating_is_failed_with_its_points_kept(repo
     LoadTest.objects.filter(pk=test.pk).update(
         status=LoadTest.Status.RUNNING, heartbeat_at=old, points=[point(1, 100.0, 5.0)]
     )
-    assert load_tests_settle()["lost"] == 1
+    assert load_tests_settle()["load_tests_lost"] == 1
     test.refresh_from_db()
     assert test.status == LoadTest.Status.FAILED
     assert "its worker stopped" in test.error
     assert len(test.points) == 1
     assert AuditEvent.objects.filter(action="loadtest.failed").exists()
-    assert load_tests_settle()["lost"] == 0
+    assert load_tests_settle()["load_tests_lost"] == 0
 
 
 # --- results: CSV, charts, comparison, pages, API ----------------------------------------------

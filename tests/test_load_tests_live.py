@@ -29,8 +29,9 @@ pytestmark = [pytest.mark.django_db, pytest.mark.triton]
 def successes(deployment, model: str) -> int:
     """Triton's own count of successful requests for the model, through the endpoint."""
     base = infer.base_url(deployment)
-    stats = httpx.get(f"{base}/v2/models/{model}/stats", headers=endpoint_headers(deployment), timeout=5).json()
-    return sum(int(m["inference_stats"]["success"]["count"]) for m in stats["model_stats"])
+    answer = httpx.get(f"{base}/v2/models/{model}/stats", headers=endpoint_headers(deployment), timeout=5)
+    assert answer.status_code == 200, (answer.status_code, answer.headers, answer.text[:500])
+    return sum(int(m["inference_stats"]["success"]["count"]) for m in answer.json()["model_stats"])
 
 
 def test_a_sweep_reports_exactly_the_requests_triton_counted_and_its_server_side_split(deployer, cleanup):

@@ -123,17 +123,11 @@ def _without_fields(text: str, names: set[str]) -> str | None:
     None if the text is not shaped as expected (unbalanced brackets)."""
     spans, depth, i = [], 0, 0
     while i < len(text):
+        skipped = _skip(text, i)
+        if skipped is not None:
+            i = skipped
+            continue
         char = text[i]
-        if char == "#":
-            i = text.find("\n", i)
-            i = len(text) if i < 0 else i
-            continue
-        if char in "\"'":
-            end = i + 1
-            while end < len(text) and text[end] != char:
-                end += 2 if text[end] == "\\" else 1
-            i = end + 1
-            continue
         if char in "{[":
             depth += 1
         elif char in "}]":
@@ -181,18 +175,11 @@ def _block_end(text: str, after_name: int) -> int | None:
         return None
     depth = 0
     while i < len(text):
+        skipped = _skip(text, i)
+        if skipped is not None:
+            i = skipped
+            continue
         char = text[i]
-        if char == "#":
-            i = text.find("\n", i)
-            if i < 0:
-                return None
-            continue
-        if char in "\"'":
-            end = i + 1
-            while end < len(text) and text[end] != char:
-                end += 2 if text[end] == "\\" else 1
-            i = end + 1
-            continue
         if char in "{[":
             depth += 1
         elif char in "}]":
@@ -200,4 +187,18 @@ def _block_end(text: str, after_name: int) -> int | None:
             if depth == 0:
                 return i + 1
         i += 1
+    return None
+
+
+def _skip(text: str, i: int) -> int | None:
+    """Past the comment or quoted string that starts at `i`; None if none does."""
+    char = text[i]
+    if char == "#":
+        end = text.find("\n", i)
+        return len(text) if end < 0 else end
+    if char in "\"'":
+        end = i + 1
+        while end < len(text) and text[end] != char:
+            end += 2 if text[end] == "\\" else 1
+        return end + 1
     return None

@@ -19,6 +19,7 @@ from deployments.errors import DomainError
 from deployments.loadlab import endpoint
 from deployments.loadlab import generator as load
 from deployments.models import LoadTest
+from deployments.services import background_runs
 
 # How often the job looks at the cancel flag and beats (seconds).
 LOOK_EVERY = 0.5
@@ -89,15 +90,9 @@ class Sweep:
 
 
 def _claim(test_id: int) -> bool:
-    now = timezone.now()
-    with transaction.atomic():
-        claimed = LoadTest.objects.filter(pk=test_id, status=LoadTest.Status.QUEUED).update(
-            status=LoadTest.Status.RUNNING, started_at=now, heartbeat_at=now
-        )
-        if claimed:
-            test = LoadTest.objects.select_related("deployment__target__environment").get(pk=test_id)
-            audit(action="loadtest.started", obj=test, details={"concurrency": test.concurrency})
-    return bool(claimed)
+    return background_runs.claim(
+        LoadTest, test_id, action="loadtest.started", details=lambda test: {"concurrency": test.concurrency}
+    )
 
 
 def _end(test_id: int, status: str, error: str = "") -> None:

@@ -28,6 +28,7 @@ from deployments.loadlab import configs, endpoint
 from deployments.loadlab import generator as load
 from deployments.loadlab.job import Sweep
 from deployments.models import ConfigSearch, LoadTest
+from deployments.services import background_runs
 from workers.targets import registry
 from workers.targets.base import DeploymentRef, DeploySpec, TargetError
 
@@ -85,15 +86,9 @@ def _cancelled(search_id: int) -> bool:
 
 
 def _claim(search_id: int) -> bool:
-    now = timezone.now()
-    with transaction.atomic():
-        claimed = ConfigSearch.objects.filter(pk=search_id, status=ConfigSearch.Status.QUEUED).update(
-            status=ConfigSearch.Status.RUNNING, started_at=now, heartbeat_at=now
-        )
-        if claimed:
-            search = ConfigSearch.objects.select_related("target__environment").get(pk=search_id)
-            audit(action="configsearch.started", obj=search, details={"configs": len(search.grid)})
-    return bool(claimed)
+    return background_runs.claim(
+        ConfigSearch, search_id, action="configsearch.started", details=lambda search: {"configs": len(search.grid)}
+    )
 
 
 def best_of(results: list[dict], budget_ms: float) -> dict:

@@ -11,22 +11,49 @@ class LoadTestQuerySet(models.QuerySet):
         )
 
 
-class LoadTest(models.Model):
+class RunStatus(models.TextChoices):
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class BackgroundRun(models.Model):
+    """What a load test and a config search share: a Celery job that claims
+    its row, beats while it runs, can be asked to stop, and ends with the
+    truth (services/background_runs.py)."""
+
+    Status = RunStatus
+    TERMINAL = {Status.SUCCEEDED, Status.FAILED, Status.CANCELLED}
+
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    error = models.TextField(blank=True)
+    # Live: where the job is (the page's progress line).
+    progress = models.JSONField(default=dict, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at", "-id"]
+
+
+class LoadTest(BackgroundRun):
     """A bounded sweep of closed-loop load over concurrencies against one
     model of one deployment, through its own endpoint only, measured as
     perf_analyzer measures (deployments/loadlab/generator.py). Each point is
     kept with Triton's server-side split, for charts, CSV and comparison."""
 
-    class Status(models.TextChoices):
-        AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
-
-    ACTIVE = {Status.AWAITING_APPROVAL, Status.QUEUED, Status.RUNNING}
-    TERMINAL = {Status.SUCCEEDED, Status.FAILED, Status.CANCELLED}
+    ACTIVE = {RunStatus.AWAITING_APPROVAL, RunStatus.QUEUED, RunStatus.RUNNING}
 
     class Inputs(models.TextChoices):
         RANDOM = "random", "Random values"
@@ -53,35 +80,20 @@ class LoadTest(models.Model):
     # Entry-script deployments: the JSON body every request sends to /score.
     score_body = models.TextField(blank=True)
 
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
-    error = models.TextField(blank=True)
     # What was loaded: the endpoint's deployment, its spec, the address (no key).
     endpoint_deployment = models.CharField(max_length=63, blank=True)
     spec_digest = models.CharField(max_length=64, blank=True)
     mode = models.CharField(max_length=16, blank=True)
-    # Live: {"concurrency", "trial", "windows": [{"throughput", "mean_ms"}...]}.
-    progress = models.JSONField(default=dict, blank=True)
     # One per concurrency measured (generator.Point.as_json()).
     points = models.JSONField(default=list, blank=True)
     requests_sent = models.PositiveBigIntegerField(default=0)
-    cancel_requested = models.BooleanField(default=False)
-
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    queued_at = models.DateTimeField(null=True, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    ended_at = models.DateTimeField(null=True, blank=True)
 
     objects = LoadTestQuerySet.as_manager()
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(BackgroundRun.Meta):
         indexes = [models.Index(fields=["status"], name="loadtest_status")]
 
     def __str__(self):
@@ -110,7 +122,7 @@ class ConfigSearchQuerySet(models.QuerySet):
         return policy.restrict(self, user, "deployments.view_deployment", environment_field="target__environment_id")
 
 
-class ConfigSearch(models.Model):
+class ConfigSearch(BackgroundRun):
     """Model Analyzer's job from the dashboard: one model of a repository
     revision served under each config of a small grid (dynamic batching,
     queue delay, instance count) on scratch deployments of a local target,
@@ -119,9 +131,7 @@ class ConfigSearch(models.Model):
     `scratch` before they start and removed whatever happens
     (deployments/loadlab/search.py, and the reconciler after a lost worker)."""
 
-    Status = LoadTest.Status
-    ACTIVE = {Status.QUEUED, Status.RUNNING}
-    TERMINAL = LoadTest.TERMINAL
+    ACTIVE = {RunStatus.QUEUED, RunStatus.RUNNING}
 
     repository = models.ForeignKey("deployments.ModelRepository", on_delete=models.CASCADE, related_name="+")
     model = models.CharField(max_length=200)
@@ -142,27 +152,14 @@ class ConfigSearch(models.Model):
     best = models.JSONField(default=dict, blank=True)
     # Local ids of scratch deployments started and not yet removed.
     scratch = models.JSONField(default=list, blank=True)
-    status = models.CharField(max_length=20, choices=LoadTest.Status.choices, default=LoadTest.Status.QUEUED)
-    error = models.TextField(blank=True)
-    progress = models.JSONField(default=dict, blank=True)
-    cancel_requested = models.BooleanField(default=False)
     # The revision made from a recommended config ("Create a revision with this config").
     created_revision = models.ForeignKey(
         "deployments.ModelRepository", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    queued_at = models.DateTimeField(null=True, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    ended_at = models.DateTimeField(null=True, blank=True)
 
     objects = ConfigSearchQuerySet.as_manager()
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(BackgroundRun.Meta):
         indexes = [models.Index(fields=["status"], name="configsearch_status")]
 
     def __str__(self):

@@ -2,8 +2,6 @@
 recording the line's next revision from a recommended config. The run is
 deployments/loadlab/search.py."""
 
-from datetime import timedelta
-
 from django.conf import settings
 from django.utils import timezone
 
@@ -13,6 +11,7 @@ from deployments.errors import DomainError, NotAllowed, WrongState
 from deployments.integrity import atomic
 from deployments.loadlab import configs
 from deployments.models import ConfigSearch, Deployment, Environment, ModelRepository, Target
+from deployments.services import background_runs
 from deployments.services.load_tests import clean_concurrency
 from deployments.services.permissions import require
 from deployments.services.repositories import repository_revise_config
@@ -189,29 +188,10 @@ def _note_revision(search: ConfigSearch, revision: ModelRepository, actor, which
 def config_searches_settle(now=None) -> dict[str, int]:
     """Lost workers: a running search that stopped beating is failed; its
     scratch deployments are then removed by scratch_cleanup on their host."""
-    now = now or timezone.now()
-    stale = now - timedelta(seconds=settings.LOADTEST_STALE_AFTER)
-    lost = 0
-    for search in ConfigSearch.objects.filter(status=ConfigSearch.Status.RUNNING, heartbeat_at__lt=stale):
-        lost += _fail_lost(search.pk, stale)
-    resend = now - timedelta(seconds=settings.OPERATION_RESEND_AFTER)
-    for search in ConfigSearch.objects.filter(status=ConfigSearch.Status.QUEUED, queued_at__lt=resend).select_related(
-        "target"
-    ):
-        if ConfigSearch.objects.filter(pk=search.pk, status=ConfigSearch.Status.QUEUED).update(queued_at=now):
-            queue.run_config_search(search, now=True)
-    return {"searches_lost": lost}
-
-
-@atomic
-def _fail_lost(search_id: int, stale) -> bool:
-    search = ConfigSearch.objects.select_for_update().select_related("target__environment").get(pk=search_id)
-    if search.status != ConfigSearch.Status.RUNNING or search.heartbeat_at >= stale:
-        return False
-    search.status, search.ended_at = ConfigSearch.Status.FAILED, timezone.now()
-    search.error = (
-        f"its worker stopped (no heartbeat since {search.heartbeat_at:%H:%M:%S} UTC); scratch deployments are removed"
+    figures = background_runs.settle(
+        ConfigSearch,
+        now=now or timezone.now(),
+        resend=lambda search: queue.run_config_search(search, now=True),
+        kept="its scratch deployments are removed",
     )
-    search.save(update_fields=["status", "ended_at", "error"])
-    audit(action="configsearch.failed", obj=search, details={"reason": search.error})
-    return True
+    return {"searches_lost": figures["lost"], "searches_resent": figures["resent"]}

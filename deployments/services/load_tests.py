@@ -2,8 +2,6 @@
 deployments/loadlab/job.py. Each change is one transaction with its audit
 event; the job is queued only after commit."""
 
-from datetime import timedelta
-
 from django.conf import settings
 from django.utils import timezone
 
@@ -13,6 +11,7 @@ from deployments.errors import DomainError, NotAllowed, WrongState
 from deployments.integrity import atomic
 from deployments.models import Deployment, Environment, GoldenRequest, LoadTest
 from deployments.rollouts import plan as rollout_plan
+from deployments.services import background_runs
 from deployments.services.permissions import require
 
 MAX_POINTS = 12
@@ -251,29 +250,10 @@ def load_tests_settle(now=None) -> dict[str, int]:
     """The reconciler's part: a running test whose job stopped beating is
     failed (its points so far are kept); a queued one whose message was lost
     is sent again (the claim makes a second delivery harmless)."""
-    now = now or timezone.now()
-    stale = now - timedelta(seconds=settings.LOADTEST_STALE_AFTER)
-    figures = {"lost": 0, "resent": 0}
-    for test in LoadTest.objects.filter(status=LoadTest.Status.RUNNING, heartbeat_at__lt=stale):
-        if _fail_lost(test.pk, stale):
-            figures["lost"] += 1
-    resend = now - timedelta(seconds=settings.OPERATION_RESEND_AFTER)
-    for test in LoadTest.objects.filter(status=LoadTest.Status.QUEUED, queued_at__lt=resend).select_related(
-        "deployment__target"
-    ):
-        if LoadTest.objects.filter(pk=test.pk, status=LoadTest.Status.QUEUED).update(queued_at=now):
-            queue.run_load_test(test, now=True)
-            figures["resent"] += 1
-    return figures
-
-
-@atomic
-def _fail_lost(test_id: int, stale) -> bool:
-    test = LoadTest.objects.select_for_update().filter(pk=test_id).first()
-    if test is None or test.status != LoadTest.Status.RUNNING or test.heartbeat_at >= stale:
-        return False
-    test.status, test.ended_at = LoadTest.Status.FAILED, timezone.now()
-    test.error = f"its worker stopped (no heartbeat since {test.heartbeat_at:%H:%M:%S} UTC); the points so far are kept"
-    test.save(update_fields=["status", "ended_at", "error"])
-    audit(action="loadtest.failed", obj=test, details={"reason": test.error, "points": len(test.points)})
-    return True
+    figures = background_runs.settle(
+        LoadTest,
+        now=now or timezone.now(),
+        resend=lambda test: queue.run_load_test(test, now=True),
+        kept="the points so far are kept",
+    )
+    return {"load_tests_lost": figures["lost"], "load_tests_resent": figures["resent"]}

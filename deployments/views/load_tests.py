@@ -16,9 +16,7 @@ from deployments.models import ConfigSearch, Environment, LoadTest
 from deployments.selectors.load_tests import comparable, config_search_or_none, finished_tests, load_test_or_none
 from deployments.services import config_searches, load_tests
 from deployments.services.permissions import require
-from deployments.views.access import deployment_or_404, field_for
-
-STOP_POLLING = 286
+from deployments.views.access import deployment_or_404, field_for, live_page
 
 
 def _test_or_404(request, test_id: int) -> LoadTest:
@@ -75,13 +73,7 @@ def detail(request, test_id: int):
         "windows": (test.progress or {}).get("windows", []),
         "current": (test.progress or {}).get("current"),
     }
-    if request.htmx:
-        if test.status in LoadTest.TERMINAL:
-            response = HttpResponse(status=STOP_POLLING)
-            response["HX-Refresh"] = "true"
-            return response
-        return render(request, "deployments/load_test_detail.html#live", context)
-    return render(request, "deployments/load_test_detail.html", context)
+    return live_page(request, "deployments/load_test_detail.html", context, finished=test.status in LoadTest.TERMINAL)
 
 
 @require_safe
@@ -188,13 +180,8 @@ def search_detail(request, search_id: int):
         "can_act": policy.can(request.user, "deployments.add_deployment", environment),
         "can_record": policy.can(request.user, "deployments.add_modelrepository"),
     }
-    if request.htmx:
-        if search.status in ConfigSearch.TERMINAL:
-            response = HttpResponse(status=STOP_POLLING)
-            response["HX-Refresh"] = "true"
-            return response
-        return render(request, "deployments/config_search_detail.html#live", context)
-    return render(request, "deployments/config_search_detail.html", context)
+    finished = search.status in ConfigSearch.TERMINAL
+    return live_page(request, "deployments/config_search_detail.html", context, finished=finished)
 
 
 @require_safe

@@ -4,7 +4,7 @@ its actions."""
 
 from django import forms
 from django.contrib import messages
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -19,9 +19,7 @@ from deployments.services.migrations import (
     why_not,
 )
 from deployments.services.permissions import require
-from deployments.views.access import deployment_or_404
-
-STOP_POLLING = 286
+from deployments.views.access import deployment_or_404, live_page
 
 
 def destinations(user, deployment) -> list[tuple[Target, str]]:
@@ -108,13 +106,7 @@ def detail(request, migration_id: int):
         "polling": migration.status
         in (Migration.Status.DEPLOYING, Migration.Status.COMPARING, Migration.Status.CUTTING_OVER),
     }
-    if request.htmx:
-        if not context["polling"]:
-            response = HttpResponse(status=STOP_POLLING)
-            response["HX-Refresh"] = "true"
-            return response
-        return render(request, "deployments/migration_detail.html#live", context)
-    return render(request, "deployments/migration_detail.html", context)
+    return live_page(request, "deployments/migration_detail.html", context, finished=not context["polling"])
 
 
 def _act(request, migration_id: int, service, done: str, **extra):

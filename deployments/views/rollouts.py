@@ -3,7 +3,7 @@ baseline-versus-candidate charts), the form that starts one, and the
 actions people take on it."""
 
 from django.contrib import messages
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -15,9 +15,8 @@ from deployments.rollouts.plan import GATES, observation_interval
 from deployments.selectors.rollouts import chart_series, rollout_or_none, timeline
 from deployments.services.permissions import require
 from deployments.services.rollouts import rollout_abort, rollout_create, rollout_pause, rollout_promote, rollout_resume
-from deployments.views.access import deployment_or_404, field_for
+from deployments.views.access import deployment_or_404, field_for, live_page
 
-STOP_POLLING = 286
 CHARTS = {
     "failure_rate": ("Failure rate", "share"),
     "p95_ms": ("p95 latency", "ms"),
@@ -46,13 +45,7 @@ def detail(request, rollout_id: int):
         "sources": rollout.deployment.target.descriptor.rollout_signals,
         "charts": CHARTS,
     }
-    if request.htmx:
-        if rollout.status in Rollout.TERMINAL:
-            response = HttpResponse(status=STOP_POLLING)
-            response["HX-Refresh"] = "true"
-            return response
-        return render(request, "deployments/rollout_detail.html#live", context)
-    return render(request, "deployments/rollout_detail.html", context)
+    return live_page(request, "deployments/rollout_detail.html", context, finished=rollout.status in Rollout.TERMINAL)
 
 
 @require_safe
