@@ -88,7 +88,92 @@ def world(django_user_model):
     waiting = deployment_create(
         name="add-sub-prod", repository=valid, target=prod, actor=django_user_model.objects.get(username="requester")
     )
+    from deployments.models import ConfigSearch, LoadTest
+
+    def point(concurrency, throughput, p95, batch):
+        server = {
+            "requests": 600,
+            "failures": 0,
+            "queue_us": 900.0,
+            "compute_input_us": 20.0,
+            "compute_infer_us": 10500.0,
+            "compute_output_us": 150.0,
+            "executions": 300,
+            "inferences": 600,
+            "batch": batch,
+        }
+        return {
+            "concurrency": concurrency,
+            "throughput": throughput,
+            "mean_ms": p95 * 0.7,
+            "p50_ms": p95 * 0.6,
+            "p90_ms": p95 * 0.9,
+            "p95_ms": p95,
+            "p99_ms": p95 * 1.3,
+            "stable": True,
+            "trials": 3,
+            "requests": 900,
+            "errors": 0,
+            "measured": 600,
+            "error_samples": [],
+            "stopped": "",
+            "server": server,
+        }
+
+    runs = [
+        LoadTest.objects.create(
+            deployment=running,
+            model="add_sub",
+            concurrency=[1, 4, 8],
+            max_requests=100_000,
+            max_seconds=600,
+            status=LoadTest.Status.SUCCEEDED,
+            requested_by=admin,
+            label=label,
+            mode="triton",
+            points=[
+                point(1, 71.8, 24.4, 1.0),
+                point(4, 90.6 * gain, 48.8 / gain, gain),
+                point(8, 91.9 * gain, 92.3 / gain, gain),
+            ],
+        )
+        for label, gain in (("shipped config", 1.0), ("after the search", 2.6))
+    ]
+    grid = [
+        {"dynamic_batching": False, "max_queue_delay_us": 0, "instances": 1},
+        {"dynamic_batching": True, "max_queue_delay_us": 0, "instances": 1},
+    ]
+    search = ConfigSearch.objects.create(
+        repository=valid,
+        model="add_sub",
+        target=dev,
+        deployment=running,
+        grid=grid,
+        concurrency=[1, 4, 8],
+        latency_budget_ms=100,
+        status=ConfigSearch.Status.SUCCEEDED,
+        requested_by=admin,
+        results=[
+            {
+                "config": config,
+                "label": label,
+                "config_text": 'name: "add_sub"\n',
+                "error": "",
+                "points": [point(1, 70.0, 20.0, 1.0), point(8, 90.0 * gain, 90.0 / gain, gain)],
+            }
+            for config, label, gain in (
+                (grid[0], "no dynamic batching, 1 instance", 1.0),
+                (grid[1], "dynamic batching (queue delay 0 µs), 1 instance", 3.9),
+            )
+        ],
+        best={
+            "latency": {"index": 1, "concurrency": 8, "throughput": 351.0},
+            "throughput": {"index": 1, "concurrency": 8, "throughput": 351.0},
+        },
+    )
     return {
+        "runs": runs,
+        "search": search,
         "valid": valid,
         "broken": broken,
         "running": running,
@@ -146,6 +231,12 @@ def test_a_filled_dashboard_as_seen(page, world):  # noqa: F811
         ("audit", reverse("audit")),
         ("audit-bad-filter", reverse("audit") + "?since=yesterday&actor=admin"),
         ("profile", reverse("profile")),
+        ("loadtest", reverse("loadtest", args=[world["runs"][0].pk])),
+        ("loadtest-new", reverse("loadtest-create", args=[world["running"].pk])),
+        ("loadtest-compare", reverse("loadtest-compare") + f"?a={world['runs'][0].pk}&b={world['runs'][1].pk}"),
+        ("loadtest-compare-pick", reverse("loadtest-compare")),
+        ("config-search", reverse("config-search", args=[world["search"].pk])),
+        ("config-search-new", reverse("config-search-create", args=[world["running"].pk])),
     ):
         look(page, name, path)
     # An error state of a form: the new-deployment form sent empty.
