@@ -3,9 +3,11 @@ through their endpoints, with the figures checked against Triton's own."""
 
 import csv
 import io
+import threading
 
 import httpx
 import pytest
+from django.db import connection
 
 from deployments.console import infer
 from deployments.loadlab import job, search
@@ -13,8 +15,9 @@ from deployments.loadlab.export import points_csv
 from deployments.models import AuditEvent, ConfigSearch, Environment, LoadTest, Operation
 from deployments.services.config_searches import config_search_create, config_search_make_revision
 from deployments.services.deployments import deployment_create, deployment_redeploy
-from deployments.services.load_tests import load_test_create
+from deployments.services.load_tests import load_test_cancel, load_test_create
 from deployments.services.operations import reconcile
+from tests import processes
 from tests.archives import EXAMPLES
 from tests.azure import azure_target, data_plane, fake_v2, triton_url, v2_on_one_triton  # noqa: F401 - fixtures
 from tests.engine import endpoint_headers, run_pending
@@ -119,30 +122,32 @@ def test_direct_triton_and_entry_script_mode_are_swept_alike_and_compared(deploy
     assert "entry script" in page
 
 
-def test_a_cancelled_sweep_stops_and_keeps_what_it_measured(deployer, cleanup):
+@pytest.mark.django_db(transaction=True)
+def test_a_sweep_cancelled_while_it_runs_stops_and_keeps_what_it_measured(deployer, cleanup):
+    """Somebody presses Cancel once the first point is in (from another
+    thread, as from a web request): the job stops within its next look."""
     deployment, _ = deploy_example(deployer, "add_sub", "cancelled", cleanup)
     test = load_test_create(
         deployment=deployment, actor=deployer, model="add_sub", concurrency=[1, 2, 4], window_seconds=0.5
     )
-    # Asked to stop once the first point is in: the job looks at the flag between windows.
-    original = job.Sweep.follow
 
-    def cancel_after_first_point(self, on_window, on_point, should_stop, beat):
-        def point_then_cancel(point):
-            on_point(point)
-            LoadTest.objects.filter(pk=test.pk).update(cancel_requested=True)
+    def cancel_after_the_first_point():
+        try:
+            processes.wait_for(lambda: LoadTest.objects.get(pk=test.pk).points, within=60, what="a first point")
+            load_test_cancel(test=test, actor=deployer)
+        finally:
+            connection.close()
 
-        return original(self, on_window, point_then_cancel, should_stop, beat)
-
-    job.Sweep.follow = cancel_after_first_point
-    try:
-        job.run_load_test(test.pk)
-    finally:
-        job.Sweep.follow = original
+    person = threading.Thread(target=cancel_after_the_first_point)
+    person.start()
+    job.run_load_test(test.pk)
+    person.join()
     test.refresh_from_db()
     assert test.status == LoadTest.Status.CANCELLED
     assert 1 <= len(test.points) < 3
-    assert test.points[-1]["stopped"] == "cancelled" or len(test.points) == 1
+    events = AuditEvent.objects.filter(object_type="deployments.loadtest", object_id=str(test.pk))
+    actions = set(events.values_list("action", flat=True))
+    assert {"loadtest.cancel_requested", "loadtest.cancelled"} <= actions
 
 
 def test_the_config_search_recommends_dynamic_batching_for_a_launch_bound_model_and_its_revision_deploys(

@@ -62,8 +62,14 @@ class Sweep:
     def _window(self, concurrency: int, trial: int, window: load.Window) -> None:
         self.events.put(("window", (concurrency, trial, window)))
 
-    def start(self) -> None:
+    def run(self, on_window, on_point, should_stop, beat) -> str:
+        """Start, follow to the end (follow()), and see the thread gone."""
         self.thread.start()
+        try:
+            return self.follow(on_window, on_point, should_stop, beat)
+        finally:
+            self.stop.set()
+            self.thread.join(timeout=60)
 
     def follow(self, on_window, on_point, should_stop, beat) -> str:
         """Handle events until the sweep ends; returns "" or the error."""
@@ -162,12 +168,7 @@ def run_load_test(test_id: int) -> None:
     def beat() -> None:
         LoadTest.objects.filter(pk=test_id, status=LoadTest.Status.RUNNING).update(heartbeat_at=timezone.now())
 
-    sweep.start()
-    try:
-        error = sweep.follow(on_window, on_point, should_stop, beat)
-    finally:
-        sweep.stop.set()
-        sweep.thread.join(timeout=60)
+    error = sweep.run(on_window, on_point, should_stop, beat)
     if error:
         _end(test_id, LoadTest.Status.FAILED, error)
     elif state["cancelled"]:

@@ -153,26 +153,19 @@ def _sweep_one(search: ConfigSearch, index: int, config: dict, original: str, de
         )
         bounds = load.Bounds(max_requests=MAX_REQUESTS_PER_CONFIG, deadline=deadline)
         method = load.Method(window_seconds=search.window_seconds, max_trials=search.max_trials)
-        sweep = Sweep(target, method, search.concurrency, bounds)
-        sweep.start()
-        try:
-            error = sweep.follow(
-                lambda concurrency, trial, window: _beat(
-                    search.pk,
-                    progress={
-                        "index": index,
-                        "label": result["label"],
-                        "step": f"{concurrency} concurrent, window {trial}",
-                    },
-                ),
-                lambda point: result["points"].append(point.as_json()),
-                lambda: _cancelled(search.pk),
-                lambda: _beat(search.pk),
-            )
-        finally:
-            sweep.stop.set()
-            sweep.thread.join(timeout=60)
-        result["error"] = error
+        result["error"] = Sweep(target, method, search.concurrency, bounds).run(
+            lambda concurrency, trial, window: _beat(
+                search.pk,
+                progress={
+                    "index": index,
+                    "label": result["label"],
+                    "step": f"{concurrency} concurrent, window {trial}",
+                },
+            ),
+            lambda point: result["points"].append(point.as_json()),
+            lambda: _cancelled(search.pk),
+            lambda: _beat(search.pk),
+        )
     except (TargetError, DomainError) as exc:
         result["error"] = getattr(exc, "message", str(exc))
     finally:

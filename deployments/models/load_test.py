@@ -148,7 +148,8 @@ class ConfigSearch(BackgroundRun):
     max_trials = models.PositiveSmallIntegerField(default=6)
     # Per config: {"config", "config_text", "points", "error", "best"}.
     results = models.JSONField(default=list, blank=True)
-    # Indexes into results: {"latency": i or None, "throughput": i or None, "why": "..."}.
+    # The two recommendations, each {"index" (into results), "concurrency", "throughput"} or None:
+    # {"latency": the best within the budget, "throughput": the best at any latency}.
     best = models.JSONField(default=dict, blank=True)
     # Local ids of scratch deployments started and not yet removed.
     scratch = models.JSONField(default=list, blank=True)
