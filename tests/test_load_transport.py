@@ -9,29 +9,50 @@ import pytest
 from deployments.loadlab import transport
 
 
-async def serve(answers: list[bytes], *, received: list[bytes] | None = None):
-    """A server on 127.0.0.1 that answers each request (one read) with the next of `answers`;
-    b"" closes the connection; None keeps silent."""
+class Scripted:
+    """A server on 127.0.0.1 that answers each request (one read) with the
+    next of `answers`; b"" closes the connection; None keeps silent."""
 
-    async def handle(reader, writer):
-        while answers:
-            request = await reader.read(65536)
-            if not request:
-                break
-            if received is not None:
-                received.append(request)
-            answer = answers.pop(0)
-            if answer is None:
-                await asyncio.sleep(5)
-                break
-            if answer == b"":
-                break
-            writer.write(answer)
-            await writer.drain()
-        writer.close()
+    def __init__(self, answers: list, received: list | None = None):
+        self.answers, self.received = answers, received
+        self.handlers: list[asyncio.Task] = []
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v2/models/m/infer"
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/v2/models/m/infer"
+
+    async def handle(self, reader, writer):
+        self.handlers.append(asyncio.current_task())
+        try:
+            while self.answers:
+                request = await reader.read(65536)
+                if not request:
+                    break
+                if self.received is not None:
+                    self.received.append(request)
+                answer = self.answers.pop(0)
+                if answer is None:
+                    await asyncio.sleep(5)
+                    break
+                if answer == b"":
+                    break
+                writer.write(answer)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    async def stop(self) -> None:
+        """Every connection closed before the loop ends (an open one warns when collected)."""
+        self.server.close()
+        for handler in self.handlers:
+            handler.cancel()
+        await asyncio.gather(*self.handlers, return_exceptions=True)
+        await self.server.wait_closed()
+
+
+async def serve(answers: list, *, received: list | None = None):
+    scripted = Scripted(answers, received)
+    return scripted, await scripted.start()
 
 
 def run(coroutine):
@@ -47,7 +68,7 @@ def test_the_request_is_sent_whole_with_its_headers_and_length_and_kept_alive_fo
         first = await connection.send(2)
         second = await connection.send(2)
         connection.close()
-        server.close()
+        await server.stop()
         return received, first, second
 
     received, first, second = run(scenario())
@@ -68,7 +89,7 @@ def test_chunked_and_close_delimited_answers_are_read_whole():
         connection = transport.Connection(url, {}, b"")
         first = await connection.send(2)
         second = await connection.send(2)
-        server.close()
+        await server.stop()
         return first, second
 
     first, second = run(scenario())
@@ -82,7 +103,7 @@ def test_a_connection_the_server_closed_is_opened_again_for_the_next_request():
         server, url = await serve([closing, closing, closing])
         connection = transport.Connection(url, {}, b"")
         answers = [await connection.send(2) for _ in range(3)]
-        server.close()
+        await server.stop()
         return answers
 
     assert run(scenario()) == [(200, b"ok")] * 3
@@ -94,16 +115,16 @@ def test_no_answer_in_time_is_a_timeout_and_a_closed_connection_an_error():
         connection = transport.Connection(url, {}, b"")
         with pytest.raises(TimeoutError, match=r"no answer within 0\.2 s"):
             await connection.send(0.2)
-        server.close()
+        await server.stop()
         server, url = await serve([b""])
         connection = transport.Connection(url, {}, b"")
         with pytest.raises(transport.ResponseError, match="connection closed"):
             await connection.send(2)
-        server.close()
+        await server.stop()
         server, url = await serve([b"SSH-2.0-OpenSSH\r\n\r\n"])
         connection = transport.Connection(url, {}, b"")
         with pytest.raises(transport.ResponseError, match="not an HTTP status line"):
             await connection.send(2)
-        server.close()
+        await server.stop()
 
     run(scenario())
