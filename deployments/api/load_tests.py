@@ -10,7 +10,7 @@ from deployments.api.deployments import _by_id_or_name, _revision, _visible
 from deployments.api.errors import NotFound
 from deployments.api.schemas import ConfigSearch, LoadTest, LoadTestPage, RevisionMade, answers, changes
 from deployments.loadlab.export import points_csv
-from deployments.models import Target
+from deployments.models import Deployment, Target
 from deployments.selectors.load_tests import config_search_or_none, load_test_or_none, load_tests_of
 from deployments.serializers import config_search_json, load_test_json
 from deployments.services import config_searches, load_tests
@@ -91,7 +91,11 @@ def config_search_create(request: HttpRequest, body: ConfigSearchCreate):
     best config within the latency budget and the best for throughput.
     Scratch deployments are always removed."""
     targets = Target.objects.visible_to(request.user)
-    deployment = _visible(request, body.deployment) if body.deployment is not None else None
+    deployment = (
+        _by_id_or_name(Deployment.objects.visible_to(request.user), body.deployment, "deployment")
+        if body.deployment is not None
+        else None
+    )
     search = config_searches.config_search_create(
         actor=request.user,
         repository=_revision(request, body.repository),
