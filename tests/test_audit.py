@@ -522,7 +522,7 @@ def test_beat_anchors_the_chain_and_posts_the_anchor_to_the_webhook(settings, au
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         settings.AUDIT_ANCHOR_WEBHOOK_URL = f"http://127.0.0.1:{server.server_port}/anchors"
         entry = settings.CELERY_BEAT_SCHEDULE["audit-anchor"]

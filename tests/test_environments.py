@@ -99,7 +99,7 @@ class _Receiver(BaseHTTPRequestHandler):
 def receiver():
     _Receiver.received = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}/hook", _Receiver.received
     server.shutdown()
     server.server_close()

@@ -45,7 +45,8 @@ class FakeOidcProvider:
         self.reset_switches()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.issuer_url = f"http://127.0.0.1:{self._server.server_port}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # A short poll: shutdown() waits for the loop to look up (0.5 s by default).
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def reset_switches(self):
         self.issuer = None  # None: the real issuer

@@ -116,7 +116,7 @@ class TritonDataPlane:
             return Response(answer.content, status=answer.status_code, headers=headers)(environ, start_response)
 
         server = make_server("127.0.0.1", 0, app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return server
 
     def stop(self, name: str) -> None:

@@ -382,7 +382,9 @@ class FakeAzureMLv1(FaultSwitches):
         self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_QuietHandler)
         self._server.fake = self  # the request handler reads reset rules from it
         self.base_url = f"http://127.0.0.1:{self._server.server_port}"
-        self._server_thread = threading.Thread(target=self._server.serve_forever, name="fake-azureml-v1", daemon=True)
+        self._server_thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-azureml-v1", daemon=True
+        )
         self._server_thread.start()
         return self
 
