@@ -33,15 +33,20 @@ run: install
 	$(PY) manage.py triton_runtime prepare || echo "The local Triton is unavailable here: deploys to local targets will fail. Details: $(PY) manage.py triton_runtime check"
 	HOST=$(HOST) $(PY) manage.py run_stack --port $(PORT)
 
+# Both tiers run in two pytest-xdist workers (TEST_WORKERS=0: one process);
+# tests/services.py gives each worker its own databases and ports.
+TEST_WORKERS ?= 2
+
 # Every test, against the real PostgreSQL, Redis and Chromium found on this
-# machine (tests/services.py says how they are found).
+# machine (tests/services.py says how they are found). A module's tests stay
+# on one worker: its module-wide servers (a shared Triton) start once.
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The quick tier: SQLite, the in-memory fake target, no PostgreSQL, Redis,
 # Triton, Azure SDK or Chromium (tests/services.py deselects what needs them).
 test-fast: install
-	TEST_TIER=fast $(PY) -m pytest
+	TEST_TIER=fast $(PY) -m pytest -n $(TEST_WORKERS)
 
 lint: install
 	$(VENV)/bin/ruff check .

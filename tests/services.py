@@ -34,6 +34,14 @@ SLOW_MARKERS = ("postgres", "redis", "browser", "triton", "azure", "server")
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/triton_dashboard")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# `make test` runs the tests in two pytest-xdist workers, gw0 and gw1: each
+# one's own PostgreSQL test database (pytest-django suffixes its name), Redis
+# database index (TEST_REDIS_URL's, counting down: 15, then 14), folder under
+# VAR_DIR (mkdtemp below, per process) and share of the local endpoint ports.
+WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+if WORKER:
+    _redis = urlsplit(REDIS_URL)
+    REDIS_URL = urlunsplit(_redis._replace(path=f"/{int(_redis.path.strip('/') or 0) - WORKER}"))
 
 
 def _postgres_problem() -> str | None:
@@ -90,6 +98,9 @@ os.environ["AZUREML_LOG_DEPRECATION_WARNING_ENABLED"] = "False"
 os.environ["DASHBOARD_ENV"] = "local"
 # The in-memory "fake" kind of target is offered to the tests.
 os.environ["TARGET_TEST_KINDS"] = "true"
+if "PYTEST_XDIST_WORKER" in os.environ and "LOCAL_ENDPOINT_PORTS" not in os.environ:
+    # Endpoint ports are picked as the lowest free one: two workers must not pick the same at once.
+    os.environ["LOCAL_ENDPOINT_PORTS"] = f"{20000 + 500 * WORKER}-{20499 + 500 * WORKER}"
 for name in ("SECRET_KEY", "ENCRYPTION_KEYS", "AUDIT_KEYS", "ALLOWED_HOSTS", "DEBUG"):
     os.environ.pop(name, None)
 if not FAST_TIER and PROBLEMS["postgres"] is None:

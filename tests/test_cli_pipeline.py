@@ -32,9 +32,12 @@ def install_the_cli_alone(where) -> str:
 
 
 @pytest.fixture
-def stack(tmp_path, settings):
+def stack(tmp_path, tmp_path_factory, settings):
+    # A short folder: HAProxy's master socket goes in it, and a socket's path
+    # has 97 bytes at most (the test's own folder is too deep under xdist).
+    var = tmp_path_factory.mktemp("var")
     # The health poller's round, so that a new deployment is seen healthy soon.
-    env = processes.make_run_env(tmp_path / "var", HEALTH_POLL_INTERVAL="2")
+    env = processes.make_run_env(var, HEALTH_POLL_INTERVAL="2")
     assert processes.manage("migrate", "--noinput", env=env).returncode == 0
     port = processes.free_port()
     assert processes.manage("bootstrap_demo", "--url", f"http://127.0.0.1:{port}/", env=env).returncode == 0
@@ -48,7 +51,7 @@ def stack(tmp_path, settings):
     base = f"http://127.0.0.1:{port}"
 
     # The stack's local endpoints live in its storage root: stopped there when the test ends.
-    settings.STORAGE_ROOT = tmp_path / "var" / "storage"
+    settings.STORAGE_ROOT = var / "storage"
     try:
         processes.wait_for(
             lambda: processes.healthy_with_a_worker(base), within=120, what="the stack answers", process=server
