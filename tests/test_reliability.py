@@ -107,6 +107,9 @@ def start_worker(broker, tmp_path, settings):
             DATABASE_URL=processes.test_database_url(),
             REDIS_URL=broker.url,
             STORAGE_ROOT=str(settings.STORAGE_ROOT),
+            # The worker heartbeats at the pace the test's reconciler judges
+            # staleness by (a quarter of it), as one deployment's settings would.
+            OPERATION_STALE_AFTER=str(settings.OPERATION_STALE_AFTER),
         )
         worker = processes.start(
             processes.celery_worker(name),
