@@ -195,6 +195,47 @@ def test_a_script_that_cannot_reach_its_triton_fails_with_the_reason(deployer, c
     assert "Connection refused" in deployment.status_reason or "ConnectionRefused" in deployment.status_reason
 
 
+def test_a_script_whose_init_fails_while_triton_still_loads_fails_for_the_script_not_triton(
+    deployer, cleanup, tmp_path
+):
+    """Both servers share a sandbox and one that ends ends the other: an init()
+    that raises before Triton has loaded takes Triton with it. That is the
+    script's failure (permanent, its exception named), not a Triton start-up
+    to try again."""
+    import shutil
+
+    from deployments.services.deployments import deployment_create
+    from deployments.services.repositories import repository_load_example
+    from tests.archives import EXAMPLES
+    from tests.engine import local_target
+
+    slow = tmp_path / "slow_loading"
+    shutil.copytree(EXAMPLES / "add_sub", slow)
+    model = slow / "add_sub" / "1" / "model.py"
+    model.write_text(
+        model.read_text().replace(
+            "class TritonPythonModel:\n",
+            "class TritonPythonModel:\n    def initialize(self, args):\n        __import__('time').sleep(8)\n\n",
+        )
+    )
+    repository = repository_load_example(path=slow, actor=deployer).repository
+    script = "def init():\n    raise RuntimeError('no such model store')\n\ndef run(raw_data):\n    return {}\n"
+    deployment = deployment_create(
+        name="early",
+        repository=repository,
+        target=local_target(),
+        actor=deployer,
+        mode="entry_script",
+        entry_script=script,
+    )
+    cleanup(deployment)
+    operation = run_pending(deployment)
+    said = (operation.status, operation.attempts, operation.error)
+    assert operation.status == Operation.Status.FAILED, said
+    assert "RuntimeError: no such model store" in operation.error
+    assert "init() failed" in operation.error
+
+
 def test_keys_are_shown_to_deployers_and_regenerated_one_at_a_time(deployer, viewer, cleanup, client):
     from django.urls import reverse
 

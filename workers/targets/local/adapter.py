@@ -238,17 +238,22 @@ class LocalTarget(TargetAdapter):
         record = self._start(spec, folder, models_dir, runtime, progress)
         record["notes"] = notes
         endpoints.write_server(spec.deployment_id, name, record)
+        log = folder / "logs" / "triton.log"
         try:
             self._wait_until_loaded(spec.deployment_id, record, progress)
             if spec.mode == "entry_script":
                 entry_scripts.wait_until_serving(
-                    f"http://127.0.0.1:{record['entry_port']}/",
-                    lambda: running(record),
-                    progress,
-                    log=folder / "logs" / "triton.log",
+                    f"http://127.0.0.1:{record['entry_port']}/", lambda: running(record), progress, log=log
                 )
-        except TargetError:
+        except TargetError as exc:
             stop_server(spec.deployment_id, name, spec.spec_digest, progress)
+            # Both servers share a sandbox, and one that ends ends the other: an
+            # entry script whose init() raised while Triton was still loading
+            # took Triton with it (seen on a busy machine). That is the script's
+            # failure, permanent, not a Triton start-up to try again.
+            raised = entry_scripts.raised_in(log) if spec.mode == "entry_script" and not exc.permanent else ""
+            if raised:
+                raise TargetError(entry_scripts.exited_message(raised), permanent=True) from exc
             raise
         return record
 

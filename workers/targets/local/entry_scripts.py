@@ -67,11 +67,7 @@ def wait_until_serving(url: str, alive, progress: Progress, *, log: Path) -> Non
     deadline = time.monotonic() + _START_TIMEOUT
     while time.monotonic() < deadline:
         if not alive():
-            raise TargetError(
-                f"the entry-script server exited (init() failed?): {_last_error(log)}; "
-                "the whole traceback is in the server log on the deployment's page",
-                permanent=True,
-            )
+            raise TargetError(exited_message(_last_error(log)), permanent=True)
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 progress("Entry script initialised; /score is serving")
@@ -83,14 +79,29 @@ def wait_until_serving(url: str, alive, progress: Progress, *, log: Path) -> Non
     raise TargetError(f"the entry-script server did not answer within {_START_TIMEOUT} s", permanent=False)
 
 
+def exited_message(error: str) -> str:
+    return (
+        f"the entry-script server exited (init() failed?): {error}; "
+        "the whole traceback is in the server log on the deployment's page"
+    )
+
+
+def raised_in(log: Path) -> str:
+    """The last Python exception the log records ("" if none): Triton's own
+    lines never read so, an entry script's (or a model's) traceback does."""
+    raised = [
+        line for line in tail(log, 400) if _RAISED.match(line) and not line.startswith("azureml_inference_server_http")
+    ]
+    return raised[-1][:500] if raised else ""
+
+
 def _last_error(log: Path) -> str:
     """The exception init() raised: the last traceback's own line (`ConnectionRefusedError: ...`),
     not the server's wrapper around it."""
     lines = tail(log, 400)
     if not lines:
         return "no log"
-    raised = [line for line in lines if _RAISED.match(line) and not line.startswith("azureml_inference_server_http")]
-    return raised[-1][:500] if raised else " | ".join(lines[-3:])[:500]
+    return raised_in(log) or " | ".join(lines[-3:])[:500]
 
 
 _RAISED = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b")
