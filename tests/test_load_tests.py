@@ -455,3 +455,12 @@ def test_the_search_page_says_why_it_cannot_run_where_the_local_target_is_off(cl
     page = client.get(f"/deployments/{deployment.pk}/config-search/new/").content.decode()
     assert "LOCAL_TARGET_ENABLED=false" in page
     assert "Start the search" not in page
+
+
+def test_the_form_of_a_deployment_that_is_not_running_offers_no_button_but_the_way_back(client, repository, deployer):
+    deployment = deployment_create(name="later", repository=repository, target=fake_target(), actor=deployer)
+    client.force_login(deployer)
+    page = client.get(f"/deployments/{deployment.pk}/loadtests/new/").content.decode()
+    assert "nothing answers to load yet" in page
+    assert f'href="/deployments/{deployment.pk}/"' in page
+    assert "Start the load test" not in page

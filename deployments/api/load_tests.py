@@ -2,14 +2,14 @@
 cancel it, take its CSV; make a revision from a search's recommendation.
 The same services as the pages, so the same policy, rights and audit."""
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from ninja import Router, Status
 
 from deployments.api.bodies import ConfigSearchCreate, LoadTestCreate, RevisionFromSearch
 from deployments.api.deployments import _by_id_or_name, _revision, _visible
 from deployments.api.errors import NotFound
 from deployments.api.schemas import ConfigSearch, LoadTest, LoadTestPage, RevisionMade, answers, changes
-from deployments.loadlab.export import points_csv
+from deployments.loadlab.export import csv_response
 from deployments.models import Deployment, Target
 from deployments.selectors.load_tests import config_search_or_none, load_test_or_none, load_tests_of
 from deployments.serializers import config_search_json, load_test_json
@@ -66,9 +66,7 @@ def load_test_detail(request: HttpRequest, test_id: int):
 def load_test_csv(request: HttpRequest, test_id: int):
     """The points with perf_analyzer's column names (latencies in µs)."""
     test = _test(request, test_id)
-    response = HttpResponse(points_csv(test), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="loadtest-{test.pk}.csv"'
-    return response
+    return csv_response(test)
 
 
 @router.post("loadtests/{int:test_id}/cancel", response=changes({200: LoadTest}, 404), url_name="loadtest-cancel")

@@ -12,6 +12,8 @@ Triton executed.
 import csv
 import io
 
+from django.http import HttpResponse
+
 COLUMNS = [
     ("Concurrency", lambda p: p["concurrency"]),
     ("Inferences/Second", lambda p: p["throughput"]),
@@ -43,3 +45,10 @@ def points_csv(test) -> str:
     for point in test.points:
         writer.writerow([value(point) for _, value in COLUMNS])
     return out.getvalue()
+
+
+def csv_response(test) -> HttpResponse:
+    """The CSV as a download named after the test (the page's link and the API's)."""
+    response = HttpResponse(points_csv(test), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="loadtest-{test.pk}.csv"'
+    return response

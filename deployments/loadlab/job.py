@@ -7,6 +7,7 @@ database work (progress, heartbeat, the cancel flag) so that a slow write
 never stalls a client and inflates a latency.
 """
 
+import logging
 import queue as thread_queue
 import threading
 import time
@@ -20,6 +21,8 @@ from deployments.loadlab import endpoint
 from deployments.loadlab import generator as load
 from deployments.models import LoadTest
 from deployments.services import background_runs
+
+log = logging.getLogger(__name__)
 
 # How often the job looks at the cancel flag and beats (seconds).
 LOOK_EVERY = 0.5
@@ -129,6 +132,11 @@ def run_load_test(test_id: int) -> None:
         target, serving = endpoint.target_for(test)
     except DomainError as exc:
         _end(test_id, LoadTest.Status.FAILED, exc.message)
+        return
+    except Exception as exc:
+        # Not left running until the reconciler takes it for lost: say what broke now.
+        log.exception("load test %s: building its request failed", test_id)
+        _end(test_id, LoadTest.Status.FAILED, f"could not build the request: {type(exc).__name__}: {exc}")
         return
     LoadTest.objects.filter(pk=test_id).update(
         endpoint_deployment=serving, spec_digest=test.deployment.spec_digest or ""

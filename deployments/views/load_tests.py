@@ -2,7 +2,7 @@
 live pages (htmx polling while they run), charts, CSV and comparison."""
 
 from django.contrib import messages
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
@@ -11,7 +11,7 @@ from deployments import policy
 from deployments.errors import DomainError
 from deployments.forms import ConfigSearchForm, LoadTestForm
 from deployments.loadlab import curves
-from deployments.loadlab.export import points_csv
+from deployments.loadlab.export import csv_response
 from deployments.models import ConfigSearch, Environment, LoadTest
 from deployments.selectors.load_tests import comparable, config_search_or_none, finished_tests, load_test_or_none
 from deployments.services import config_searches, load_tests
@@ -89,9 +89,7 @@ def chart(request, test_id: int, figure: str):
 @require_safe
 def csv_export(request, test_id: int):
     test = _test_or_404(request, test_id)
-    response = HttpResponse(points_csv(test), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="loadtest-{test.pk}.csv"'
-    return response
+    return csv_response(test)
 
 
 @require_safe
