@@ -1,6 +1,7 @@
 """List pages at scale: each page's server time with 1,000,000 audit events
-and 10,000 deployments (and as many approval requests) against the same page
-with 100 of each, in the same run, on PostgreSQL.
+and 10,000 deployments (and as many approval requests, two operations for
+each that ran and an hour of minute figures for each healthy one) against
+the same page with 100 of each, in the same run, on PostgreSQL.
 
     .venv/bin/python bench/list_pages.py [--events 1000000] [--deployments 10000] [--calls 15]
 
@@ -108,12 +109,13 @@ def seed_deployments(count: int, start: int, target: Target, repository, admin, 
             INSERT INTO deployments_deployment
                 (name, repository_id, repository_name, repository_digest, target_id, mode, entry_script,
                  pip_packages, worker_count, resources, auth_enabled, spec_digest, desired_state, status,
-                 status_reason, scoring_uri, observed, restarts, probe_latencies, metrics_last, key_encrypted,
+                 status_reason, scoring_uri, scoring_uri_before, control_plane, data_plane, observed, restarts,
+                 restarts_in_a_row, probe_latencies, metrics_last, key_encrypted, secondary_key_encrypted,
                  adopted, created_by_id, created_at, updated_at)
             SELECT 'deployment-' || i, %(repository)s, 'example', %(digest)s, %(target)s, 'triton', '',
                    '[]', 1, '{}', true, md5(i::text) || md5('y'), 'present',
-                   (ARRAY['healthy','pending_approval','failed','deleted'])[1 + i %% 4], '', '', '{}', 0, '[]',
-                   '{}', '', false, %(admin)s, now(), now() - (i || ' seconds')::interval
+                   (ARRAY['healthy','pending_approval','failed','deleted'])[1 + i %% 4], '', '', '', '{}', '{}',
+                   '{}', 0, 0, '[]', '{}', '', '', false, %(admin)s, now(), now() - (i || ' seconds')::interval
             FROM generate_series(%(start)s, %(upto)s) AS i
             """,
             {
@@ -137,6 +139,34 @@ def seed_deployments(count: int, start: int, target: Target, repository, admin, 
             WHERE NOT EXISTS (SELECT 1 FROM deployments_deployrequest r WHERE r.deployment_id = d.id)
             """,
             {"environment": target.environment_id, "requester": requester.pk},
+        )
+        # Every deployment that ran has operations (the tiles' last change, the
+        # failures "needs you" lists) and an hour of minute figures (the tiles'
+        # sparklines): two deploys each, one in twenty of the last ones failed.
+        cursor.execute(
+            """
+            INSERT INTO deployments_operation
+                (deployment_id, kind, status, idempotency_key, spec_digest, reason, params, celery_task_id,
+                 attempts, waits, steps, error, created_by_id, created_at)
+            SELECT d.id, 'deploy', CASE WHEN n = 2 AND d.id %% 20 = 0 THEN 'failed' ELSE 'succeeded' END,
+                   gen_random_uuid(), d.spec_digest, '', '{}', '', 1, 0, '[]', '', %(admin)s,
+                   now() - ((3 - n) || ' hours')::interval
+            FROM deployments_deployment d, generate_series(1, 2) AS n
+            WHERE d.status <> 'pending_approval'
+              AND NOT EXISTS (SELECT 1 FROM deployments_operation o WHERE o.deployment_id = d.id)
+            """,
+            {"admin": admin.pk},
+        )
+        cursor.execute(
+            """
+            INSERT INTO deployments_metricpoint (deployment_id, minute, name, model, value)
+            SELECT d.id, date_trunc('minute', now()) - (m || ' minutes')::interval, series.name, 'add_sub',
+                   random() * 50
+            FROM deployments_deployment d, generate_series(0, 59) AS m,
+                 unnest(ARRAY['requests_per_s', 'failures_per_s', 'p95_ms']) AS series(name)
+            WHERE d.status = 'healthy'
+              AND NOT EXISTS (SELECT 1 FROM deployments_metricpoint p WHERE p.deployment_id = d.id)
+            """
         )
         cursor.execute("ANALYZE")
 

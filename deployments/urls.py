@@ -73,7 +73,6 @@ urlpatterns = [
         name="deployment-address-acknowledge",
     ),
     path("deployments/<int:deployment_id>/charts/<str:chart>.json", health.chart_data, name="deployment-chart"),
-    path("fleet/", health.fleet_fragment, name="fleet"),
     path("deployments/<int:deployment_id>/console/", console.console, name="deployment-console"),
     path("deployments/<int:deployment_id>/golden/", console.golden_save, name="deployment-golden-save"),
     path("golden/<int:golden_id>/delete/", console.golden_delete, name="golden-delete"),

@@ -284,9 +284,14 @@ class FakeScoringFront(http.server.ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}/score"
 
 
-def test_an_sdk_v2_endpoint_is_read_through_its_statistics_with_the_deployment_header(client, admin, deployer):
+@pytest.mark.parametrize("instances", [1, 3])
+def test_an_sdk_v2_endpoint_is_read_through_its_statistics_with_the_deployment_header(
+    client, admin, deployer, instances
+):
     env = Environment.objects.create(name="staging")
-    target = Target.objects.create(name="v2", kind="azureml_v2_managed", environment=env, settings={})
+    target = Target.objects.create(
+        name="v2", kind="azureml_v2_managed", environment=env, settings={"instance_count": instances}
+    )
     repository = repository_load_example(path=EXAMPLES / "batching", actor=deployer).repository
     deployment = deployment_create(name="v2-endpoint", repository=repository, target=target, actor=deployer)
     Operation.objects.update(status=Operation.Status.SUCCEEDED)
@@ -312,7 +317,13 @@ def test_an_sdk_v2_endpoint_is_read_through_its_statistics_with_the_deployment_h
         assert path == "/v2/models/stats"
         assert headers["azureml-model-deployment"] == "s0000000new"
         deployment.refresh_from_db()
-        assert not deployment.metric_points.exists()  # the /metrics charts stay /metrics'
+        rates = set(deployment.metric_points.values_list("name", flat=True))
+        if instances == 1:
+            # One read covers the deployment: its counters give the charts' and the Overview's rates.
+            assert rates == {"requests_per_s", "failures_per_s", "queue_ms", "compute_ms"}
+        else:
+            # Each read reaches one of several instances: no rate of the whole can be made of them.
+            assert rates == set()
         insight = batching_insight(deployment)
         figures = {row.model: row.window for row in insight.models if row.window}
         assert figures["add_sub"].average_batch == 4.0

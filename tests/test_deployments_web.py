@@ -185,24 +185,92 @@ def test_the_create_form_deploys_and_redirects(client, deployer, repository, tar
     assert "lower-case letters" in bad.content.decode()
 
 
-def test_the_detail_poll_stops_when_nothing_is_in_progress(client, deployer, repository, target):
+def test_the_detail_poll_refreshes_every_section_that_can_change(client, deployer, repository, target):
     deployment = deployment_create(name="poll", repository=repository, target=target, actor=deployer)
     client.force_login(deployer)
     url = reverse("deployment", args=[deployment.pk])
-    polling = client.get(url, HTTP_HX_REQUEST="true")
-    assert polling.status_code == 200
-    assert polling.content.decode().lstrip().startswith('<div id="live" hx-get=')
+    polling = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    # Fast while the deploy is under way, and the poll keeps the page's range.
+    assert polling.lstrip().startswith(f'<div id="live" hx-get="{url}?range=24h" hx-trigger="every 2s"')
+    assert "Test inference" not in polling  # nothing answers yet
     Deployment.objects.filter(pk=deployment.pk).update(
         status=Deployment.Status.HEALTHY, scoring_uri="http://127.0.0.1:20000"
     )
-    done = client.get(url, HTTP_HX_REQUEST="true")
-    # Over: polling stops and the page reloads whole, so nothing on it stays stale
-    # (actions, history, traffic, log, the "requested" message).
-    assert done.status_code == 286
-    assert done["HX-Refresh"] == "true"
+    done = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert 'hx-trigger="every 10s"' in done  # nothing in progress: a calmer pace, not a stop
+    for section in ("actions", "spec", "traffic", "rollouts", "performance", "batching"):
+        assert f'<div id="{section}-section" class="live-section" hx-swap-oob="true">' in done
+    assert '<section id="history" class="live-section" hx-swap-oob="true"' in done
+    assert "Test inference" in done  # the actions changed with the status, without a reload
     page = client.get(url).content.decode()
-    assert "Test inference" in page
-    assert 'id="live" hx-get' not in page
+    assert "hx-swap-oob" not in page  # the page itself swaps nothing out of band
+
+
+def test_a_deleted_deployment_is_not_polled(client, deployer, repository, target):
+    deployment = deployment_create(name="gone", repository=repository, target=target, actor=deployer)
+    Deployment.objects.filter(pk=deployment.pk).update(status=Deployment.Status.DELETED)
+    Operation.objects.update(status=Operation.Status.SUCCEEDED)
+    client.force_login(deployer)
+    page = client.get(reverse("deployment", args=[deployment.pk])).content.decode()
+    assert '<div id="live">' in page
+
+
+def test_history_folds_console_calls_by_hour_and_filters_by_kind(client, deployer, repository, target, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from deployments.audit import audit
+
+    deployment = deployment_create(name="busy", repository=repository, target=target, actor=deployer)
+    hour = timezone.localtime().replace(minute=0, second=0, microsecond=0)
+    moments = [hour - timedelta(hours=2) + timedelta(minutes=m) for m in (1, 5, 9)] + [hour + timedelta(seconds=1)]
+    real_now = timezone.now
+    for at in moments:
+        # The chain stamps events with the time they are written: written "then".
+        monkeypatch.setattr(timezone, "now", lambda at=at: at)
+        audit(actor=deployer, action="console.inferred", obj=deployment, details={"model": "add_sub"})
+    monkeypatch.setattr(timezone, "now", real_now)
+    client.force_login(deployer)
+    url = reverse("deployment", args=[deployment.pk])
+    page = client.get(url).content.decode()
+    assert page.count('class="folded"') == 2  # one line per hour with calls, not one per call
+    assert "3 console calls" in page
+    assert "1 console call<" in page
+    assert "deployment.requested" in page
+    console = client.get(url, {"history": "console"}).content.decode()
+    assert "deployment.requested" not in console.split('id="history"')[1]
+    changes = client.get(url, {"history": "changes"}).content.decode().split('id="history"')[1]
+    assert "deployment.requested" in changes
+    assert "console call" not in changes
+    engine = client.get(url, {"history": "engine"}).content.decode().split('id="history"')[1]
+    assert "Nothing of this kind yet." in engine
+
+
+def test_the_range_sets_the_strip_the_axis_and_the_charts(client, deployer, repository, target):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from deployments.models import HealthSample
+
+    deployment = deployment_create(name="ranged", repository=repository, target=target, actor=deployer)
+    now = timezone.now()
+    HealthSample.objects.create(deployment=deployment, at=now - timedelta(days=3), status="healthy")
+    HealthSample.objects.create(deployment=deployment, at=now - timedelta(minutes=30), status="unhealthy")
+    client.force_login(deployer)
+    url = reverse("deployment", args=[deployment.pk])
+    hour = client.get(url, {"range": "1h"}).content.decode()
+    assert "Availability (1 hour): <strong>50.0%" in hour
+    assert hour.count("<text ") == 6  # a mark every 10 minutes
+    assert "?range=1h" in hour.split("data-series-url=")[1].split(">")[0]
+    week = client.get(url, {"range": "7d"}).content.decode()
+    assert week.count("<text ") == 7  # one a day
+    assert "Availability (7 days)" in week
+    assert "Availability (24 hours)" in client.get(url, {"range": "nonsense"}).content.decode()
+    chart = client.get(reverse("deployment-chart", args=[deployment.pk, "requests"]), {"range": "7d"}).json()
+    assert chart["end"] - chart["start"] == 7 * 24 * 3600
+    assert chart["bucket_seconds"] == 900
 
 
 def test_a_repository_in_use_cannot_be_deleted(deployer, repository, target):

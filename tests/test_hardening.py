@@ -69,7 +69,7 @@ def test_sessions_end_after_idling_and_after_their_lifetime(client, viewer, cloc
     assert client.get("/").status_code == 200
     # htmx polls are not activity: 29 more minutes of them, then nothing.
     clock[0] += 20 * 60
-    assert client.get("/fleet/", HTTP_HX_REQUEST="true").status_code == 200
+    assert client.get("/", HTTP_HX_REQUEST="true").status_code == 200
     clock[0] += 11 * 60
     expired = client.get("/deployments/")
     assert expired.status_code == 302

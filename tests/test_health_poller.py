@@ -183,7 +183,7 @@ def test_chart_data_is_json_series_per_model_for_users_who_may_see_it(client, dj
     client.force_login(deployer)
     body = client.get(reverse("deployment-chart", args=[deployment.pk, "requests"])).json()
     assert body["unit"] == "req/s"
-    assert [point[1] for point in body["series"]["add_sub"]] == [1.0, 2.5]
+    assert [point[1] for point in body["series"]["add_sub requests"]] == [1.0, 2.5]
     page = client.get(reverse("deployment", args=[deployment.pk])).content.decode()
     assert reverse("deployment-chart", args=[deployment.pk, "latency"]) in page
     client.force_login(outsider)

@@ -27,6 +27,12 @@ DESCRIPTIONS = {
     ),
 }
 
+# Where a deployment page's charts come from, in a few words.
+CHART_SOURCES = {
+    METRICS: "from Triton's /metrics",
+    STATISTICS: "from Triton's statistics extension, through the endpoint",
+}
+
 
 def source_for(deployment) -> str:
     descriptor = deployment.target.descriptor
@@ -56,3 +62,33 @@ def why_none(deployment) -> str:
             f"{descriptor.end_of_support}. Moving this service to an SDK v2 endpoint shows its batching."
         )
     return f"{label} targets give neither Triton's /metrics nor its statistics extension to the dashboard."
+
+
+# The Overview's figures: request rate, error rate and p95 latency.
+FIGURES = ("requests", "errors", "p95")
+
+
+def single_instance(deployment) -> bool:
+    """Whether one statistics read covers the whole deployment: the
+    extension answers for the one instance the request reached."""
+    return int((deployment.target.settings or {}).get("instance_count", 1) or 1) == 1
+
+
+def figures_given(deployment) -> dict[str, str]:
+    """For each of FIGURES, "" where the kind gives it to the minute's scrape,
+    otherwise why not, in plain words (shown on the tile, never as a zero)."""
+    source = source_for(deployment)
+    if source == METRICS:
+        return dict.fromkeys(FIGURES, "")
+    if source == STATISTICS:
+        no_percentile = (
+            "Triton's statistics extension, which is what this kind passes through, keeps sums, not percentiles."
+        )
+        if not single_instance(deployment):
+            several = (
+                "Triton's statistics are read from one instance at a time, and this target runs several: "
+                "they give no rate for the whole deployment."
+            )
+            return {"requests": several, "errors": several, "p95": no_percentile}
+        return {"requests": "", "errors": "", "p95": no_percentile}
+    return dict.fromkeys(FIGURES, why_none(deployment))

@@ -13,6 +13,7 @@ extension through their endpoint are read into the same shape
 """
 
 import logging
+import math
 from collections import defaultdict
 from datetime import timedelta
 
@@ -62,6 +63,29 @@ def parse(text: str) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
     return {model: dict(values) for model, values in counters.items()}, dict(gauges)
 
 
+# Triton's own request-latency percentile (summary_latencies=true, on the
+# local kind), over its sliding window of about a minute: kept per model as read.
+_SUMMARY = "nv_inference_request_summary_us"
+_P95 = 0.95
+
+
+def latency_p95(text: str) -> list[tuple[str, str, float]]:
+    """("p95_ms", model, value) for each model whose summary has a p95 (one
+    without a request in Triton's window has none and is left out)."""
+    points = []
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name != _SUMMARY or "quantile" not in sample.labels:
+                continue
+            try:
+                quantile = float(sample.labels["quantile"])
+            except ValueError:
+                continue
+            if math.isclose(quantile, _P95) and not math.isnan(sample.value):
+                points.append(("p95_ms", sample.labels.get("model", ""), sample.value / 1000))
+    return points
+
+
 def points_between(previous: dict, current: dict, seconds: float) -> list[tuple[str, str, float]]:
     """(name, model, value) rates and averages from two scrapes' counters."""
     points = []
@@ -84,15 +108,19 @@ def scrape(deployment: Deployment, url: str, *, now=None) -> int:
     response = httpx.get(url, timeout=settings.HEALTH_PROBE_TIMEOUT)
     response.raise_for_status()
     counters, gauges = parse(response.text)
-    return record(deployment, counters, gauges, now=now or timezone.now(), source=url)
+    return record(
+        deployment, counters, gauges, now=now or timezone.now(), source=url, per_model=latency_p95(response.text)
+    )
 
 
-def record(deployment: Deployment, counters: dict, gauges: dict, *, now, source: str, rates: bool = True) -> int:
-    """One read's points (gauges, and with `rates` the rates since the
-    previous read) and its counters kept for the batching window; returns
-    the number of points."""
+def record(
+    deployment: Deployment, counters: dict, gauges: dict, *, now, source: str, rates: bool = True, per_model=()
+) -> int:
+    """One read's points (gauges, figures read per model, and with `rates`
+    the rates since the previous read) and its counters kept for the
+    batching window; returns the number of points."""
     minute = now.replace(second=0, microsecond=0)
-    points = [(name, "", value) for name, value in gauges.items()]
+    points = [(name, "", value) for name, value in gauges.items()] + list(per_model)
     last = deployment.metrics_last or {}
     if rates and last.get("at") and last.get("source", source) == source:
         seconds = now.timestamp() - last["at"]
@@ -153,17 +181,26 @@ def _read_statistics(deployment: Deployment, figures: dict) -> None:
         return
     if counters is None:
         return  # no endpoint deployment takes traffic: nothing to read
-    # Kept for the batching window only: the page's charts say they are /metrics, and these are not.
-    figures["points"] += record(deployment, counters, {}, now=timezone.now(), source=source, rates=False)
+    # Rates only where one read covers the whole deployment: with several
+    # instances each read reaches one, and their counters do not add up.
+    rates = counter_source.single_instance(deployment)
+    figures["points"] += record(deployment, counters, {}, now=timezone.now(), source=source, rates=rates)
     figures["scraped"] += 1
 
 
-def series(deployment: Deployment, name: str, *, hours: int = 24) -> dict[str, list]:
-    """{model: [[unix seconds, value], ...]} for charts."""
+def series(deployment: Deployment, name: str, *, hours: int = 24, bucket_minutes: int = 1) -> dict[str, list]:
+    """{model: [[unix seconds, value], ...]} for charts; with a bucket wider
+    than a minute, each bucket's minutes averaged (a week of minutes would
+    be 10,080 points a series)."""
     since = timezone.now() - timedelta(hours=hours)
-    data: dict[str, list] = defaultdict(list)
+    buckets: dict[str, dict[int, list]] = defaultdict(lambda: defaultdict(list))
+    width = bucket_minutes * 60
     for minute, model, value in deployment.metric_points.filter(name=name, minute__gte=since).values_list(
         "minute", "model", "value"
     ):
-        data[model or "server"].append([int(minute.timestamp()), round(value, 4)])
-    return dict(data)
+        stamp = int(minute.timestamp())
+        buckets[model or "server"][stamp - stamp % width].append(value)
+    return {
+        model: [[stamp, round(sum(values) / len(values), 4)] for stamp, values in sorted(points.items())]
+        for model, points in buckets.items()
+    }

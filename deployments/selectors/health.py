@@ -1,5 +1,5 @@
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.utils import timezone
 
@@ -7,6 +7,19 @@ from deployments.health.poller import availability, latency_figures
 from deployments.models import Deployment
 
 _SHOWN = {"healthy", "degraded", "unhealthy", "failed"}
+
+# The deployment page's time ranges: (label, hours, tick every, tick label format).
+RANGES = {
+    "1h": ("1 hour", 1, timedelta(minutes=10), "H:i"),
+    "24h": ("24 hours", 24, timedelta(hours=3), "H:i"),
+    "7d": ("7 days", 24 * 7, timedelta(days=1), "D j M"),
+}
+DEFAULT_RANGE = "24h"
+
+
+def range_key(raw: str) -> str:
+    """The range a query string asks for; anything else is the default."""
+    return raw if raw in RANGES else DEFAULT_RANGE
 
 
 @dataclass(frozen=True)
@@ -19,15 +32,33 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class Tick:
+    offset: float  # percent of the window
+    at: datetime
+    format: str
+
+
+@dataclass(frozen=True)
 class HealthView:
     availability: float | None
     latency: dict
     timeline: list[Segment]
+    ticks: list[Tick]
+    range: str
+
+    @property
+    def range_label(self) -> str:
+        return RANGES[self.range][0]
+
+    @property
+    def statuses(self) -> list[str]:
+        """The statuses the strip shows, for its legend."""
+        return sorted({segment.status for segment in self.timeline})
 
 
-def timeline(deployment: Deployment, hours: int = 24) -> list[Segment]:
+def timeline(deployment: Deployment, hours: int = 24, *, now=None) -> list[Segment]:
     """The last `hours` as status segments, widths in percent of the window."""
-    now = timezone.now()
+    now = now or timezone.now()
     start = now - timedelta(hours=hours)
     samples = list(deployment.health_samples.filter(at__gte=start).order_by("at").values_list("at", "status"))
     before = deployment.health_samples.filter(at__lt=start).order_by("-at").values_list("status", flat=True).first()
@@ -43,5 +74,34 @@ def timeline(deployment: Deployment, hours: int = 24) -> list[Segment]:
     return segments
 
 
-def health_view(deployment: Deployment) -> HealthView:
-    return HealthView(availability(deployment), latency_figures(deployment), timeline(deployment))
+def ticks(key: str, *, now=None) -> list[Tick]:
+    """Axis marks under the strip at round local times (every 10 minutes,
+    3 hours or day), placed in percent of the window."""
+    _, hours, step, fmt = RANGES[key]
+    now = timezone.localtime(now or timezone.now())
+    start = now - timedelta(hours=hours)
+    if step >= timedelta(days=1):
+        mark = start.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    else:
+        unit = int(step.total_seconds() // 60)
+        midnight = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        minutes = ((start - midnight).total_seconds() // 60 // unit + 1) * unit
+        mark = midnight + timedelta(minutes=minutes)
+    window = (now - start).total_seconds()
+    marks = []
+    while mark < now:
+        marks.append(Tick(round((mark - start).total_seconds() / window * 100, 2), mark, fmt))
+        # Through local midnight arithmetic: a day stays a calendar day across DST.
+        mark = timezone.localtime(mark + step)
+    return marks
+
+
+def health_view(deployment: Deployment, key: str = DEFAULT_RANGE) -> HealthView:
+    hours = RANGES[key][1]
+    return HealthView(
+        availability(deployment, hours=hours),
+        latency_figures(deployment),
+        timeline(deployment, hours),
+        ticks(key),
+        key,
+    )

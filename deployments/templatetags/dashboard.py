@@ -1,5 +1,8 @@
 from django import template
+from django.template.defaultfilters import floatformat
 from django.utils.dateparse import parse_datetime
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 
 register = template.Library()
 
@@ -47,3 +50,49 @@ def seconds_words(seconds) -> str:
     seconds = max(0, round(seconds))
     minutes, rest = divmod(seconds, 60)
     return f"{minutes} min {rest} s" if minutes else f"{rest} s"
+
+
+@register.filter
+def range_query(range_key: str, history_kind: str = "") -> str:
+    """The deployment page's query string for a time range and a History filter."""
+    return urlencode({"range": range_key, **({"history": history_kind} if history_kind else {})})
+
+
+# Details keys that say in a few words what an event was about, in this order.
+_SUMMARY_KEYS = ("error", "reason", "why", "message", "comment")
+
+
+@register.filter
+def event_summary(event) -> str:
+    """A short line from an audit event's details (its error, reason or comment)."""
+    details = getattr(event, "details", None) or {}
+    for key in _SUMMARY_KEYS:
+        value = details.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+@register.simple_tag
+def tile_figures(figures) -> str:
+    """An Overview tile's figures as a <dl>. Built here rather than in the
+    template: a wall of 120 tiles is drawn every 10 seconds, and this is
+    several times faster than the same markup through template tags."""
+    return format_html('<dl class="tile-figures">{}</dl>', format_html_join("", "{}", ((_figure(f),) for f in figures)))
+
+
+def _figure(figure) -> str:
+    if figure.value is not None:
+        shown = format_html("<strong>{}</strong>&#8239;{}", floatformat(figure.value, -1), figure.unit)
+    elif not figure.given:
+        shown = format_html('<abbr title="{}">n/a</abbr>', figure.missing)
+    else:
+        shown = format_html('<span class="muted" title="{}">—</span>', figure.missing)
+    spark = ""
+    if figure.lines:
+        spark = format_html(
+            '<svg class="spark" viewBox="0 0 100 24" preserveAspectRatio="none" aria-hidden="true" focusable="false">'
+            "{}</svg>",
+            format_html_join("", '<polyline points="{}"/>', ((line,) for line in figure.lines)),
+        )
+    return format_html("<div><dt>{}</dt><dd>{} {}</dd></div>", figure.label, shown, spark)

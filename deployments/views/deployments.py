@@ -9,15 +9,17 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from deployments import policy
 from deployments.errors import DomainError
 from deployments.forms import DeploymentForm
+from deployments.health import counter_source
 from deployments.models import Deployment, Environment, Target
-from deployments.selectors.audit_log import object_history
 from deployments.selectors.batching import batching_insight
 from deployments.selectors.deployments import (
     delete_needs_approval,
     deployment_list,
     server_log,
 )
-from deployments.selectors.health import health_view
+from deployments.selectors.health import RANGES, health_view, range_key
+from deployments.selectors.history import history
+from deployments.selectors.history import kind_key as history_kind
 from deployments.selectors.load_tests import config_searches_of, load_tests_of
 from deployments.selectors.rollouts import active_rollout, migrations_of
 from deployments.serializers import approval_json
@@ -37,8 +39,6 @@ from deployments.views.confirm import Confirmation
 
 PAGE_SIZE = 25
 LOG_LINES = 100
-# htmx stops polling when a poll answers 286.
-STOP_POLLING = 286
 
 
 @require_safe
@@ -108,44 +108,41 @@ def create(request):
 
 @require_safe
 def detail(request, deployment_id: int):
+    """The deployment page. Its poll (htmx) gets the live block and, out of
+    band, every other section that can change; the time range and the
+    History filter live in the query string, so the poll keeps them."""
     deployment = deployment_or_404(request, deployment_id)
+    range_ = range_key(request.GET.get("range", ""))
+    kind = history_kind(request.GET.get("history", ""))
+    environment = deployment.target.environment
+    can_change = policy.can(request.user, "deployments.add_deployment", environment)
     context = {
         "deployment": deployment,
-        "health": health_view(deployment),
+        "health": health_view(deployment, range_),
+        "ranges": [(key, value[0]) for key, value in RANGES.items()],
         "logs": None,  # the log section fetches itself (see logs())
-        "can_change": policy.can(request.user, "deployments.add_deployment", deployment.target.environment),
-        "can_delete": policy.can(request.user, "deployments.delete_deployment", deployment.target.environment),
-        "can_use_console": policy.can(request.user, "deployments.use_console", deployment.target.environment),
+        "can_change": can_change,
+        "can_delete": policy.can(request.user, "deployments.delete_deployment", environment),
+        "can_use_console": policy.can(request.user, "deployments.use_console", environment),
         "approval": approval_json(deployment),
         "rollout": active_rollout(deployment),
         "migrations": migrations_of(deployment),
+        "polls": deployment.status not in Deployment.TERMINAL or deployment.in_progress,
+        "poll_url": f"{request.path}?{urlencode({'range': range_, **({'history': kind} if kind else {})})}",
+        **revisions.actions(request, deployment),
+        **history(request.user, deployment, kind),
+        "rollouts": deployment.rollouts.select_related("created_by")[:10],
+        "golden_requests": deployment.golden_requests.all(),
+        "batching": batching_insight(deployment),
+        "can_roll_out": "traffic" in deployment.target.capabilities and deployment.repository_id is not None,
+        "load_tests": load_tests_of(request.user, deployment)[:5],
+        "config_searches": config_searches_of(request.user, deployment)[:3],
+        "load_test_policy": environment.load_tests,
+        "counters_source": counter_source.CHART_SOURCES.get(counter_source.source_for(deployment), ""),
     }
-    if request.htmx:
-        if not deployment.in_progress:
-            # The change it was polling for is over: the whole page is stale
-            # (actions, history, traffic, log, the "requested" message), so
-            # the browser loads it again rather than patching one block.
-            response = HttpResponse(status=STOP_POLLING)
-            response["HX-Refresh"] = "true"
-            return response
-        # While it lasts, the poll renders the very fragment the page embeds.
-        return render(request, "deployments/deployment_detail.html#live", context)
-    return render(
-        request,
-        "deployments/deployment_detail.html",
-        {
-            **context,
-            **revisions.actions(request, deployment),
-            **object_history(request.user, deployment),
-            "rollouts": deployment.rollouts.select_related("created_by")[:10],
-            "golden_requests": deployment.golden_requests.all(),
-            "batching": batching_insight(deployment),
-            "can_roll_out": "traffic" in deployment.target.capabilities and deployment.repository_id is not None,
-            "load_tests": load_tests_of(request.user, deployment)[:5],
-            "config_searches": config_searches_of(request.user, deployment)[:3],
-            "load_test_policy": deployment.target.environment.load_tests,
-        },
-    )
+    if request.htmx and not request.htmx.history_restore_request:
+        return render(request, "deployments/_deployment_poll.html", context)
+    return render(request, "deployments/deployment_detail.html", context)
 
 
 def _act(request, deployment: Deployment, service, done: str):

@@ -2,12 +2,42 @@ from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
 from deployments import policy
-from deployments.selectors.overview import fleet, overview_summary
+from deployments.models import Deployment, Environment, Target
+from deployments.selectors.fleet import FleetFilters, fleet
+from deployments.selectors.needs_you import needs_you
+from deployments.selectors.overview import overview_summary
 
 
 @require_safe
 def overview(request):
-    context = {"summary": overview_summary(request.user)}
-    if policy.can_somewhere(request.user, "deployments.view_deployment"):
-        context["fleet"] = fleet(request.user)
+    """The wall-screen page. Its poll (htmx, every few seconds) gets the live
+    part only: the fleet, what needs the viewer and the worker card."""
+    can_see_deployments = policy.can_somewhere(request.user, "deployments.view_deployment")
+    filters = FleetFilters.from_query(request.GET)
+    context = {
+        "summary": overview_summary(request.user),
+        "filters": filters,
+        "needs": needs_you(request.user),
+    }
+    if can_see_deployments:
+        context["fleet"] = fleet(request.user, filters)
+        context["filter_fields"] = _filter_fields(request.user, filters)
+    if request.htmx and not request.htmx.history_restore_request:
+        return render(request, "deployments/overview.html#live", context)
     return render(request, "deployments/overview.html", context)
+
+
+def _filter_fields(user, filters: FleetFilters) -> list[dict]:
+    environments = Environment.objects.visible_to(user).values_list("name", flat=True)
+    targets = Target.objects.visible_to(user).order_by("name").values_list("name", flat=True)
+    live = [(value, label) for value, label in Deployment.Status.choices if value not in Deployment.TERMINAL]
+    return [
+        {
+            "name": "environment",
+            "label": "Environment",
+            "choices": [(n, n) for n in environments],
+            "value": filters.environment,
+        },
+        {"name": "status", "label": "Status", "choices": live, "value": filters.status},
+        {"name": "target", "label": "Target", "choices": [(n, n) for n in targets], "value": filters.target},
+    ]

@@ -1,12 +1,22 @@
 // Draws the deployment page's charts with uPlot from the JSON its
-// data-series-url returns: {"title": ..., "unit": ..., "series": {"label": [[t, v], ...]}}.
+// data-series-url returns: {"title", "unit", "series": {"label": [[t, v], ...]},
+// "start", "end", "bucket_seconds"}, and reads it again every minute (the
+// figures are one point a minute), so a page left open stays current.
 // A file, not inline code: the CSP allows no inline scripts.
 (function () {
-  const palette = ["#1971c2", "#e8590c", "#2f9e44", "#9c36b5", "#c2255c", "#0c8599"];
+  const palette = ["#1864ab", "#c2410c", "#2b8a3e", "#862e9c", "#a61e4d", "#0b7285"];
+  const REFRESH_MS = 60_000;
 
-  function merge(series) {
+  // Points on one time axis; a missing bucket becomes a null, so the line
+  // breaks there instead of drawing a slope across the gap.
+  function merge(series, bucket) {
     const labels = Object.keys(series);
-    const times = [...new Set(labels.flatMap((l) => series[l].map((p) => p[0])))].sort((a, b) => a - b);
+    const known = [...new Set(labels.flatMap((l) => series[l].map((p) => p[0])))].sort((a, b) => a - b);
+    const times = [];
+    known.forEach((t, i) => {
+      if (i && t - known[i - 1] > bucket * 1.5) times.push(known[i - 1] + bucket);
+      times.push(t);
+    });
     const columns = labels.map((label) => {
       const byTime = new Map(series[label]);
       return times.map((t) => (byTime.has(t) ? byTime.get(t) : null));
@@ -17,49 +27,75 @@
   // The 24-hour clock, as everywhere else in the dashboard (uPlot's default is 12-hour).
   const clock = uPlot.fmtDate("{HH}:{mm}");
   const dayAndClock = uPlot.fmtDate("{MM}-{DD} {HH}:{mm}");
-  const stamp = uPlot.fmtDate("{YYYY}-{MM}-{DD} {HH}:{mm}:{ss}");
+  const stamp = uPlot.fmtDate("{YYYY}-{MM}-{DD} {HH}:{mm}");
 
   function timeTicks(u, splits) {
-    const days = (u.scales.x.max - u.scales.x.min) > 86400;
+    const days = u.scales.x.max - u.scales.x.min > 86400;
     return splits.map((t) => (days ? dayAndClock : clock)(new Date(t * 1000)));
   }
 
-  async function draw(element) {
+  function describe(element, chart, labels) {
+    // A canvas has no text: say what it shows, with the same clock.
+    element.setAttribute("role", "img");
+    element.setAttribute(
+      "aria-label",
+      `${chart.title}: ${labels.join(", ")}, ${stamp(new Date(chart.start * 1000))} to ${stamp(new Date(chart.end * 1000))}`
+    );
+  }
+
+  async function load(element) {
     const response = await fetch(element.dataset.seriesUrl, { credentials: "same-origin" });
     if (!response.ok) return;
     const chart = await response.json();
-    const { labels, data } = merge(chart.series);
-    if (!labels.length) {
-      element.querySelector(".chart-empty").hidden = false;
+    const { labels, data } = merge(chart.series, chart.bucket_seconds || 60);
+    const empty = element.querySelector(".chart-empty");
+    empty.hidden = labels.length > 0;
+    if (!labels.length) return;
+    const window = [chart.start, chart.end];
+    const known = element._chart;
+    if (known && known.labels.join("\n") === labels.join("\n")) {
+      known.plot.batch(() => {
+        known.window = window;
+        known.plot.setData(data, false);
+        known.plot.setScale("x", { min: window[0], max: window[1] });
+      });
+      describe(element, chart, labels);
       return;
     }
-    const width = Math.max(280, element.clientWidth);
-    new uPlot(
+    if (known) known.plot.destroy();
+    const few = data[0].length < 3;
+    const state = { labels, window };
+    const plot = new uPlot(
       {
         title: chart.title,
-        width: width,
+        width: Math.max(280, element.clientWidth),
         height: 180,
         series: [
           { value: (u, t) => (t == null ? "—" : stamp(new Date(t * 1000))) },
-          ...labels.map((label, i) => ({ label: label, stroke: palette[i % palette.length], width: 1.5 })),
+          ...labels.map((label, i) => ({
+            label: label,
+            stroke: palette[i % palette.length],
+            width: 1.5,
+            // A lone reading is a dot, not an invisible line.
+            points: { show: few, size: 6 },
+          })),
         ],
         axes: [{ values: timeTicks }, { label: chart.unit }],
-        // A lone point would otherwise stretch the time axis over years.
-        scales: { x: { time: true, range: (u, min, max) => (min === max ? [min - 1800, max + 1800] : [min, max]) } },
+        // The chosen window, whatever the points cover.
+        scales: { x: { time: true, range: () => state.window } },
       },
       data,
       element.querySelector(".chart-canvas")
     );
-    // A canvas has no text: say what it shows, with the same clock.
-    const times = data[0];
-    element.setAttribute("role", "img");
-    element.setAttribute(
-      "aria-label",
-      `${chart.title}: ${labels.join(", ")}, ${stamp(new Date(times[0] * 1000))} to ${stamp(new Date(times[times.length - 1] * 1000))}`
-    );
+    element._chart = Object.assign(state, { plot });
+    describe(element, chart, labels);
   }
 
   document.addEventListener("DOMContentLoaded", () => {
-    document.querySelectorAll("[data-series-url]").forEach(draw);
+    const charts = document.querySelectorAll("[data-series-url]");
+    charts.forEach(load);
+    setInterval(() => {
+      if (!document.hidden) charts.forEach(load);
+    }, REFRESH_MS);
   });
 })();
