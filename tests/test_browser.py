@@ -127,15 +127,62 @@ def test_the_overview_shows_a_status_change_without_a_reload(page, django_user_m
     page.get_by_label("Username").fill("deployer")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    tile = page.locator("#fleet a.tile", has_text="watched")
-    expect(tile).to_contain_text("Healthy")
+    tile = page.locator("#fleet article.tile", has_text="watched")
+    expect(tile).to_contain_text("healthy")
     page.evaluate("window.__marker = 'same page'")
     Deployment.objects.filter(pk=deployment.pk).update(
         status=Deployment.Status.UNHEALTHY, status_reason="add_sub v1 UNAVAILABLE: unloaded"
     )
-    expect(tile).to_contain_text("Unhealthy", timeout=15_000)
-    expect(tile).to_have_attribute("title", "add_sub v1 UNAVAILABLE: unloaded")
+    expect(tile).to_contain_text("unhealthy", timeout=15_000)
+    expect(tile).to_contain_text("add_sub v1 UNAVAILABLE: unloaded")
+    # A filter swaps the tiles in place, goes into the URL, and the refresh keeps it.
+    page.get_by_label("Status").select_option("healthy")
+    expect(page).to_have_url("/?environment=&status=healthy&target=")
+    expect(page.locator("#fleet")).to_contain_text("No live deployment matches these filters")
+    expect(page.locator("#live")).to_have_attribute("hx-get", "/?status=healthy")
     assert page.evaluate("window.__marker") == "same page"  # updated in place, never reloaded
+
+
+def test_the_deployment_page_keeps_every_section_current_and_leaves_edits_alone(page, django_user_model):  # noqa: F811
+    from deployments.audit import audit
+    from deployments.models import Deployment, Operation
+    from deployments.services.deployments import deployment_create
+    from deployments.services.repositories import repository_load_example
+    from tests.archives import EXAMPLES
+    from tests.conftest import make_user
+    from tests.engine import local_target
+
+    deployer = make_user(django_user_model, "deployer", "deployer")
+    repository = repository_load_example(path=EXAMPLES / "add_sub", actor=deployer).repository
+    deployment = deployment_create(name="kept", repository=repository, target=local_target(), actor=deployer)
+    page.goto("/login/")
+    page.get_by_label("Username").fill("deployer")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(f"/deployments/{deployment.pk}/")
+    page.evaluate("window.__marker = 'same page'")
+    expect(page.locator("#actions-section")).not_to_contain_text("Test inference")
+    Operation.objects.update(status=Operation.Status.SUCCEEDED)
+    Deployment.objects.filter(pk=deployment.pk).update(
+        status=Deployment.Status.HEALTHY,
+        scoring_uri="http://127.0.0.1:20000",
+        observed={"traffic": {"s0000000aaaa": 100}},
+    )
+    # The deploy ended: the status, the actions and the traffic form follow without a reload.
+    expect(page.locator("#live .status").first).to_have_text("healthy", timeout=15_000)
+    expect(page.locator("#actions-section")).to_contain_text("Test inference", timeout=15_000)
+    share = page.get_by_label("Share for s0000000aaaa")
+    share.fill("40")
+    audit(actor=deployer, action="console.inferred", obj=deployment, details={"model": "add_sub"})
+    expect(page.locator("#history")).to_contain_text("1 console call", timeout=15_000)
+    assert share.input_value() == "40"  # a split being typed survived the refreshes
+    page.locator("#history").get_by_role("link", name="Console calls").click()
+    expect(page).to_have_url(f"/deployments/{deployment.pk}/?range=24h&history=console")
+    expect(page.locator("#history")).not_to_contain_text("deployment.requested")
+    expect(page.locator("#live")).to_have_attribute(
+        "hx-get", f"/deployments/{deployment.pk}/?range=24h&history=console"
+    )
+    assert page.evaluate("window.__marker") == "same page"
 
 
 def test_a_deployer_tries_a_model_in_the_console(page, django_user_model):  # noqa: F811
