@@ -187,6 +187,24 @@ def audit_event_json(event) -> dict:
     }
 
 
+def audit_event_detail_json(detail, link) -> dict:
+    """One event with what it changed and its neighbours; `link(seq)` is the
+    address of another event."""
+    event = detail.event
+    return {
+        **audit_event_json(event),
+        "prev_hash": event.prev_hash,
+        "key_id": event.key_id,
+        "changes": [
+            {"path": change.path, "change": change.kind, "before": change.before, "after": change.after}
+            for change in detail.changed
+        ],
+        "previous": link(detail.previous_seq) if detail.previous_seq is not None else None,
+        "next": link(detail.next_seq) if detail.next_seq is not None else None,
+        "same_request": [other.seq for other in detail.same_request],
+    }
+
+
 def rollout_json(rollout) -> dict:
     """A rollout as the API and its webhook consumers see it: the plan, where
     it is, and each step with its figures and the gates' verdict."""

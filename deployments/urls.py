@@ -34,6 +34,7 @@ urlpatterns = [
     path("audit/", audit_log.audit_log, name="audit"),
     path("audit/export.csv", audit_log.export, {"fmt": "csv"}, name="audit-export-csv"),
     path("audit/export.json", audit_log.export, {"fmt": "json"}, name="audit-export-json"),
+    path("audit/<int:seq>/", audit_log.event, name="audit-event"),
     path("repositories/", repositories.repositories, name="repositories"),
     path("repositories/upload/", repositories.upload, name="repository-upload"),
     path("repositories/import/", repositories.import_path, name="repository-import"),

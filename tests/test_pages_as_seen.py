@@ -171,7 +171,26 @@ def world(django_user_model):
             "throughput": {"index": 1, "concurrency": 8, "throughput": 351.0},
         },
     )
+    from deployments.audit import audit
+
+    script = "def init():\n    pass\n\n\ndef run(data):\n    return data\n"
+    spec = {"mode": "entry_script", "entry_script": script, "worker_count": 1, "resources": {"cpu_cores": 1}}
+    changed = {
+        **spec,
+        "entry_script": script.replace("return data", "return {'echo': data}"),
+        "worker_count": 2,
+        "resources": {"cpu_cores": 2, "memory_gb": 4},
+    }
+    redeploy = audit(
+        action="deployment.redeploy_requested",
+        actor=admin,
+        obj=running,
+        before=spec,
+        after=changed,
+        details={"spec_changed": True, "needs_approval": False},
+    )
     return {
+        "event": redeploy,
         "runs": runs,
         "search": search,
         "valid": valid,
@@ -229,6 +248,7 @@ def test_a_filled_dashboard_as_seen(page, world):  # noqa: F811
         ("approvals", reverse("approvals")),
         ("approval", reverse("approval", args=[request.pk])),
         ("audit", reverse("audit")),
+        ("audit-event", reverse("audit-event", args=[world["event"].seq])),
         ("audit-bad-filter", reverse("audit") + "?since=yesterday&actor=admin"),
         ("profile", reverse("profile")),
         ("loadtest", reverse("loadtest", args=[world["runs"][0].pk])),

@@ -93,6 +93,7 @@ def world(django_user_model):
         "golden_id": GoldenRequest.objects.create(deployment=deployment, name="ones", request={}).pk,
         "migration_id": Migration.objects.create(source=deployment, destination=deployment).pk,
         "figure": "p95_ms",
+        "seq": AuditEvent.objects.filter(environment="prod").latest("seq").seq,
     }
 
 

@@ -333,6 +333,24 @@ class AuditEvent(Schema):
     hash: str
 
 
+class AuditChange(Schema):
+    path: str = Field(
+        description="the key, nested keys joined by dots (`resources.gpu_cores`); empty for the whole value"
+    )
+    change: Literal["added", "removed", "changed"]
+    before: Any = None
+    after: Any = None
+
+
+class AuditEventDetail(AuditEvent):
+    prev_hash: str
+    key_id: str
+    changes: list[AuditChange]
+    previous: str | None = Field(description="the event before it that the caller may see")
+    next: str | None = Field(description="the event after it that the caller may see")
+    same_request: list[int] = Field(description="seqs of the other events of its request that the caller may see")
+
+
 class AuditPage(Schema):
     results: list[AuditEvent]
     next: str | None

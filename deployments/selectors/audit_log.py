@@ -1,10 +1,12 @@
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.apps import apps
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.timezone import is_naive, make_aware
 
 from deployments import policy
+from deployments.audit.changes import Change, changes
 from deployments.errors import DomainError
 from deployments.models import AuditEvent, Environment
 
@@ -138,3 +140,83 @@ def object_history(user, obj, *, limit: int = 20) -> dict:
         return {"history": [], "history_object": label}
     events = visible_events(user).filter(object_type=obj._meta.label_lower, object_id=str(obj.pk)).order_by("-seq")
     return {"history": list(events[:limit]), "history_object": label}
+
+
+# Other events of the same request shown beside an event: a request writes a
+# handful; the cap keeps a pathological one from making a page of thousands.
+SAME_REQUEST_LIMIT = 50
+# Objects an event's details name by id: the approval events are about the
+# deployment, and the request they decide is in their details.
+_DETAIL_REFERENCES = {
+    "request": "deployments.deployrequest",
+    "rollout": "deployments.rollout",
+    "migration": "deployments.migration",
+}
+
+
+@dataclass(frozen=True)
+class EventDetail:
+    event: AuditEvent
+    changes: list[Change]
+    # The neighbours in the log as this user sees it (None at either end).
+    previous_seq: int | None
+    next_seq: int | None
+    same_request: list[AuditEvent]
+
+    @property
+    def unchanged(self) -> list[Change]:
+        return [change for change in self.changes if change.kind == "unchanged"]
+
+    @property
+    def changed(self) -> list[Change]:
+        return [change for change in self.changes if change.kind != "unchanged"]
+
+    def references(self) -> list[tuple[str, str]]:
+        """(object_type, object_id) of the event's object and of the objects its details name."""
+        found = [(self.event.object_type, self.event.object_id)] if self.event.object_type else []
+        details = self.event.details if isinstance(self.event.details, dict) else {}
+        for key, object_type in _DETAIL_REFERENCES.items():
+            value = details.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                found.append((object_type, str(value)))
+        return found
+
+
+def event_detail(user, seq: int) -> EventDetail | None:
+    """One event if `user` may see it (None as for one that does not exist),
+    its neighbours and its request's other events under the same rule: the
+    same few queries however long the log."""
+    events = visible_events(user)
+    event = events.filter(seq=seq).first()
+    if event is None:
+        return None
+    same_request = []
+    if event.request_id:
+        same_request = list(
+            events.filter(request_id=event.request_id).exclude(seq=seq).order_by("seq")[:SAME_REQUEST_LIMIT]
+        )
+    return EventDetail(
+        event=event,
+        changes=changes(event.before, event.after),
+        previous_seq=events.filter(seq__lt=seq).order_by("-seq").values_list("seq", flat=True).first(),
+        next_seq=events.filter(seq__gt=seq).order_by("seq").values_list("seq", flat=True).first(),
+        same_request=same_request,
+    )
+
+
+def visible_objects(user, references) -> set[tuple[str, str]]:
+    """Those of (object_type, object_id) that still exist and `user` may see:
+    a link to anything else would only lead to a 404. One query per reference;
+    types without a `.visible_to()` (users, tokens) are never linked."""
+    found = set()
+    for object_type, object_id in references:
+        try:
+            model = apps.get_model(object_type)
+        except (LookupError, ValueError):
+            continue
+        restrict = getattr(model._default_manager, "visible_to", None)
+        if not (object_id.isascii() and object_id.isdigit()) or restrict is None:
+            continue
+        if restrict(user).filter(pk=int(object_id)).exists():
+            found.add((object_type, object_id))
+    return found

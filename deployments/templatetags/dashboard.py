@@ -4,6 +4,8 @@ from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
+from deployments.audit.changes import readable
+
 register = template.Library()
 
 
@@ -96,3 +98,9 @@ def _figure(figure) -> str:
             format_html_join("", '<polyline points="{}"/>', ((line,) for line in figure.lines)),
         )
     return format_html("<div><dt>{}</dt><dd>{} {}</dd></div>", figure.label, shown, spark)
+
+
+@register.filter
+def readable_json(value) -> str:
+    """A JSON field's value to read: text as it is, anything else indented."""
+    return readable(value)

@@ -3,8 +3,9 @@ import itertools
 import json
 
 from django.contrib import messages
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.http import require_safe
 
 from deployments.errors import DomainError
@@ -13,9 +14,11 @@ from deployments.selectors.audit_log import (
     AuditFilters,
     audit_events,
     audit_page,
+    event_detail,
     parse_audit_filters,
     parse_audit_filters_keeping_the_rest,
     visible_events,
+    visible_objects,
 )
 from deployments.serializers import audit_event_json
 from deployments.views.access import require_perm
@@ -71,6 +74,52 @@ def audit_log(request):
         # says the request was malformed (as the API's does).
         status=400 if malformed else 200,
     )
+
+
+# The page of each kind of object an event can be about (object_type is
+# app_label.model), which takes the object's id.
+OBJECT_PAGES = {
+    "deployments.deployment": "deployment",
+    "deployments.modelrepository": "repository",
+    "deployments.modelline": "line",
+    "deployments.deployrequest": "approval",
+    "deployments.target": "target",
+    "deployments.environment": "environment",
+    "deployments.rollout": "rollout",
+    "deployments.migration": "migration",
+    "deployments.loadtest": "loadtest",
+    "deployments.configsearch": "config-search",
+}
+# How a page names an object its event's details refer to.
+OBJECT_WORDS = {"deployments.deployrequest": "approval request"}
+
+
+def _object_links(user, detail) -> tuple[str, list[tuple[str, str]]]:
+    """The event's object's page, and (label, page) of the objects its details
+    name, where the page exists and `user` may see it."""
+    event = detail.event
+    own = (event.object_type, event.object_id)
+    with_pages = [ref for ref in detail.references() if ref[0] in OBJECT_PAGES]
+    pages = {ref: reverse(OBJECT_PAGES[ref[0]], args=[int(ref[1])]) for ref in visible_objects(user, with_pages)}
+    related = []
+    for object_type, object_id in with_pages:  # in the details' order
+        if (object_type, object_id) in pages and (object_type, object_id) != own:
+            label = OBJECT_WORDS.get(object_type, object_type.rpartition(".")[2])
+            related.append((f"{label} #{object_id}", pages[object_type, object_id]))
+    return pages.get(own, ""), related
+
+
+@require_safe
+def event(request, seq: int):
+    """One event with everything it recorded. Whoever may not see it gets the
+    404 of an event that does not exist (no role at all included): its seq
+    tells nobody else that it is there."""
+    detail = event_detail(request.user, seq)
+    if detail is None:
+        raise Http404("No such event.")
+    object_url, related = _object_links(request.user, detail)
+    context = {"detail": detail, "event": detail.event, "object_url": object_url, "related": related}
+    return render(request, "deployments/audit_event.html", context)
 
 
 # What spreadsheets take for the start of a formula (OWASP, "CSV Injection").
