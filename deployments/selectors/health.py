@@ -15,6 +15,8 @@ RANGES = {
     "7d": ("7 days", 24 * 7, timedelta(days=1), "D j M"),
 }
 DEFAULT_RANGE = "24h"
+# Percent of the strip at either end where no axis label is put.
+EDGE = 3
 
 
 def range_key(raw: str) -> str:
@@ -90,7 +92,10 @@ def ticks(key: str, *, now=None) -> list[Tick]:
     window = (now - start).total_seconds()
     marks = []
     while mark < now:
-        marks.append(Tick(round((mark - start).total_seconds() / window * 100, 2), mark, fmt))
+        offset = (mark - start).total_seconds() / window * 100
+        # A label centred this close to an end would be cut off by it.
+        if EDGE <= offset <= 100 - EDGE:
+            marks.append(Tick(round(offset, 2), mark, fmt))
         # Through local midnight arithmetic: a day stays a calendar day across DST.
         mark = timezone.localtime(mark + step)
     return marks

@@ -10,7 +10,7 @@ from deployments.selectors.health import RANGES, range_key
 CHARTS = {
     "requests": ("Requests and failures per second", "req/s", ["requests_per_s", "failures_per_s"]),
     "latency": ("Time per request: queue vs compute", "ms", ["queue_ms", "compute_ms"]),
-    "p95": ("Request latency p95 (Triton's summary)", "ms", ["p95_ms"]),
+    "p95": ("p95 request latency", "ms", ["p95_ms"]),
     "utilisation": ("CPU and GPU utilisation", "share", ["cpu_utilization", "gpu_utilization"]),
 }
 
