@@ -293,5 +293,8 @@ def test_charts_read_the_24_hour_clock(page, world):  # noqa: F811
     chart = page.locator("[data-series-url][role=img]").first
     expect(chart).to_have_attribute(
         "aria-label",
-        re.compile(r"^Requests per second: add_sub, \d{4}-\d\d-\d\d 13:05:00 to \d{4}-\d\d-\d\d 13:35:00$"),
+        re.compile(
+            r"^Requests and failures per second: add_sub requests, "
+            r"read from \d{4}-\d\d-\d\d 13:05 to \d{4}-\d\d-\d\d 13:35 \(window .* to .*\)$"
+        ),
     )

@@ -34,12 +34,14 @@
     return splits.map((t) => (days ? dayAndClock : clock)(new Date(t * 1000)));
   }
 
-  function describe(element, chart, labels) {
+  function describe(element, chart, labels, times) {
     // A canvas has no text: say what it shows, with the same clock.
+    const when = (t) => stamp(new Date(t * 1000));
     element.setAttribute("role", "img");
     element.setAttribute(
       "aria-label",
-      `${chart.title}: ${labels.join(", ")}, ${stamp(new Date(chart.start * 1000))} to ${stamp(new Date(chart.end * 1000))}`
+      `${chart.title}: ${labels.join(", ")}, read from ${when(times[0])} to ${when(times[times.length - 1])} ` +
+        `(window ${when(chart.start)} to ${when(chart.end)})`
     );
   }
 
@@ -59,7 +61,7 @@
         known.plot.setData(data, false);
         known.plot.setScale("x", { min: window[0], max: window[1] });
       });
-      describe(element, chart, labels);
+      describe(element, chart, labels, data[0]);
       return;
     }
     if (known) known.plot.destroy();
@@ -88,7 +90,7 @@
       element.querySelector(".chart-canvas")
     );
     element._chart = Object.assign(state, { plot });
-    describe(element, chart, labels);
+    describe(element, chart, labels, data[0]);
   }
 
   document.addEventListener("DOMContentLoaded", () => {
