@@ -10,7 +10,7 @@ from deployments import policy
 from deployments.errors import DomainError
 from deployments.forms import DeploymentForm
 from deployments.health import counter_source
-from deployments.models import Deployment, Environment, Target
+from deployments.models import Deployment
 from deployments.selectors.batching import batching_insight
 from deployments.selectors.deployments import (
     delete_needs_approval,
@@ -36,6 +36,7 @@ from deployments.services.permissions import require
 from deployments.views import confirm, revisions
 from deployments.views.access import deployment_or_404, field_for, require_perm
 from deployments.views.confirm import Confirmation
+from deployments.views.filters import filter_fields
 
 PAGE_SIZE = 25
 LOG_LINES = 100
@@ -56,23 +57,12 @@ def deployments(request):
     if request.htmx:
         # The table refreshes itself: its poll gets only the rows fragment.
         return render(request, "deployments/deployments.html#rows", rows)
-    environments = Environment.objects.visible_to(request.user).values_list("name", flat=True)
-    targets = Target.objects.visible_to(request.user).order_by("name").values_list("name", flat=True)
-    # Choices, not free text: only what exists and may be seen can be picked.
-    choices = {
-        "status": ("Status", Deployment.Status.choices),
-        "environment": ("Environment", [(name, name) for name in environments]),
-        "target": ("Target", [(name, name) for name in targets]),
-    }
     return render(
         request,
         "deployments/deployments.html",
         {
             **rows,
-            "filter_fields": [
-                {"name": name, "label": label, "choices": options, "value": filters[name]}
-                for name, (label, options) in choices.items()
-            ],
+            "filter_fields": filter_fields(request.user, filters, Deployment.Status.choices),
         },
     )
 

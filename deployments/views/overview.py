@@ -2,10 +2,11 @@ from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
 from deployments import policy
-from deployments.models import Deployment, Environment, Target
+from deployments.models import Deployment
 from deployments.selectors.fleet import FleetFilters, fleet
 from deployments.selectors.needs_you import needs_you
 from deployments.selectors.overview import overview_summary
+from deployments.views.filters import filter_fields
 
 
 @require_safe
@@ -21,23 +22,8 @@ def overview(request):
     }
     if can_see_deployments:
         context["fleet"] = fleet(request.user, filters)
-        context["filter_fields"] = _filter_fields(request.user, filters)
+        live = [(value, label) for value, label in Deployment.Status.choices if value not in Deployment.TERMINAL]
+        context["filter_fields"] = filter_fields(request.user, vars(filters), live)
     if request.htmx and not request.htmx.history_restore_request:
         return render(request, "deployments/overview.html#live", context)
     return render(request, "deployments/overview.html", context)
-
-
-def _filter_fields(user, filters: FleetFilters) -> list[dict]:
-    environments = Environment.objects.visible_to(user).values_list("name", flat=True)
-    targets = Target.objects.visible_to(user).order_by("name").values_list("name", flat=True)
-    live = [(value, label) for value, label in Deployment.Status.choices if value not in Deployment.TERMINAL]
-    return [
-        {
-            "name": "environment",
-            "label": "Environment",
-            "choices": [(n, n) for n in environments],
-            "value": filters.environment,
-        },
-        {"name": "status", "label": "Status", "choices": live, "value": filters.status},
-        {"name": "target", "label": "Target", "choices": [(n, n) for n in targets], "value": filters.target},
-    ]
