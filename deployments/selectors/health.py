@@ -2,6 +2,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.utils import timezone
+from django.utils.http import urlencode
 
 from deployments.health.poller import availability, latency_figures
 from deployments.models import Deployment
@@ -17,6 +18,11 @@ RANGES = {
 DEFAULT_RANGE = "24h"
 # Percent of the strip at either end where no axis label is put.
 EDGE = 3
+
+
+def page_query(range_key: str, history_kind: str = "") -> str:
+    """A deployment page's query string: its time range and History filter."""
+    return urlencode({"range": range_key, **({"history": history_kind} if history_kind else {})})
 
 
 def range_key(raw: str) -> str:

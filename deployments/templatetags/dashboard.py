@@ -2,9 +2,9 @@ from django import template
 from django.template.defaultfilters import floatformat
 from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html, format_html_join
-from django.utils.http import urlencode
 
 from deployments.audit.changes import readable
+from deployments.selectors.health import page_query
 
 register = template.Library()
 
@@ -57,7 +57,7 @@ def seconds_words(seconds) -> str:
 @register.filter
 def range_query(range_key: str, history_kind: str = "") -> str:
     """The deployment page's query string for a time range and a History filter."""
-    return urlencode({"range": range_key, **({"history": history_kind} if history_kind else {})})
+    return page_query(range_key, history_kind)
 
 
 # Details keys that say in a few words what an event was about, in this order.

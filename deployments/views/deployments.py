@@ -17,7 +17,7 @@ from deployments.selectors.deployments import (
     deployment_list,
     server_log,
 )
-from deployments.selectors.health import RANGES, health_view, range_key
+from deployments.selectors.health import RANGES, health_view, page_query, range_key
 from deployments.selectors.history import history
 from deployments.selectors.history import kind_key as history_kind
 from deployments.selectors.load_tests import config_searches_of, load_tests_of
@@ -118,7 +118,7 @@ def detail(request, deployment_id: int):
         "rollout": active_rollout(deployment),
         "migrations": migrations_of(deployment),
         "polls": deployment.status not in Deployment.TERMINAL or deployment.in_progress,
-        "poll_url": f"{request.path}?{urlencode({'range': range_, **({'history': kind} if kind else {})})}",
+        "poll_url": f"{request.path}?{page_query(range_, kind)}",
         **revisions.actions(request, deployment),
         **history(request.user, deployment, kind),
         "rollouts": deployment.rollouts.select_related("created_by")[:10],
