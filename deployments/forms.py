@@ -6,20 +6,38 @@ from deployments import policy
 from deployments.models import Deployment, Environment, GoldenRequest, LoadTest, ModelRepository, Rollout, Target
 from deployments.services.environments import POLICY_FIELDS
 from workers.targets import registry
+from workers.targets.base import Capability
 
 
 class DeploymentForm(forms.Form):
+    """A new deployment. Some fields apply only to some choices: the entry
+    script's to entry-script mode, each resource to the kinds of target that
+    use it. All are always rendered (a browser without JavaScript shows them
+    all); those that do not apply to the chosen mode and target are hidden
+    where scripts run, re-rendered by htmx when either changes, and ignored
+    on POST, whatever they hold."""
+
+    # Triton mode serves the repository alone: these are the score.py's.
+    ENTRY_SCRIPT_FIELDS = ("entry_script", "pip_packages", "worker_count")
+    RESOURCE_FIELDS = ("gpu_cores", "cpu_cores", "memory_gb")
+    # Choosing one of these changes which fields apply.
+    SHAPING_FIELDS = ("target", "mode")
+
     name = forms.CharField(max_length=63, help_text="lower-case letters, digits and '-'")
     repository = forms.ModelChoiceField(queryset=ModelRepository.objects.none())
     target = forms.ModelChoiceField(queryset=Target.objects.none())
     mode = forms.ChoiceField(choices=Deployment.Mode.choices, initial=Deployment.Mode.TRITON)
     entry_script = forms.CharField(
         required=False,
-        widget=forms.Textarea(attrs={"rows": 8, "class": "mono"}),
-        help_text="entry_script mode only: score.py with init() and run()",
+        # Kept as typed while htmx re-renders the fields around it (and never
+        # sent in the re-render's query string, which a long script would overflow).
+        widget=forms.Textarea(attrs={"rows": 8, "class": "mono", "hx-preserve": "true"}),
+        help_text="score.py with init() and run()",
     )
     pip_packages = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 3}), help_text="one requirement per line"
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "hx-preserve": "true"}),
+        help_text="one requirement per line",
     )
     worker_count = forms.IntegerField(
         min_value=1,
@@ -28,14 +46,12 @@ class DeploymentForm(forms.Form):
         label="Worker processes",
         help_text="WORKER_COUNT: how many processes serve the entry script",
     )
-    gpu_cores = forms.FloatField(
-        required=False, min_value=0, label="GPU cores", help_text="empty: the target's default"
-    )
+    gpu_cores = forms.FloatField(required=False, min_value=0, label="GPU cores")
     cpu_cores = forms.FloatField(required=False, min_value=0, label="CPU cores")
     memory_gb = forms.FloatField(required=False, min_value=0, label="Memory (GB)")
     auth_enabled = forms.BooleanField(required=False, initial=True, label="Require a key (auth_enabled)")
 
-    def __init__(self, *args, user, **kwargs):
+    def __init__(self, *args, user, refresh_url: str = "", **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["repository"].queryset = (
             ModelRepository.objects.visible_to(user)
@@ -52,13 +68,97 @@ class DeploymentForm(forms.Form):
         )
         self.fields["target"].label_from_instance = lambda t: f"{t.name} ({t.kind_label}, {t.environment.name})"
         self.fields["repository"].label_from_instance = lambda r: f"{r.label} ({r.short_digest})"
+        if refresh_url:
+            for name in self.SHAPING_FIELDS:
+                self.fields[name].widget.attrs.update({"hx-get": refresh_url, "hx-trigger": "change"})
+        self.chosen_target = self._chosen_target()
+        self.kind = self.chosen_target.descriptor if self.chosen_target else None
+        self.chosen_mode = self["mode"].value()
+        self._describe_resources()
+        for name in (*self.ENTRY_SCRIPT_FIELDS, *self.RESOURCE_FIELDS):
+            if not self.applies(name):
+                # Hidden where scripts run, where a browser would refuse to
+                # submit over a constraint nobody can see (an emptied
+                # worker count); the server ignores the field anyway.
+                self.fields[name].required = False
+                for constraint in ("min", "max"):
+                    self.fields[name].widget.attrs.pop(constraint, None)
 
-    def resources(self) -> dict:
-        return {
-            key: self.cleaned_data[key]
-            for key in ("gpu_cores", "cpu_cores", "memory_gb")
-            if self.cleaned_data.get(key) is not None
-        }
+    def _chosen_target(self) -> Target | None:
+        """The target chosen so far (posted, or asked for in the query), if it
+        is one the user may deploy to."""
+        try:
+            return self.fields["target"].to_python(self["target"].value())
+        except forms.ValidationError:
+            return None
+
+    def _describe_resources(self) -> None:
+        """Each resource's default on the chosen target, as its placeholder."""
+        defaults = self.chosen_target.settings.get("default_resources", {}) if self.chosen_target else {}
+        for name in self.RESOURCE_FIELDS:
+            field = self.fields[name]
+            if name in defaults:
+                field.widget.attrs["placeholder"] = f"{defaults[name]:g}"
+                field.help_text = f"empty: the target's default, {defaults[name]:g}"
+            elif self.chosen_target:
+                field.help_text = "empty: the platform's default"
+            else:
+                field.help_text = "empty: the target's default"
+
+    @property
+    def resource_kinds(self) -> str:
+        """The kinds of target whose deployments take resources, for a browser
+        that shows the fields whatever the target."""
+        return ", ".join(kind.label for kind in registry.KINDS.values() if kind.deployment_resources)
+
+    @property
+    def entry_script_available(self) -> bool:
+        return self.kind is None or self.kind.has(Capability.ENTRY_SCRIPT)
+
+    def applies(self, name: str) -> bool:
+        """Whether the field means anything for the chosen mode and target."""
+        if name in self.ENTRY_SCRIPT_FIELDS:
+            return self.chosen_mode == Deployment.Mode.ENTRY_SCRIPT and self.entry_script_available
+        if name in self.RESOURCE_FIELDS:
+            return self.kind is not None and name in self.kind.deployment_resources
+        return True
+
+    @property
+    def entry_script_applies(self) -> bool:
+        return self.applies("entry_script")
+
+    @property
+    def resources_apply(self) -> bool:
+        return any(self.applies(name) for name in self.RESOURCE_FIELDS)
+
+    def entry_script_fields(self):
+        return [(self[name], self.applies(name)) for name in self.ENTRY_SCRIPT_FIELDS]
+
+    def resource_fields(self):
+        return [(self[name], self.applies(name)) for name in self.RESOURCE_FIELDS]
+
+    @property
+    def sizing(self) -> str:
+        """What the chosen target runs each deployment on, where it decides that."""
+        return self.kind.sizing(self.chosen_target.settings) if self.kind else ""
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in (*self.ENTRY_SCRIPT_FIELDS, *self.RESOURCE_FIELDS):
+            if not self.applies(name):
+                # Ignored, not saved and never an error: hidden, or shown to a
+                # browser without JavaScript for another mode or target.
+                self.errors.pop(name, None)
+                cleaned.pop(name, None)
+        return cleaned
+
+    def spec(self) -> dict:
+        """The spec's fields for deployment_create: what applies; the service's
+        defaults for the rest."""
+        data = self.cleaned_data
+        spec = {name: data[name] for name in self.ENTRY_SCRIPT_FIELDS if name in data}
+        spec["resources"] = {name: data[name] for name in self.RESOURCE_FIELDS if data.get(name) is not None}
+        return {**spec, "mode": data["mode"], "auth_enabled": data["auth_enabled"]}
 
 
 class TargetForm(forms.Form):

@@ -111,6 +111,85 @@ def test_a_deployer_deploys_watches_it_go_healthy_and_deletes_it(page, django_us
     assert local_processes.processes_mentioning(f"{local.workdir(deployment_id)}/") == []
 
 
+def test_the_deploy_form_shows_the_fields_of_the_mode_and_target_chosen(page, django_user_model, live_server):  # noqa: F811
+    from deployments.models import Deployment, Target
+    from deployments.services.repositories import repository_load_example
+    from tests.archives import EXAMPLES
+    from tests.conftest import make_user
+    from tests.engine import local_target
+
+    deployer = make_user(django_user_model, "deployer", "deployer")
+    repository = repository_load_example(path=EXAMPLES / "add_sub", actor=deployer).repository
+    local = local_target()
+    aks = Target.objects.create(
+        name="aks",
+        kind="azureml_v1_aks",
+        environment=local.environment,
+        settings={"compute_name": "aks-gpu", "default_resources": {"gpu_cores": 1}},
+    )
+    managed = Target.objects.create(
+        name="managed",
+        kind="azureml_v2_managed",
+        environment=local.environment,
+        settings={"instance_type": "Standard_NC6s_v3", "instance_count": 2},
+    )
+    script = "def init():\n    pass\n\n\ndef run(data):\n    return data"
+
+    def sign_in(tab):
+        tab.goto(f"/login/?next=/deployments/new/%3Frepository%3D{repository.pk}")
+        tab.get_by_label("Username").fill("deployer")
+        tab.get_by_label("Password").fill(PASSWORD)
+        tab.get_by_role("button", name="Sign in").click()
+        expect(tab.get_by_role("heading", name="New deployment")).to_be_visible()
+
+    sign_in(page)
+    entry, gpu = page.get_by_label("Entry script"), page.get_by_label("GPU cores")
+    expect(entry).to_be_hidden()  # Triton mode, no target yet
+    expect(gpu).to_be_hidden()
+    page.get_by_label("Name").fill("echo")
+    page.get_by_label("Target").select_option(str(local.pk))
+    page.get_by_label("Mode").select_option("entry_script")
+    expect(entry).to_be_visible()
+    expect(page.get_by_label("Worker processes")).to_be_visible()
+    expect(gpu).to_be_hidden()  # the local kind takes no resources
+    expect(page.get_by_text("Local Triton targets take no resources per deployment")).to_be_visible()
+    entry.fill(script)
+    page.get_by_label("Pip packages").fill("numpy")
+
+    page.get_by_label("Target").select_option(str(aks.pk))
+    expect(gpu).to_be_visible()
+    expect(gpu).to_have_attribute("placeholder", "1")  # the target's default
+    expect(entry).to_have_value(script)  # kept as typed across the re-render
+    expect(page.get_by_label("Pip packages")).to_have_value("numpy")
+    # Emptied, then hidden by the switch to Triton mode below: the browser must not refuse the form over it.
+    page.get_by_label("Worker processes").fill("")
+
+    page.get_by_label("Target").select_option(str(managed.pk))
+    expect(gpu).to_be_hidden()
+    expect(entry).to_be_hidden()  # no entry-script mode on SDK v2
+    expect(page.get_by_text("each runs on 2 instances of Standard_NC6s_v3")).to_be_visible()
+    expect(page.get_by_text("serve in Triton mode only")).to_be_visible()
+
+    page.get_by_label("Mode").select_option("triton")
+    page.get_by_label("Target").select_option(str(local.pk))
+    expect(entry).to_be_hidden()
+    page.get_by_role("button", name="Deploy").click()
+    expect(page.get_by_text("Deployment “echo” requested.")).to_be_visible()
+    deployment = Deployment.objects.get(name="echo")
+    assert (deployment.target_id, deployment.mode, deployment.entry_script) == (local.pk, "triton", "")
+    assert deployment.pip_packages == []
+
+    # Without JavaScript every field shows, for whatever mode and target are chosen.
+    plain = page.context.browser.new_context(base_url=live_server.url, java_script_enabled=False)
+    try:
+        tab = plain.new_page()
+        sign_in(tab)
+        for label in ("Entry script", "Pip packages", "Worker processes", "GPU cores", "CPU cores", "Memory (GB)"):
+            expect(tab.get_by_label(label)).to_be_visible()
+    finally:
+        plain.close()
+
+
 def test_the_overview_shows_a_status_change_without_a_reload(page, django_user_model):  # noqa: F811
     from deployments.models import Deployment
     from deployments.services.deployments import deployment_create

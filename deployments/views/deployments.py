@@ -70,9 +70,16 @@ def deployments(request):
 @require_http_methods(["GET", "POST"])
 def create(request):
     require_perm(request.user, "deployments.add_deployment", "Deploying needs the deployer role.")
+    # The query string fills the form in: links from other pages (?repository=),
+    # and htmx asking for the fields of another mode or target with the values so far.
     form = DeploymentForm(
-        request.POST or None, user=request.user, initial={"repository": request.GET.get("repository")}
+        request.POST or None,
+        user=request.user,
+        initial=request.GET.dict(),
+        refresh_url=reverse("deployment-create"),
     )
+    if request.htmx and request.method == "GET":
+        return render(request, "deployments/deployment_form.html#spec-fields", {"form": form})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -80,13 +87,8 @@ def create(request):
                 name=data["name"],
                 repository=data["repository"],
                 target=data["target"],
-                mode=data["mode"],
-                entry_script=data["entry_script"],
-                pip_packages=data["pip_packages"],
-                worker_count=data["worker_count"],
-                resources=form.resources(),
-                auth_enabled=data["auth_enabled"],
                 actor=request.user,
+                **form.spec(),
             )
         except DomainError as exc:
             form.add_error(field_for(form, exc.path), exc.message)

@@ -118,6 +118,12 @@ class KindDescriptor:
     # Settings only some auth methods use (kept out of "unknown settings").
     auth_settings: tuple[str, ...] = ()
     default_resources: bool = False
+    # The resources (RESOURCE_LIMITS' names) its adapter gives each
+    # deployment: the deploy form asks for these only.
+    deployment_resources: tuple[str, ...] = ()
+    # What a deployment runs on where the target decides it rather than the
+    # deployment, in words from its settings (SDK v2: the instance type and count).
+    sizing: Callable[[dict], str] = field(default=lambda settings: "")
     name_rule: NameRule | None = None
     # How a deployment's data plane is probed, in Triton mode and in
     # entry-script mode (whose address may answer /score alone, as on Azure).

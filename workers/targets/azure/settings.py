@@ -52,3 +52,9 @@ def check_auth(auth_method: str, settings: dict, secrets: dict) -> dict:
 def where(settings: dict) -> str:
     compute = settings.get("compute_name") or settings.get("instance_type", "")
     return f"{settings.get('workspace_name', '')} / {compute}".strip(" /")
+
+
+def instance_sizing(settings: dict) -> str:
+    """An online deployment runs on the target's instance type, as many as its count."""
+    count = settings.get("instance_count", 1)
+    return f"{count} instance{'' if count == 1 else 's'} of {settings.get('instance_type') or 'its instance type'}"

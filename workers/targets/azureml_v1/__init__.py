@@ -15,6 +15,8 @@ KIND = KindDescriptor(
     settings=(*azure_settings.WORKSPACE, azure_settings.COMPUTE, azure_settings.replicas("num_replicas")),
     # An entry-script webservice answers /score alone: Azure's state is the signal.
     entry_probe=Probe.ADAPTER,
+    # AksWebservice.deploy_configuration(gpu_cores=, cpu_cores=, memory_gb=).
+    deployment_resources=("gpu_cores", "cpu_cores", "memory_gb"),
     guidance="The workspace (subscription, resource group, name), its attached AKS compute, and how to authenticate.",
     **azure.KIND_DEFAULTS,
 )

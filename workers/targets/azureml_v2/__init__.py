@@ -27,6 +27,9 @@ _ROLLOUTS = {
 
 # Entry-script mode is not built for SDK v2 yet: the capability is left out.
 _CAPABILITIES = frozenset({Capability.TRAFFIC, Capability.LOGS, Capability.KEYS})
+# An online deployment's size is the target's instance type and count, not
+# per-deployment cores (the adapter passes no resources).
+_SIZING = {"sizing": azure_settings.instance_sizing}
 _TRAFFIC_NOTE = (
     "A new spec starts as its own Azure deployment at 0%. Shift traffic gradually (e.g. 10%, then 100%); "
     "roll back by sending 100% to the previous one."
@@ -40,6 +43,7 @@ KUBERNETES = KindDescriptor(
     traffic_note=_TRAFFIC_NOTE,
     **_PROBES,
     **_ROLLOUTS,
+    **_SIZING,
     settings=(
         *azure_settings.WORKSPACE,
         azure_settings.COMPUTE,
@@ -58,6 +62,7 @@ MANAGED = KindDescriptor(
     traffic_note=_TRAFFIC_NOTE,
     **_PROBES,
     **_ROLLOUTS,
+    **_SIZING,
     settings=(
         *azure_settings.WORKSPACE,
         azure_settings.INSTANCE_TYPE,
