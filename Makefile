@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 HOST ?= 127.0.0.1
 STAMP := $(VENV)/.installed-$(shell cat requirements/dev.lock requirements/bootstrap.lock cli/pyproject.toml | sha256sum | cut -c1-16)
+# The browser tests' tools from the npm registry (axe-core), exactly as
+# package-lock.json pins them: likewise reinstalled when the lock changes.
+NODE_STAMP := node_modules/.installed-$(shell cat package.json package-lock.json | sha256sum | cut -c1-16)
 
 .PHONY: install run test test-fast lint format check-containers check-security lock clean
 
@@ -22,12 +25,19 @@ $(STAMP):
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-install: $(STAMP)
+# npm ci empties node_modules/ first, old stamp included. Never served: only
+# the browser tests read it (axe-core, tests/test_accessibility.py).
+$(NODE_STAMP):
+	@command -v npm >/dev/null || { echo "npm is needed for the browser tests' tools (Debian: apt-get install npm)"; exit 1; }
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(STAMP) $(NODE_STAMP)
 
 # The whole dashboard in the foreground on embedded defaults (SQLite, and a
 # Celery broker on a SQLite file, under var/): the Procfile's web, workers and
 # beat under supervisord, which restarts one that dies. Ctrl-C stops all.
-run: install
+run: $(STAMP)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py bootstrap_demo --url http://$(HOST):$(PORT)/
 	$(PY) manage.py triton_runtime prepare || echo "The local Triton is unavailable here: deploys to local targets will fail. Details: $(PY) manage.py triton_runtime check"
@@ -45,16 +55,16 @@ test: install
 
 # The quick tier: SQLite, the in-memory fake target, no PostgreSQL, Redis,
 # Triton, Azure SDK or Chromium (tests/services.py deselects what needs them).
-test-fast: install
+test-fast: $(STAMP)
 	TEST_TIER=fast $(PY) -m pytest -n $(TEST_WORKERS)
 
-lint: install
+lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 # Django's deployment checklist on production settings (throw-away values),
 # and known vulnerabilities with a fix in the locked dependencies.
-check-security: install
+check-security: $(STAMP)
 	DASHBOARD_ENV=production ALLOWED_HOSTS=ci.example.com \
 	  SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))') \
 	  ENCRYPTION_KEYS=$$($(PY) -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())') \
@@ -64,18 +74,18 @@ check-security: install
 	$(PY) .ci/audit_dependencies.py
 
 # No Docker engine runs here: validate the compose file and lint the Dockerfile.
-check-containers: install
+check-containers: $(STAMP)
 	docker-compose --env-file .env.example config --quiet
 	$(VENV)/bin/hadolint Dockerfile
 
-format: install
+format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
 # Re-resolve the locks after editing requirements/*.in.
-lock: install
+lock: $(STAMP)
 	$(VENV)/bin/uv pip compile --quiet --python-version 3.11 --generate-hashes requirements/app.in -o requirements/app.lock
 	$(VENV)/bin/uv pip compile --quiet --python-version 3.11 --generate-hashes requirements/dev.in -o requirements/dev.lock
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var node_modules
