@@ -32,9 +32,6 @@ SERIOUS = {"serious", "critical"}
 # Violations only: passes and incomplete checks would triple the answer, and are no failure.
 RUN_AXE = "async () => await axe.run(document, {resultTypes: ['violations']})"
 
-# Their templates are being rewritten: checked and reported, not enforced, until that lands.
-BEING_REWRITTEN = pytest.mark.xfail(strict=False, reason="being rewritten")
-
 
 @pytest.fixture(scope="module")
 def axe_source() -> str:
@@ -84,9 +81,6 @@ PAGES = {
     "config-search-new": lambda w: reverse("config-search-create", args=[w["running"].pk]),
     "login": None,
 }
-# templates/deployments/overview.html and deployment_detail.html (with _history.html) are being rewritten.
-REWRITTEN = {"overview", "deployment", "deployment-waiting"}
-CASES = [pytest.param(name, marks=[BEING_REWRITTEN] if name in REWRITTEN else []) for name in PAGES]
 
 
 def signed_in_cookie(user, live_server_url: str) -> dict:
@@ -113,7 +107,7 @@ def describe(violations: list[dict]) -> list[str]:
     return lines
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", PAGES)
 def test_a_main_page_has_no_serious_accessibility_violation(
     shared_browser,  # noqa: F811 - the fixture
     axe_source,
