@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db.models import Count, Max, Sum
-from django.db.models.functions import ExtractMinute, Floor, TruncHour
+from django.db.models.functions import ExtractDay, ExtractHour, ExtractMinute, Floor
 from django.utils import timezone
 
 from deployments.health import counter_source
@@ -49,12 +49,17 @@ def figures_for(deployments, *, now=None) -> dict[int, list[Figure]]:
     ids = [d.pk for d in deployments]
     slots: dict[int, dict[str, dict]] = defaultdict(lambda: defaultdict(dict))
     if ids:
+        starts = _slot_starts(start, now)
         rows = (
             MetricPoint.objects.filter(deployment_id__in=ids, name__in=_NAMES, minute__gte=start)
             # Five-minute slots, grouped by the database: 12 points a series
             # are enough for a sparkline, and 5x fewer rows cross to Python.
-            .annotate(hour=TruncHour("minute"), slot=Floor(ExtractMinute("minute") / SLOT_MINUTES))
-            .values_list("deployment_id", "name", "hour", "slot")
+            # Named by plain integers (day, hour, slot of the hour): a
+            # truncated datetime would be made aware again row by row.
+            .annotate(
+                day=ExtractDay("minute"), hour=ExtractHour("minute"), slot=Floor(ExtractMinute("minute") / SLOT_MINUTES)
+            )
+            .values_list("deployment_id", "name", "day", "hour", "slot")
             # Rates add up over a deployment's models (averaged over the slot's
             # minutes); its p95 is its worst model's.
             .annotate(
@@ -62,10 +67,26 @@ def figures_for(deployments, *, now=None) -> dict[int, list[Figure]]:
             )
             .order_by()
         )
-        for deployment_id, name, hour, slot, total, minutes, worst, last in rows:
+        for deployment_id, name, day, hour, slot, total, minutes, worst, last in rows:
+            slot_start = starts.get((day, hour, int(slot)))
+            if slot_start is None:
+                continue
             value = worst if name == "p95_ms" else total / minutes
-            slots[deployment_id][name][hour + timedelta(minutes=int(slot) * SLOT_MINUTES)] = (value, last)
+            slots[deployment_id][name][slot_start] = (value, last)
     return {d.pk: _figures(d, slots.get(d.pk, {}), start, now) for d in deployments}
+
+
+def _slot_starts(start, now) -> dict[tuple[int, int, int], object]:
+    """(day of month, hour, slot of the hour) in the current time zone, as the
+    database's Extract functions give them, to each slot's start in the window."""
+    local = timezone.localtime(start)
+    first = local.replace(minute=local.minute - local.minute % SLOT_MINUTES, second=0, microsecond=0)
+    starts, moment = {}, first
+    while moment <= now:
+        at = timezone.localtime(moment)
+        starts[(at.day, at.hour, at.minute // SLOT_MINUTES)] = moment
+        moment += timedelta(minutes=SLOT_MINUTES)
+    return starts
 
 
 def _figures(deployment, series: dict, start, now) -> list[Figure]:
