@@ -5,7 +5,7 @@ and target, in a number of queries that does not grow with the fleet."""
 from dataclasses import dataclass, field
 from itertools import groupby
 
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Count, Max
 from django.utils.http import urlencode
 
 from deployments.models import Deployment, Operation
@@ -98,11 +98,8 @@ def fleet(user, filters: FleetFilters = FleetFilters()) -> Fleet:
     visible = Deployment.objects.visible_to(user)
     live = _filtered(visible.exclude(status__in=Deployment.TERMINAL), filters)
     by_status = dict(live.values_list("status").annotate(n=Count("id")).values_list("status", "n").order_by())
-    last_operation = Operation.objects.filter(deployment=OuterRef("pk")).order_by("-created_at", "-id").values("id")[:1]
-    ordered = (
-        live.select_related("target__environment", "created_by")
-        .annotate(last_operation_id=Subquery(last_operation))
-        .order_by("target__environment__position", "target__environment__name", "name")
+    ordered = live.select_related("target__environment", "created_by").order_by(
+        "target__environment__position", "target__environment__name", "name"
     )
     # One small query per status bucket (each uses the status index) rather
     # than ranking and sorting every live deployment.
@@ -150,11 +147,18 @@ def _filtered(deployments, filters: FleetFilters):
 
 
 def _changes(deployments) -> dict[int, Change]:
-    """Each deployment's last operation, with who asked for it, in one query."""
-    ids = [d.last_operation_id for d in deployments if d.last_operation_id]
+    """Each deployment's last operation, with who asked for it, in two small
+    queries (operations are numbered in the order they are created)."""
+    latest = (
+        Operation.objects.filter(deployment_id__in=[d.pk for d in deployments])
+        .values("deployment_id")
+        .annotate(last=Max("id"))
+        .values_list("last", flat=True)
+        .order_by()
+    )
     operations = {
         op.deployment_id: op
-        for op in Operation.objects.filter(pk__in=ids)
+        for op in Operation.objects.filter(pk__in=list(latest))
         .select_related("created_by")
         .only("deployment_id", "kind", "reason", "created_at", "created_by__username")
     }
