@@ -2,7 +2,7 @@
 each with its figures and its last change, filtered by environment, status
 and target, in a number of queries that does not grow with the fleet."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import groupby
 
 from django.db.models import Count, Max
@@ -71,7 +71,6 @@ class Fleet:
     shown: int
     total: int
     by_status: dict[str, int]
-    filters: FleetFilters = field(default_factory=FleetFilters)
     # Deleted or rejected ones, not on the grid: "no deployments yet" would be untrue.
     ended: int = 0
 
@@ -92,9 +91,10 @@ class Fleet:
         return self.by_status.get(Deployment.Status.PENDING_APPROVAL, 0)
 
 
-def fleet(user, filters: FleetFilters = FleetFilters()) -> Fleet:
+def fleet(user, filters: FleetFilters | None = None) -> Fleet:
     """Live deployments for the Overview: those needing attention first, at
     most FLEET_TILES, grouped by environment, and the counts of all of them."""
+    filters = filters or FleetFilters()
     visible = Deployment.objects.visible_to(user)
     live = _filtered(visible.exclude(status__in=Deployment.TERMINAL), filters)
     by_status = dict(live.values_list("status").annotate(n=Count("id")).values_list("status", "n").order_by())
@@ -131,7 +131,6 @@ def fleet(user, filters: FleetFilters = FleetFilters()) -> Fleet:
         shown=len(chosen),
         total=sum(by_status.values()),
         by_status=by_status,
-        filters=filters,
         ended=ended,
     )
 
