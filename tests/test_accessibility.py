@@ -20,6 +20,7 @@ import pytest
 from django.db import connections
 from django.urls import reverse
 
+from deployments.models import AuditEvent
 from tests.browser import page_watched_for_csp, shared_browser  # noqa: F401 - the fixture
 from tests.services import IN_CI
 from tests.test_pages_as_seen import world  # noqa: F401 - the fixture
@@ -68,6 +69,7 @@ PAGES = {
     "approvals": lambda w: reverse("approvals"),
     "approval": lambda w: reverse("approval", args=[w["waiting"].requests.get().pk]),
     "audit": lambda w: reverse("audit"),
+    "audit-event": lambda w: reverse("audit-event", args=[AuditEvent.objects.latest("seq").seq]),
     "environments": lambda w: reverse("environments"),
     "environment": lambda w: reverse("environment", args=[w["environment"].pk]),
     "targets": lambda w: reverse("targets"),
