@@ -28,7 +28,9 @@ pytestmark = [pytest.mark.django_db, pytest.mark.triton]
 # Two looks per step at least (RECONCILE_INTERVAL 1 s here), and at 30 % of
 # ~40 requests/s enough requests for the gates to judge: a p95 needs 60.
 STEPS = [{"traffic": 30, "bake_seconds": 7}, {"traffic": 100, "bake_seconds": 3}]
-GATES = {"failure_rate": {}, "p95_ms": {"max_ratio": 2.0, "floor": 30}, "min_requests": 15}
+# The p95 floor sits between a good candidate's p95 on a busy CI machine (up to
+# 34 ms seen with all the traffic on it) and the slow one's (60 ms more per request).
+GATES = {"failure_rate": {}, "p95_ms": {"max_ratio": 2.0, "floor": 45}, "min_requests": 15}
 
 
 @pytest.fixture(autouse=True)
