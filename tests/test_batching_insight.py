@@ -47,7 +47,7 @@ def metrics_page(model: str, *, success: int, executions: int, inferences: int, 
 
 
 def read(deployment, page: str, *, at, source="http://127.0.0.1:9/metrics") -> None:
-    counters, gauges = metrics.parse(page)
+    counters, gauges, _ = metrics.parse(page)
     metrics.record(deployment, counters, gauges, now=at, source=source)
 
 

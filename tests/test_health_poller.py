@@ -147,7 +147,7 @@ nv_inference_compute_infer_duration_us{model="m",version="1"} 1260000
 # TYPE nv_cpu_utilization gauge
 nv_cpu_utilization 0.25
 """
-    counters, gauges = parse(page)
+    counters, gauges, _ = parse(page)
     assert gauges == {"cpu_utilization": 0.25}
     before = {"m": {"success": 20, "failure": 2, "queue_us": 42000, "compute_us": 210000}}
     points = {(name, model): value for name, model, value in points_between(before, counters, 10)}

@@ -271,7 +271,7 @@ def test_metrics_from_a_real_triton_become_per_model_rates(deployer, cleanup):
     deployment, _ = deploy_example(deployer, "add_sub", "measured", cleanup)
     url = local.LocalTarget().metrics_url(DeploymentRef.of(deployment))
     assert url.endswith("/metrics")
-    _, gauges = metrics.parse(httpx.get(url, timeout=5).text)
+    gauges = metrics.parse(httpx.get(url, timeout=5).text).gauges
     assert "cpu_utilization" in gauges
     assert metrics.scrape_all()["scraped"] == 1  # the first scrape is the baseline for rates
     client = client_for(deployment)
@@ -293,6 +293,9 @@ def test_metrics_from_a_real_triton_become_per_model_rates(deployer, cleanup):
     rate = MetricPoint.objects.get(deployment=deployment, name="requests_per_s", model="add_sub")
     assert rate.value > 0
     assert MetricPoint.objects.filter(deployment=deployment, name="compute_ms", model="add_sub").exists()
+    # Triton's own p95 (its latency summary over the last minute or so), kept for the Overview's tile.
+    p95 = MetricPoint.objects.get(deployment=deployment, name="p95_ms", model="add_sub")
+    assert 0 < p95.value < 5000
     assert metrics.series(deployment, "requests_per_s")["add_sub"][0][1] == round(rate.value, 4)
 
 

@@ -72,10 +72,14 @@ def test_a_failure_without_a_reason_label_counts_as_unknown():
 
 
 def test_the_health_parser_reads_the_same_counters_with_latency_summaries_switched_on():
-    with_summaries, _ = health_metrics.parse(METRICS)
-    plain, _ = health_metrics.parse(without_summaries(METRICS))
-    assert with_summaries == plain
-    assert with_summaries["add_sub"]["success"] == 20
+    with_summaries = health_metrics.parse(METRICS)
+    plain = health_metrics.parse(without_summaries(METRICS))
+    assert with_summaries.counters == plain.counters
+    assert with_summaries.counters["add_sub"]["success"] == 20
+    # Triton's own p95 per model for the Overview, the same figure the rollout gates read (theirs in µs).
+    assert with_summaries.p95_ms
+    assert max(with_summaries.p95_ms.values()) == triton_counters.from_metrics(METRICS).quantiles["p95"] / 1000
+    assert plain.p95_ms == {}
 
 
 # ---------------------------------------------------------------------- statistics extension

@@ -16,6 +16,7 @@ import logging
 import math
 from collections import defaultdict
 from datetime import timedelta
+from typing import NamedTuple
 
 import httpx
 from django.conf import settings
@@ -25,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from deployments.health import counter_source, counter_window
 from deployments.models import Deployment, MetricPoint, Operation
+from workers.targets import counters as triton_counters
 from workers.targets import registry
 from workers.targets.base import DeploymentRef, TargetError
 
@@ -48,10 +50,22 @@ _GAUGES = {
 }
 
 
-def parse(text: str) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
-    """(counters by model then name, gauges by name) from a /metrics page."""
+class Page(NamedTuple):
+    """What a /metrics page says: counters by model then name, gauges by
+    name, and Triton's own p95 request latency by model in ms (from its
+    latency summaries, `summary_latencies=true` on the local kind, over its
+    sliding window of about a minute; a model without a request in that
+    window has none)."""
+
+    counters: dict[str, dict[str, float]]
+    gauges: dict[str, float]
+    p95_ms: dict[str, float]
+
+
+def parse(text: str) -> Page:
     counters: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     gauges: dict[str, float] = defaultdict(float)
+    p95_ms: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             base = sample.name.removesuffix("_total")
@@ -60,30 +74,16 @@ def parse(text: str) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
                 counters[model][_COUNTERS[base]] += sample.value
             elif sample.name in _GAUGES:
                 gauges[_GAUGES[sample.name]] += sample.value
-    return {model: dict(values) for model, values in counters.items()}, dict(gauges)
+            elif _is_p95(sample):
+                model = sample.labels.get("model", "")
+                p95_ms[model] = max(p95_ms.get(model, 0.0), sample.value / 1000)  # the model's worst version
+    return Page({model: dict(values) for model, values in counters.items()}, dict(gauges), p95_ms)
 
 
-# Triton's own request-latency percentile (summary_latencies=true, on the
-# local kind), over its sliding window of about a minute: kept per model as read.
-_SUMMARY = "nv_inference_request_summary_us"
-_P95 = 0.95
-
-
-def latency_p95(text: str) -> list[tuple[str, str, float]]:
-    """("p95_ms", model, value) for each model whose summary has a p95 (one
-    without a request in Triton's window has none and is left out)."""
-    points = []
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name != _SUMMARY or "quantile" not in sample.labels:
-                continue
-            try:
-                quantile = float(sample.labels["quantile"])
-            except ValueError:
-                continue
-            if math.isclose(quantile, _P95) and not math.isnan(sample.value):
-                points.append(("p95_ms", sample.labels.get("model", ""), sample.value / 1000))
-    return points
+def _is_p95(sample) -> bool:
+    if sample.name != triton_counters.SUMMARY or "quantile" not in sample.labels:
+        return False
+    return triton_counters.quantile_name(sample.labels["quantile"]) == "p95" and not math.isnan(sample.value)
 
 
 def points_between(previous: dict, current: dict, seconds: float) -> list[tuple[str, str, float]]:
@@ -107,10 +107,9 @@ def scrape(deployment: Deployment, url: str, *, now=None) -> int:
     """Scrape one deployment's /metrics; returns the number of points written."""
     response = httpx.get(url, timeout=settings.HEALTH_PROBE_TIMEOUT)
     response.raise_for_status()
-    counters, gauges = parse(response.text)
-    return record(
-        deployment, counters, gauges, now=now or timezone.now(), source=url, per_model=latency_p95(response.text)
-    )
+    page = parse(response.text)
+    per_model = [("p95_ms", model, value) for model, value in page.p95_ms.items()]
+    return record(deployment, page.counters, page.gauges, now=now or timezone.now(), source=url, per_model=per_model)
 
 
 def record(

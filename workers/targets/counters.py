@@ -76,7 +76,7 @@ _DURATIONS = {
     "nv_inference_queue_duration_us_total": "queue_us",
     "nv_inference_compute_infer_duration_us_total": "compute_us",
 }
-_SUMMARY = "nv_inference_request_summary_us"
+SUMMARY = "nv_inference_request_summary_us"
 # The quantile label as Triton writes it (from --metrics-config summary_quantiles) -> our name.
 _QUANTILES = {0.95: "p95", 0.99: "p99"}
 UNKNOWN_REASON = "unknown"
@@ -104,8 +104,8 @@ def from_metrics(text: str) -> Counters:
             elif sample.name in _DURATIONS:
                 field = _DURATIONS[sample.name]
                 setattr(counters, field, getattr(counters, field) + sample.value)
-            elif sample.name == _SUMMARY and "quantile" in sample.labels:
-                name = _quantile_name(sample.labels["quantile"])
+            elif sample.name == SUMMARY and "quantile" in sample.labels:
+                name = quantile_name(sample.labels["quantile"])
                 if name and not math.isnan(sample.value):
                     counters.quantiles[name] = max(counters.quantiles.get(name, 0.0), sample.value)
     counters.failures = dict(failures)
@@ -130,7 +130,8 @@ def from_statistics(payload: dict) -> Counters:
     return counters
 
 
-def _quantile_name(label: str) -> str | None:
+def quantile_name(label: str) -> str | None:
+    """The name ("p95", "p99") of the quantile label Triton writes ("0.95"), else None."""
     try:
         quantile = float(label)
     except ValueError:
