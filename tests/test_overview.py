@@ -10,9 +10,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from deployments.health.verdict import DRIFT
 from deployments.models import Deployment, MetricPoint, Operation, Target
 from deployments.selectors.fleet import FleetFilters, fleet
-from deployments.selectors.needs_you import needs_you
+from deployments.selectors.needs_you import SHOWN, needs_you
 from deployments.selectors.tile_figures import figures_for
 from deployments.services.deployments import deployment_create
 from deployments.services.repositories import repository_load_example
@@ -144,10 +145,8 @@ def test_needs_you_lists_my_approvals_failed_operations_and_drift(client, deploy
     healed = running("healed", repository, local_target("local-2"), deployer)
     healed.operations.update(status=Operation.Status.FAILED, created_at=timezone.now() - timedelta(hours=1))
     healed.operations.create(kind=Operation.Kind.DEPLOY, status=Operation.Status.SUCCEEDED)
-    running(
-        "drifted", repository, local_target("local-3"), deployer,
-        status=Deployment.Status.DEGRADED, reason="drift: the target runs spec 0000, desired 1234 (redeploy to apply)",
-    )  # fmt: skip
+    drift = f"{DRIFT} the target runs spec 0000, desired 1234 (redeploy to apply)"
+    running("drifted", repository, local_target("local-3"), deployer, status=Deployment.Status.DEGRADED, reason=drift)
     for_approver = needs_you(approver)
     assert [r.deployment.name for r in for_approver.approvals] == ["asks"]
     mine = needs_you(deployer)
@@ -159,6 +158,20 @@ def test_needs_you_lists_my_approvals_failed_operations_and_drift(client, deploy
     needs = page.split('id="needs-you"')[1].split("</section>")[0]
     assert "Triton exited: 1" in needs
     assert "drift: the target runs spec" in needs
+
+
+def test_needs_you_says_when_it_shows_only_the_first_of_a_list(client, deployer, repository):
+    target = local_target()
+    for n in range(SHOWN + 1):
+        running(f"drifted-{n}", repository, target, deployer, status=Deployment.Status.DEGRADED, reason=f"{DRIFT} x")
+    needs = needs_you(deployer)
+    assert len(needs.drift) == SHOWN
+    assert needs.more_drift
+    assert not needs.more_failures
+    assert needs.count_label == f"{SHOWN}+"  # at least that many, not exactly
+    client.force_login(deployer)
+    page = client.get(reverse("overview")).content.decode()
+    assert f"More deployments drift than these {SHOWN}" in page
 
 
 def test_a_viewer_of_one_environment_sees_only_its_tiles(client, viewer, deployer, repository):

@@ -73,6 +73,10 @@ def _data_verdict(data: dict) -> tuple[str, str]:
     return Deployment.Status.UNHEALTHY, reasons or "server not ready"
 
 
+# How a drift reason starts: the Overview's "needs you" finds drift by it.
+DRIFT = "drift:"
+
+
 def _drift(control: dict, desired_spec: str, candidate: str = "") -> str:
     running = control.get("spec_digest") or ""
     if not running or running in (desired_spec, candidate):
@@ -81,10 +85,10 @@ def _drift(control: dict, desired_spec: str, candidate: str = "") -> str:
     for name, facts in (control.get("deployments") or {}).items():
         if facts.get("spec_digest") == desired_spec:
             return (
-                f"drift: the desired spec runs as {name} at {traffic.get(name, 0)}% of the traffic, "
+                f"{DRIFT} the desired spec runs as {name} at {traffic.get(name, 0)}% of the traffic, "
                 f"spec {running[:12]} takes it; shift traffic to apply"
             )
-    return f"drift: the target runs spec {running[:12]}, desired {desired_spec[:12]} (redeploy to apply)"
+    return f"{DRIFT} the target runs spec {running[:12]}, desired {desired_spec[:12]} (redeploy to apply)"
 
 
 def _idle_deployments(control: dict, data: dict) -> str:

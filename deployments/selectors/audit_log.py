@@ -132,14 +132,20 @@ def audit_page(filters: AuditFilters, *, before_seq: int | None, limit: int, eve
     return rows[:limit], next_cursor
 
 
+def object_events(user, obj):
+    """The events about `obj` that `user` may read (None for someone who may
+    not read the log), and its "type:id" for the audit log's object filter."""
+    label = f"{obj._meta.label_lower}:{obj.pk}"
+    if not policy.can_somewhere(user, "deployments.view_auditevent"):
+        return None, label
+    return visible_events(user).filter(object_type=obj._meta.label_lower, object_id=str(obj.pk)), label
+
+
 def object_history(user, obj, *, limit: int = 20) -> dict:
     """The newest events about `obj` for its page's History section (empty
     for someone who may not read the log)."""
-    label = f"{obj._meta.label_lower}:{obj.pk}"
-    if not policy.can_somewhere(user, "deployments.view_auditevent"):
-        return {"history": [], "history_object": label}
-    events = visible_events(user).filter(object_type=obj._meta.label_lower, object_id=str(obj.pk)).order_by("-seq")
-    return {"history": list(events[:limit]), "history_object": label}
+    events, label = object_events(user, obj)
+    return {"history": list(events.order_by("-seq")[:limit]) if events is not None else [], "history_object": label}
 
 
 # Other events of the same request shown beside an event: a request writes a

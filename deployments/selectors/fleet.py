@@ -28,7 +28,7 @@ class FleetFilters:
     @classmethod
     def from_query(cls, params) -> "FleetFilters":
         status = params.get("status", "")
-        # Unknown statuses select nothing rather than erroring: a stale bookmark still opens.
+        # An unknown status is dropped, not an error: a stale bookmark still opens, unfiltered by it.
         return cls(
             environment=params.get("environment", "").strip(),
             status=status if status in Deployment.Status.values else "",
@@ -56,7 +56,7 @@ class Change:
 class Tile:
     deployment: Deployment
     figures: list[Figure]
-    change: Change | None
+    change: Change
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def fleet(user, filters: FleetFilters | None = None) -> Fleet:
         key=lambda d: (d.target.environment.position, d.target.environment.name, rank.get(d.status, len(rank)), d.name)
     )
     groups = [
-        Group(environment, [Tile(d, figures[d.pk], changes.get(d.pk)) for d in members])
+        Group(environment, [Tile(d, figures[d.pk], changes[d.pk]) for d in members])
         for environment, members in groupby(chosen, key=lambda d: d.target.environment.name)
     ]
     ended = 0

@@ -8,8 +8,7 @@ from datetime import timedelta
 from django.db.models import Count, Max, Min, Q
 from django.db.models.functions import TruncHour
 
-from deployments import policy
-from deployments.selectors.audit_log import visible_events
+from deployments.selectors.audit_log import object_events
 
 CONSOLE = "console."
 # What the engine and the health checks did, as opposed to what people asked.
@@ -65,11 +64,10 @@ def kind_key(raw: str) -> str:
 def history(user, obj, kind: str = "", *, limit: int = LIMIT) -> dict:
     """The newest entries about `obj`, newest first: events, and for
     Everything and Console calls one ConsoleHour per hour with calls."""
-    label = f"{obj._meta.label_lower}:{obj.pk}"
+    events, label = object_events(user, obj)
     context = {"history": [], "history_object": label, "history_kind": kind, "history_kinds": KINDS}
-    if not policy.can_somewhere(user, "deployments.view_auditevent"):
+    if events is None:
         return context
-    events = visible_events(user).filter(object_type=obj._meta.label_lower, object_id=str(obj.pk))
     console = Q(action__startswith=CONSOLE)
     entries: list = []
     if kind in ("", "changes", "engine"):

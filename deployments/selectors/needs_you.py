@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from django.db.models import Exists, OuterRef
 
+from deployments.health.verdict import DRIFT
 from deployments.models import Deployment, DeployRequest, Operation
 from deployments.selectors.approvals import inbox, waiting_count
 
 SHOWN = 5
-DRIFT_PREFIX = "drift:"
 
 
 @dataclass(frozen=True)
@@ -19,10 +19,18 @@ class NeedsYou:
     approvals_total: int
     failed_operations: list[Operation]
     drift: list[Deployment]
+    # More than SHOWN of either: the lists are the newest (or first) SHOWN.
+    more_failures: bool = False
+    more_drift: bool = False
 
     @property
     def count(self) -> int:
         return self.approvals_total + len(self.failed_operations) + len(self.drift)
+
+    @property
+    def count_label(self) -> str:
+        """The count, with a + where a list was cut (it is then at least that)."""
+        return f"{self.count}+" if self.more_failures or self.more_drift else str(self.count)
 
     def __bool__(self) -> bool:
         return bool(self.count)
@@ -39,13 +47,17 @@ def needs_you(user) -> NeedsYou:
         )
         .exclude(Exists(newer))
         .select_related("deployment")
-        .order_by("-created_at", "-id")[:SHOWN]
+        .order_by("-created_at", "-id")[: SHOWN + 1]
     )
-    drift = live.filter(status_reason__startswith=DRIFT_PREFIX).select_related("target").order_by("name")[:SHOWN]
-    waiting, _ = inbox(user, "waiting", limit=SHOWN)
+    drift = live.filter(status_reason__startswith=DRIFT).select_related("target").order_by("name")[: SHOWN + 1]
+    failed, drift = list(failed), list(drift)
+    waiting, more_waiting = inbox(user, "waiting", limit=SHOWN)
     return NeedsYou(
         approvals=waiting,
-        approvals_total=waiting_count(user) if len(waiting) >= SHOWN else len(waiting),
-        failed_operations=list(failed),
-        drift=list(drift),
+        # Counted only when the list was cut: most of the time it is the list.
+        approvals_total=waiting_count(user) if more_waiting else len(waiting),
+        failed_operations=failed[:SHOWN],
+        drift=drift[:SHOWN],
+        more_failures=len(failed) > SHOWN,
+        more_drift=len(drift) > SHOWN,
     )

@@ -107,19 +107,19 @@ def detail(request, deployment_id: int):
     range_ = range_key(request.GET.get("range", ""))
     kind = history_kind(request.GET.get("history", ""))
     environment = deployment.target.environment
-    can_change = policy.can(request.user, "deployments.add_deployment", environment)
     context = {
         "deployment": deployment,
         "health": health_view(deployment, range_),
         "ranges": [(key, value[0]) for key, value in RANGES.items()],
         "logs": None,  # the log section fetches itself (see logs())
-        "can_change": can_change,
+        "can_change": policy.can(request.user, "deployments.add_deployment", environment),
         "can_delete": policy.can(request.user, "deployments.delete_deployment", environment),
         "can_use_console": policy.can(request.user, "deployments.use_console", environment),
         "approval": approval_json(deployment),
         "rollout": active_rollout(deployment),
         "migrations": migrations_of(deployment),
-        "polls": deployment.status not in Deployment.TERMINAL or deployment.in_progress,
+        # Nothing changes any more on a deleted or rejected one.
+        "polls": deployment.status not in Deployment.TERMINAL,
         "poll_url": f"{request.path}?{page_query(range_, kind)}",
         **revisions.actions(request, deployment),
         **history(request.user, deployment, kind),
