@@ -128,12 +128,22 @@ def latency_figures(deployment: Deployment) -> dict:
     return {"p50": round(statistics.median(latencies), 1), "p95": round(cuts[18], 1)}
 
 
+def transitions(deployment: Deployment, since) -> tuple[str | None, list]:
+    """The status before `since` (None if none was recorded) and the
+    (at, status) transitions from then on, oldest first."""
+    samples = list(deployment.health_samples.filter(at__gte=since).order_by("at").values_list("at", "status"))
+    previous = deployment.health_samples.filter(at__lt=since).order_by("-at").values_list("status", flat=True).first()
+    return previous, samples
+
+
 def availability(deployment: Deployment, *, hours: int = 24) -> float | None:
     """Share of the window spent healthy or degraded, from the transitions."""
     now = timezone.now()
     since = now - timedelta(hours=hours)
-    samples = list(deployment.health_samples.filter(at__gte=since).order_by("at").values_list("at", "status"))
-    previous = deployment.health_samples.filter(at__lt=since).order_by("-at").values_list("status", flat=True).first()
+    return availability_of(*transitions(deployment, since), since=since, now=now)
+
+
+def availability_of(previous: str | None, samples: list, *, since, now) -> float | None:
     if not samples and previous is None:
         return None
     up, cursor, state = 0.0, since, previous

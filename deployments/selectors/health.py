@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 from django.utils.http import urlencode
 
-from deployments.health.poller import availability, latency_figures
+from deployments.health.poller import availability_of, latency_figures, transitions
 from deployments.models import Deployment
 
 _SHOWN = {"healthy", "degraded", "unhealthy", "failed"}
@@ -64,13 +64,9 @@ class HealthView:
         return sorted({segment.status for segment in self.timeline})
 
 
-def timeline(deployment: Deployment, hours: int = 24, *, now=None) -> list[Segment]:
-    """The last `hours` as status segments, widths in percent of the window."""
-    now = now or timezone.now()
-    start = now - timedelta(hours=hours)
-    samples = list(deployment.health_samples.filter(at__gte=start).order_by("at").values_list("at", "status"))
-    before = deployment.health_samples.filter(at__lt=start).order_by("-at").values_list("status", flat=True).first()
-    points = ([(start, before)] if before else []) + samples
+def timeline(previous: str | None, samples: list, *, start, now) -> list[Segment]:
+    """The window's transitions as status segments, widths in percent of it."""
+    points = ([(start, previous)] if previous else []) + samples
     if not points:
         return []
     window = (now - start).total_seconds()
@@ -108,11 +104,14 @@ def ticks(key: str, *, now=None) -> list[Tick]:
 
 
 def health_view(deployment: Deployment, key: str = DEFAULT_RANGE) -> HealthView:
-    hours = RANGES[key][1]
+    """Availability and the status strip over the range, from one read of its transitions."""
+    now = timezone.now()
+    start = now - timedelta(hours=RANGES[key][1])
+    previous, samples = transitions(deployment, start)
     return HealthView(
-        availability(deployment, hours=hours),
+        availability_of(previous, samples, since=start, now=now),
         latency_figures(deployment),
-        timeline(deployment, hours),
-        ticks(key),
+        timeline(previous, samples, start=start, now=now),
+        ticks(key, now=now),
         key,
     )
