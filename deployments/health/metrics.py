@@ -3,13 +3,15 @@ and kept as one point per series and minute (7 days, then pruned).
 
 Counters become rates between two scrapes: requests/s and failures/s per
 model, and the average queue and compute time per request; gauges (CPU and
-GPU utilisation, memory) are kept as read.
+GPU utilisation, memory) and Triton's own p95 request latency per model
+(its latency summaries) are kept as read.
 
 The counters themselves stay in `Deployment.metrics_last` with the reads of
 the last quarter of an hour (counter_window.py), for the deployment page's
 batching insight. Kinds that give no /metrics but reach Triton's statistics
 extension through their endpoint are read into the same shape
-(statistics.py), so the page reads one place whatever the kind.
+(statistics.py), so the page reads one place whatever the kind; their rates
+are kept too where one read covers the deployment (a single instance).
 """
 
 import logging

@@ -2,7 +2,6 @@ from django.http import Http404, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
-from deployments.health import counter_source
 from deployments.health.metrics import series
 from deployments.models import Deployment
 from deployments.selectors.health import RANGES, range_key
@@ -42,6 +41,5 @@ def chart_data(request, deployment_id: int, chart: str):
             "start": end - hours * 3600,
             "end": end,
             "bucket_seconds": bucket * 60,
-            "source": counter_source.CHART_SOURCES.get(counter_source.source_for(deployment), ""),
         }
     )
